@@ -1,0 +1,214 @@
+#include "cmd/index_commands.h"
+
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/errno_status.h"
+#include "common/file_blob_reader.h"
+#include "common/status_macros.h"
+#include "index/entry_tree.h"
+#include "index/index_format.h"
+#include "index/layer_indexer.h"
+#include "index/layer_reader.h"
+#include "index/span_reader.h"
+
+namespace clip {
+namespace {
+
+using index::v1::Entry;
+using index::v1::LayerIndex;
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  CLIP_ASSIGN_OR_RETURN(auto blob, FileBlobReader::Open(path));
+  CLIP_ASSIGN_OR_RETURN(uint64_t size, blob->Size());
+  std::string bytes(size, '\0');
+  CLIP_RETURN_IF_ERROR(ReadExactly(*blob, 0, absl::MakeSpan(bytes)));
+  return bytes;
+}
+
+// Writes via a temporary name and rename, so a reader never sees half an index.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
+  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status s = ErrnoToStatus(errno, absl::StrCat("write ", tmp));
+      close(fd);
+      unlink(tmp.c_str());
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    absl::Status s = ErrnoToStatus(errno, absl::StrCat("sync ", tmp));
+    unlink(tmp.c_str());
+    return s;
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status s = ErrnoToStatus(errno, absl::StrCat("rename to ", path));
+    unlink(tmp.c_str());
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LayerIndex> LoadIndex(const std::string& path) {
+  CLIP_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
+  absl::StatusOr<LayerIndex> index = DecodeIndex(bytes);
+  if (!index.ok()) {
+    return absl::Status(index.status().code(), absl::StrCat(path, ": ", index.status().message()));
+  }
+  return index;
+}
+
+char TypeChar(const Entry& e) {
+  switch (e.type()) {
+    case index::v1::DIRECTORY:
+      return 'd';
+    case index::v1::SYMLINK:
+      return 'l';
+    case index::v1::HARDLINK:
+      return 'h';
+    case index::v1::CHAR_DEVICE:
+      return 'c';
+    case index::v1::BLOCK_DEVICE:
+      return 'b';
+    case index::v1::FIFO:
+      return 'p';
+    default:
+      return '-';
+  }
+}
+
+std::string ModeString(char type, uint32_t mode) {
+  std::string s(10, '-');
+  s[0] = type;
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) {
+    if (mode & (0400 >> i)) s[1 + i] = rwx[i];
+  }
+  if (mode & 04000) s[3] = (mode & 0100) ? 's' : 'S';
+  if (mode & 02000) s[6] = (mode & 0010) ? 's' : 'S';
+  if (mode & 01000) s[9] = (mode & 0001) ? 't' : 'T';
+  return s;
+}
+
+std::string Owner(const Entry& e) {
+  return absl::StrCat(e.uname().empty() ? absl::StrCat(e.uid()) : e.uname(), "/",
+                      e.gname().empty() ? absl::StrCat(e.gid()) : e.gname());
+}
+
+std::string Time(int64_t sec) {
+  time_t t = static_cast<time_t>(sec);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
+  return buf;
+}
+
+void PrintLine(const std::string& mode, const std::string& owner, const std::string& size,
+               const std::string& time, const std::string& name, std::ostream& out) {
+  out << absl::StrFormat("%s %s %10s %s %s\n", mode, owner, size, time, name);
+}
+
+}  // namespace
+
+absl::Status IndexBuildCommand(const std::string& layer_path, const std::string& index_path,
+                               std::ostream& out) {
+  CLIP_ASSIGN_OR_RETURN(auto blob, FileBlobReader::Open(layer_path));
+  absl::StatusOr<LayerIndex> index = BuildLayerIndex(*blob);
+  if (!index.ok()) {
+    return absl::Status(index.status().code(),
+                        absl::StrCat(layer_path, ": ", index.status().message()));
+  }
+  std::string bytes = EncodeIndex(*index);
+  CLIP_RETURN_IF_ERROR(WriteFileAtomically(index_path, bytes));
+  out << absl::StrFormat("%s: %d entries, %d checkpoints, index %d bytes (%.3f%% of %d)\n",
+                         index_path, index->entries_size(), index->checkpoints_size(),
+                         bytes.size(),
+                         index->uncompressed_size()
+                             ? 100.0 * bytes.size() / index->uncompressed_size()
+                             : 0.0,
+                         index->uncompressed_size());
+  return absl::OkStatus();
+}
+
+absl::Status IndexInspectCommand(const std::string& index_path, std::ostream& out) {
+  CLIP_ASSIGN_OR_RETURN(LayerIndex index, LoadIndex(index_path));
+  EntryTree tree(index);
+  for (int i = 0; i < index.entries_size(); ++i) {
+    const Entry& e = index.entries(i);
+    std::string path = tree.Path(static_cast<uint32_t>(i));
+    std::string time = Time(e.mtime_sec());
+    if (!e.implicit()) {
+      std::string size = absl::StrCat(e.size());
+      std::string name = path.empty() ? "./" : path;
+      if (e.type() == index::v1::DIRECTORY && !path.empty()) name += "/";
+      if (e.type() == index::v1::CHAR_DEVICE || e.type() == index::v1::BLOCK_DEVICE) {
+        size = absl::StrCat(e.dev_major(), ",", e.dev_minor());
+      }
+      if (e.type() == index::v1::SYMLINK) absl::StrAppend(&name, " -> ", e.link_target());
+      if (e.type() == index::v1::HARDLINK) absl::StrAppend(&name, " link to ", e.link_target());
+      if (e.type() == index::v1::WHITEOUT) {
+        std::string parent = tree.Path(e.parent());
+        name = absl::StrCat(parent, parent.empty() ? "" : "/", ".wh.", e.name());
+      }
+      PrintLine(ModeString(TypeChar(e), e.mode()), Owner(e), size, time, name, out);
+    }
+    if (e.opaque()) {
+      PrintLine(ModeString('-', 0), Owner(e), "0", time,
+                absl::StrCat(path, path.empty() ? "" : "/", ".wh..wh..opq"), out);
+    }
+  }
+  uint64_t index_size = EncodeIndex(index).size();
+  out << absl::StrFormat(
+      "# %d entries, %d checkpoints, %d spans; layer %s %s, %d bytes compressed, "
+      "%d uncompressed (diff id %s); index %d bytes (%.3f%% of uncompressed)\n",
+      index.entries_size(), index.checkpoints_size(), SpanCount(index),
+      index.compression() == index::v1::GZIP ? "gzip" : "tar", index.layer_digest(),
+      index.compressed_size(), index.uncompressed_size(), index.diff_id(), index_size,
+      index.uncompressed_size() ? 100.0 * index_size / index.uncompressed_size() : 0.0);
+  return absl::OkStatus();
+}
+
+absl::Status IndexCatCommand(const std::string& index_path, const std::string& layer_path,
+                             const std::string& path, std::ostream& out) {
+  CLIP_ASSIGN_OR_RETURN(LayerIndex loaded, LoadIndex(index_path));
+  auto index = std::make_shared<const LayerIndex>(std::move(loaded));
+  CLIP_ASSIGN_OR_RETURN(std::shared_ptr<FileBlobReader> blob, FileBlobReader::Open(layer_path));
+  CLIP_ASSIGN_OR_RETURN(uint64_t blob_size, blob->Size());
+  if (blob_size != index->compressed_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(layer_path, " is ", blob_size,
+                                                   " bytes; the index is for a layer of ",
+                                                   index->compressed_size()));
+  }
+  EntryTree tree(*index);
+  std::optional<uint32_t> id = tree.Resolve(path);
+  if (!id) return absl::NotFoundError(absl::StrCat(path, ": no such file in the layer"));
+  LayerReader reader(index, std::make_shared<SpanInflater>(index, *blob));
+  std::string buf(1 << 20, '\0');
+  for (uint64_t off = 0;;) {
+    CLIP_ASSIGN_OR_RETURN(size_t n, reader.ReadFile(*id, off, absl::MakeSpan(buf)));
+    if (n == 0) break;
+    out.write(buf.data(), static_cast<std::streamsize>(n));
+    off += n;
+  }
+  out.flush();
+  if (!out) return absl::InternalError("write to output failed");
+  return absl::OkStatus();
+}
+
+}  // namespace clip

@@ -1,0 +1,38 @@
+// The clip index file: framing, encoding and validated decoding of a LayerIndex.
+// The byte layout and every check DecodeIndex makes are specified in FORMAT.md.
+//
+//   std::string bytes = EncodeIndex(index);
+//   CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex back, DecodeIndex(bytes));
+//
+// DecodeIndex never crashes on bad bytes: corrupt, truncated or inconsistent input is
+// kDataLoss, a newer format version kUnimplemented.
+//
+// Thread safety: pure functions, safe to call concurrently.
+#ifndef CLIP_INDEX_INDEX_FORMAT_H_
+#define CLIP_INDEX_INDEX_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "clip/index/v1/index.pb.h"
+
+namespace clip {
+
+inline constexpr char kIndexMagic[8] = {'C', 'L', 'I', 'P', 'I', 'D', 'X', '\n'};
+inline constexpr uint32_t kIndexFormatVersion = 1;
+inline constexpr size_t kIndexHeaderSize = 32;
+inline constexpr size_t kIndexTrailerSize = 32;
+// Decoded payloads larger than this are refused (an index is ~1% of its layer).
+inline constexpr uint64_t kMaxIndexPayload = uint64_t{1} << 30;
+
+std::string EncodeIndex(const index::v1::LayerIndex& index);
+absl::StatusOr<index::v1::LayerIndex> DecodeIndex(absl::string_view bytes);
+
+// The semantic checks DecodeIndex applies after parsing (FORMAT.md, "Invariants").
+absl::Status ValidateIndex(const index::v1::LayerIndex& index);
+
+}  // namespace clip
+
+#endif  // CLIP_INDEX_INDEX_FORMAT_H_

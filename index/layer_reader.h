@@ -1,0 +1,49 @@
+// LayerReader: random access to a layer's uncompressed tar stream, and to one file's
+// bytes, through its index and a SpanSource. It is itself a BlobReader (the
+// uncompressed layer), so it stacks like any other reader.
+//
+//   LayerReader reader(index, std::make_shared<SpanInflater>(index, *blob));
+//   CLIP_ASSIGN_OR_RETURN(size_t n, reader.ReadFile(entry_id, 0, absl::MakeSpan(buf)));
+//
+// The most recently used span is kept, so sequential reads smaller than a span
+// inflate each span once; real caching belongs to the SpanSource (cache/).
+//
+// Thread safety: safe for concurrent use.
+#ifndef CLIP_INDEX_LAYER_READER_H_
+#define CLIP_INDEX_LAYER_READER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "common/blob_reader.h"
+#include "index/span_reader.h"
+
+namespace clip {
+
+class LayerReader final : public BlobReader {
+ public:
+  LayerReader(std::shared_ptr<const index::v1::LayerIndex> index,
+              std::shared_ptr<const SpanSource> spans)
+      : index_(std::move(index)), spans_(std::move(spans)) {}
+
+  // Reads the uncompressed tar stream.
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, absl::Span<char> dst) const override;
+  absl::StatusOr<uint64_t> Size() const override { return index_->uncompressed_size(); }
+
+  // Reads regular file (or hardlink to one) `entry` at `offset`; short only at EOF.
+  absl::StatusOr<size_t> ReadFile(uint32_t entry, uint64_t offset, absl::Span<char> dst) const;
+
+ private:
+  absl::StatusOr<std::shared_ptr<const std::string>> Span(size_t span) const;
+
+  std::shared_ptr<const index::v1::LayerIndex> index_;
+  std::shared_ptr<const SpanSource> spans_;
+  mutable absl::Mutex mu_;
+  mutable size_t last_span_ ABSL_GUARDED_BY(mu_) = SIZE_MAX;
+  mutable std::shared_ptr<const std::string> last_bytes_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace clip
+
+#endif  // CLIP_INDEX_LAYER_READER_H_

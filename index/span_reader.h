@@ -1,0 +1,66 @@
+// Spans of a layer: the uncompressed bytes between consecutive checkpoints, each
+// verified against the sha256 the index records. Spans are the unit of fetching,
+// inflating, verifying and caching.
+//
+// SpanSource is the interface (the cache tiers of cache/ implement it around an
+// origin); SpanInflater is the origin: it reads only the compressed bytes of the span
+// from the layer blob, inflates them from the span's checkpoint and verifies them.
+//
+//   auto index = std::make_shared<const index::v1::LayerIndex>(...);
+//   SpanInflater spans(index, *blob);
+//   CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, spans.GetSpan(3));
+//
+// Errors: kDataLoss when the bytes do not inflate or do not match the digest; the
+// blob's errors (e.g. kUnavailable) pass through.
+//
+// Thread safety: SpanSource implementations are safe for concurrent use.
+#ifndef CLIP_INDEX_SPAN_READER_H_
+#define CLIP_INDEX_SPAN_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "clip/index/v1/index.pb.h"
+#include "common/blob_reader.h"
+#include "common/digest.h"
+
+namespace clip {
+
+// Where span `i` lies in the uncompressed stream, and its digest.
+struct SpanInfo {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  Digest digest;
+};
+
+// Helpers over the index's checkpoint list.
+size_t SpanCount(const index::v1::LayerIndex& index);
+SpanInfo GetSpanInfo(const index::v1::LayerIndex& index, size_t span);
+// The span holding uncompressed offset `offset` (< uncompressed_size).
+size_t SpanAt(const index::v1::LayerIndex& index, uint64_t offset);
+
+class SpanSource {
+ public:
+  virtual ~SpanSource() = default;
+  // The verified bytes of span `span` (< SpanCount).
+  virtual absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const = 0;
+};
+
+class SpanInflater final : public SpanSource {
+ public:
+  // `blob` must outlive the inflater.
+  SpanInflater(std::shared_ptr<const index::v1::LayerIndex> index, const BlobReader& blob)
+      : index_(std::move(index)), blob_(blob) {}
+
+  absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override;
+
+ private:
+  std::shared_ptr<const index::v1::LayerIndex> index_;
+  const BlobReader& blob_;
+};
+
+}  // namespace clip
+
+#endif  // CLIP_INDEX_SPAN_READER_H_
