@@ -1,0 +1,427 @@
+// End-to-end tests of index building and reading on layers made by GNU tar, gzip,
+// pigz and Python's tarfile (testdata/make_layers.sh), checked against `gzip -dc`,
+// `tar -x` and `tar -tv` of the same layers.
+#include "index/layer_indexer.h"
+
+#include <zlib.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "cmd/index_commands.h"
+#include "common/digest.h"
+#include "common/file_blob_reader.h"
+#include "common/memory_blob_reader.h"
+#include "gtest/gtest.h"
+#include "index/entry_tree.h"
+#include "index/index_format.h"
+#include "index/layer_reader.h"
+#include "index/span_reader.h"
+
+namespace clip {
+namespace {
+
+using index::v1::LayerIndex;
+
+std::string g_dir;
+
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int rc = pclose(p);
+  EXPECT_EQ(rc, 0) << cmd;
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class Environment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    g_dir = absl::StrCat(getenv("TEST_TMPDIR"), "/layers");
+    std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
+                                      "/index/testdata/make_layers.sh");
+    Shell(absl::StrCat("bash ", script, " ", g_dir));
+  }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new Environment);
+
+absl::StatusOr<LayerIndex> Build(const std::string& name) {
+  auto blob = FileBlobReader::Open(g_dir + "/" + name);
+  if (!blob.ok()) return blob.status();
+  return BuildLayerIndex(**blob);
+}
+
+std::string Uncompressed(const std::string& name) {
+  if (!absl::EndsWith(name, ".gz")) return ReadFile(g_dir + "/" + name);
+  return Shell(absl::StrCat("gzip -dc ", g_dir, "/", name));
+}
+
+// All deflate block boundaries (uncompressed offsets) where inflation may start,
+// found independently of the indexer: zlib with Z_BLOCK and a tiny output buffer.
+std::vector<uint64_t> Boundaries(const std::string& gz) {
+  std::vector<uint64_t> out;
+  z_stream s{};
+  inflateInit2(&s, 31);
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  s.avail_in = static_cast<uInt>(gz.size());
+  std::string buf(1 << 16, '\0');
+  uint64_t total = 0;
+  while (s.avail_in > 0) {
+    s.next_out = reinterpret_cast<Bytef*>(buf.data());
+    s.avail_out = static_cast<uInt>(buf.size());
+    int ret = inflate(&s, Z_BLOCK);
+    total += buf.size() - s.avail_out;
+    if (ret == Z_STREAM_END) {
+      inflateReset(&s);
+      continue;
+    }
+    if (ret != Z_OK) break;
+    if ((s.data_type & 128) && !(s.data_type & 64)) out.push_back(total);
+  }
+  inflateEnd(&s);
+  return out;
+}
+
+class GoodLayerTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoodLayerTest, DigestsAndDeterminism) {
+  auto index = Build(GetParam());
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::string raw = ReadFile(g_dir + "/" + GetParam());
+  std::string tar = Uncompressed(GetParam());
+  EXPECT_EQ(index->layer_digest(), Digest::Of(raw).ToString());
+  EXPECT_EQ(index->compressed_size(), raw.size());
+  EXPECT_EQ(index->diff_id(), Digest::Of(tar).ToString());
+  EXPECT_EQ(index->uncompressed_size(), tar.size());
+  // Same bytes in, same index out (from a file or from memory, as from a registry).
+  MemoryBlobReader mem(raw);
+  auto again = BuildLayerIndex(mem);
+  ASSERT_TRUE(again.ok());
+  std::string encoded = EncodeIndex(*index);
+  EXPECT_EQ(EncodeIndex(*again), encoded);
+  auto decoded = DecodeIndex(encoded);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->SerializeAsString(), index->SerializeAsString());
+  // Size target: under 1% of the uncompressed layer for these multi-MB layers.
+  EXPECT_LT(encoded.size(), tar.size() / 100);
+}
+
+TEST_P(GoodLayerTest, CheckpointPlacementFollowsTheRules) {
+  auto index = Build(GetParam());
+  ASSERT_TRUE(index.ok()) << index.status();
+  const auto& cps = index->checkpoints();
+  std::set<uint64_t> at;
+  for (const auto& cp : cps) at.insert(cp.uncompressed_offset());
+  ASSERT_EQ(*at.begin(), 0u);
+  std::vector<uint64_t> boundaries;
+  if (index->compression() == index::v1::GZIP) {
+    boundaries = Boundaries(ReadFile(g_dir + "/" + GetParam()));
+    for (uint64_t off : at) {
+      if (off != 0) {
+        EXPECT_TRUE(std::binary_search(boundaries.begin(), boundaries.end(), off)) << off;
+      }
+    }
+  }
+  auto boundary_at_or_before = [&](uint64_t d) -> uint64_t {
+    if (index->compression() == index::v1::NONE) return d;
+    auto it = std::upper_bound(boundaries.begin(), boundaries.end(), d);
+    return it == boundaries.begin() ? 0 : *(it - 1);
+  };
+  auto first_boundary_at_or_after = [&](uint64_t d) -> uint64_t {
+    if (index->compression() == index::v1::NONE) return d;
+    auto it = std::lower_bound(boundaries.begin(), boundaries.end(), d);
+    return it == boundaries.end() ? UINT64_MAX : *it;
+  };
+  // Large files: a checkpoint at the last boundary at or before their data.
+  for (const auto& e : index->entries()) {
+    if (e.type() == index::v1::REGULAR && e.size() > index->large_file_threshold()) {
+      EXPECT_TRUE(at.count(boundary_at_or_before(e.data_offset()))) << e.name();
+    }
+  }
+  // Interval: each next checkpoint comes no later than the first boundary 2 MiB on.
+  for (int i = 0; i + 1 < cps.size(); ++i) {
+    uint64_t limit = first_boundary_at_or_after(cps[i].uncompressed_offset() +
+                                                index->checkpoint_interval());
+    EXPECT_LE(cps[i + 1].uncompressed_offset(), limit) << i;
+  }
+  uint64_t last_limit = first_boundary_at_or_after(cps[cps.size() - 1].uncompressed_offset() +
+                                                   index->checkpoint_interval());
+  EXPECT_TRUE(last_limit == UINT64_MAX || last_limit >= index->uncompressed_size());
+}
+
+TEST_P(GoodLayerTest, RandomReadsEqualGunzip) {
+  auto built = Build(GetParam());
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  std::string tar = Uncompressed(GetParam());
+  auto blob = FileBlobReader::Open(g_dir + "/" + GetParam());
+  ASSERT_TRUE(blob.ok());
+  auto spans = std::make_shared<SpanInflater>(index, **blob);
+  std::mt19937_64 rng(42);
+  std::string buf;
+  for (int i = 0; i < 300; ++i) {
+    LayerReader reader(index, spans);  // Fresh: no span memo between reads.
+    uint64_t off = rng() % tar.size();
+    buf.assign(1 + rng() % (i % 3 == 0 ? 5 << 20 : 8192), '\0');
+    auto n = reader.ReadAt(off, absl::MakeSpan(buf));
+    ASSERT_TRUE(n.ok()) << n.status();
+    size_t want = std::min<size_t>(buf.size(), tar.size() - off);
+    ASSERT_EQ(*n, want);
+    ASSERT_EQ(buf.substr(0, want), tar.substr(off, want)) << "offset " << off;
+  }
+  // Every span on its own, verified.
+  for (size_t s = 0; s < SpanCount(*index); ++s) {
+    auto bytes = spans->GetSpan(s);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    SpanInfo info = GetSpanInfo(*index, s);
+    EXPECT_EQ(**bytes, tar.substr(info.offset, info.size));
+  }
+}
+
+TEST_P(GoodLayerTest, EveryFileEqualsTarExtraction) {
+  auto built = Build(GetParam());
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  std::string out = absl::StrCat(g_dir, "/x-", GetParam());
+  Shell(absl::StrCat("rm -rf '", out, "' && mkdir -p '", out, "' && tar --xattrs -xf ", g_dir, "/",
+                   GetParam(), " -C '", out, "'"));
+  auto blob = FileBlobReader::Open(g_dir + "/" + GetParam());
+  ASSERT_TRUE(blob.ok());
+  LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
+  EntryTree tree(*index);
+  int files = 0;
+  for (uint32_t id = 0; id < static_cast<uint32_t>(index->entries_size()); ++id) {
+    const auto& e = index->entries(static_cast<int>(id));
+    if (e.type() != index::v1::REGULAR && e.type() != index::v1::HARDLINK) continue;
+    std::string want = ReadFile(out + "/" + tree.Path(id));
+    std::string got(want.size() + 10, '\0');
+    auto n = reader.ReadFile(id, 0, absl::MakeSpan(got));
+    ASSERT_TRUE(n.ok()) << n.status();
+    got.resize(*n);
+    EXPECT_EQ(got.size(), want.size()) << tree.Path(id);
+    EXPECT_TRUE(got == want) << tree.Path(id);
+    ++files;
+  }
+  EXPECT_GT(files, 15);
+}
+
+// Listing equals `tar -tv` (fields, not spacing), whiteouts and the opaque marker by name.
+TEST_P(GoodLayerTest, ListingMatchesTarTv) {
+  auto index = Build(GetParam());
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::string idx = absl::StrCat(g_dir, "/", GetParam(), ".idx");
+  std::ofstream(idx, std::ios::binary) << EncodeIndex(*index);
+  std::ostringstream ours;
+  ASSERT_TRUE(IndexInspectCommand(idx, ours).ok());
+  std::string theirs = Shell(absl::StrCat("TZ=UTC tar --quoting-style=literal -tvf ", g_dir, "/",
+                                        GetParam()));
+  auto normalize = [](absl::string_view listing) {
+    std::multiset<std::string> lines;
+    for (absl::string_view line : absl::StrSplit(listing, '\n', absl::SkipEmpty())) {
+      if (absl::StartsWith(line, "#")) continue;  // Our summary line.
+      std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      for (auto& field : f) {
+        while (absl::StartsWith(field, "./") && field.size() > 2) field = field.substr(2);
+      }
+      if (f.size() >= 6 && (absl::StrContains(f[5], ".wh."))) {
+        lines.insert(absl::StrCat("whiteout ", f[5]));
+      } else {
+        lines.insert(absl::StrJoin(f, " "));
+      }
+    }
+    return lines;
+  };
+  auto a = normalize(ours.str());
+  auto b = normalize(theirs);
+  EXPECT_EQ(a, b) << "ours:\n" << ours.str() << "\ntar -tv:\n" << theirs;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, GoodLayerTest,
+                         ::testing::Values("gnu.tar.gz", "posix.tar.gz", "posix.tar",
+                                           "pigz.tar.gz", "multi.tar.gz"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST(PythonLayerTest, TarSemantics) {
+  auto index = Build("python.tar.gz");
+  ASSERT_TRUE(index.ok()) << index.status();
+  EntryTree tree(*index);
+  auto entry = [&](const std::string& path) -> const index::v1::Entry* {
+    auto id = tree.Resolve(path);
+    return id ? &index->entries(static_cast<int>(*id)) : nullptr;
+  };
+  ASSERT_NE(entry("implicit/parent"), nullptr);
+  EXPECT_TRUE(entry("implicit/parent")->implicit());
+  EXPECT_EQ(entry("implicit/parent/file.txt")->mode(), 0640u);
+  EXPECT_EQ(entry("implicit/parent/file.txt")->mtime_sec(), 1700000000);
+  EXPECT_EQ(entry("implicit/parent/file.txt")->mtime_nsec(), 250000000u);
+  EXPECT_NE(entry("abs/leading-slash.txt"), nullptr);
+  EXPECT_EQ(entry("dup.txt")->size(), 20u);  // The later member wins.
+  EXPECT_EQ(entry("dir-then-file")->type(), index::v1::REGULAR);
+  EXPECT_EQ(entry("dir-then-file/child"), nullptr);
+  EXPECT_NE(entry(std::string(120, 'a') + "/" + std::string(120, 'b') + "/long-name.txt"),
+            nullptr);
+  EXPECT_EQ(entry("link-long")->link_target(), std::string(300, 't'));
+  EXPECT_EQ(entry("big-uid")->uid(), 9999999u);
+  EXPECT_EQ(entry("big-uid")->gid(), 8888888u);
+  EXPECT_EQ(entry("big-uid")->uname(), "someone");
+  EXPECT_EQ(entry("hl-link")->type(), index::v1::HARDLINK);
+  EXPECT_EQ(index->entries(static_cast<int>(entry("hl-link")->link_entry())).name(), "hl-target");
+  EXPECT_EQ(entry("dev/loop-like")->type(), index::v1::BLOCK_DEVICE);
+  EXPECT_EQ(entry("dev/loop-like")->dev_minor(), 123u);
+  ASSERT_EQ(entry("xattr-file")->xattrs_size(), 2);
+  EXPECT_EQ(entry("xattr-file")->xattrs(0).key(), "security.selinux");
+  EXPECT_EQ(entry("xattr-file")->xattrs(1).value(), "v");
+  EXPECT_FALSE(entry("")->implicit());  // "./" member present.
+  EXPECT_EQ(entry("")->mtime_sec(), 1000);
+
+  auto gnu = Build("python-gnu.tar.gz");
+  ASSERT_TRUE(gnu.ok()) << gnu.status();
+  EntryTree gtree(*gnu);
+  EXPECT_TRUE(gtree.Resolve(std::string(200, 'g') + "/file"));
+  auto gl = gtree.Resolve("gnu-link");
+  ASSERT_TRUE(gl);
+  EXPECT_EQ(gnu->entries(static_cast<int>(*gl)).link_target(), std::string(200, 'l'));
+  auto bu = gtree.Resolve("gnu-big-uid");
+  ASSERT_TRUE(bu);
+  EXPECT_EQ(gnu->entries(static_cast<int>(*bu)).uid(), 3000000u);  // base-256 number
+}
+
+TEST(LayerFixtureTest, AttributesFromGnuTar) {
+  auto index = Build("posix.tar.gz");
+  ASSERT_TRUE(index.ok()) << index.status();
+  EntryTree tree(*index);
+  auto entry = [&](const std::string& path) -> const index::v1::Entry& {
+    auto id = tree.Resolve(path);
+    EXPECT_TRUE(id) << path;
+    return index->entries(static_cast<int>(id.value_or(0)));
+  };
+  EXPECT_EQ(entry("setuid").mode(), 04755u);
+  EXPECT_EQ(entry("setgid").mode(), 02710u);
+  EXPECT_EQ(entry("sticky").mode(), 01777u);
+  EXPECT_EQ(entry("etc/hello.txt").mtime_sec(), 1577934245);
+  EXPECT_EQ(entry("etc/hello.txt").mtime_nsec(), 123456789u);
+  EXPECT_EQ(entry("empty").mtime_sec(), -14182940);  // 1969-07-20 20:17:40.5 UTC
+  EXPECT_EQ(entry("empty").mtime_nsec(), 500000000u);
+  EXPECT_EQ(entry("b513").uid(), 4000000u);
+  EXPECT_EQ(entry("chardev").type(), index::v1::CHAR_DEVICE);
+  EXPECT_EQ(entry("chardev").dev_major(), 1u);
+  EXPECT_EQ(entry("chardev").dev_minor(), 3u);
+  EXPECT_EQ(entry("fifo").type(), index::v1::FIFO);
+  EXPECT_EQ(entry("usr/bin/abs-link").link_target(), "/etc/hello.txt");
+  EXPECT_EQ(entry("removed/gone").type(), index::v1::WHITEOUT);
+  EXPECT_TRUE(entry("opaque-dir").opaque());
+  EXPECT_FALSE(tree.Resolve("opaque-dir/.wh..wh..opq"));
+  const auto& cap = entry("usr/bin/random700k");
+  ASSERT_EQ(cap.xattrs_size(), 1);
+  EXPECT_EQ(cap.xattrs(0).key(), "security.capability");
+  EXPECT_EQ(cap.xattrs(0).value().size(), 20u);
+  const auto& dir = entry("etc/app");
+  ASSERT_EQ(dir.xattrs_size(), 1);
+  EXPECT_EQ(dir.xattrs(0).value(), std::string("\x00\x01" "binary", 8));
+  int links = 0;
+  for (const auto& e : index->entries()) links += e.type() == index::v1::HARDLINK;
+  EXPECT_EQ(links, 2);
+}
+
+TEST(BadLayerTest, HostileAndUnsupportedInputsAreRejected) {
+  EXPECT_EQ(Build("dotdot.tar.gz").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Build("sparse.tar.gz").status().code(), absl::StatusCode::kUnimplemented);
+  MemoryBlobReader zstd(std::string("\x28\xb5\x2f\xfd\x00\x00\x00\x00", 8));
+  EXPECT_EQ(BuildLayerIndex(zstd).status().code(), absl::StatusCode::kUnimplemented);
+  std::mt19937_64 rng(1);
+  std::string garbage(100000, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng());
+  garbage[0] = 'x';
+  MemoryBlobReader g(garbage);
+  EXPECT_EQ(BuildLayerIndex(g).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(BadLayerTest, TruncatedLayersAreDataLoss) {
+  for (const std::string name : {"posix.tar.gz", "posix.tar", "multi.tar.gz"}) {
+    std::string raw = ReadFile(g_dir + "/" + name);
+    // For gzip, cutting the 8-byte trailer is already loss; a plain tar cut inside its
+    // final zero blocks is complete (GNU tar agrees), so its cuts stay inside members.
+    size_t last = absl::EndsWith(name, ".gz") ? raw.size() - 5 : raw.size() * 9 / 10;
+    for (size_t cut : {size_t{10}, size_t{600}, raw.size() / 3, raw.size() / 2, last}) {
+      MemoryBlobReader blob(raw.substr(0, cut));
+      EXPECT_EQ(BuildLayerIndex(blob).status().code(), absl::StatusCode::kDataLoss)
+          << name << " cut at " << cut;
+    }
+  }
+}
+
+TEST(BadLayerTest, CorruptCompressedBytesAreDataLoss) {
+  std::string raw = ReadFile(g_dir + "/posix.tar.gz");
+  for (size_t pos : {size_t{100}, raw.size() / 2, raw.size() - 12, raw.size() - 3}) {
+    std::string bad = raw;
+    bad[pos] = static_cast<char>(bad[pos] ^ 0x55);
+    MemoryBlobReader blob(bad);
+    EXPECT_EQ(BuildLayerIndex(blob).status().code(), absl::StatusCode::kDataLoss) << pos;
+  }
+}
+
+TEST(BadLayerTest, CorruptBlobAtReadTimeIsDataLossForThatSpanOnly) {
+  std::string raw = ReadFile(g_dir + "/posix.tar.gz");
+  MemoryBlobReader good(raw);
+  auto built = BuildLayerIndex(good);
+  ASSERT_TRUE(built.ok());
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  ASSERT_GE(SpanCount(*index), 3u);
+  std::string bad = raw;
+  size_t mid = (index->checkpoints(1).compressed_offset() +
+                index->checkpoints(2).compressed_offset()) / 2;
+  bad[mid] = static_cast<char>(bad[mid] ^ 0x01);
+  MemoryBlobReader corrupt(bad);
+  SpanInflater spans(index, corrupt);
+  EXPECT_EQ(spans.GetSpan(1).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(spans.GetSpan(0).ok());
+  EXPECT_TRUE(spans.GetSpan(2).ok());
+  // A blob cut short fails the reads it cannot serve, as DataLoss or OutOfRange.
+  MemoryBlobReader shorter(raw.substr(0, raw.size() / 2));
+  SpanInflater short_spans(index, shorter);
+  EXPECT_FALSE(short_spans.GetSpan(SpanCount(*index) - 1).ok());
+}
+
+TEST(IndexCommandsTest, BuildInspectCat) {
+  std::string idx = g_dir + "/cmd.idx";
+  std::ostringstream out;
+  ASSERT_TRUE(IndexBuildCommand(g_dir + "/gnu.tar.gz", idx, out).ok());
+  std::ostringstream cat;
+  ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "etc/app/seq.txt", cat).ok());
+  EXPECT_EQ(cat.str(), ReadFile(g_dir + "/tree/etc/app/seq.txt"));
+  std::ostringstream none;
+  EXPECT_EQ(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "no/such", none).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(IndexCatCommand(idx, g_dir + "/posix.tar.gz", "etc/hello.txt", none).code(),
+            absl::StatusCode::kInvalidArgument);  // Another layer.
+  EXPECT_EQ(IndexBuildCommand(g_dir + "/dotdot.tar.gz", g_dir + "/bad.idx", out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(IndexInspectCommand(g_dir + "/gnu.tar.gz", out).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace clip
