@@ -1,8 +1,10 @@
 #include "index/gzip_checkpoint.h"
 
+#include <isa-l/igzip_lib.h>
 #include <zlib.h>
 
 #include <cstdlib>
+#include <memory>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
@@ -22,7 +24,8 @@ Bytef* In(absl::string_view s) {
 
 std::string CompressWindow(absl::string_view window) {
   z_stream s{};
-  if (deflateInit2(&s, 9, Z_DEFLATED, kRawDeflate, 9, Z_DEFAULT_STRATEGY) != Z_OK) abort();
+  // Level 6: level 9 costs several times more for ~1% smaller windows.
+  if (deflateInit2(&s, 6, Z_DEFLATED, kRawDeflate, 9, Z_DEFAULT_STRATEGY) != Z_OK) abort();
   std::string out(deflateBound(&s, window.size()), '\0');
   s.next_in = In(window);
   s.avail_in = static_cast<uInt>(window.size());
@@ -52,12 +55,58 @@ absl::StatusOr<std::string> DecompressWindow(absl::string_view compressed) {
   return out;
 }
 
+namespace {
+
+enum class FastResult { kDone, kFallback };
+
+// ISA-L's inflate (2-3x zlib's speed). It handles the common case, a span inside one
+// gzip member; a span that crosses into the next member is left to zlib, which can
+// parse the gzip header in between.
+absl::StatusOr<FastResult> InflateWithIsal(absl::string_view input, uint32_t bits,
+                                          absl::string_view window, std::string& out) {
+  auto state = std::make_unique<inflate_state>();
+  isal_inflate_init(state.get());
+  state->crc_flag = ISAL_DEFLATE;
+  if (!window.empty() &&
+      isal_inflate_set_dict(state.get(),
+                            reinterpret_cast<uint8_t*>(const_cast<char*>(window.data())),
+                            static_cast<uint32_t>(window.size())) != COMP_OK) {
+    return FastResult::kFallback;
+  }
+  if (bits > 0) {
+    state->read_in = static_cast<unsigned char>(input[0]) >> (8 - bits);
+    state->read_in_length = static_cast<int32_t>(bits);
+    input.remove_prefix(1);
+  }
+  state->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(input.data()));
+  state->avail_in = static_cast<uint32_t>(input.size());
+  state->next_out = reinterpret_cast<uint8_t*>(out.data());
+  state->avail_out = static_cast<uint32_t>(out.size());
+  int ret = isal_inflate(state.get());
+  if (ret != ISAL_DECOMP_OK) {
+    return absl::DataLossError(absl::StrCat("gzip: corrupt deflate data (isal error ", ret, ")"));
+  }
+  if (state->avail_out == 0) return FastResult::kDone;
+  if (state->block_state == ISAL_BLOCK_FINISH) return FastResult::kFallback;  // Member end.
+  return absl::DataLossError(absl::StrCat("gzip: input ends after ",
+                                          out.size() - state->avail_out, " of ", out.size(),
+                                          " span bytes"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> InflateFromCheckpoint(absl::string_view input, uint32_t bits,
                                                   absl::string_view window, size_t out_size) {
   if (bits > 7) return absl::DataLossError("index: checkpoint bit offset > 7");
   if (window.size() > kDeflateWindowSize) return absl::DataLossError("index: window too large");
   std::string out(out_size, '\0');
   if (out_size == 0) return out;
+  if (bits > 0 && input.empty()) return absl::DataLossError("gzip: no input at checkpoint");
+  absl::StatusOr<FastResult> fast = InflateWithIsal(input, bits, window, out);
+  if (!fast.ok() || *fast == FastResult::kDone) {
+    if (!fast.ok()) return fast.status();
+    return out;
+  }
   z_stream s{};
   if (inflateInit2(&s, kRawDeflate) != Z_OK) return absl::InternalError("inflateInit2 failed");
   absl::Cleanup end = [&s] { inflateEnd(&s); };

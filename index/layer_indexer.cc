@@ -3,11 +3,14 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/digest.h"
 #include "common/status_macros.h"
 #include "index/entry_table.h"
@@ -45,6 +48,96 @@ class BlobStream {
   Sha256Hasher hasher_;
 };
 
+// Computes the DiffID and the span digests on a second thread, so sha256 overlaps
+// inflation. Work arrives in stream order through a bounded queue of copied bytes.
+class HashWorker {
+ public:
+  HashWorker() : thread_([this] { Loop(); }) {}
+  ~HashWorker() {
+    Push(Op{Op::kStop, {}});
+    thread_.join();
+  }
+
+  void Diff(absl::string_view data) { Push(Op{Op::kDiff, std::string(data)}); }
+  void Span(absl::string_view data) { Push(Op{Op::kSpan, std::string(data)}); }
+  void FinishSpan() { Push(Op{Op::kFinishSpan, {}}); }
+
+  // Waits for all queued work; returns the DiffID and the span digests in order.
+  std::pair<Digest, std::vector<Digest>> Results() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+          return w->queue_.empty() && !w->busy_;
+        },
+        this));
+    return {diff_.Finish(), spans_};
+  }
+
+ private:
+  static constexpr size_t kMaxQueuedBytes = 64 << 20;
+  struct Op {
+    enum Kind { kDiff, kSpan, kFinishSpan, kStop } kind;
+    std::string data;
+  };
+
+  void Push(Op op) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+          return w->queued_bytes_ < kMaxQueuedBytes;
+        },
+        this));
+    queued_bytes_ += op.data.size();
+    queue_.push_back(std::move(op));
+  }
+
+  void Loop() {
+    for (;;) {
+      Op op;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+              return !w->queue_.empty();
+            },
+            this));
+        op = std::move(queue_.front());
+        queue_.pop_front();
+        queued_bytes_ -= op.data.size();
+        busy_ = true;
+      }
+      // Hashers are touched only by this thread between Push and Results.
+      switch (op.kind) {
+        case Op::kDiff:
+          diff_.Update(op.data);
+          break;
+        case Op::kSpan:
+          span_.Update(op.data);
+          break;
+        case Op::kFinishSpan: {
+          Digest d = span_.Finish();
+          absl::MutexLock lock(&mu_);
+          spans_.push_back(d);
+          break;
+        }
+        case Op::kStop:
+          return;
+      }
+      absl::MutexLock lock(&mu_);
+      busy_ = false;
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Digest> spans_ ABSL_GUARDED_BY(mu_);
+  Sha256Hasher diff_;  // Worker thread only (until Results).
+  Sha256Hasher span_;  // Worker thread only.
+  std::thread thread_;  // Last: starts after the members above exist.
+};
+
 // Everything both layer kinds share: the tar parse, the entry table, the DiffID, the
 // span hashing and the checkpoint list.
 class IndexBuilder {
@@ -61,12 +154,14 @@ class IndexBuilder {
   // Output bytes in stream order: parse and hash for the DiffID. Span hashing is
   // separate (HashSpan) because a checkpoint may be placed behind the stream.
   absl::Status Consume(absl::string_view out) {
-    diff_hasher_.Update(out);
+    hashes_.Diff(out);
     total_ += out.size();
     return parser_.Feed(out);
   }
 
-  void HashSpan(absl::string_view out) { span_hasher_.Update(out); }
+  void HashSpan(absl::string_view out) {
+    if (!out.empty()) hashes_.Span(out);
+  }
 
   void AddCheckpoint(uint64_t coff, uint32_t bits, uint64_t uoff, absl::string_view window) {
     if (!index_.checkpoints().empty()) FinishSpan();
@@ -89,12 +184,18 @@ class IndexBuilder {
     CLIP_RETURN_IF_ERROR(parser_.Finish());
     if (!has_checkpoints()) AddCheckpoint(0, 0, 0, "");
     FinishSpan();
+    auto [diff_id, spans] = hashes_.Results();
+    for (int i = 0; i < index_.checkpoints_size(); ++i) {
+      index_.mutable_checkpoints(i)->set_span_sha256(
+          reinterpret_cast<const char*>(spans[static_cast<size_t>(i)].bytes().data()),
+          Digest::kSize);
+    }
     CLIP_ASSIGN_OR_RETURN(auto entries, std::move(table_).Finish());
     for (auto& e : entries) *index_.add_entries() = std::move(e);
     index_.set_compression(compression);
     index_.set_layer_digest(blob.Finish().ToString());
     index_.set_compressed_size(blob.offset());
-    index_.set_diff_id(diff_hasher_.Finish().ToString());
+    index_.set_diff_id(diff_id.ToString());
     index_.set_uncompressed_size(total_);
     index_.set_checkpoint_interval(options_.checkpoint_interval);
     index_.set_large_file_threshold(options_.large_file_threshold);
@@ -102,17 +203,12 @@ class IndexBuilder {
   }
 
  private:
-  void FinishSpan() {
-    Digest d = span_hasher_.Finish();
-    auto* cp = index_.mutable_checkpoints(index_.checkpoints_size() - 1);
-    cp->set_span_sha256(reinterpret_cast<const char*>(d.bytes().data()), Digest::kSize);
-  }
+  void FinishSpan() { hashes_.FinishSpan(); }
 
   IndexOptions options_;
   EntryTable table_;
   TarParser parser_;
-  Sha256Hasher diff_hasher_;
-  Sha256Hasher span_hasher_;
+  HashWorker hashes_;
   std::vector<uint64_t> large_starts_;
   LayerIndex index_;
   uint64_t total_ = 0;

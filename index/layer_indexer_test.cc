@@ -258,7 +258,7 @@ TEST_P(GoodLayerTest, ListingMatchesTarTv) {
 
 INSTANTIATE_TEST_SUITE_P(Layers, GoodLayerTest,
                          ::testing::Values("gnu.tar.gz", "posix.tar.gz", "posix.tar",
-                                           "pigz.tar.gz", "multi.tar.gz"),
+                                           "pigz.tar.gz", "multi.tar.gz", "real.tar.gz"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';

@@ -10,6 +10,7 @@
 #   python.tar.gz    Python tarfile: PAX long names/links, ./ and / prefixes,
 #                    duplicates (the later wins), implicit parents, base-256 numbers
 #   sparse.tar.gz    GNU sparse member (must be rejected)
+#   real.tar.gz      a few hundred MB of real files from this machine's /usr
 #   dotdot.tar.gz    a member named ../evil (must be rejected)
 set -euo pipefail
 out=$1
@@ -118,3 +119,7 @@ rm -rf sparse-src && mkdir sparse-src
 truncate -s 4M sparse-src/holes && printf 'data' | dd of=sparse-src/holes bs=1 seek=1000000 conv=notrunc status=none
 tar --format=gnu --sparse -C sparse-src -czf sparse.tar.gz .
 rm -rf sparse-src
+
+# Real files: headers, Python's standard library and GCC's support files.
+tar -C / --format=posix -cf - usr/include usr/lib/python3.11 usr/lib/gcc 2>/dev/null |
+  gzip -1 > real.tar.gz
