@@ -22,13 +22,12 @@ Bytef* In(absl::string_view s) {
 
 }  // namespace
 
-std::string CompressWindow(absl::string_view window) {
+std::string RawDeflate(absl::string_view data, int level) {
   z_stream s{};
-  // Level 6: level 9 costs several times more for ~1% smaller windows.
-  if (deflateInit2(&s, 6, Z_DEFLATED, kRawDeflate, 9, Z_DEFAULT_STRATEGY) != Z_OK) abort();
-  std::string out(deflateBound(&s, window.size()), '\0');
-  s.next_in = In(window);
-  s.avail_in = static_cast<uInt>(window.size());
+  if (deflateInit2(&s, level, Z_DEFLATED, kRawDeflate, 9, Z_DEFAULT_STRATEGY) != Z_OK) abort();
+  std::string out(deflateBound(&s, data.size()), '\0');
+  s.next_in = In(data);
+  s.avail_in = static_cast<uInt>(data.size());
   s.next_out = reinterpret_cast<Bytef*>(out.data());
   s.avail_out = static_cast<uInt>(out.size());
   // deflateBound guarantees Z_FINISH completes in one call.
@@ -37,6 +36,9 @@ std::string CompressWindow(absl::string_view window) {
   deflateEnd(&s);
   return out;
 }
+
+// Level 6: level 9 costs several times more for ~1% smaller windows.
+std::string CompressWindow(absl::string_view window) { return RawDeflate(window, 6); }
 
 absl::StatusOr<std::string> DecompressWindow(absl::string_view compressed) {
   z_stream s{};

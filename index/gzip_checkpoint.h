@@ -24,6 +24,9 @@ namespace clip {
 
 inline constexpr size_t kDeflateWindowSize = 32 * 1024;
 
+// Raw deflate (no zlib/gzip wrapper) of `data` at `level` (0-9).
+std::string RawDeflate(absl::string_view data, int level);
+
 // Raw-deflate compression of a checkpoint window (and its inverse, which checks the
 // result is at most kDeflateWindowSize bytes: kDataLoss otherwise).
 std::string CompressWindow(absl::string_view window);

@@ -36,20 +36,6 @@ uint64_t GetU64(const char* p) {
   return v;
 }
 
-std::string Deflate(const std::string& in) {
-  z_stream s{};
-  if (deflateInit2(&s, 6, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY) != Z_OK) abort();
-  std::string out(deflateBound(&s, in.size()), '\0');
-  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = reinterpret_cast<Bytef*>(out.data());
-  s.avail_out = static_cast<uInt>(out.size());
-  if (deflate(&s, Z_FINISH) != Z_STREAM_END) abort();
-  out.resize(s.total_out);
-  deflateEnd(&s);
-  return out;
-}
-
 absl::StatusOr<std::string> Inflate(absl::string_view in, uint64_t size) {
   std::string out(size, '\0');
   z_stream s{};
@@ -75,7 +61,7 @@ absl::Status Invalid(absl::string_view what) {
 std::string EncodeIndex(const LayerIndex& index) {
   std::string payload;
   index.SerializeToString(&payload);
-  std::string compressed = Deflate(payload);
+  std::string compressed = RawDeflate(payload, 6);
   std::string out(kIndexMagic, sizeof(kIndexMagic));
   PutU32(&out, kIndexFormatVersion);
   PutU32(&out, kFlagDeflatedPayload);
