@@ -5,7 +5,9 @@
 
 #include <zlib.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <random>
@@ -308,6 +310,34 @@ TEST(PythonLayerTest, TarSemantics) {
   auto bu = gtree.Resolve("gnu-big-uid");
   ASSERT_TRUE(bu);
   EXPECT_EQ(gnu->entries(static_cast<int>(*bu)).uid(), 3000000u);  // base-256 number
+}
+
+// One reader shared by many threads (its span memo included) returns the right bytes.
+TEST(LayerReaderTest, ConcurrentReadersShareOneReader) {
+  auto built = Build("posix.tar.gz");
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  std::string tar = Uncompressed("posix.tar.gz");
+  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
+  ASSERT_TRUE(blob.ok());
+  LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      std::string buf;
+      for (int i = 0; i < 60; ++i) {
+        uint64_t off = rng() % tar.size();
+        buf.assign(1 + rng() % 300000, '\0');
+        auto n = reader.ReadAt(off, absl::MakeSpan(buf));
+        size_t want = std::min<size_t>(buf.size(), tar.size() - off);
+        if (!n.ok() || *n != want || buf.compare(0, want, tar, off, want) != 0) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
 }
 
 TEST(LayerFixtureTest, AttributesFromGnuTar) {

@@ -142,6 +142,13 @@ TEST(TarParserTest, LimitsAndUnsupported) {
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
 }
 
+TEST(TarParserTest, NulInPaxPathIsRejected) {
+  std::string pax = PaxRecord("path", std::string("a\0b", 3));
+  absl::Status s;
+  Parse(Header("p", 'x', pax.size()) + Data(pax) + Header("f", '0', 0), 512, &s);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(TarParserTest, Base256Size) {
   std::string h = Header("big", '0', 0);
   // Size 1 encoded as GNU base-256 (high bit set), checksum recomputed.
