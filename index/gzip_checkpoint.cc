@@ -64,8 +64,12 @@ enum class FastResult { kDone, kFallback };
 // ISA-L's inflate (2-3x zlib's speed). It handles the common case, a span inside one
 // gzip member; a span that crosses into the next member is left to zlib, which can
 // parse the gzip header in between.
+// Output is produced in steps of this size, reporting progress after each.
+constexpr size_t kStep = 256 << 10;
+
 absl::StatusOr<FastResult> InflateWithIsal(absl::string_view input, uint32_t bits,
-                                          absl::string_view window, std::string& out) {
+                                          absl::string_view window, absl::Span<char> out,
+                                          const std::function<void(size_t)>& progress) {
   auto state = std::make_unique<inflate_state>();
   isal_inflate_init(state.get());
   state->crc_flag = ISAL_DEFLATE;
@@ -82,33 +86,39 @@ absl::StatusOr<FastResult> InflateWithIsal(absl::string_view input, uint32_t bit
   }
   state->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(input.data()));
   state->avail_in = static_cast<uint32_t>(input.size());
+  size_t produced = 0;
   state->next_out = reinterpret_cast<uint8_t*>(out.data());
-  state->avail_out = static_cast<uint32_t>(out.size());
-  int ret = isal_inflate(state.get());
-  if (ret != ISAL_DECOMP_OK) {
-    return absl::DataLossError(absl::StrCat("gzip: corrupt deflate data (isal error ", ret, ")"));
+  while (produced < out.size()) {
+    state->avail_out = static_cast<uint32_t>(std::min(kStep, out.size() - produced));
+    uint32_t before = state->avail_out;
+    int ret = isal_inflate(state.get());
+    if (ret != ISAL_DECOMP_OK) {
+      return absl::DataLossError(
+          absl::StrCat("gzip: corrupt deflate data (isal error ", ret, ")"));
+    }
+    produced += before - state->avail_out;
+    if (progress) progress(produced);
+    if (state->avail_out == 0) continue;
+    if (state->block_state == ISAL_BLOCK_FINISH) return FastResult::kFallback;  // Member end.
+    return absl::DataLossError(absl::StrCat("gzip: input ends after ", produced, " of ",
+                                            out.size(), " span bytes"));
   }
-  if (state->avail_out == 0) return FastResult::kDone;
-  if (state->block_state == ISAL_BLOCK_FINISH) return FastResult::kFallback;  // Member end.
-  return absl::DataLossError(absl::StrCat("gzip: input ends after ",
-                                          out.size() - state->avail_out, " of ", out.size(),
-                                          " span bytes"));
+  return FastResult::kDone;
 }
 
 }  // namespace
 
-absl::StatusOr<std::string> InflateFromCheckpoint(absl::string_view input, uint32_t bits,
-                                                  absl::string_view window, size_t out_size) {
+absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits,
+                                   absl::string_view window, absl::Span<char> out,
+                                   const std::function<void(size_t)>& progress) {
   if (bits > 7) return absl::DataLossError("index: checkpoint bit offset > 7");
   if (window.size() > kDeflateWindowSize) return absl::DataLossError("index: window too large");
-  std::string out(out_size, '\0');
-  if (out_size == 0) return out;
+  const size_t out_size = out.size();
+  if (out_size == 0) return absl::OkStatus();
   if (bits > 0 && input.empty()) return absl::DataLossError("gzip: no input at checkpoint");
-  absl::StatusOr<FastResult> fast = InflateWithIsal(input, bits, window, out);
-  if (!fast.ok() || *fast == FastResult::kDone) {
-    if (!fast.ok()) return fast.status();
-    return out;
-  }
+  absl::StatusOr<FastResult> fast = InflateWithIsal(input, bits, window, out, progress);
+  if (!fast.ok()) return fast.status();
+  if (*fast == FastResult::kDone) return absl::OkStatus();
   z_stream s{};
   if (inflateInit2(&s, kRawDeflate) != Z_OK) return absl::InternalError("inflateInit2 failed");
   absl::Cleanup end = [&s] { inflateEnd(&s); };
@@ -131,6 +141,7 @@ absl::StatusOr<std::string> InflateFromCheckpoint(absl::string_view input, uint3
   s.avail_out = static_cast<uInt>(out.size());
   while (s.avail_out > 0) {
     int ret = inflate(&s, Z_NO_FLUSH);
+    if (progress) progress(out_size - s.avail_out);
     if (ret == Z_STREAM_END) {
       if (s.avail_out == 0) break;
       // End of a gzip member inside the span: skip its trailer and enter the next
@@ -154,7 +165,7 @@ absl::StatusOr<std::string> InflateFromCheckpoint(absl::string_view input, uint3
           absl::StrCat("gzip: corrupt deflate data: ", s.msg ? s.msg : "inflate error"));
     }
   }
-  return out;
+  return absl::OkStatus();
 }
 
 }  // namespace clip

@@ -15,10 +15,12 @@
 #define CLIP_INDEX_GZIP_CHECKPOINT_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace clip {
 
@@ -32,13 +34,16 @@ std::string RawDeflate(absl::string_view data, int level);
 std::string CompressWindow(absl::string_view window);
 absl::StatusOr<std::string> DecompressWindow(absl::string_view compressed);
 
-// Inflates `out_size` bytes starting at a checkpoint. `input` holds the compressed
-// bytes from the checkpoint on: when `bits` > 0 its first byte is the partial byte
-// (the one before the checkpoint's compressed offset) whose low `bits` bits are
-// still to be read. `window` is the decompressed window. kDataLoss when the input is
-// corrupt or ends before `out_size` bytes.
-absl::StatusOr<std::string> InflateFromCheckpoint(absl::string_view input, uint32_t bits,
-                                                  absl::string_view window, size_t out_size);
+// Inflates exactly out.size() bytes starting at a checkpoint into `out`. `input`
+// holds the compressed bytes from the checkpoint on: when `bits` > 0 its first byte is
+// the partial byte (the one before the checkpoint's compressed offset) whose low
+// `bits` bits are still to be read. `window` is the decompressed window. `progress`,
+// if set, is called with the number of bytes of `out` final so far, as inflation
+// advances (so a consumer can hash them while the rest inflates). kDataLoss when the
+// input is corrupt or ends early.
+absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits,
+                                   absl::string_view window, absl::Span<char> out,
+                                   const std::function<void(size_t)>& progress = nullptr);
 
 }  // namespace clip
 
