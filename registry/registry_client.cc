@@ -1,0 +1,588 @@
+#include "registry/registry_client.h"
+
+#include <sys/utsname.h>
+
+#include <random>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/status_macros.h"
+#include "rapidjson/document.h"
+
+namespace clip {
+namespace {
+
+constexpr int kMaxRedirects = 5;
+
+std::string AcceptManifests() {
+  return absl::StrJoin({kOciIndex, kOciManifest, kDockerManifestList, kDockerManifest}, ", ");
+}
+
+bool IsIndex(absl::string_view media_type) {
+  return media_type == kOciIndex || media_type == kDockerManifestList;
+}
+
+std::string HostOf(absl::string_view url) {
+  size_t s = url.find("://");
+  if (s == absl::string_view::npos) return "";
+  url.remove_prefix(s + 3);
+  return std::string(url.substr(0, url.find_first_of("/?#")));
+}
+
+std::string Scope(const Reference& repo, const std::string& actions) {
+  return absl::StrCat("repository:", repo.repository(), ":", actions);
+}
+
+// Percent-encodes a query parameter value.
+std::string QueryEscape(absl::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+        c == '~') {
+      out.push_back(c);
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+// Resolves a Location header against the URL it came from.
+std::string ResolveLocation(const std::string& base, const std::string& location) {
+  if (absl::StrContains(location, "://")) return location;
+  size_t s = base.find("://");
+  size_t path = base.find('/', s + 3);
+  std::string origin = base.substr(0, path);
+  if (absl::StartsWith(location, "/")) return origin + location;
+  std::string dir = base.substr(0, base.rfind('/') + 1);
+  return dir + location;
+}
+
+absl::StatusOr<Descriptor> ParseDescriptor(const rapidjson::Value& v) {
+  if (!v.IsObject() || !v.HasMember("digest") || !v["digest"].IsString()) {
+    return absl::DataLossError("descriptor without a digest");
+  }
+  Descriptor d;
+  CLIP_ASSIGN_OR_RETURN(d.digest, Digest::Parse(v["digest"].GetString()));
+  if (v.HasMember("mediaType") && v["mediaType"].IsString()) d.media_type = v["mediaType"].GetString();
+  if (v.HasMember("size") && v["size"].IsInt64()) d.size = v["size"].GetInt64();
+  if (v.HasMember("artifactType") && v["artifactType"].IsString()) {
+    d.artifact_type = v["artifactType"].GetString();
+  }
+  if (v.HasMember("annotations") && v["annotations"].IsObject()) {
+    for (auto it = v["annotations"].MemberBegin(); it != v["annotations"].MemberEnd(); ++it) {
+      if (it->value.IsString()) d.annotations[it->name.GetString()] = it->value.GetString();
+    }
+  }
+  if (v.HasMember("platform") && v["platform"].IsObject()) {
+    const auto& p = v["platform"];
+    Platform plat;
+    plat.os = p.HasMember("os") && p["os"].IsString() ? p["os"].GetString() : "";
+    plat.architecture =
+        p.HasMember("architecture") && p["architecture"].IsString() ? p["architecture"].GetString() : "";
+    plat.variant = p.HasMember("variant") && p["variant"].IsString() ? p["variant"].GetString() : "";
+    d.platform = plat;
+  }
+  return d;
+}
+
+absl::StatusOr<std::vector<Descriptor>> ParseIndexManifests(absl::string_view bytes) {
+  rapidjson::Document doc;
+  doc.Parse(bytes.data(), bytes.size());
+  if (doc.HasParseError() || !doc.IsObject()) return absl::DataLossError("index is not JSON");
+  std::vector<Descriptor> out;
+  if (!doc.HasMember("manifests")) return out;
+  if (!doc["manifests"].IsArray()) return absl::DataLossError("index manifests is not a list");
+  for (const auto& m : doc["manifests"].GetArray()) {
+    CLIP_ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(m));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::string NormalizeVariant(const Platform& p) {
+  if (p.architecture == "arm64" && p.variant.empty()) return "v8";
+  return p.variant;
+}
+
+}  // namespace
+
+Platform Platform::Host() {
+  Platform p;
+  struct utsname u;
+  if (uname(&u) == 0) {
+    absl::string_view m = u.machine;
+    if (m == "aarch64") {
+      p.architecture = "arm64";
+    } else if (m == "x86_64") {
+      p.architecture = "amd64";
+    } else if (absl::StartsWith(m, "armv7")) {
+      p.architecture = "arm";
+      p.variant = "v7";
+    } else {
+      p.architecture = std::string(m);
+    }
+  }
+  return p;
+}
+
+std::vector<RegistryEndpoint> DefaultHosts::Endpoints(const std::string& domain) const {
+  RegistryEndpoint ep;
+  ep.host = domain == Reference::kDockerHub ? "registry-1.docker.io" : domain;
+  if (plain_http_.count(domain)) ep.scheme = "http";
+  return {ep};
+}
+
+absl::Status StatusFromResponse(const HttpResponse& r, absl::string_view what) {
+  if (r.status >= 200 && r.status < 300) return absl::OkStatus();
+  // The registry's error codes (MANIFEST_UNKNOWN, ...) help; bodies hold no secrets,
+  // but are cut short.
+  std::string detail;
+  rapidjson::Document doc;
+  doc.Parse(r.body.data(), r.body.size());
+  if (!doc.HasParseError() && doc.IsObject() && doc.HasMember("errors") &&
+      doc["errors"].IsArray() && !doc["errors"].Empty()) {
+    const auto& e = doc["errors"][0];
+    if (e.IsObject() && e.HasMember("code") && e["code"].IsString()) {
+      detail = absl::StrCat(" ", e["code"].GetString());
+      if (e.HasMember("message") && e["message"].IsString()) {
+        absl::StrAppend(&detail, ": ", std::string(e["message"].GetString()).substr(0, 200));
+      }
+    }
+  }
+  std::string msg = absl::StrCat(what, ": HTTP ", r.status, detail);
+  switch (r.status) {
+    case 404:
+      return absl::NotFoundError(msg);
+    case 401:
+    case 403:
+      return absl::PermissionDeniedError(msg);
+    case 400:
+    case 405:
+    case 413:
+    case 416:
+      return absl::InvalidArgumentError(msg);
+    case 429:
+      return absl::UnavailableError(msg);
+    default:
+      return r.status >= 500 ? absl::UnavailableError(msg) : absl::UnknownError(msg);
+  }
+}
+
+RegistryClient::RegistryClient(Options options)
+    : options_(std::move(options)), http_(options_.http) {
+  if (!options_.hosts) options_.hosts = std::make_shared<DefaultHosts>();
+}
+
+absl::Duration RegistryClient::Backoff(int attempt, const HttpResponse* response) const {
+  const RetryPolicy& p = options_.retry;
+  if (response != nullptr) {
+    if (auto ra = response->Header("retry-after")) {
+      int64_t secs = 0;
+      absl::Time when;
+      std::string err;
+      if (absl::SimpleAtoi(*ra, &secs)) {
+        return std::min(absl::Seconds(std::max<int64_t>(0, secs)), p.max_retry_after);
+      }
+      if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", *ra, &when, &err)) {
+        return std::min(std::max(absl::ZeroDuration(), when - absl::Now()), p.max_retry_after);
+      }
+    }
+  }
+  absl::Duration d = p.initial_backoff * (int64_t{1} << std::min(attempt, 16));
+  d = std::min(d, p.max_backoff);
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  double jitter = std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+  return d * jitter;
+}
+
+absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep,
+                                                      const Reference& repo,
+                                                      const std::string& actions,
+                                                      const HttpResponse& resp) const {
+  std::optional<Credential> cred;
+  if (options_.credentials) {
+    CLIP_ASSIGN_OR_RETURN(cred, options_.credentials->Get(repo.domain()));
+  }
+  std::optional<std::string> header = resp.Header("www-authenticate");
+  if (!header) return absl::PermissionDeniedError(absl::StrCat(ep.host, ": 401 without challenge"));
+  CLIP_ASSIGN_OR_RETURN(Challenge c, ParseChallenge(*header));
+  if (c.scheme == "basic") {
+    if (!cred || cred->empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(ep.host, " requires credentials"));
+    }
+    return BasicAuthorization(*cred);
+  }
+  if (c.scheme != "bearer" || c.params["realm"].empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(ep.host, ": unsupported auth scheme"));
+  }
+  std::string scope = c.params.count("scope") ? c.params["scope"] : Scope(repo, actions);
+  std::string url = c.params["realm"];
+  absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?");
+  absl::StrAppend(&url, "service=", QueryEscape(c.params["service"]));
+  for (absl::string_view s : absl::StrSplit(scope, ' ', absl::SkipEmpty())) {
+    absl::StrAppend(&url, "&scope=", QueryEscape(s));
+  }
+  HttpRequest req;
+  req.url = url;
+  req.tls = ep.tls;
+  if (cred && !cred->identity_token.empty()) {
+    req.method = "POST";
+    req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    req.url = c.params["realm"];
+    req.body = absl::StrCat("grant_type=refresh_token&client_id=clip&service=",
+                            QueryEscape(c.params["service"]), "&scope=", QueryEscape(scope),
+                            "&refresh_token=", QueryEscape(cred->identity_token));
+  } else if (cred && !cred->empty()) {
+    req.headers.emplace_back("Authorization", BasicAuthorization(*cred));
+  }
+  absl::StatusOr<HttpResponse> tr;
+  for (int attempt = 0; attempt < options_.retry.max_attempts; ++attempt) {
+    tr = http_.Do(req);
+    bool retryable = !tr.ok() ? tr.status().code() == absl::StatusCode::kUnavailable
+                              : (tr->status == 429 || tr->status >= 500);
+    if (!retryable) break;
+    if (attempt + 1 < options_.retry.max_attempts) {
+      absl::SleepFor(Backoff(attempt, tr.ok() ? &*tr : nullptr));
+    }
+  }
+  if (!tr.ok()) return tr.status();
+  CLIP_RETURN_IF_ERROR(StatusFromResponse(*tr, "token request"));
+  rapidjson::Document doc;
+  doc.Parse(tr->body.data(), tr->body.size());
+  std::string token;
+  if (!doc.HasParseError() && doc.IsObject()) {
+    for (const char* k : {"token", "access_token"}) {
+      if (doc.HasMember(k) && doc[k].IsString() && token.empty()) token = doc[k].GetString();
+    }
+  }
+  if (token.empty()) return absl::PermissionDeniedError("token server returned no token");
+  int64_t expires_in = 60;
+  if (doc.HasMember("expires_in") && doc["expires_in"].IsInt64()) {
+    expires_in = std::max<int64_t>(doc["expires_in"].GetInt64(), 10);
+  }
+  std::string value = absl::StrCat("Bearer ", token);
+  // Renew a little early so a token never expires in flight.
+  tokens_.Put(absl::StrCat(ep.host, "|", Scope(repo, actions)), value,
+              absl::Now() + absl::Seconds(expires_in * 9 / 10));
+  return value;
+}
+
+absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
+                                                    const Reference& repo,
+                                                    const std::string& actions,
+                                                    const Call& call) const {
+  const std::string auth_key = absl::StrCat(ep.host, "|", Scope(repo, actions));
+  std::string url = call.absolute_url.empty()
+                        ? absl::StrCat(ep.scheme, "://", ep.host, ep.path_prefix, call.path)
+                        : call.absolute_url;
+  const std::string origin_host = HostOf(url);
+  bool authorized_once = false;
+  int redirects = 0;
+  absl::Status last = absl::UnavailableError("no attempt made");
+  for (int attempt = 0; attempt < options_.retry.max_attempts;) {
+    HttpRequest req;
+    req.method = call.method;
+    req.url = url;
+    req.headers = call.headers;
+    req.body = call.body;
+    req.sink = call.sink;
+    req.tls = ep.tls;
+    bool same_host = HostOf(url) == origin_host;
+    if (same_host) {
+      if (auto auth = tokens_.Get(auth_key)) req.headers.emplace_back("Authorization", *auth);
+    }
+    absl::StatusOr<HttpResponse> resp = http_.Do(req);
+    if (!resp.ok()) {
+      if (resp.status().code() != absl::StatusCode::kUnavailable || !call.retry) {
+        return resp.status();
+      }
+      last = resp.status();
+      if (++attempt < options_.retry.max_attempts) absl::SleepFor(Backoff(attempt - 1, nullptr));
+      continue;
+    }
+    if (resp->status == 401 && same_host && !authorized_once) {
+      authorized_once = true;
+      tokens_.Erase(auth_key);
+      CLIP_ASSIGN_OR_RETURN(std::string value, Authorize(ep, repo, actions, *resp));
+      if (!tokens_.Get(auth_key)) {
+        tokens_.Put(auth_key, value, absl::Now() + absl::Hours(1));  // Basic: no expiry.
+      }
+      continue;
+    }
+    if (resp->status >= 300 && resp->status < 400 && resp->status != 304) {
+      auto location = resp->Header("location");
+      if (!location || ++redirects > kMaxRedirects) {
+        return absl::UnavailableError(absl::StrCat("bad redirect from ", RedactUrl(url)));
+      }
+      url = ResolveLocation(url, *location);
+      continue;  // Credentials are attached only while on the original host.
+    }
+    if (resp->status == 429 || resp->status == 500 || resp->status == 502 ||
+        resp->status == 503 || resp->status == 504) {
+      last = StatusFromResponse(*resp, absl::StrCat(call.method, " ", RedactUrl(url)));
+      if (++attempt < options_.retry.max_attempts) absl::SleepFor(Backoff(attempt - 1, &*resp));
+      continue;
+    }
+    return resp;
+  }
+  return absl::UnavailableError(absl::StrCat(last.message(), " (after ",
+                                             options_.retry.max_attempts, " attempts)"));
+}
+
+absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& repo, Capability cap,
+                                                  const std::string& actions, Call call,
+                                                  RegistryEndpoint* used) const {
+  std::vector<RegistryEndpoint> eps = options_.hosts->Endpoints(repo.domain());
+  absl::StatusOr<HttpResponse> result = absl::NotFoundError(
+      absl::StrCat("no endpoint of ", repo.domain(), " can serve this request"));
+  for (size_t i = 0; i < eps.size(); ++i) {
+    const RegistryEndpoint& ep = eps[i];
+    bool capable = cap == Capability::kPull ? ep.pull
+                   : cap == Capability::kResolve ? ep.resolve
+                                                 : ep.push;
+    if (!capable) continue;
+    result = SendTo(ep, repo, actions, call);
+    bool last = i + 1 == eps.size();
+    // A mirror that fails or lacks the content hands over to the next endpoint.
+    if (!last && (!result.ok() ? result.status().code() == absl::StatusCode::kUnavailable
+                               : result->status == 404)) {
+      continue;
+    }
+    if (used) *used = ep;
+    return result;
+  }
+  return result;
+}
+
+absl::StatusOr<Manifest> RegistryClient::FetchManifest(const Reference& ref) const {
+  Call call;
+  call.path = absl::StrCat("/", ref.repository(), "/manifests/", ref.ManifestReference());
+  call.headers.emplace_back("Accept", AcceptManifests());
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(ref, Capability::kResolve, "pull", call));
+  CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, absl::StrCat("manifest ", ref.ToString())));
+  Manifest m;
+  m.bytes = std::move(resp.body);
+  m.digest = Digest::Of(m.bytes);
+  if (ref.digest() && *ref.digest() != m.digest) {
+    return absl::DataLossError(absl::StrCat("manifest of ", ref.ToString(), " has digest ",
+                                            m.digest.ToString()));
+  }
+  if (auto header = resp.Header("docker-content-digest")) {
+    absl::StatusOr<Digest> d = Digest::Parse(*header);
+    if (d.ok() && *d != m.digest) {
+      return absl::DataLossError(absl::StrCat("manifest of ", ref.ToString(),
+                                              " does not match Docker-Content-Digest"));
+    }
+  }
+  rapidjson::Document doc;
+  doc.Parse(m.bytes.data(), m.bytes.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::DataLossError(absl::StrCat("manifest of ", ref.ToString(), " is not JSON"));
+  }
+  if (doc.HasMember("mediaType") && doc["mediaType"].IsString()) {
+    m.media_type = doc["mediaType"].GetString();
+  } else {
+    m.media_type = resp.Header("content-type").value_or("");
+    if (m.media_type.empty()) m.media_type = doc.HasMember("manifests") ? kOciIndex : kOciManifest;
+  }
+  return m;
+}
+
+absl::StatusOr<Manifest> RegistryClient::Resolve(const Reference& ref,
+                                                 const Platform& platform) const {
+  CLIP_ASSIGN_OR_RETURN(Manifest m, FetchManifest(ref));
+  if (!IsIndex(m.media_type)) return m;
+  CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> entries, ParseIndexManifests(m.bytes));
+  for (const Descriptor& d : entries) {
+    if (!d.platform) continue;
+    const Platform& p = *d.platform;
+    if (p.os != platform.os || p.architecture != platform.architecture) continue;
+    if (!platform.variant.empty() && NormalizeVariant(p) != NormalizeVariant(platform)) continue;
+    return FetchManifest(ref.WithDigest(d.digest));
+  }
+  return absl::NotFoundError(absl::StrCat(ref.ToString(), " has no manifest for ", platform.os,
+                                          "/", platform.architecture,
+                                          platform.variant.empty() ? "" : "/", platform.variant));
+}
+
+absl::StatusOr<uint64_t> RegistryClient::BlobSize(const Reference& repo,
+                                                  const Digest& digest) const {
+  Call call;
+  call.method = "HEAD";
+  call.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(repo, Capability::kPull, "pull", call));
+  CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, absl::StrCat("blob ", digest.ToString())));
+  uint64_t size = 0;
+  auto len = resp.Header("content-length");
+  if (!len || !absl::SimpleAtoi(*len, &size)) {
+    return absl::DataLossError("blob HEAD without Content-Length");
+  }
+  return size;
+}
+
+absl::Status RegistryClient::FetchBlob(
+    const Reference& repo, const Digest& digest,
+    const std::function<absl::Status(absl::string_view)>& sink) const {
+  Sha256Hasher hasher;
+  uint64_t received = 0;
+  absl::Status last;
+  for (int attempt = 0; attempt < options_.retry.max_attempts; ++attempt) {
+    Call call;
+    call.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
+    if (received > 0) call.headers.emplace_back("Range", absl::StrCat("bytes=", received, "-"));
+    uint64_t before = received;
+    call.sink = [&](absl::string_view chunk) {
+      hasher.Update(chunk);
+      received += chunk.size();
+      return sink(chunk);
+    };
+    // Transport errors come back here, to resume with Range from what arrived.
+    call.retry = false;
+    absl::StatusOr<HttpResponse> resp = Send(repo, Capability::kPull, "pull", call);
+    if (resp.ok()) {
+      if (before > 0 && resp->status == 200) {
+        return absl::DataLossError("registry ignored Range when resuming a blob download");
+      }
+      absl::Status s = StatusFromResponse(*resp, absl::StrCat("blob ", digest.ToString()));
+      if (!s.ok()) return s;
+      if (hasher.Finish() != digest) {
+        return absl::DataLossError(absl::StrCat("blob ", digest.ToString(), " failed verification"));
+      }
+      return absl::OkStatus();
+    }
+    if (resp.status().code() != absl::StatusCode::kUnavailable) return resp.status();
+    last = resp.status();
+    absl::SleepFor(Backoff(attempt, nullptr));
+  }
+  return last;
+}
+
+absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
+                                                          const Digest& digest, uint64_t offset,
+                                                          uint64_t length) const {
+  if (length == 0) return std::string();
+  const uint64_t last_byte = offset + length - 1;
+  absl::Status last;
+  for (int attempt = 0; attempt < options_.retry.max_attempts; ++attempt) {
+    Call call;
+    call.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
+    call.headers.emplace_back("Range", absl::StrCat("bytes=", offset, "-", last_byte));
+    CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(repo, Capability::kPull, "pull", call));
+    if (resp.status == 206) {
+      // Content-Range: bytes <first>-<last>/<total>
+      auto cr = resp.Header("content-range");
+      std::string want = absl::StrCat("bytes ", offset, "-", last_byte, "/");
+      if (cr && absl::StartsWith(*cr, want) && resp.body.size() == length) {
+        return std::move(resp.body);
+      }
+      last = absl::UnavailableError(absl::StrCat("blob ", digest.ToString(),
+                                                 ": partial response does not match the range"));
+    } else if (resp.status == 200) {
+      last = absl::UnavailableError(
+          absl::StrCat("blob ", digest.ToString(), ": registry ignored the Range header"));
+    } else if (resp.status == 416) {
+      return absl::OutOfRangeError(absl::StrCat("range ", offset, "+", length, " beyond blob ",
+                                                digest.ToString()));
+    } else {
+      CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, absl::StrCat("blob ", digest.ToString())));
+      last = absl::UnknownError(absl::StrCat("unexpected HTTP ", resp.status));
+    }
+    if (attempt + 1 < options_.retry.max_attempts) absl::SleepFor(Backoff(attempt, nullptr));
+  }
+  return last;
+}
+
+absl::Status RegistryClient::PushBlob(const Reference& repo, const Digest& digest,
+                                      const std::string& bytes,
+                                      const std::optional<Reference>& mount_from) const {
+  if (Digest::Of(bytes) != digest) return absl::InvalidArgumentError("blob does not match digest");
+  {
+    Call head;
+    head.method = "HEAD";
+    head.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
+    CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(repo, Capability::kPush, "pull,push", head));
+    if (resp.status == 200) return absl::OkStatus();  // Already there.
+  }
+  Call start;
+  start.method = "POST";
+  start.path = absl::StrCat("/", repo.repository(), "/blobs/uploads/");
+  if (mount_from && mount_from->domain() == repo.domain()) {
+    absl::StrAppend(&start.path, "?mount=", digest.ToString(),
+                    "&from=", QueryEscape(mount_from->repository()));
+  }
+  RegistryEndpoint ep;
+  CLIP_ASSIGN_OR_RETURN(HttpResponse started,
+                        Send(repo, Capability::kPush, "pull,push", start, &ep));
+  if (started.status == 201) return absl::OkStatus();  // Mounted.
+  CLIP_RETURN_IF_ERROR(StatusFromResponse(started, "blob upload"));
+  auto location = started.Header("location");
+  if (!location) return absl::UnavailableError("blob upload without Location");
+  std::string base = absl::StrCat(ep.scheme, "://", ep.host, ep.path_prefix, "/");
+  std::string url = ResolveLocation(base, *location);
+  absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?", "digest=",
+                  QueryEscape(digest.ToString()));
+  Call put;
+  put.method = "PUT";
+  put.absolute_url = url;
+  put.body = bytes;
+  put.headers.emplace_back("Content-Type", "application/octet-stream");
+  CLIP_ASSIGN_OR_RETURN(HttpResponse done, Send(repo, Capability::kPush, "pull,push", put));
+  return StatusFromResponse(done, "blob upload");
+}
+
+absl::StatusOr<Digest> RegistryClient::PushManifest(const Reference& repo, const std::string& tag,
+                                                    const std::string& media_type,
+                                                    const std::string& bytes) const {
+  Digest digest = Digest::Of(bytes);
+  Call put;
+  put.method = "PUT";
+  put.path = absl::StrCat("/", repo.repository(), "/manifests/",
+                          tag.empty() ? digest.ToString() : tag);
+  put.headers.emplace_back("Content-Type", media_type);
+  put.body = bytes;
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(repo, Capability::kPush, "pull,push", put));
+  CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, "manifest upload"));
+  return digest;
+}
+
+absl::StatusOr<std::vector<Descriptor>> RegistryClient::Referrers(
+    const Reference& repo, const Digest& subject, const std::string& artifact_type) const {
+  Call call;
+  call.path = absl::StrCat("/", repo.repository(), "/referrers/", subject.ToString());
+  if (!artifact_type.empty()) absl::StrAppend(&call.path, "?artifactType=", QueryEscape(artifact_type));
+  call.headers.emplace_back("Accept", kOciIndex);
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(repo, Capability::kResolve, "pull", call));
+  std::vector<Descriptor> found;
+  if (resp.status == 200) {
+    CLIP_ASSIGN_OR_RETURN(found, ParseIndexManifests(resp.body));
+  } else if (resp.status == 404) {
+    // OCI 1.1 fallback: an index tagged sha256-<hex> lists the referrers.
+    absl::StatusOr<Reference> tagged =
+        Reference::Parse(absl::StrCat(repo.Name(), ":sha256-", subject.Hex()));
+    if (!tagged.ok()) return tagged.status();
+    absl::StatusOr<Manifest> index = FetchManifest(*tagged);
+    if (!index.ok()) {
+      if (index.status().code() == absl::StatusCode::kNotFound) return found;
+      return index.status();
+    }
+    CLIP_ASSIGN_OR_RETURN(found, ParseIndexManifests(index->bytes));
+  } else {
+    CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, "referrers"));
+  }
+  if (!artifact_type.empty()) {
+    std::vector<Descriptor> filtered;
+    for (auto& d : found) {
+      if (d.artifact_type == artifact_type) filtered.push_back(std::move(d));
+    }
+    return filtered;
+  }
+  return found;
+}
+
+}  // namespace clip

@@ -1,0 +1,175 @@
+// RegistryClient: the OCI distribution client clip reads layers, manifests and
+// indexes through, and publishes indexes with.
+//
+// One request path serves every operation: pick the endpoints for the reference's
+// domain (mirrors first, per hosts configuration), attach cached authorization,
+// retry transport failures, 429 and 5xx with exponential backoff and jitter
+// (honouring Retry-After), answer 401 challenges (Bearer token flow or Basic), and
+// follow redirects, dropping credentials when the host changes. Every manifest and
+// whole blob is verified against its digest; a Range read is checked for `206` and
+// the exact `Content-Range` (a `200` is never taken for a range).
+//
+//   RegistryClient client(RegistryClient::Options{});
+//   CLIP_ASSIGN_OR_RETURN(Reference ref, Reference::Parse("localhost:5000/app:v1"));
+//   CLIP_ASSIGN_OR_RETURN(Manifest m, client.Resolve(ref, Platform::Host()));
+//   CLIP_ASSIGN_OR_RETURN(std::string bytes, client.ReadBlobRange(ref, layer, 0, 4096));
+//
+// Errors: kNotFound (unknown manifest/blob), kPermissionDenied (auth refused),
+// kUnavailable (registry down after retries, or cancelled transfers), kDataLoss
+// (digest mismatch, malformed manifest, wrong Content-Range), kInvalidArgument.
+//
+// Thread safety: safe for concurrent use.
+#ifndef CLIP_REGISTRY_REGISTRY_CLIENT_H_
+#define CLIP_REGISTRY_REGISTRY_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/digest.h"
+#include "registry/auth.h"
+#include "registry/http_client.h"
+#include "registry/reference.h"
+
+namespace clip {
+
+inline constexpr char kOciIndex[] = "application/vnd.oci.image.index.v1+json";
+inline constexpr char kOciManifest[] = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr char kDockerManifestList[] =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+inline constexpr char kDockerManifest[] = "application/vnd.docker.distribution.manifest.v2+json";
+
+struct Platform {
+  std::string os = "linux";
+  std::string architecture = "amd64";
+  std::string variant;
+  static Platform Host();
+};
+
+struct Descriptor {
+  std::string media_type;
+  Digest digest;
+  int64_t size = 0;
+  std::string artifact_type;
+  std::map<std::string, std::string> annotations;
+  std::optional<Platform> platform;
+};
+
+struct Manifest {
+  Digest digest;
+  std::string media_type;
+  std::string bytes;
+};
+
+// One way to reach a registry: the server itself or a mirror.
+struct RegistryEndpoint {
+  std::string scheme = "https";
+  std::string host;                // host[:port]
+  std::string path_prefix = "/v2";  // containerd's override_path puts the full path here
+  bool pull = true;
+  bool resolve = true;
+  bool push = true;
+  TlsOptions tls;
+};
+
+// Which endpoints serve a registry domain, in the order to try them.
+class HostResolver {
+ public:
+  virtual ~HostResolver() = default;
+  virtual std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const = 0;
+};
+
+// The default: https://<domain> (docker.io is registry-1.docker.io); plain HTTP only
+// for the domains listed.
+class DefaultHosts final : public HostResolver {
+ public:
+  explicit DefaultHosts(std::set<std::string> plain_http = {}) : plain_http_(std::move(plain_http)) {}
+  std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const override;
+
+ private:
+  std::set<std::string> plain_http_;
+};
+
+struct RetryPolicy {
+  int max_attempts = 5;
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  absl::Duration max_backoff = absl::Seconds(10);
+  absl::Duration max_retry_after = absl::Seconds(60);
+};
+
+class RegistryClient {
+ public:
+  struct Options {
+    std::shared_ptr<const HostResolver> hosts;              // default: DefaultHosts
+    std::shared_ptr<const CredentialStore> credentials;     // default: anonymous
+    RetryPolicy retry;
+    HttpOptions http;
+  };
+
+  explicit RegistryClient(Options options);
+
+  // The manifest or index `ref` names, verified against ref's digest when it has one.
+  absl::StatusOr<Manifest> FetchManifest(const Reference& ref) const;
+  // Like FetchManifest, but an index resolves to the manifest for `platform`.
+  absl::StatusOr<Manifest> Resolve(const Reference& ref, const Platform& platform) const;
+
+  absl::StatusOr<uint64_t> BlobSize(const Reference& repo, const Digest& digest) const;
+  // Streams the whole blob to `sink`, resuming with Range after a broken transfer, and
+  // verifies the digest at the end (kDataLoss: the sink has seen bad bytes).
+  absl::Status FetchBlob(const Reference& repo, const Digest& digest,
+                         const std::function<absl::Status(absl::string_view)>& sink) const;
+  // Bytes [offset, offset + length) of a blob.
+  absl::StatusOr<std::string> ReadBlobRange(const Reference& repo, const Digest& digest,
+                                            uint64_t offset, uint64_t length) const;
+
+  // Uploads a blob unless present; tries a cross-repository mount from `mount_from`.
+  absl::Status PushBlob(const Reference& repo, const Digest& digest, const std::string& bytes,
+                        const std::optional<Reference>& mount_from = std::nullopt) const;
+  // Uploads a manifest under `tag` (or its digest when empty); returns its digest.
+  absl::StatusOr<Digest> PushManifest(const Reference& repo, const std::string& tag,
+                                      const std::string& media_type,
+                                      const std::string& bytes) const;
+  // Manifests whose subject is `subject` (referrers API, else the sha256-<hex> tag).
+  absl::StatusOr<std::vector<Descriptor>> Referrers(const Reference& repo, const Digest& subject,
+                                                    const std::string& artifact_type = "") const;
+
+ private:
+  enum class Capability { kPull, kResolve, kPush };
+  struct Call {
+    std::string method = "GET";
+    std::string path;  // after the endpoint's path prefix, e.g. "/<name>/manifests/<ref>"
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    std::function<absl::Status(absl::string_view)> sink;
+    bool retry = true;  // retry transport errors (false once a sink may have seen bytes)
+    std::string absolute_url;  // when set, used instead of endpoint + path (upload URLs)
+  };
+
+  absl::StatusOr<HttpResponse> Send(const Reference& repo, Capability cap,
+                                    const std::string& actions, Call call,
+                                    RegistryEndpoint* used = nullptr) const;
+  absl::StatusOr<HttpResponse> SendTo(const RegistryEndpoint& ep, const Reference& repo,
+                                      const std::string& actions, const Call& call) const;
+  absl::StatusOr<std::string> Authorize(const RegistryEndpoint& ep, const Reference& repo,
+                                        const std::string& actions,
+                                        const HttpResponse& challenge) const;
+  absl::Duration Backoff(int attempt, const HttpResponse* response) const;
+
+  Options options_;
+  HttpClient http_;
+  mutable TokenCache tokens_;  // authorization header values by "host|scope"
+};
+
+// Maps a final HTTP response to a Status (2xx -> OK).
+absl::Status StatusFromResponse(const HttpResponse& response, absl::string_view what);
+
+}  // namespace clip
+
+#endif  // CLIP_REGISTRY_REGISTRY_CLIENT_H_

@@ -1,0 +1,347 @@
+// The registry client against Debian's docker-registry (plain HTTP, TLS with a CA made
+// here, htpasswd basic auth) and through a fault-injecting proxy (resets, 5xx, 429,
+// stalls, truncation, ignored ranges, corruption, redirects, a Bearer token flow).
+#include "registry/registry_client.h"
+
+#include <random>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "registry/testing/registry_server.h"
+
+namespace clip {
+namespace {
+
+using testing::FaultProxy;
+using testing::RegistryServer;
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::string DescriptorJson(const std::string& media_type, const std::string& bytes) {
+  return absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d})", media_type,
+                         Digest::Of(bytes).ToString(), bytes.size());
+}
+
+struct Image {
+  std::string config;
+  std::string layer;
+  std::string manifest;
+  Digest manifest_digest;
+};
+
+// Pushes a one-layer OCI image to `repo_tag` through the client under test.
+Image PushImage(const RegistryClient& client, const Reference& ref, uint64_t seed,
+                const std::string& arch = "amd64") {
+  Image img;
+  img.config = absl::StrFormat(R"({"architecture":"%s","os":"linux","rootfs":{"type":"layers"}})",
+                               arch);
+  img.layer = RandomBytes(3 << 20, seed);
+  img.manifest = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
+      DescriptorJson("application/vnd.oci.image.config.v1+json", img.config), R"(,"layers":[)",
+      DescriptorJson("application/vnd.oci.image.layer.v1.tar+gzip", img.layer), "]}");
+  EXPECT_TRUE(client.PushBlob(ref, Digest::Of(img.config), img.config).ok());
+  EXPECT_TRUE(client.PushBlob(ref, Digest::Of(img.layer), img.layer).ok());
+  auto d = client.PushManifest(ref, ref.tag(), kOciManifest, img.manifest);
+  EXPECT_TRUE(d.ok()) << d.status();
+  img.manifest_digest = d.value_or(Digest());
+  return img;
+}
+
+RegistryClient::Options FastRetries() {
+  RegistryClient::Options o;
+  o.retry.initial_backoff = absl::Milliseconds(10);
+  o.retry.max_backoff = absl::Milliseconds(100);
+  o.http.stall_timeout = absl::Seconds(2);
+  return o;
+}
+
+Reference Ref(const std::string& s) { return Reference::Parse(s).value(); }
+
+class PlainRegistryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto r = RegistryServer::Start({});
+    ASSERT_TRUE(r.ok()) << r.status();
+    registry_ = r->release();
+  }
+  static void TearDownTestSuite() { delete registry_; }
+
+  RegistryClient Client(std::string host = "") const {
+    if (host.empty()) host = registry_->host();
+    RegistryClient::Options o = FastRetries();
+    o.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{host});
+    return RegistryClient(o);
+  }
+
+  static RegistryServer* registry_;
+};
+RegistryServer* PlainRegistryTest::registry_ = nullptr;
+
+TEST_F(PlainRegistryTest, PushResolveAndReadBlobs) {
+  RegistryClient client = Client();
+  Reference ref = Ref(registry_->host() + "/clip/app:v1");
+  Image img = PushImage(client, ref, 1);
+
+  auto m = client.Resolve(ref, Platform{});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, img.manifest_digest);
+  EXPECT_EQ(m->media_type, kOciManifest);
+  EXPECT_EQ(m->bytes, img.manifest);
+  auto by_digest = client.FetchManifest(ref.WithDigest(img.manifest_digest));
+  ASSERT_TRUE(by_digest.ok()) << by_digest.status();
+
+  Digest layer = Digest::Of(img.layer);
+  auto size = client.BlobSize(ref, layer);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(*size, img.layer.size());
+
+  std::string streamed;
+  ASSERT_TRUE(client.FetchBlob(ref, layer, [&](absl::string_view c) {
+                      streamed.append(c.data(), c.size());
+                      return absl::OkStatus();
+                    }).ok());
+  EXPECT_TRUE(streamed == img.layer);
+
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 30; ++i) {
+    uint64_t off = rng() % img.layer.size();
+    uint64_t len = 1 + rng() % std::min<uint64_t>(img.layer.size() - off, 2 << 20);
+    auto bytes = client.ReadBlobRange(ref, layer, off, len);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    ASSERT_TRUE(*bytes == img.layer.substr(off, len)) << off << "+" << len;
+  }
+  absl::Status beyond = client.ReadBlobRange(ref, layer, img.layer.size() + 10, 5).status();
+  EXPECT_EQ(beyond.code(), absl::StatusCode::kOutOfRange) << beyond;
+  EXPECT_EQ(client.BlobSize(ref, Digest::Of("missing")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client.FetchManifest(Ref(registry_->host() + "/clip/app:nope")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client.FetchManifest(ref.WithDigest(Digest::Of("x"))).status().code(),
+            absl::StatusCode::kNotFound);
+
+  // Cross-repository mount: the second repository gets the blob without an upload.
+  Reference other = Ref(registry_->host() + "/clip/other:v1");
+  ASSERT_TRUE(client.PushBlob(other, layer, img.layer, ref).ok());
+  auto mounted = client.BlobSize(other, layer);
+  ASSERT_TRUE(mounted.ok()) << mounted.status();
+  EXPECT_EQ(*mounted, img.layer.size());
+}
+
+TEST_F(PlainRegistryTest, IndexSelectsThePlatform) {
+  RegistryClient client = Client();
+  Reference amd = Ref(registry_->host() + "/clip/multi:amd64");
+  Reference arm = Ref(registry_->host() + "/clip/multi:arm64");
+  Image a = PushImage(client, amd, 10, "amd64");
+  Image b = PushImage(client, arm, 11, "arm64");
+  std::string index = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
+      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},)",
+                      kOciManifest, b.manifest_digest.ToString(), b.manifest.size()),
+      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
+                      kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
+  Reference multi = Ref(registry_->host() + "/clip/multi:latest");
+  ASSERT_TRUE(client.PushManifest(multi, "latest", kOciIndex, index).ok());
+  auto m = client.Resolve(multi, Platform{"linux", "amd64", ""});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, a.manifest_digest);
+  auto m2 = client.Resolve(multi, Platform{"linux", "arm64", ""});  // v8 implied
+  ASSERT_TRUE(m2.ok()) << m2.status();
+  EXPECT_EQ(m2->digest, b.manifest_digest);
+  EXPECT_EQ(client.Resolve(multi, Platform{"linux", "s390x", ""}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(PlainRegistryTest, ReferrersThroughTheTagFallback) {
+  RegistryClient client = Client();
+  Reference ref = Ref(registry_->host() + "/clip/withidx:v1");
+  Image img = PushImage(client, ref, 20);
+  const std::string kType = "application/vnd.clip.index.v1";
+  std::string blob = "index bytes";
+  ASSERT_TRUE(client.PushBlob(ref, Digest::Of(blob), blob).ok());
+  std::string empty = "{}";
+  ASSERT_TRUE(client.PushBlob(ref, Digest::Of(empty), empty).ok());
+  std::string artifact = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","artifactType":")", kType,
+      R"(","config":)", DescriptorJson("application/vnd.oci.empty.v1+json", empty),
+      R"(,"layers":[)", DescriptorJson(kType, blob), R"(],"subject":)",
+      DescriptorJson(kOciManifest, img.manifest), "}");
+  auto art = client.PushManifest(ref, "", kOciManifest, artifact);
+  ASSERT_TRUE(art.ok()) << art.status();
+  // docker-registry 2.8 has no referrers API: publish the OCI 1.1 fallback tag.
+  std::string fallback = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
+      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"artifactType":"%s"}]})",
+                      kOciManifest, art->ToString(), artifact.size(), kType));
+  ASSERT_TRUE(client.PushManifest(ref, "sha256-" + img.manifest_digest.Hex(), kOciIndex, fallback)
+                  .ok());
+  auto found = client.Referrers(ref, img.manifest_digest, kType);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].digest, *art);
+  auto none = client.Referrers(ref, img.manifest_digest, "application/other");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto nothing = client.Referrers(ref, Digest::Of("no such subject"));
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_TRUE(nothing->empty());
+}
+
+TEST(SecureRegistryTest, TlsAndBasicAuth) {
+  auto registry = RegistryServer::Start({.tls = true, .htpasswd = true});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  Reference ref = Ref((*registry)->host() + "/secure/app:v1");
+  auto make = [&](bool ca, std::optional<Credential> cred) {
+    RegistryClient::Options o = FastRetries();
+    o.retry.max_attempts = 2;
+    auto hosts = std::make_shared<DefaultHosts>();
+    struct CaHosts : HostResolver {
+      std::string ca;
+      std::vector<RegistryEndpoint> Endpoints(const std::string& d) const override {
+        RegistryEndpoint ep;
+        ep.host = d;
+        ep.tls.ca_file = ca;
+        return {ep};
+      }
+    };
+    auto ca_hosts = std::make_shared<CaHosts>();
+    if (ca) ca_hosts->ca = (*registry)->ca_file();
+    o.hosts = ca_hosts;
+    if (cred) {
+      o.credentials = std::make_shared<StaticCredentials>(
+          std::map<std::string, Credential>{{(*registry)->host(), *cred}});
+    }
+    return std::make_unique<RegistryClient>(o);
+  };
+  Credential good{RegistryServer::kUser, RegistryServer::kPassword, ""};
+  auto client = make(true, good);
+  Image img = PushImage(*client, ref, 30);
+  auto m = client->Resolve(ref, Platform{});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, img.manifest_digest);
+
+  auto anonymous = make(true, std::nullopt);
+  EXPECT_EQ(anonymous->Resolve(ref, Platform{}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto wrong = make(true, Credential{RegistryServer::kUser, "wrong", ""});
+  absl::Status denied = wrong->Resolve(ref, Platform{}).status();
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(std::string(denied.message()).find("wrong"), std::string::npos);  // No secrets.
+  auto untrusted = make(false, good);
+  EXPECT_EQ(untrusted->Resolve(ref, Platform{}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+class FaultTest : public PlainRegistryTest {
+ protected:
+  void SetUp() override {
+    auto p = FaultProxy::Start(registry_->url());
+    ASSERT_TRUE(p.ok()) << p.status();
+    proxy_ = *std::move(p);
+    ref_ = Ref(proxy_->host() + "/clip/faulty:v1");
+    RegistryClient direct = Client(proxy_->host());
+    img_ = PushImage(direct, ref_, 40);
+    ASSERT_TRUE(proxy_->Control("/__reset", "{}").ok());
+  }
+  void Arm(const std::string& mode, int count, const std::string& match = "/blobs/") {
+    ASSERT_TRUE(proxy_->Control("/__fault", absl::StrFormat(R"({"mode":"%s","count":%d,"match":"%s"})",
+                                                         mode, count, match))
+                    .ok());
+  }
+  int Stat(const std::string& name) { return proxy_->Stat(name).value_or(-1); }
+
+  std::unique_ptr<FaultProxy> proxy_;
+  Reference ref_ = Ref("x/y");
+  Image img_;
+};
+
+TEST_F(FaultTest, TransientFaultsAreRetriedAndBytesAreRight) {
+  RegistryClient client = Client(proxy_->host());
+  Digest layer = Digest::Of(img_.layer);
+  for (const char* mode : {"reset", "status500", "status429", "truncate", "drip", "ignore_range"}) {
+    SCOPED_TRACE(mode);
+    Arm(mode, 2);
+    auto bytes = client.ReadBlobRange(ref_, layer, 1000, 1 << 20);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_TRUE(*bytes == img_.layer.substr(1000, 1 << 20));
+    Arm(mode, 1);
+    std::string all;
+    absl::Status s = client.FetchBlob(ref_, layer, [&](absl::string_view c) {
+      all.append(c.data(), c.size());
+      return absl::OkStatus();
+    });
+    if (std::string(mode) == "truncate" || std::string(mode) == "drip") {
+      // Resumed with Range after the broken transfer: the sink saw each byte once.
+      ASSERT_TRUE(s.ok()) << s;
+    } else {
+      ASSERT_TRUE(s.ok()) << s;
+    }
+    EXPECT_TRUE(all == img_.layer);
+  }
+  EXPECT_EQ(Stat("faults"), 18);
+}
+
+TEST_F(FaultTest, CorruptBytesNeverPassAsGood) {
+  RegistryClient client = Client(proxy_->host());
+  Arm("corrupt", 100);
+  absl::Status s = client.FetchBlob(ref_, Digest::Of(img_.layer),
+                                    [](absl::string_view) { return absl::OkStatus(); });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  Arm("corrupt", 100, "/manifests/");
+  EXPECT_EQ(client.FetchManifest(ref_.WithDigest(img_.manifest_digest)).status().code(),
+            absl::StatusCode::kDataLoss);
+  // A range cannot be verified alone; its span digest catches it (see index tests).
+}
+
+TEST_F(FaultTest, PersistentOutageFailsInBoundedTime) {
+  RegistryClient client = Client(proxy_->host());
+  Arm("status500", 1000);
+  absl::Time start = absl::Now();
+  auto r = client.ReadBlobRange(ref_, Digest::Of(img_.layer), 0, 10);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+TEST_F(FaultTest, BearerTokenFlowCachesAndRefreshes) {
+  ASSERT_TRUE(proxy_->Control("/__bearer", R"({"enabled":true,"expires_in":300})").ok());
+  RegistryClient client = Client(proxy_->host());
+  Digest layer = Digest::Of(img_.layer);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client.ReadBlobRange(ref_, layer, i, 100).ok());
+  EXPECT_EQ(Stat("tokens"), 1);  // One token, cached for every request after.
+  ASSERT_TRUE(proxy_->Control("/__revoke", "{}").ok());
+  ASSERT_TRUE(client.ReadBlobRange(ref_, layer, 0, 100).ok());  // 401 -> new token.
+  EXPECT_EQ(Stat("tokens"), 2);
+
+  // Redirected blob reads: the token must not follow to another host.
+  Arm("redirect", 3);
+  auto bytes = client.ReadBlobRange(ref_, layer, 5, 1000);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == img_.layer.substr(5, 1000));
+  EXPECT_GE(Stat("redirected"), 1);
+  EXPECT_EQ(Stat("redirect_auth"), 0);
+}
+
+TEST_F(FaultTest, BearerTokenWithCredentials) {
+  ASSERT_TRUE(proxy_->Control("/__bearer",
+                              R"({"enabled":true,"user":"alice","password":"pw1"})")
+                  .ok());
+  RegistryClient anonymous = Client(proxy_->host());
+  EXPECT_EQ(anonymous.FetchManifest(ref_).status().code(), absl::StatusCode::kPermissionDenied);
+  RegistryClient::Options o = FastRetries();
+  o.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{proxy_->host()});
+  o.credentials = std::make_shared<StaticCredentials>(
+      std::map<std::string, Credential>{{proxy_->host(), Credential{"alice", "pw1", ""}}});
+  RegistryClient client(o);
+  auto m = client.FetchManifest(ref_);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, img_.manifest_digest);
+}
+
+}  // namespace
+}  // namespace clip
