@@ -201,6 +201,15 @@ absl::Duration RegistryClient::Backoff(int attempt, const HttpResponse* response
   return d * jitter;
 }
 
+bool RegistryClient::Sleep(absl::Duration d) const {
+  absl::Time end = absl::Now() + d;
+  while (absl::Now() < end) {
+    if (cancelled()) return false;
+    absl::SleepFor(std::min(end - absl::Now(), absl::Milliseconds(50)));
+  }
+  return !cancelled();
+}
+
 absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep,
                                                       const Reference& repo,
                                                       const std::string& actions,
@@ -231,6 +240,7 @@ absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep
   HttpRequest req;
   req.url = url;
   req.tls = ep.tls;
+  req.cancel = options_.cancel.get();
   if (cred && !cred->identity_token.empty()) {
     req.method = "POST";
     req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
@@ -248,7 +258,7 @@ absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep
                               : (tr->status == 429 || tr->status >= 500);
     if (!retryable) break;
     if (attempt + 1 < options_.retry.max_attempts) {
-      absl::SleepFor(Backoff(attempt, tr.ok() ? &*tr : nullptr));
+      if (!Sleep(Backoff(attempt, tr.ok() ? &*tr : nullptr))) return absl::CancelledError("cancelled");
     }
   }
   if (!tr.ok()) return tr.status();
@@ -293,6 +303,8 @@ absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
     req.body = call.body;
     req.sink = call.sink;
     req.tls = ep.tls;
+    req.cancel = options_.cancel.get();
+    if (cancelled()) return absl::CancelledError("request cancelled");
     bool same_host = HostOf(url) == origin_host;
     if (same_host) {
       if (auto auth = tokens_.Get(auth_key)) req.headers.emplace_back("Authorization", *auth);
@@ -303,7 +315,9 @@ absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
         return resp.status();
       }
       last = resp.status();
-      if (++attempt < options_.retry.max_attempts) absl::SleepFor(Backoff(attempt - 1, nullptr));
+      if (++attempt < options_.retry.max_attempts && !Sleep(Backoff(attempt - 1, nullptr))) {
+        return absl::CancelledError("request cancelled");
+      }
       continue;
     }
     if (resp->status == 401 && same_host && !authorized_once) {
@@ -326,7 +340,9 @@ absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
     if (resp->status == 429 || resp->status == 500 || resp->status == 502 ||
         resp->status == 503 || resp->status == 504) {
       last = StatusFromResponse(*resp, absl::StrCat(call.method, " ", RedactUrl(url)));
-      if (++attempt < options_.retry.max_attempts) absl::SleepFor(Backoff(attempt - 1, &*resp));
+      if (++attempt < options_.retry.max_attempts && !Sleep(Backoff(attempt - 1, &*resp))) {
+        return absl::CancelledError("request cancelled");
+      }
       continue;
     }
     return resp;
@@ -458,7 +474,7 @@ absl::Status RegistryClient::FetchBlob(
     }
     if (resp.status().code() != absl::StatusCode::kUnavailable) return resp.status();
     last = resp.status();
-    absl::SleepFor(Backoff(attempt, nullptr));
+    if (!Sleep(Backoff(attempt, nullptr))) return absl::CancelledError("request cancelled");
   }
   return last;
 }
@@ -493,7 +509,9 @@ absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
       CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, absl::StrCat("blob ", digest.ToString())));
       last = absl::UnknownError(absl::StrCat("unexpected HTTP ", resp.status));
     }
-    if (attempt + 1 < options_.retry.max_attempts) absl::SleepFor(Backoff(attempt, nullptr));
+    if (attempt + 1 < options_.retry.max_attempts && !Sleep(Backoff(attempt, nullptr))) {
+      return absl::CancelledError("request cancelled");
+    }
   }
   return last;
 }

@@ -22,6 +22,7 @@
 #ifndef CLIP_REGISTRY_REGISTRY_CLIENT_H_
 #define CLIP_REGISTRY_REGISTRY_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -111,6 +112,9 @@ class RegistryClient {
     std::shared_ptr<const CredentialStore> credentials;     // default: anonymous
     RetryPolicy retry;
     HttpOptions http;
+    // Set to true to abort every request in flight and fail new ones with kCancelled
+    // (shutdown). Must outlive the client.
+    std::shared_ptr<std::atomic<bool>> cancel;
   };
 
   explicit RegistryClient(Options options);
@@ -161,6 +165,9 @@ class RegistryClient {
                                         const std::string& actions,
                                         const HttpResponse& challenge) const;
   absl::Duration Backoff(int attempt, const HttpResponse* response) const;
+  // Sleeps `d` unless cancelled first; false when cancelled.
+  bool Sleep(absl::Duration d) const;
+  bool cancelled() const { return options_.cancel && options_.cancel->load(); }
 
   Options options_;
   HttpClient http_;

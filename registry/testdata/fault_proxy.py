@@ -54,11 +54,11 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def reply(self, status, body=b"", headers=()):
+    def reply(self, status, body=b"", headers=(), length=None):
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
@@ -169,7 +169,9 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        self.reply(resp.status, data, out_headers)
+        # A HEAD answer carries the size of the body it does not send.
+        length = resp.getheader("Content-Length") if self.command == "HEAD" else None
+        self.reply(resp.status, data, out_headers, length)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
 
