@@ -489,13 +489,34 @@ absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
     Call call;
     call.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
     call.headers.emplace_back("Range", absl::StrCat("bytes=", offset, "-", last_byte));
-    CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(repo, Capability::kPull, "pull", call));
+    // Received straight into a buffer of the expected size (no regrowth); a server
+    // sending more than asked is cut off and retried.
+    std::string body;
+    body.reserve(length);
+    call.retry = false;  // Transport errors retry here, with a fresh buffer.
+    call.sink = [&](absl::string_view chunk) {
+      if (body.size() + chunk.size() > length) {
+        return absl::UnavailableError("more bytes than the range asked for");
+      }
+      body.append(chunk.data(), chunk.size());
+      return absl::OkStatus();
+    };
+    absl::StatusOr<HttpResponse> sent = Send(repo, Capability::kPull, "pull", call);
+    if (!sent.ok() && sent.status().code() != absl::StatusCode::kUnavailable) return sent.status();
+    if (!sent.ok()) {
+      last = sent.status();
+      if (attempt + 1 < options_.retry.max_attempts && !Sleep(Backoff(attempt, nullptr))) {
+        return absl::CancelledError("request cancelled");
+      }
+      continue;
+    }
+    HttpResponse& resp = *sent;
     if (resp.status == 206) {
       // Content-Range: bytes <first>-<last>/<total>
       auto cr = resp.Header("content-range");
       std::string want = absl::StrCat("bytes ", offset, "-", last_byte, "/");
-      if (cr && absl::StartsWith(*cr, want) && resp.body.size() == length) {
-        return std::move(resp.body);
+      if (cr && absl::StartsWith(*cr, want) && body.size() == length) {
+        return body;
       }
       last = absl::UnavailableError(absl::StrCat("blob ", digest.ToString(),
                                                  ": partial response does not match the range"));
