@@ -3,6 +3,7 @@
 // stalls, truncation, ignored ranges, corruption, redirects, a Bearer token flow).
 #include "registry/registry_client.h"
 
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "index/span_reader.h"
+#include "registry/hosts_config.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/testing/registry_server.h"
 
@@ -242,6 +244,78 @@ TEST(SecureRegistryTest, TlsAndBasicAuth) {
   EXPECT_EQ(std::string(denied.message()).find("wrong"), std::string::npos);  // No secrets.
   auto untrusted = make(false, good);
   EXPECT_EQ(untrusted->Resolve(ref, Platform{}).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(SecureRegistryTest, MutualTls) {
+  auto registry = RegistryServer::Start({.tls = true, .mutual_tls = true});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  struct Hosts : HostResolver {
+    TlsOptions tls;
+    std::vector<RegistryEndpoint> Endpoints(const std::string& d) const override {
+      RegistryEndpoint ep;
+      ep.host = d;
+      ep.tls = tls;
+      return {ep};
+    }
+  };
+  auto with_cert = std::make_shared<Hosts>();
+  with_cert->tls = {(*registry)->ca_file(), (*registry)->client_cert(), (*registry)->client_key()};
+  RegistryClient::Options o = FastRetries();
+  o.retry.max_attempts = 2;
+  o.hosts = with_cert;
+  RegistryClient client(o);
+  Reference ref = Ref((*registry)->host() + "/mtls/app:v1");
+  Image img = PushImage(client, ref, 50);
+  auto m = client.Resolve(ref, Platform{});
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto without = std::make_shared<Hosts>();
+  without->tls.ca_file = (*registry)->ca_file();
+  o.hosts = without;
+  RegistryClient anonymous(o);
+  EXPECT_FALSE(anonymous.Resolve(ref, Platform{}).ok());
+}
+
+// hosts.toml as containerd reads it: a dead mirror first, a mirror without the content
+// second, then the real server; reads succeed through the fallbacks.
+TEST_F(PlainRegistryTest, HostsTomlMirrorsFallBackToTheServer) {
+  std::string dir = std::string(getenv("TEST_TMPDIR")) + "/certs.d/" + registry_->host();
+  ASSERT_TRUE(testing::RunCommand("mkdir -p '" + dir + "'").ok());
+  auto empty = RegistryServer::Start({});
+  ASSERT_TRUE(empty.ok());
+  int dead = testing::PickFreePort().value();
+  std::ofstream(dir + "/hosts.toml") << absl::StrFormat(
+      "server = \"http://%s\"\n[host.\"http://127.0.0.1:%d\"]\n  capabilities = [\"pull\", "
+      "\"resolve\"]\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+      registry_->host(), dead, (*empty)->host());
+  RegistryClient::Options o = FastRetries();
+  o.hosts = std::make_shared<HostsDirectory>(std::string(getenv("TEST_TMPDIR")) + "/certs.d");
+  RegistryClient client(o);
+  Reference ref = Ref(registry_->host() + "/clip/mirrored:v1");
+  Image img = PushImage(client, ref, 60);  // Push goes to the server (mirrors cannot push).
+  auto m = client.Resolve(ref, Platform{});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, img.manifest_digest);
+  auto bytes = client.ReadBlobRange(ref, Digest::Of(img.layer), 100, 1000);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == img.layer.substr(100, 1000));
+}
+
+TEST_F(PlainRegistryTest, DockerManifestListResolves) {
+  RegistryClient client = Client();
+  Reference amd = Ref(registry_->host() + "/clip/dlist:amd64");
+  Image a = PushImage(client, amd, 70, "amd64");
+  std::string list = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kDockerManifestList, R"(","manifests":[)",
+      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
+                      kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
+  Reference ref = Ref(registry_->host() + "/clip/dlist:latest");
+  ASSERT_TRUE(client.PushManifest(ref, "latest", kDockerManifestList, list).ok());
+  auto top = client.FetchManifest(ref);
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->media_type, kDockerManifestList);
+  auto m = client.Resolve(ref, Platform{"linux", "amd64", ""});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->digest, a.manifest_digest);
 }
 
 class FaultTest : public PlainRegistryTest {

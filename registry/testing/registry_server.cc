@@ -118,10 +118,15 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const Opti
                        " -keyout server.key -out server.csr 2>/dev/null"
                        " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext"
                        " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
-                       " -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null"))
+                       " -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null"
+                       " && openssl req -newkey rsa:2048 -nodes -subj /CN=clip-client"
+                       " -keyout client.key -out client.csr 2>/dev/null"
+                       " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key"
+                       " -CAcreateserial -days 2 -out client.pem 2>/dev/null"))
             .status());
     absl::StrAppend(&cfg, "  tls:\n    certificate: ", s->dir_, "/server.pem\n    key: ", s->dir_,
                     "/server.key\n");
+    if (options.mutual_tls) absl::StrAppend(&cfg, "    clientcas:\n      - ", s->ca_file_, "\n");
   }
   if (options.htpasswd) {
     CLIP_RETURN_IF_ERROR(RunCommand(absl::StrCat("htpasswd -Bbn ", kUser, " ", kPassword, " > ",
@@ -138,6 +143,10 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const Opti
     HttpRequest req;
     req.url = s->url() + "/v2/";
     req.tls.ca_file = s->ca_file_;
+    if (options.mutual_tls) {
+      req.tls.client_cert = s->client_cert();
+      req.tls.client_key = s->client_key();
+    }
     auto resp = http.Do(req);
     if (resp.ok() && (resp->status == 200 || resp->status == 401)) return s;
     absl::SleepFor(absl::Milliseconds(100));

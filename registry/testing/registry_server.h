@@ -23,6 +23,7 @@ class RegistryServer {
   struct Options {
     bool tls = false;       // self-signed CA generated here; ca_file() trusts it
     bool htpasswd = false;  // basic auth with user() / password()
+    bool mutual_tls = false;  // with tls: clients must present client_cert()
   };
   static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(const Options& options);
   ~RegistryServer();
@@ -30,6 +31,8 @@ class RegistryServer {
   std::string host() const;  // 127.0.0.1:<port>
   std::string url() const;   // http(s)://127.0.0.1:<port>
   const std::string& ca_file() const { return ca_file_; }
+  std::string client_cert() const { return dir_ + "/client.pem"; }
+  std::string client_key() const { return dir_ + "/client.key"; }
   static constexpr char kUser[] = "clipuser";
   static constexpr char kPassword[] = "s3cret-pass";
 
