@@ -36,7 +36,7 @@
 #include "absl/time/time.h"
 #include "common/digest.h"
 #include "registry/auth.h"
-#include "registry/http_client.h"
+#include "common/http_client.h"
 #include "registry/reference.h"
 
 namespace clip {

@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
-#include "registry/http_client.h"
+#include "common/http_client.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "registry/http_client.h"
+#include "common/http_client.h"
 
 #include <curl/curl.h>
 

@@ -1,4 +1,4 @@
-// HttpClient: HTTP(S) requests over libcurl for the registry client, with connection
+// HttpClient: HTTP(S) requests over libcurl (registry and remote cache), with connection
 // reuse, TLS settings per request, and timeouts that guarantee no request hangs:
 // a connect timeout, a stall timeout (no byte for N seconds aborts the transfer) and
 // a total deadline. Redirects are not followed here: the registry client follows
@@ -15,8 +15,8 @@
 //
 // Thread safety: safe for concurrent use; curl handles are pooled and each is used by
 // one request at a time, so connections are reused across requests.
-#ifndef CLIP_REGISTRY_HTTP_CLIENT_H_
-#define CLIP_REGISTRY_HTTP_CLIENT_H_
+#ifndef CLIP_COMMON_HTTP_CLIENT_H_
+#define CLIP_COMMON_HTTP_CLIENT_H_
 
 #include <atomic>
 #include <functional>
@@ -94,4 +94,4 @@ class HttpClient {
 
 }  // namespace clip
 
-#endif  // CLIP_REGISTRY_HTTP_CLIENT_H_
+#endif  // CLIP_COMMON_HTTP_CLIENT_H_
