@@ -1,5 +1,7 @@
 #include "registry/testing/registry_server.h"
 
+#include "common/testing/subprocess.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -23,84 +25,10 @@
 extern char** environ;
 
 namespace clip::testing {
-namespace {
-
-std::string TempDir() {
-  const char* t = getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(t ? t : "/tmp", "/srvXXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) abort();
-  return tmpl;
-}
-
-// Starts `argv` in its own session with stdout+stderr to `log`.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return absl::InternalError(absl::StrCat("spawn ", argv[0], " failed: ", rc));
-  return pid;
-}
-
-void Stop(pid_t pid) {
-  if (pid <= 0) return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 50; ++i) {
-    if (waitpid(pid, nullptr, WNOHANG) == pid) return;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream f(path);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-}  // namespace
-
-absl::StatusOr<int> PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return absl::InternalError("no free port");
-  }
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
-absl::StatusOr<std::string> RunCommand(const std::string& command) {
-  FILE* p = popen(command.c_str(), "r");
-  if (!p) return absl::InternalError("popen failed");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  if (rc != 0) return absl::InternalError(absl::StrCat("`", command, "` exited ", rc));
-  return out;
-}
 
 absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const Options& options) {
   std::unique_ptr<RegistryServer> s(new RegistryServer());
-  s->dir_ = TempDir();
+  s->dir_ = MakeTempDir("srv");
   s->tls_ = options.tls;
   CLIP_ASSIGN_OR_RETURN(s->port_, PickFreePort());
   std::string cfg = absl::StrCat(
@@ -152,7 +80,7 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const Opti
     absl::SleepFor(absl::Milliseconds(100));
   }
   return absl::UnavailableError(
-      absl::StrCat("docker-registry did not come up: ", ReadAll(s->dir_ + "/registry.log")));
+      absl::StrCat("docker-registry did not come up: ", ReadFileOrEmpty(s->dir_ + "/registry.log")));
 }
 
 RegistryServer::~RegistryServer() {
@@ -167,20 +95,20 @@ std::string RegistryServer::url() const {
 
 absl::StatusOr<std::unique_ptr<FaultProxy>> FaultProxy::Start(const std::string& upstream_url) {
   std::unique_ptr<FaultProxy> p(new FaultProxy());
-  std::string dir = TempDir();
+  std::string dir = MakeTempDir("proxy");
   std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                     "/registry/testdata/fault_proxy.py");
   std::string log = dir + "/proxy.out";
   CLIP_ASSIGN_OR_RETURN(p->pid_, Spawn({"python3", "-u", script, upstream_url}, log));
   for (int i = 0; i < 100; ++i) {
-    std::string out = ReadAll(log);
+    std::string out = ReadFileOrEmpty(log);
     if (out.rfind("PORT ", 0) == 0 && out.find('\n') != std::string::npos &&
         absl::SimpleAtoi(out.substr(5, out.find('\n') - 5), &p->port_)) {
       return p;
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return absl::UnavailableError(absl::StrCat("fault proxy did not start: ", ReadAll(log)));
+  return absl::UnavailableError(absl::StrCat("fault proxy did not start: ", ReadFileOrEmpty(log)));
 }
 
 FaultProxy::~FaultProxy() { Stop(pid_); }

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/testing/subprocess.h"
 
 namespace clip::testing {
 
@@ -61,13 +62,6 @@ class FaultProxy {
   int port_ = 0;
   pid_t pid_ = -1;
 };
-
-// A free TCP port on 127.0.0.1 (bound and released; a race with other processes is
-// possible but harmless in practice for tests).
-absl::StatusOr<int> PickFreePort();
-
-// Runs a shell command; its stdout, or an error with its exit status.
-absl::StatusOr<std::string> RunCommand(const std::string& command);
 
 }  // namespace clip::testing
 

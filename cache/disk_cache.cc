@@ -1,0 +1,251 @@
+#include "cache/disk_cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/errno_status.h"
+#include "common/status_macros.h"
+
+namespace clip {
+namespace {
+
+constexpr absl::Duration kStaleTempAge = absl::Hours(1);
+
+absl::Status MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, absl::StrCat("mkdir ", path));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") out.push_back(std::move(n));
+  }
+  closedir(d);
+  return out;
+}
+
+// Temp files are "<hex>.<pid>.<n>": removable once their writer is gone or old.
+bool StaleTemp(const std::string& path, const std::string& name) {
+  std::vector<std::string> parts = absl::StrSplit(name, '.');
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return false;
+  if (absl::Now() - absl::FromTimeT(st.st_mtime) > kStaleTempAge) return true;
+  int pid = 0;
+  if (parts.size() == 3 && absl::SimpleAtoi(parts[1], &pid) && pid > 0) {
+    return kill(pid, 0) != 0 && errno == ESRCH;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DiskCache>> DiskCache::Open(const Options& options) {
+  if (options.root.empty()) return absl::InvalidArgumentError("disk cache root is empty");
+  std::unique_ptr<DiskCache> c(new DiskCache(options));
+  CLIP_RETURN_IF_ERROR(MakeDir(options.root));
+  CLIP_RETURN_IF_ERROR(MakeDir(options.root + "/tmp"));
+  for (const std::string& name : List(options.root + "/tmp")) {
+    std::string path = absl::StrCat(options.root, "/tmp/", name);
+    if (StaleTemp(path, name)) unlink(path.c_str());
+  }
+  CLIP_RETURN_IF_ERROR(c->Rescan());
+  c->EvictToBudget();
+  return c;
+}
+
+std::string DiskCache::PathFor(const Digest& key) const {
+  std::string hex = key.Hex();
+  return absl::StrCat(options_.root, "/", hex.substr(0, 2), "/", hex.substr(2, 2), "/", hex);
+}
+
+absl::Status DiskCache::Rescan() {
+  struct Found {
+    Digest key;
+    uint64_t size;
+    struct timespec mtime;
+  };
+  std::vector<Found> found;
+  for (const std::string& a : List(options_.root)) {
+    if (a.size() != 2) continue;  // "tmp" and strangers
+    for (const std::string& b : List(absl::StrCat(options_.root, "/", a))) {
+      std::string dir = absl::StrCat(options_.root, "/", a, "/", b);
+      for (const std::string& name : List(dir)) {
+        absl::StatusOr<Digest> key = Digest::ParseHex(name);
+        struct stat st;
+        std::string path = absl::StrCat(dir, "/", name);
+        if (!key.ok() || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        found.push_back({*key, static_cast<uint64_t>(st.st_size), st.st_mtim});
+      }
+    }
+  }
+  // Oldest first, so pushing each to the front leaves the newest at the front.
+  std::sort(found.begin(), found.end(), [](const Found& x, const Found& y) {
+    return x.mtime.tv_sec != y.mtime.tv_sec ? x.mtime.tv_sec < y.mtime.tv_sec
+                                            : x.mtime.tv_nsec < y.mtime.tv_nsec;
+  });
+  absl::MutexLock lock(&mu_);
+  lru_.clear();
+  entries_.clear();
+  bytes_ = 0;
+  for (const Found& f : found) {
+    lru_.push_front(f.key);
+    entries_[f.key] = {lru_.begin(), f.size};
+    bytes_ += f.size;
+  }
+  return absl::OkStatus();
+}
+
+void DiskCache::Record(const Digest& key, uint64_t size) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.first);
+    return;
+  }
+  lru_.push_front(key);
+  entries_[key] = {lru_.begin(), size};
+  bytes_ += size;
+}
+
+void DiskCache::Forget(const Digest& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  bytes_ -= it->second.second;
+  lru_.erase(it->second.first);
+  entries_.erase(it);
+}
+
+void DiskCache::EvictToBudget() {
+  for (;;) {
+    Digest victim;
+    {
+      absl::MutexLock lock(&mu_);
+      if (bytes_ <= options_.max_bytes || lru_.empty()) return;
+      victim = lru_.back();
+      auto it = entries_.find(victim);
+      bytes_ -= it->second.second;
+      entries_.erase(it);
+      lru_.pop_back();
+    }
+    unlink(PathFor(victim).c_str());  // ENOENT: another process evicted it first.
+    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool DiskCache::Contains(const Digest& key) const {
+  return access(PathFor(key).c_str(), F_OK) == 0;
+}
+
+uint64_t DiskCache::size_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_;
+}
+
+absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
+  std::string path = PathFor(key);
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      Forget(key);
+      counters_.Miss();
+      return std::nullopt;
+    }
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    absl::Status s = ErrnoToStatus(errno, absl::StrCat("stat ", path));
+    close(fd);
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    return s;
+  }
+  auto bytes = std::make_shared<std::string>(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < bytes->size()) {
+    ssize_t n = pread(fd, bytes->data() + done, bytes->size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  bool intact = done == bytes->size() && Digest::Of(*bytes) == key;
+  if (intact) futimens(fd, nullptr);  // Recency for LRU, kept across restarts.
+  close(fd);
+  if (!intact) {
+    // Corrupt or truncated: never served; dropped so the next fill replaces it.
+    unlink(path.c_str());
+    Forget(key);
+    counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
+    counters_.Miss();
+    return std::nullopt;
+  }
+  Record(key, bytes->size());
+  counters_.Hit(bytes->size());
+  return SpanBytes(std::move(bytes));
+}
+
+absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
+  std::string path = PathFor(key);
+  if (access(path.c_str(), F_OK) == 0) {
+    Record(key, bytes->size());
+    return absl::OkStatus();
+  }
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp = absl::StrCat(options_.root, "/tmp/", key.Hex(), ".", getpid(), ".",
+                                 counter.fetch_add(1));
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
+  }
+  size_t done = 0;
+  absl::Status status;
+  while (done < bytes->size()) {
+    ssize_t n = write(fd, bytes->data() + done, bytes->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      status = ErrnoToStatus(n < 0 ? errno : ENOSPC, absl::StrCat("write ", tmp));
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0 && status.ok()) status = ErrnoToStatus(errno, absl::StrCat("close ", tmp));
+  if (status.ok()) {
+    std::string hex = key.Hex();
+    std::string a = absl::StrCat(options_.root, "/", hex.substr(0, 2));
+    status = MakeDir(a);
+    if (status.ok()) status = MakeDir(absl::StrCat(a, "/", hex.substr(2, 2)));
+    if (status.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
+      status = ErrnoToStatus(errno, absl::StrCat("rename to ", path));
+    }
+  }
+  if (!status.ok()) {
+    unlink(tmp.c_str());
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    return status;
+  }
+  counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);
+  Record(key, bytes->size());
+  EvictToBudget();
+  return absl::OkStatus();
+}
+
+}  // namespace clip

@@ -1,0 +1,65 @@
+// DiskCache: the local disk tier. One file per span, named by its digest under a
+// sharded directory (`<root>/ab/cd/abcd...`), written to `<root>/tmp/` first and
+// renamed into place, so no partial file is ever visible, also after a crash. A
+// size budget is kept with least-recently-used eviction; recency is the file's mtime
+// (updated on every hit), so the order survives restarts. Every hit is verified
+// against its digest: a corrupt or truncated file is dropped and reported as a miss.
+//
+// Two processes may share a root: files appear atomically, a file evicted by one is a
+// miss for the other, and each keeps its own size accounting (Rescan() re-reads it).
+//
+//   CLIP_ASSIGN_OR_RETURN(auto disk, DiskCache::Open({.root = "/var/lib/clip/cache",
+//                                                     .max_bytes = 20ull << 30}));
+//
+// Thread safety: safe for concurrent use. Lock order: mu_ is a leaf lock; no file I/O
+// happens while it is held.
+#ifndef CLIP_CACHE_DISK_CACHE_H_
+#define CLIP_CACHE_DISK_CACHE_H_
+
+#include <list>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/span_store.h"
+
+namespace clip {
+
+class DiskCache final : public SpanStore {
+ public:
+  struct Options {
+    std::string root;
+    uint64_t max_bytes = uint64_t{10} << 30;
+  };
+
+  static absl::StatusOr<std::unique_ptr<DiskCache>> Open(const Options& options);
+
+  const char* name() const override { return "disk"; }
+  absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
+  absl::Status Put(const Digest& key, const SpanBytes& bytes) override;
+
+  // True if a file for `key` exists (no read, no verification).
+  bool Contains(const Digest& key) const override;
+  uint64_t size_bytes() const;
+  // Re-reads the directory: entries written or evicted by other processes.
+  absl::Status Rescan();
+  std::string PathFor(const Digest& key) const;
+
+ private:
+  explicit DiskCache(Options options) : options_(std::move(options)) {}
+  void Record(const Digest& key, uint64_t size);  // insert or move to front
+  void Forget(const Digest& key);
+  void EvictToBudget();
+
+  const Options options_;
+  mutable absl::Mutex mu_;
+  std::list<Digest> lru_ ABSL_GUARDED_BY(mu_);  // front = most recently used
+  absl::flat_hash_map<Digest, std::pair<std::list<Digest>::iterator, uint64_t>> entries_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace clip
+
+#endif  // CLIP_CACHE_DISK_CACHE_H_

@@ -1,0 +1,176 @@
+#include "cache/disk_cache.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "common/testing/subprocess.h"
+#include "gtest/gtest.h"
+
+namespace clip {
+namespace {
+
+SpanBytes Random(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto s = std::make_shared<std::string>(n, '\0');
+  for (char& c : *s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::unique_ptr<DiskCache> Open(const std::string& root, uint64_t max_bytes) {
+  auto c = DiskCache::Open({root, max_bytes});
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+TEST(DiskCacheTest, PutGetAndLayout) {
+  std::string root = testing::MakeTempDir("disk");
+  auto disk = Open(root, 1 << 30);
+  SpanBytes span = Random(100000, 1);
+  Digest key = Digest::Of(*span);
+  EXPECT_FALSE((*disk->Get(key)).has_value());
+  ASSERT_TRUE(disk->Put(key, span).ok());
+  std::string hex = key.Hex();
+  EXPECT_EQ(disk->PathFor(key), root + "/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex);
+  auto hit = disk->Get(key);
+  ASSERT_TRUE(hit.ok() && hit->has_value());
+  EXPECT_EQ(***hit, *span);
+  EXPECT_TRUE(disk->Contains(key));
+  EXPECT_EQ(disk->size_bytes(), span->size());
+  EXPECT_EQ(testing::RunCommand("ls " + root + "/tmp | wc -l").value(), "0\n");
+}
+
+TEST(DiskCacheTest, CorruptAndTruncatedFilesAreDroppedNeverServed) {
+  std::string root = testing::MakeTempDir("disk");
+  auto disk = Open(root, 1 << 30);
+  SpanBytes a = Random(50000, 2), b = Random(50000, 3);
+  Digest ka = Digest::Of(*a), kb = Digest::Of(*b);
+  ASSERT_TRUE(disk->Put(ka, a).ok());
+  ASSERT_TRUE(disk->Put(kb, b).ok());
+  {
+    std::fstream f(disk->PathFor(ka), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(25000);
+    f.put('\x55');
+  }
+  ASSERT_EQ(truncate(disk->PathFor(kb).c_str(), 1000), 0);
+  EXPECT_FALSE((*disk->Get(ka)).has_value());
+  EXPECT_FALSE((*disk->Get(kb)).has_value());
+  EXPECT_EQ(disk->counters().corrupt.load(), 2u);
+  EXPECT_FALSE(disk->Contains(ka));  // Dropped, so the next fill replaces it.
+  ASSERT_TRUE(disk->Put(ka, a).ok());
+  EXPECT_TRUE((*disk->Get(ka)).has_value());
+}
+
+TEST(DiskCacheTest, EvictsLeastRecentlyUsedAlsoAcrossRestarts) {
+  std::string root = testing::MakeTempDir("disk");
+  std::vector<SpanBytes> spans;
+  std::vector<Digest> keys;
+  {
+    auto disk = Open(root, 10 * 10000);
+    for (int i = 0; i < 10; ++i) {
+      spans.push_back(Random(10000, 100 + i));
+      keys.push_back(Digest::Of(*spans.back()));
+      ASSERT_TRUE(disk->Put(keys.back(), spans.back()).ok());
+      absl::SleepFor(absl::Milliseconds(5));  // distinct mtimes
+    }
+    ASSERT_TRUE((*disk->Get(keys[0])).has_value());  // 0 becomes the most recent
+    absl::SleepFor(absl::Milliseconds(5));
+    SpanBytes extra = Random(10000, 999);
+    ASSERT_TRUE(disk->Put(Digest::Of(*extra), extra).ok());  // evicts 1, the LRU
+    EXPECT_FALSE(disk->Contains(keys[1]));
+    EXPECT_TRUE(disk->Contains(keys[0]));
+    EXPECT_LE(disk->size_bytes(), 100000u);
+    EXPECT_EQ(disk->counters().evictions.load(), 1u);
+  }
+  // Reopened with half the budget: the order comes from mtimes, so the oldest go.
+  auto disk = Open(root, 5 * 10000);
+  EXPECT_LE(disk->size_bytes(), 50000u);
+  EXPECT_TRUE(disk->Contains(keys[0]));
+  EXPECT_TRUE(disk->Contains(keys[9]));
+  EXPECT_FALSE(disk->Contains(keys[2]));
+}
+
+TEST(DiskCacheTest, ManyThreadsSameAndDifferentSpans) {
+  std::string root = testing::MakeTempDir("disk");
+  auto disk = Open(root, 1 << 30);
+  std::vector<SpanBytes> spans;
+  for (int i = 0; i < 16; ++i) spans.push_back(Random(64 << 10, 200 + i));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 200; ++i) {
+        const SpanBytes& s = spans[rng() % (i % 2 ? 2 : spans.size())];
+        Digest k = Digest::Of(*s);
+        if (!disk->Put(k, s).ok()) ++bad;
+        auto got = disk->Get(k);
+        if (!got.ok() || (got->has_value() && ***got != *s)) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(DiskCacheTest, TwoProcessesShareTheDirectory) {
+  std::string root = testing::MakeTempDir("disk");
+  SpanBytes span = Random(200000, 7);
+  Digest key = Digest::Of(*span);
+  pid_t child = fork();
+  if (child == 0) {
+    auto c = DiskCache::Open({root, 1 << 30});
+    _exit(c.ok() && (*c)->Put(key, span).ok() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto disk = Open(root, 1 << 30);
+  auto hit = disk->Get(key);
+  ASSERT_TRUE(hit.ok() && hit->has_value());
+  EXPECT_EQ(***hit, *span);
+}
+
+// A writer killed mid-write leaves no visible partial file; reopening cleans its
+// temp files and every visible entry verifies.
+TEST(DiskCacheTest, CrashedWriterLeavesNoPartialFile) {
+  std::string root = testing::MakeTempDir("disk");
+  { Open(root, 1 << 30); }
+  pid_t child = fork();
+  if (child == 0) {
+    auto c = DiskCache::Open({root, uint64_t{1} << 34});
+    for (uint64_t i = 0;; ++i) {
+      SpanBytes s = Random(8 << 20, 1000 + i);
+      (void)(*c)->Put(Digest::Of(*s), s);
+    }
+  }
+  absl::SleepFor(absl::Milliseconds(400));
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto disk = Open(root, uint64_t{1} << 34);
+  ASSERT_TRUE(disk->Rescan().ok());
+  std::string listing = testing::RunCommand("cd " + root + " && find . -type f -path './[0-9a-f][0-9a-f]/*'").value();
+  int entries = 0;
+  for (absl::string_view line : absl::StrSplit(listing, '\n', absl::SkipEmpty())) {
+    std::string hex(line.substr(line.rfind('/') + 1));
+    auto key = Digest::ParseHex(hex);
+    ASSERT_TRUE(key.ok()) << line;
+    auto hit = disk->Get(*key);
+    ASSERT_TRUE(hit.ok() && hit->has_value()) << "entry " << hex << " does not verify";
+    ++entries;
+  }
+  EXPECT_GT(entries, 0);
+  EXPECT_EQ(disk->counters().corrupt.load(), 0u);
+  EXPECT_EQ(testing::RunCommand("ls " + root + "/tmp | wc -l").value(), "0\n");
+}
+
+}  // namespace
+}  // namespace clip

@@ -1,0 +1,136 @@
+#include "cache/remote_cache.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace clip {
+
+RemoteCache::RemoteCache(Options options)
+    : options_(std::move(options)), http_(options_.http) {
+  for (int i = 0; i < std::max(1, options_.writers); ++i) {
+    writers_.emplace_back([this] { WriterLoop(); });
+  }
+}
+
+RemoteCache::~RemoteCache() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    queue_.clear();
+    queued_bytes_ = 0;
+  }
+  for (auto& t : writers_) t.join();
+}
+
+std::string RemoteCache::Url(const Digest& key) const {
+  std::string base = options_.endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return absl::StrCat(base, "/cas/", key.Hex());
+}
+
+absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
+  HttpRequest req;
+  req.url = Url(key);
+  req.headers = options_.headers;
+  req.tls = options_.tls;
+  absl::StatusOr<HttpResponse> resp = http_.Do(req);
+  if (!resp.ok()) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    log_.Log(LogLevel::kWarning, "cache.remote", absl::StrCat("GET failed: ", resp.status().message()));
+    return resp.status();
+  }
+  if (resp->status == 404) {
+    counters_.Miss();
+    return std::nullopt;
+  }
+  if (resp->status != 200) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    absl::Status s = absl::UnavailableError(
+        absl::StrCat("remote cache GET ", RedactUrl(req.url), ": HTTP ", resp->status));
+    log_.Log(LogLevel::kWarning, "cache.remote", s.message());
+    return s;
+  }
+  if (Digest::Of(resp->body) != key) {
+    // Wrong bytes from the remote are never served; treated as a miss so the span is
+    // fetched from the origin (and written back, repairing the entry).
+    counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
+    counters_.Miss();
+    log_.Log(LogLevel::kWarning, "cache.remote",
+             absl::StrCat("entry ", key.Hex(), " failed verification; ignored"));
+    return std::nullopt;
+  }
+  counters_.Hit(resp->body.size());
+  return SpanBytes(std::make_shared<const std::string>(std::move(resp->body)));
+}
+
+absl::Status RemoteCache::Put(const Digest& key, const SpanBytes& bytes) {
+  absl::MutexLock lock(&mu_);
+  if (stop_ || queued_bytes_ + bytes->size() > options_.max_queued_bytes) {
+    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
+    return absl::OkStatus();  // Shed: a cache write is an optimisation.
+  }
+  queued_bytes_ += bytes->size();
+  queue_.emplace_back(key, bytes);
+  return absl::OkStatus();
+}
+
+void RemoteCache::Flush() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](RemoteCache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+        return c->queue_.empty() && c->busy_ == 0;
+      },
+      this));
+}
+
+void RemoteCache::WriterLoop() {
+  for (;;) {
+    std::pair<Digest, SpanBytes> item;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](RemoteCache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return c->stop_ || !c->queue_.empty();
+          },
+          this));
+      if (stop_) return;
+      item = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= item.second->size();
+      ++busy_;
+    }
+    Write(item.first, item.second);
+    absl::MutexLock lock(&mu_);
+    --busy_;
+  }
+}
+
+bool RemoteCache::Write(const Digest& key, const SpanBytes& bytes) {
+  // Content-addressed: if it is there, it is right (and verified on read anyway).
+  HttpRequest head;
+  head.method = "HEAD";
+  head.url = Url(key);
+  head.headers = options_.headers;
+  head.tls = options_.tls;
+  absl::StatusOr<HttpResponse> exists = http_.Do(head);
+  if (exists.ok() && exists->status == 200) return true;
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = head.url;
+  put.headers = options_.headers;
+  put.headers.emplace_back("Content-Type", "application/octet-stream");
+  put.tls = options_.tls;
+  put.body = *bytes;
+  absl::StatusOr<HttpResponse> resp = http_.Do(put);
+  if (!resp.ok() || (resp->status != 200 && resp->status != 201 && resp->status != 204)) {
+    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    log_.Log(LogLevel::kWarning, "cache.remote",
+             absl::StrCat("PUT failed: ",
+                          resp.ok() ? absl::StrCat("HTTP ", resp->status)
+                                    : std::string(resp.status().message())));
+    return false;
+  }
+  counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);
+  return true;
+}
+
+}  // namespace clip

@@ -1,0 +1,158 @@
+#include "cache/tiered_span_source.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace clip {
+
+FillExecutor::FillExecutor(int threads, size_t max_queued) : max_queued_(max_queued) {
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    threads_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> job;
+        {
+          absl::MutexLock lock(&mu_);
+          mu_.Await(absl::Condition(
+              +[](FillExecutor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+                return e->stop_ || !e->jobs_.empty();
+              },
+              this));
+          if (jobs_.empty()) return;  // stop_ and nothing left
+          job = std::move(jobs_.front());
+          jobs_.pop_front();
+          ++running_;
+        }
+        job();
+        absl::MutexLock lock(&mu_);
+        --running_;
+      }
+    });
+  }
+}
+
+FillExecutor::~FillExecutor() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  for (auto& t : threads_) t.join();
+}
+
+bool FillExecutor::Submit(std::function<void()> job) {
+  absl::MutexLock lock(&mu_);
+  if (stop_ || jobs_.size() >= max_queued_) return false;
+  jobs_.push_back(std::move(job));
+  return true;
+}
+
+void FillExecutor::Drain() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](FillExecutor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+        return e->jobs_.empty() && e->running_ == 0;
+      },
+      this));
+}
+
+TieredSpanSource::TieredSpanSource(std::shared_ptr<const index::v1::LayerIndex> index,
+                                   std::shared_ptr<const SpanSource> origin, CacheTiers tiers)
+    : index_(std::move(index)), origin_(std::move(origin)), tiers_(tiers) {}
+
+std::optional<SpanBytes> TieredSpanSource::TryTier(SpanStore* tier, const Digest& key) const {
+  if (tier == nullptr) return std::nullopt;
+  absl::StatusOr<std::optional<SpanBytes>> got = tier->Get(key);
+  if (!got.ok()) {
+    log_.Log(LogLevel::kWarning, "cache",
+             absl::StrCat(tier->name(), " tier failed, skipped: ", got.status().message()));
+    return std::nullopt;
+  }
+  return *got;
+}
+
+void TieredSpanSource::Fill(SpanStore* tier, const Digest& key, const SpanBytes& bytes) const {
+  if (tier == nullptr) return;
+  auto job = [this, tier, key, bytes] {
+    absl::Status s = tier->Put(key, bytes);
+    if (!s.ok()) {
+      log_.Log(LogLevel::kWarning, "cache",
+               absl::StrCat(tier->name(), " tier write failed: ", s.message()));
+    }
+  };
+  if (tiers_.executor == nullptr || tier == tiers_.memory) {
+    job();
+  } else if (!tiers_.executor->Submit(job)) {
+    tier->counters().dropped_writes.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+absl::StatusOr<SpanBytes> TieredSpanSource::FetchBelowMemory(size_t span, const Digest& key,
+                                                             bool fill_memory) const {
+  if (auto hit = TryTier(tiers_.disk, key)) {
+    if (fill_memory) Fill(tiers_.memory, key, *hit);
+    return *hit;
+  }
+  if (auto hit = TryTier(tiers_.remote, key)) {
+    if (fill_memory) Fill(tiers_.memory, key, *hit);
+    Fill(tiers_.disk, key, *hit);
+    return *hit;
+  }
+  origin_fetches_.fetch_add(1, std::memory_order_relaxed);
+  CLIP_ASSIGN_OR_RETURN(SpanBytes bytes, origin_->GetSpan(span));  // verified by the origin
+  if (fill_memory) Fill(tiers_.memory, key, bytes);
+  Fill(tiers_.disk, key, bytes);
+  Fill(tiers_.remote, key, bytes);
+  return bytes;
+}
+
+absl::StatusOr<SpanBytes> TieredSpanSource::SingleFlight(size_t span, const Digest& key,
+                                                         bool fill_memory) const {
+  std::shared_ptr<Flight> flight;
+  bool leader = false;
+  {
+    absl::MutexLock lock(&flights_mu_);
+    auto& slot = flights_[key];
+    if (!slot) {
+      slot = std::make_shared<Flight>();
+      leader = true;
+    }
+    flight = slot;
+  }
+  if (!leader) {
+    absl::MutexLock lock(&flight->mu);
+    flight->mu.Await(absl::Condition(&flight->done));
+    return flight->result;
+  }
+  absl::StatusOr<SpanBytes> result = FetchBelowMemory(span, key, fill_memory);
+  {
+    absl::MutexLock lock(&flights_mu_);
+    flights_.erase(key);
+  }
+  absl::MutexLock lock(&flight->mu);
+  flight->result = result;
+  flight->done = true;
+  return result;
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpan(size_t span) const {
+  if (span >= SpanCount(*index_)) {
+    return absl::OutOfRangeError(absl::StrCat("span ", span, " of ", SpanCount(*index_)));
+  }
+  Digest key = GetSpanInfo(*index_, span).digest;
+  if (auto hit = TryTier(tiers_.memory, key)) return *hit;
+  foreground_.fetch_add(1, std::memory_order_relaxed);
+  absl::StatusOr<SpanBytes> bytes = SingleFlight(span, key, /*fill_memory=*/true);
+  foreground_.fetch_sub(1, std::memory_order_relaxed);
+  return bytes;
+}
+
+absl::StatusOr<uint64_t> TieredSpanSource::Prefetch(size_t span) const {
+  if (span >= SpanCount(*index_)) return absl::OutOfRangeError("span out of range");
+  SpanInfo info = GetSpanInfo(*index_, span);
+  // A file already on disk is enough (it is verified whenever it is read).
+  if (tiers_.disk != nullptr && tiers_.disk->Contains(info.digest)) return 0;
+  // Without filling memory: a background fill must not evict the hot set.
+  CLIP_ASSIGN_OR_RETURN(SpanBytes bytes, SingleFlight(span, info.digest, /*fill_memory=*/false));
+  return bytes->size();
+}
+
+}  // namespace clip

@@ -1,0 +1,105 @@
+// TieredSpanSource: the verified read path of a layer's spans through the cache
+// tiers: memory -> disk -> remote -> origin (the caller's SpanSource; in practice the
+// index's SpanInflater over the registry).
+//
+// A remote hit back-fills the disk; an origin fetch fills disk and remote (disk and
+// remote writes run on a small background executor so the reader does not wait for
+// them). Concurrent misses of one span fetch it once (single flight): later callers
+// wait for the first one's result. A miss is not an error; a failing tier is logged
+// (rate-limited), counted and skipped, so a broken disk or remote only costs speed.
+// The memory, disk and remote stores are shared by every layer (keys are content
+// digests, so identical spans of different layers and images are stored once).
+//
+//   TieredSpanSource spans(index, origin, {.memory = &mem, .disk = disk.get()});
+//   LayerReader reader(index, shared_spans);
+//
+// Thread safety: safe for concurrent use. Lock order: flights_mu_ is a leaf; it is
+// never held across a tier call.
+#ifndef CLIP_CACHE_TIERED_SPAN_SOURCE_H_
+#define CLIP_CACHE_TIERED_SPAN_SOURCE_H_
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "cache/span_store.h"
+#include "clip/index/v1/index.pb.h"
+#include "common/logging.h"
+#include "index/span_reader.h"
+
+namespace clip {
+
+// A few threads running fire-and-forget jobs from a bounded queue (jobs past the bound
+// are dropped: they are cache fills, never needed for correctness).
+class FillExecutor {
+ public:
+  explicit FillExecutor(int threads = 2, size_t max_queued = 64);
+  ~FillExecutor();  // Runs what is queued, then stops.
+  bool Submit(std::function<void()> job);
+  void Drain();  // Waits until the queue is empty and no job runs.
+
+ private:
+  const size_t max_queued_;
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+struct CacheTiers {
+  SpanStore* memory = nullptr;  // each optional; must outlive the source
+  SpanStore* disk = nullptr;
+  SpanStore* remote = nullptr;
+  FillExecutor* executor = nullptr;  // null: fills run inline
+};
+
+class TieredSpanSource final : public SpanSource {
+ public:
+  TieredSpanSource(std::shared_ptr<const index::v1::LayerIndex> index,
+                   std::shared_ptr<const SpanSource> origin, CacheTiers tiers);
+
+  absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override;
+
+  // Makes span `span` durable locally (disk, else memory) without returning it; for
+  // the background fill. Returns the bytes that had to be fetched (0 if cached).
+  absl::StatusOr<uint64_t> Prefetch(size_t span) const;
+
+  // Foreground GetSpan calls in progress (the background fill yields to them).
+  int foreground_waiting() const { return foreground_.load(std::memory_order_relaxed); }
+  uint64_t origin_fetches() const { return origin_fetches_.load(std::memory_order_relaxed); }
+  const index::v1::LayerIndex& index() const { return *index_; }
+
+ private:
+  struct Flight {
+    absl::Mutex mu;
+    bool done ABSL_GUARDED_BY(mu) = false;
+    absl::StatusOr<SpanBytes> result ABSL_GUARDED_BY(mu) = absl::UnknownError("pending");
+  };
+
+  // Below the memory tier: disk -> remote -> origin, with fills.
+  absl::StatusOr<SpanBytes> FetchBelowMemory(size_t span, const Digest& key,
+                                             bool fill_memory) const;
+  absl::StatusOr<SpanBytes> SingleFlight(size_t span, const Digest& key, bool fill_memory) const;
+  std::optional<SpanBytes> TryTier(SpanStore* tier, const Digest& key) const;
+  void Fill(SpanStore* tier, const Digest& key, const SpanBytes& bytes) const;
+
+  std::shared_ptr<const index::v1::LayerIndex> index_;
+  std::shared_ptr<const SpanSource> origin_;
+  CacheTiers tiers_;
+  mutable RateLimitedLog log_{absl::Seconds(10)};
+  mutable std::atomic<int> foreground_{0};
+  mutable std::atomic<uint64_t> origin_fetches_{0};
+  mutable absl::Mutex flights_mu_;
+  mutable absl::flat_hash_map<Digest, std::shared_ptr<Flight>> flights_
+      ABSL_GUARDED_BY(flights_mu_);
+};
+
+}  // namespace clip
+
+#endif  // CLIP_CACHE_TIERED_SPAN_SOURCE_H_
