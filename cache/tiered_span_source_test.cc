@@ -1,0 +1,259 @@
+// The tiered read path with fakes for every tier and the origin, plus real nginx as
+// the remote tier shared by two "nodes" with separate disk caches.
+#include "cache/tiered_span_source.h"
+
+#include <atomic>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cache/background_fill.h"
+#include "cache/disk_cache.h"
+#include "cache/memory_cache.h"
+#include "cache/remote_cache.h"
+#include "cache/testing/nginx_server.h"
+#include "common/testing/subprocess.h"
+#include "gtest/gtest.h"
+
+namespace clip {
+namespace {
+
+// A layer of `n` spans of `size` random bytes: an index with their digests, and an
+// origin that serves them (counting calls, optionally slow or failing).
+struct FakeLayer {
+  std::shared_ptr<index::v1::LayerIndex> index = std::make_shared<index::v1::LayerIndex>();
+  std::vector<std::string> spans;
+};
+
+FakeLayer MakeLayer(int n, size_t size, uint64_t seed) {
+  FakeLayer l;
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < n; ++i) {
+    std::string s(size, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    auto* cp = l.index->add_checkpoints();
+    cp->set_uncompressed_offset(static_cast<uint64_t>(i) * size);
+    Digest d = Digest::Of(s);
+    cp->set_span_sha256(reinterpret_cast<const char*>(d.bytes().data()), Digest::kSize);
+    l.spans.push_back(std::move(s));
+  }
+  l.index->set_uncompressed_size(static_cast<uint64_t>(n) * size);
+  return l;
+}
+
+RemoteCache::Options RemoteAt(const std::string& endpoint) {
+  RemoteCache::Options o;
+  o.endpoint = endpoint;
+  return o;
+}
+
+BackgroundFill::Options FillOptions(int concurrency, uint64_t rate,
+                                    absl::Duration poll = absl::Milliseconds(20)) {
+  BackgroundFill::Options o;
+  o.concurrency = concurrency;
+  o.bytes_per_second = rate;
+  o.pause_poll = poll;
+  return o;
+}
+
+class FakeOrigin : public SpanSource {
+ public:
+  explicit FakeOrigin(const FakeLayer& l) : layer_(l) {}
+  absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override {
+    calls.fetch_add(1);
+    if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
+    if (fail.load()) return absl::UnavailableError("origin down");
+    return std::make_shared<const std::string>(layer_.spans[span]);
+  }
+  mutable std::atomic<int> calls{0};
+  absl::Duration delay = absl::ZeroDuration();
+  std::atomic<bool> fail{false};
+
+ private:
+  const FakeLayer& layer_;
+};
+
+// A tier that is broken: every call fails.
+class BrokenStore : public SpanStore {
+ public:
+  const char* name() const override { return "broken"; }
+  absl::StatusOr<std::optional<SpanBytes>> Get(const Digest&) override {
+    counters_.errors++;
+    return absl::InternalError("disk on fire");
+  }
+  absl::Status Put(const Digest&, const SpanBytes&) override {
+    counters_.errors++;
+    return absl::InternalError("disk on fire");
+  }
+};
+
+TEST(TieredSpanSourceTest, OriginFillsTiersAndHitsComeFromTheTop) {
+  FakeLayer layer = MakeLayer(4, 100000, 1);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  MemoryCache mem(1 << 20);
+  auto disk = DiskCache::Open({testing::MakeTempDir("d"), 1 << 30}).value();
+  TieredSpanSource spans(layer.index, origin, {&mem, disk.get(), nullptr, nullptr});
+  auto s = spans.GetSpan(2);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(**s, layer.spans[2]);
+  EXPECT_EQ(origin->calls.load(), 1);
+  EXPECT_TRUE(disk->Contains(Digest::Of(layer.spans[2])));
+  ASSERT_TRUE(spans.GetSpan(2).ok());  // memory hit
+  EXPECT_EQ(mem.counters().hits.load(), 1u);
+  // A fresh memory tier: the disk serves it, the origin is not asked again.
+  MemoryCache mem2(1 << 20);
+  TieredSpanSource again(layer.index, origin, {&mem2, disk.get(), nullptr, nullptr});
+  ASSERT_TRUE(again.GetSpan(2).ok());
+  EXPECT_EQ(origin->calls.load(), 1);
+  EXPECT_EQ(disk->counters().hits.load(), 1u);
+  EXPECT_EQ(again.GetSpan(9).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(TieredSpanSourceTest, SingleFlightUnder16Readers) {
+  FakeLayer layer = MakeLayer(2, 50000, 2);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  origin->delay = absl::Milliseconds(200);
+  MemoryCache mem(1 << 20);
+  TieredSpanSource spans(layer.index, origin, {&mem, nullptr, nullptr, nullptr});
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&] {
+      auto s = spans.GetSpan(1);
+      if (!s.ok() || **s != layer.spans[1]) ++bad;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(origin->calls.load(), 1);
+}
+
+TEST(TieredSpanSourceTest, BrokenTiersAreSkippedAndCorruptDiskIsRefetched) {
+  FakeLayer layer = MakeLayer(3, 30000, 3);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  BrokenStore broken_disk, broken_remote;
+  TieredSpanSource spans(layer.index, origin, {nullptr, &broken_disk, &broken_remote, nullptr});
+  auto s = spans.GetSpan(0);
+  ASSERT_TRUE(s.ok()) << s.status();  // Served from the origin despite both tiers.
+  EXPECT_EQ(**s, layer.spans[0]);
+  EXPECT_GE(broken_disk.counters().errors.load(), 2u);
+
+  auto disk = DiskCache::Open({testing::MakeTempDir("d"), 1 << 30}).value();
+  TieredSpanSource with_disk(layer.index, origin, {nullptr, disk.get(), nullptr, nullptr});
+  ASSERT_TRUE(with_disk.GetSpan(1).ok());
+  ASSERT_EQ(truncate(disk->PathFor(Digest::Of(layer.spans[1])).c_str(), 10), 0);
+  int before = origin->calls.load();
+  auto again = with_disk.GetSpan(1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(**again, layer.spans[1]);
+  EXPECT_EQ(origin->calls.load(), before + 1);
+
+  origin->fail = true;
+  EXPECT_EQ(with_disk.GetSpan(2).status().code(), absl::StatusCode::kUnavailable);
+}
+
+// Two nodes with separate disk caches share one nginx remote: the second node's reads
+// never reach the origin. A dead remote only costs speed.
+TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
+  auto nginx = testing::NginxCas::Start();
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  FakeLayer layer = MakeLayer(6, 200000, 4);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  RemoteCache remote(RemoteAt((*nginx)->endpoint()));
+  FillExecutor executor;
+  auto disk1 = DiskCache::Open({testing::MakeTempDir("n1"), 1 << 30}).value();
+  TieredSpanSource node1(layer.index, origin, {nullptr, disk1.get(), &remote, &executor});
+  for (size_t i = 0; i < 6; ++i) ASSERT_TRUE(node1.GetSpan(i).ok());
+  executor.Drain();
+  remote.Flush();
+  EXPECT_EQ(origin->calls.load(), 6);
+  EXPECT_EQ(remote.counters().bytes_written.load(), 6u * 200000);
+
+  auto disk2 = DiskCache::Open({testing::MakeTempDir("n2"), 1 << 30}).value();
+  TieredSpanSource node2(layer.index, origin, {nullptr, disk2.get(), &remote, &executor});
+  for (size_t i = 0; i < 6; ++i) {
+    auto s = node2.GetSpan(i);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(**s, layer.spans[i]);
+  }
+  executor.Drain();
+  EXPECT_EQ(origin->calls.load(), 6);  // Nothing new from the origin.
+  EXPECT_EQ(remote.counters().hits.load(), 6u);
+  EXPECT_TRUE(disk2->Contains(Digest::Of(layer.spans[5])));  // Back-filled.
+
+  // A corrupted remote entry is never served: the origin is asked instead.
+  std::string hex = Digest::Of(layer.spans[0]).Hex();
+  ASSERT_TRUE(testing::RunCommand("printf garbage > " + (*nginx)->PathFor(hex)).ok());
+  auto disk3 = DiskCache::Open({testing::MakeTempDir("n3"), 1 << 30}).value();
+  TieredSpanSource node3(layer.index, origin, {nullptr, disk3.get(), &remote, &executor});
+  auto s0 = node3.GetSpan(0);
+  ASSERT_TRUE(s0.ok());
+  EXPECT_EQ(**s0, layer.spans[0]);
+  EXPECT_EQ(remote.counters().corrupt.load(), 1u);
+  EXPECT_EQ(origin->calls.load(), 7);
+  executor.Drain();
+
+  // Dead remote: reads still work; writes are shed without blocking.
+  RemoteCache dead(RemoteAt("http://127.0.0.1:" + std::to_string(testing::PickFreePort().value())));
+  auto disk4 = DiskCache::Open({testing::MakeTempDir("n4"), 1 << 30}).value();
+  TieredSpanSource node4(layer.index, origin, {nullptr, disk4.get(), &dead, &executor});
+  absl::Time start = absl::Now();
+  for (size_t i = 0; i < 6; ++i) ASSERT_TRUE(node4.GetSpan(i).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_GE(dead.counters().errors.load(), 6u);
+  executor.Drain();
+}
+
+TEST(BackgroundFillTest, FillsEverySpanWithinTheBandwidthLimit) {
+  FakeLayer layer = MakeLayer(10, 100000, 5);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  auto disk = DiskCache::Open({testing::MakeTempDir("bf"), 1 << 30}).value();
+  MemoryCache mem(1 << 20);
+  auto spans = std::make_shared<TieredSpanSource>(
+      layer.index, origin, CacheTiers{&mem, disk.get(), nullptr, nullptr});
+  absl::Time start = absl::Now();
+  BackgroundFill fill(spans, FillOptions(2, 400000));  // 1 MB at 400 kB/s: >= ~1.5 s
+  fill.Start();
+  fill.Wait();
+  absl::Duration took = absl::Now() - start;
+  auto p = fill.progress();
+  EXPECT_EQ(p.spans_done, 10u);
+  EXPECT_EQ(p.bytes_fetched, 1000000u);
+  EXPECT_EQ(p.failures, 0u);
+  EXPECT_GE(took, absl::Milliseconds(1300));
+  for (const auto& s : layer.spans) EXPECT_TRUE(disk->Contains(Digest::Of(s)));
+  EXPECT_EQ(mem.size_bytes(), 0u);  // The hot set is left alone.
+  BackgroundFill again(spans, FillOptions(2, 0));  // Everything local: nothing fetched.
+  again.Start();
+  again.Wait();
+  EXPECT_EQ(again.progress().bytes_fetched, 0u);
+  EXPECT_EQ(origin->calls.load(), 10);
+}
+
+TEST(BackgroundFillTest, YieldsToForegroundReadsAndCancels) {
+  FakeLayer layer = MakeLayer(40, 10000, 6);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  origin->delay = absl::Milliseconds(30);
+  auto disk = DiskCache::Open({testing::MakeTempDir("bg"), 1 << 30}).value();
+  auto spans = std::make_shared<TieredSpanSource>(
+      layer.index, origin, CacheTiers{nullptr, disk.get(), nullptr, nullptr});
+  BackgroundFill fill(spans, FillOptions(1, 0, absl::Milliseconds(5)));
+  fill.Start();
+  // Foreground reads while the fill runs: it must pause for them.
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&, i] {
+      for (int j = 0; j < 5; ++j) (void)spans->GetSpan(static_cast<size_t>(39 - i * 5 - j));
+    });
+  }
+  for (auto& r : readers) r.join();
+  fill.Cancel();
+  fill.Wait();
+  EXPECT_TRUE(fill.done());
+  EXPECT_GT(fill.progress().pauses, 0u);
+  EXPECT_LT(fill.progress().spans_done, 40u);  // Cancelled before the end.
+}
+
+}  // namespace
+}  // namespace clip
