@@ -1,10 +1,14 @@
 #include "cache/disk_cache.h"
 
 #include <dirent.h>
+#include <isa-l/crc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +25,35 @@ namespace clip {
 namespace {
 
 constexpr absl::Duration kStaleTempAge = absl::Hours(1);
+constexpr char kTrailerMagic[8] = {'C', 'L', 'I', 'P', 'S', 'P', 'A', 'N'};
+constexpr uint32_t kTrailerVersion = 1;
+
+uint32_t Crc32c(const char* data, size_t size) {
+  uint32_t crc = 0;
+  // ISA-L takes an int length: feed large buffers in pieces.
+  while (size > 0) {
+    size_t n = std::min<size_t>(size, 1 << 30);
+    crc = crc32_iscsi(reinterpret_cast<unsigned char*>(const_cast<char*>(data)),
+                      static_cast<int>(n), crc);
+    data += n;
+    size -= n;
+  }
+  return crc;
+}
+
+std::string Trailer(const std::string& data) {
+  std::string t(kTrailerMagic, sizeof(kTrailerMagic));
+  uint32_t crc = Crc32c(data.data(), data.size());
+  for (int i = 0; i < 4; ++i) t.push_back(static_cast<char>(crc >> (8 * i)));
+  for (int i = 0; i < 4; ++i) t.push_back(static_cast<char>(kTrailerVersion >> (8 * i)));
+  return t;
+}
+
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
+  return v;
+}
 
 absl::Status MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -178,15 +211,27 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     return s;
   }
-  auto bytes = std::make_shared<std::string>(static_cast<size_t>(st.st_size), '\0');
+  const size_t file_size = static_cast<size_t>(st.st_size);
+  // The whole file is read: ask for all of it at once rather than readahead windows.
+  posix_fadvise(fd, 0, static_cast<off_t>(file_size), POSIX_FADV_WILLNEED);
+  auto bytes = std::make_shared<std::string>(
+      file_size >= kTrailerSize ? file_size - kTrailerSize : 0, '\0');
+  char trailer[kTrailerSize];
   size_t done = 0;
-  while (done < bytes->size()) {
+  bool intact = file_size >= kTrailerSize;
+  while (intact && done < bytes->size()) {
     ssize_t n = pread(fd, bytes->data() + done, bytes->size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += static_cast<size_t>(n);
   }
-  bool intact = done == bytes->size() && Digest::Of(*bytes) == key;
+  intact = intact && done == bytes->size() &&
+           pread(fd, trailer, kTrailerSize, static_cast<off_t>(done)) ==
+               static_cast<ssize_t>(kTrailerSize) &&
+           std::memcmp(trailer, kTrailerMagic, sizeof(kTrailerMagic)) == 0 &&
+           GetU32(trailer + 12) == kTrailerVersion &&
+           GetU32(trailer + 8) == Crc32c(bytes->data(), bytes->size()) &&
+           (!options_.verify_digest || Digest::Of(*bytes) == key);
   if (intact) futimens(fd, nullptr);  // Recency for LRU, kept across restarts.
   close(fd);
   if (!intact) {
@@ -197,7 +242,7 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
     counters_.Miss();
     return std::nullopt;
   }
-  Record(key, bytes->size());
+  Record(key, file_size);
   counters_.Hit(bytes->size());
   return SpanBytes(std::move(bytes));
 }
@@ -205,7 +250,7 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
 absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
   std::string path = PathFor(key);
   if (access(path.c_str(), F_OK) == 0) {
-    Record(key, bytes->size());
+    Record(key, bytes->size() + kTrailerSize);
     return absl::OkStatus();
   }
   static std::atomic<uint64_t> counter{0};
@@ -216,10 +261,29 @@ absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
   }
+  // Data then trailer, in one buffer list.
+  std::string trailer = Trailer(*bytes);
+  struct iovec iov[2] = {{const_cast<char*>(bytes->data()), bytes->size()},
+                         {trailer.data(), trailer.size()}};
+  const size_t total = bytes->size() + trailer.size();
   size_t done = 0;
   absl::Status status;
-  while (done < bytes->size()) {
-    ssize_t n = write(fd, bytes->data() + done, bytes->size() - done);
+  while (done < total) {
+    // Skip what is written of the iovecs.
+    struct iovec rest[2];
+    int count = 0;
+    size_t skip = done;
+    for (const auto& v : iov) {
+      if (skip >= v.iov_len) {
+        skip -= v.iov_len;
+        continue;
+      }
+      rest[count].iov_base = static_cast<char*>(v.iov_base) + skip;
+      rest[count].iov_len = v.iov_len - skip;
+      skip = 0;
+      ++count;
+    }
+    ssize_t n = writev(fd, rest, count);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       status = ErrnoToStatus(n < 0 ? errno : ENOSPC, absl::StrCat("write ", tmp));
@@ -243,7 +307,7 @@ absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
     return status;
   }
   counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);
-  Record(key, bytes->size());
+  Record(key, total);
   EvictToBudget();
   return absl::OkStatus();
 }

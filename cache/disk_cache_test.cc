@@ -44,7 +44,7 @@ TEST(DiskCacheTest, PutGetAndLayout) {
   ASSERT_TRUE(hit.ok() && hit->has_value());
   EXPECT_EQ(***hit, *span);
   EXPECT_TRUE(disk->Contains(key));
-  EXPECT_EQ(disk->size_bytes(), span->size());
+  EXPECT_EQ(disk->size_bytes(), span->size() + DiskCache::kTrailerSize);
   EXPECT_EQ(testing::RunCommand("ls " + root + "/tmp | wc -l").value(), "0\n");
 }
 
@@ -69,12 +69,26 @@ TEST(DiskCacheTest, CorruptAndTruncatedFilesAreDroppedNeverServed) {
   EXPECT_TRUE((*disk->Get(ka)).has_value());
 }
 
+// A file swapped for another well-formed entry passes the CRC; verify_digest catches it.
+TEST(DiskCacheTest, VerifyDigestCatchesSwappedEntries) {
+  std::string root = testing::MakeTempDir("disk");
+  auto plain = Open(root, 1 << 30);
+  SpanBytes a = Random(4000, 20), b = Random(4000, 21);
+  Digest ka = Digest::Of(*a), kb = Digest::Of(*b);
+  ASSERT_TRUE(plain->Put(ka, a).ok());
+  ASSERT_TRUE(plain->Put(kb, b).ok());
+  ASSERT_EQ(rename(plain->PathFor(kb).c_str(), plain->PathFor(ka).c_str()), 0);
+  auto strict = DiskCache::Open({root, 1 << 30, /*verify_digest=*/true}).value();
+  EXPECT_FALSE((*strict->Get(ka)).has_value());
+  EXPECT_EQ(strict->counters().corrupt.load(), 1u);
+}
+
 TEST(DiskCacheTest, EvictsLeastRecentlyUsedAlsoAcrossRestarts) {
   std::string root = testing::MakeTempDir("disk");
   std::vector<SpanBytes> spans;
   std::vector<Digest> keys;
   {
-    auto disk = Open(root, 10 * 10000);
+    auto disk = Open(root, 10 * (10000 + DiskCache::kTrailerSize));
     for (int i = 0; i < 10; ++i) {
       spans.push_back(Random(10000, 100 + i));
       keys.push_back(Digest::Of(*spans.back()));
@@ -87,12 +101,12 @@ TEST(DiskCacheTest, EvictsLeastRecentlyUsedAlsoAcrossRestarts) {
     ASSERT_TRUE(disk->Put(Digest::Of(*extra), extra).ok());  // evicts 1, the LRU
     EXPECT_FALSE(disk->Contains(keys[1]));
     EXPECT_TRUE(disk->Contains(keys[0]));
-    EXPECT_LE(disk->size_bytes(), 100000u);
+    EXPECT_LE(disk->size_bytes(), 10 * (10000 + DiskCache::kTrailerSize));
     EXPECT_EQ(disk->counters().evictions.load(), 1u);
   }
   // Reopened with half the budget: the order comes from mtimes, so the oldest go.
-  auto disk = Open(root, 5 * 10000);
-  EXPECT_LE(disk->size_bytes(), 50000u);
+  auto disk = Open(root, 5 * (10000 + DiskCache::kTrailerSize));
+  EXPECT_LE(disk->size_bytes(), 5 * (10000 + DiskCache::kTrailerSize));
   EXPECT_TRUE(disk->Contains(keys[0]));
   EXPECT_TRUE(disk->Contains(keys[9]));
   EXPECT_FALSE(disk->Contains(keys[2]));
