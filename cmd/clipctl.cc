@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "cmd/build_info.h"
 #include "cmd/index_commands.h"
+#include "cmd/mount_command.h"
 
 namespace {
 
@@ -44,6 +45,18 @@ int main(int argc, char** argv) {
   cat->add_option("--layer", layer, "Layer blob the index was built from")->required();
   cat->add_option("path", path, "Path inside the layer")->required();
   cat->callback([&] { rc = Report(clip::IndexCatCommand(index_file, layer, path, std::cout)); });
+
+  clip::MountCommandOptions mount_options;
+  CLI::App* mount = app.add_subcommand(
+      "mount", "Serve one layer through FUSE in the foreground (until unmounted or Ctrl-C)");
+  mount->add_option("--index", mount_options.index_path, "Index file")->required();
+  mount->add_option("--layer", mount_options.layer,
+                    "Layer file, or blob URL http[s]://HOST/v2/REPO/blobs/sha256:HEX")
+      ->required();
+  mount->add_option("--cache-dir", mount_options.cache_dir, "Disk cache directory");
+  mount->add_option("--threads", mount_options.threads, "FUSE worker threads");
+  mount->add_option("mountpoint", mount_options.mountpoint, "Where to mount")->required();
+  mount->callback([&] { rc = Report(clip::MountCommand(mount_options)); });
 
   CLI11_PARSE(app, argc, argv);
   return rc;

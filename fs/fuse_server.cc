@@ -1,0 +1,442 @@
+#define FUSE_USE_VERSION 314
+
+#include "fs/fuse_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/errno_status.h"
+#include "common/logging.h"
+
+namespace clip {
+
+int StatusToErrno(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kNotFound:
+      return ENOENT;
+    case absl::StatusCode::kInvalidArgument:
+      return EINVAL;
+    case absl::StatusCode::kPermissionDenied:
+      return EACCES;
+    case absl::StatusCode::kOutOfRange:
+      return ERANGE;
+    case absl::StatusCode::kUnimplemented:
+      return ENOSYS;
+    case absl::StatusCode::kResourceExhausted:
+      return ENOMEM;
+    default:
+      return EIO;  // Unavailable, DataLoss, Internal: the bytes could not be served.
+  }
+}
+
+namespace {
+
+constexpr double kTimeout = 86400;  // Layers are immutable: cache for a day.
+
+struct DirHandle {
+  std::vector<DirEntry> entries;
+};
+
+}  // namespace
+
+struct FuseServer::Mounted {
+  std::string mountpoint;
+  std::shared_ptr<const LayerFs> fs;
+  fuse_session* se = nullptr;
+  int fd = -1;
+  absl::Mutex mu;
+  bool closing ABSL_GUARDED_BY(mu) = false;
+  bool ended ABSL_GUARDED_BY(mu) = false;
+  int inflight ABSL_GUARDED_BY(mu) = 0;
+  RateLimitedLog log{absl::Seconds(10)};
+};
+
+namespace {
+
+FuseServer::Mounted* M(fuse_req_t req) {
+  return static_cast<FuseServer::Mounted*>(fuse_req_userdata(req));
+}
+
+void ToStat(const Attr& a, struct stat* st) {
+  std::memset(st, 0, sizeof(*st));
+  st->st_ino = a.ino;
+  st->st_mode = a.mode;
+  st->st_nlink = a.nlink;
+  st->st_uid = a.uid;
+  st->st_gid = a.gid;
+  st->st_size = static_cast<off_t>(a.size);
+  st->st_rdev = a.rdev;
+  st->st_blksize = a.blksize;
+  st->st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st->st_mtim.tv_sec = a.mtime_sec;
+  st->st_mtim.tv_nsec = a.mtime_nsec;
+  st->st_atim = st->st_mtim;
+  st->st_ctim = st->st_mtim;
+}
+
+fuse_entry_param Entry(const Attr& a) {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof(e));
+  e.ino = a.ino;
+  e.generation = 1;
+  e.attr_timeout = kTimeout;
+  e.entry_timeout = kTimeout;
+  ToStat(a, &e.attr);
+  return e;
+}
+
+void OpInit(void*, fuse_conn_info* conn) {
+  // Large reads: the kernel may ask for up to 1 MiB at once where it can.
+  conn->max_readahead = 1 << 20;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  absl::StatusOr<Attr> a = M(req)->fs->Lookup(parent, name);
+  if (a.ok()) {
+    fuse_entry_param e = Entry(*a);
+    fuse_reply_entry(req, &e);
+  } else if (a.status().code() == absl::StatusCode::kNotFound) {
+    // A negative entry, cached as long as a positive one: the layer never changes.
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof(e));
+    e.entry_timeout = kTimeout;
+    fuse_reply_entry(req, &e);
+  } else {
+    fuse_reply_err(req, a.status().code() == absl::StatusCode::kFailedPrecondition
+                            ? ENOTDIR
+                            : StatusToErrno(a.status()));
+  }
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+
+void OpForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  absl::StatusOr<Attr> a = M(req)->fs->GetAttr(ino);
+  if (!a.ok()) {
+    fuse_reply_err(req, StatusToErrno(a.status()));
+    return;
+  }
+  struct stat st;
+  ToStat(*a, &st);
+  fuse_reply_attr(req, &st, kTimeout);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  absl::StatusOr<std::string> t = M(req)->fs->ReadLink(ino);
+  if (!t.ok()) {
+    fuse_reply_err(req, StatusToErrno(t.status()));
+    return;
+  }
+  fuse_reply_readlink(req, t->c_str());
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  absl::Status s = M(req)->fs->Open(ino);
+  if (!s.ok()) {
+    fuse_reply_err(req, s.code() == absl::StatusCode::kFailedPrecondition ? EISDIR
+                                                                         : StatusToErrno(s));
+    return;
+  }
+  fi->keep_cache = 1;
+  fuse_reply_open(req, fi);
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  FuseServer::Mounted* m = M(req);
+  std::string buf(size, '\0');
+  absl::StatusOr<size_t> n = m->fs->Read(ino, static_cast<uint64_t>(off), absl::MakeSpan(buf));
+  if (!n.ok()) {
+    m->log.Log(LogLevel::kError, "fs",
+               absl::StrCat(m->fs->label(), " ", m->fs->PathOf(ino), ": read of ", size,
+                            " bytes at ", off, " failed: ", n.status().message()));
+    fuse_reply_err(req, StatusToErrno(n.status()) == ENOENT ? EIO : StatusToErrno(n.status()));
+    return;
+  }
+  fuse_reply_buf(req, buf.data(), *n);
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  absl::StatusOr<std::vector<DirEntry>> entries = M(req)->fs->ReadDir(ino);
+  if (!entries.ok()) {
+    fuse_reply_err(req, entries.status().code() == absl::StatusCode::kFailedPrecondition
+                            ? ENOTDIR
+                            : StatusToErrno(entries.status()));
+    return;
+  }
+  auto* h = new DirHandle{*std::move(entries)};
+  fi->fh = reinterpret_cast<uint64_t>(h);
+  fi->keep_cache = 1;
+  fi->cache_readdir = 1;
+  fuse_reply_open(req, fi);
+}
+
+// Entry i of the listing: 0 is ".", 1 is "..", then the children.
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
+                   bool plus) {
+  auto* h = reinterpret_cast<DirHandle*>(fi->fh);
+  FuseServer::Mounted* m = M(req);
+  std::string buf(size, '\0');
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < h->entries.size() + 2; ++i) {
+    Attr a;
+    const char* name;
+    if (i < 2) {
+      absl::StatusOr<Attr> self = m->fs->GetAttr(ino);
+      if (!self.ok()) break;
+      a = *self;
+      name = i == 0 ? "." : "..";
+    } else {
+      a = h->entries[i - 2].attr;
+      name = h->entries[i - 2].name.c_str();
+    }
+    size_t n;
+    if (plus) {
+      fuse_entry_param e = Entry(a);
+      if (i < 2) std::memset(&e, 0, sizeof(e)), e.attr.st_ino = a.ino, e.attr.st_mode = a.mode;
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e,
+                                 static_cast<off_t>(i + 1));
+    } else {
+      struct stat st;
+      ToStat(a, &st);
+      n = fuse_add_direntry(req, buf.data() + used, size - used, name, &st,
+                            static_cast<off_t>(i + 1));
+    }
+    if (n > size - used) break;
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReadDirCommon(req, ino, size, off, fi, false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReadDirCommon(req, ino, size, off, fi, true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  absl::StatusOr<std::string> v = M(req)->fs->GetXattr(ino, name);
+  if (!v.ok()) {
+    fuse_reply_err(req, v.status().code() == absl::StatusCode::kNotFound ? ENODATA
+                                                                        : StatusToErrno(v.status()));
+  } else if (size == 0) {
+    fuse_reply_xattr(req, v->size());
+  } else if (size < v->size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, v->data(), v->size());
+  }
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  absl::StatusOr<std::vector<std::string>> names = M(req)->fs->ListXattr(ino);
+  if (!names.ok()) {
+    fuse_reply_err(req, StatusToErrno(names.status()));
+    return;
+  }
+  std::string all;
+  for (const auto& n : *names) {
+    all += n;
+    all.push_back('\0');
+  }
+  if (size == 0) {
+    fuse_reply_xattr(req, all.size());
+  } else if (size < all.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, all.data(), all.size());
+  }
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  FsStats s = M(req)->fs->Stats();
+  struct statvfs st;
+  std::memset(&st, 0, sizeof(st));
+  st.f_bsize = 4096;
+  st.f_frsize = 4096;
+  st.f_blocks = (s.bytes + 4095) / 4096;
+  st.f_files = s.files;
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
+}
+
+const fuse_lowlevel_ops& Ops() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o;
+    std::memset(&o, 0, sizeof(o));
+    o.init = OpInit;
+    o.lookup = OpLookup;
+    o.forget = OpForget;
+    o.forget_multi = OpForgetMulti;
+    o.getattr = OpGetattr;
+    o.readlink = OpReadlink;
+    o.open = OpOpen;
+    o.read = OpRead;
+    o.opendir = OpOpendir;
+    o.readdir = OpReaddir;
+    o.readdirplus = OpReaddirplus;
+    o.releasedir = OpReleasedir;
+    o.getxattr = OpGetxattr;
+    o.listxattr = OpListxattr;
+    o.statfs = OpStatfs;
+    return o;
+  }();
+  return ops;
+}
+
+}  // namespace
+
+FuseServer::FuseServer(int threads) {
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) abort();
+  for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Worker(); });
+}
+
+FuseServer::~FuseServer() {
+  std::vector<MountId> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, m] : mounts_) ids.push_back(id);
+  }
+  for (MountId id : ids) (void)Unmount(id);
+  stop_ = true;
+  for (auto& t : workers_) t.join();
+  close(epoll_fd_);
+}
+
+absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpoint,
+                                                      std::shared_ptr<const LayerFs> fs) {
+  auto m = std::make_unique<Mounted>();
+  m->mountpoint = mountpoint;
+  m->fs = std::move(fs);
+  const char* argv[] = {"clip", "-o",
+                        "ro,allow_other,default_permissions,fsname=clip,subtype=clip,noatime"};
+  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  m->se = fuse_session_new(&args, &Ops(), sizeof(fuse_lowlevel_ops), m.get());
+  if (m->se == nullptr) return absl::InternalError("fuse_session_new failed");
+  if (fuse_session_mount(m->se, mountpoint.c_str()) != 0) {
+    fuse_session_destroy(m->se);
+    return absl::InternalError(absl::StrCat("cannot mount FUSE at ", mountpoint));
+  }
+  m->fd = fuse_session_fd(m->se);
+  fcntl(m->fd, F_SETFL, fcntl(m->fd, F_GETFL) | O_NONBLOCK);
+  epoll_event ev;
+  std::memset(&ev, 0, sizeof(ev));
+  ev.events = EPOLLIN | EPOLLONESHOT;
+  ev.data.ptr = m.get();
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, m->fd, &ev) != 0) {
+    fuse_session_unmount(m->se);
+    fuse_session_destroy(m->se);
+    return ErrnoToStatus(errno, "epoll_ctl");
+  }
+  absl::MutexLock lock(&mu_);
+  MountId id = next_id_++;
+  mounts_[id] = std::move(m);
+  return id;
+}
+
+void FuseServer::Retire(Mounted* m) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, m->fd, nullptr);
+  absl::MutexLock lock(&m->mu);
+  m->ended = true;
+}
+
+void FuseServer::Worker() {
+  fuse_buf buf;
+  std::memset(&buf, 0, sizeof(buf));
+  while (!stop_) {
+    epoll_event ev;
+    int n = epoll_wait(epoll_fd_, &ev, 1, 200);
+    if (n <= 0) continue;
+    auto* m = static_cast<Mounted*>(ev.data.ptr);
+    {
+      absl::MutexLock lock(&m->mu);
+      if (m->closing || m->ended) continue;
+      ++m->inflight;
+    }
+    int res = fuse_session_receive_buf(m->se, &buf);
+    bool rearm = res == -EAGAIN || res == -EINTR || res > 0;
+    if (rearm && !fuse_session_exited(m->se)) {
+      epoll_event again;
+      std::memset(&again, 0, sizeof(again));
+      again.events = EPOLLIN | EPOLLONESHOT;
+      again.data.ptr = m;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, m->fd, &again);
+      if (res > 0) fuse_session_process_buf(m->se, &buf);
+    } else {
+      Retire(m);  // 0 / -ENODEV: unmounted from outside.
+    }
+    absl::MutexLock lock(&m->mu);
+    --m->inflight;
+  }
+  free(buf.mem);
+}
+
+absl::Status FuseServer::Unmount(MountId id) {
+  Mounted* m;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = mounts_.find(id);
+    if (it == mounts_.end()) return absl::NotFoundError(absl::StrCat("no mount ", id));
+    m = it->second.get();
+  }
+  {
+    absl::MutexLock lock(&m->mu);
+    if (m->closing) return absl::OkStatus();
+    m->closing = true;
+  }
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, m->fd, nullptr);
+  {
+    absl::MutexLock lock(&m->mu);
+    m->mu.Await(absl::Condition(
+        +[](Mounted* x) ABSL_EXCLUSIVE_LOCKS_REQUIRED(x->mu) { return x->inflight == 0; }, m));
+  }
+  // Lazy unmount; closes the session fd, so open files get ENOTCONN, never a hang.
+  fuse_session_unmount(m->se);
+  fuse_session_destroy(m->se);
+  absl::MutexLock lock(&m->mu);
+  m->ended = true;
+  return absl::OkStatus();
+}
+
+bool FuseServer::WaitUnmounted(MountId id, absl::Duration timeout) {
+  Mounted* m;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = mounts_.find(id);
+    if (it == mounts_.end()) return true;
+    m = it->second.get();
+  }
+  absl::MutexLock lock(&m->mu);
+  return m->mu.AwaitWithTimeout(absl::Condition(&m->ended), timeout);
+}
+
+size_t FuseServer::mounts() const {
+  absl::MutexLock lock(&mu_);
+  return mounts_.size();
+}
+
+}  // namespace clip

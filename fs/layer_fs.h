@@ -1,0 +1,103 @@
+// LayerFs: the read-only filesystem of one image layer, served from its clip index and
+// a span source, as a plain class the libfuse adapter (fuse_adapter.h) translates to.
+// Tests drive it without a mount.
+//
+// Design. Inode numbers are entry ids + 1 (the root is inode 1), so they are stable
+// across mounts and restarts and `forget` is bookkeeping; a hardlink answers with the
+// inode of the entry it links to, so all names of a file share one inode and its link
+// count. Directory link counts are 2 + subdirectories, as ext4 reports. File data is
+// read through LayerReader (spans: memory/disk/remote cache, then the registry), so a
+// read touches only the spans it covers. Overlay semantics for a lower layer: a
+// whiteout is the character device 0/0 under the plain name, and an opaque directory
+// carries the xattr `trusted.overlay.opaque` = "y" (the marker file itself is hidden).
+// Everything is immutable after construction, so no locks are needed.
+//
+//   LayerFs fs(index, spans);
+//   CLIP_ASSIGN_OR_RETURN(Attr a, fs.Lookup(kRootInode, "etc"));
+//
+// Errors (mapped to errno only by the adapter): kNotFound (ENOENT), kFailedPrecondition
+// for the wrong kind of inode (ENOTDIR/EISDIR/EINVAL), kNotFound from GetXattr for a
+// missing attribute (ENODATA), and the span source's errors for reads (EIO).
+//
+// Thread safety: safe for concurrent use.
+#ifndef CLIP_FS_LAYER_FS_H_
+#define CLIP_FS_LAYER_FS_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "clip/index/v1/index.pb.h"
+#include "index/entry_tree.h"
+#include "index/layer_reader.h"
+
+namespace clip {
+
+inline constexpr uint64_t kRootInode = 1;
+inline constexpr char kOpaqueXattr[] = "trusted.overlay.opaque";
+
+struct Attr {
+  uint64_t ino = 0;
+  uint32_t mode = 0;  // file type and permission bits, as st_mode
+  uint32_t nlink = 1;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  uint64_t rdev = 0;  // makedev(major, minor)
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  uint64_t blocks = 0;  // 512-byte blocks
+  uint32_t blksize = 4096;
+};
+
+struct DirEntry {
+  std::string name;
+  Attr attr;
+};
+
+struct FsStats {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
+class LayerFs {
+ public:
+  LayerFs(std::shared_ptr<const index::v1::LayerIndex> index,
+          std::shared_ptr<const SpanSource> spans);
+
+  absl::StatusOr<Attr> GetAttr(uint64_t ino) const;
+  absl::StatusOr<Attr> Lookup(uint64_t parent, absl::string_view name) const;
+  // The directory's entries (without "." and ".."), sorted by name.
+  absl::StatusOr<std::vector<DirEntry>> ReadDir(uint64_t ino) const;
+  absl::StatusOr<std::string> ReadLink(uint64_t ino) const;
+  // Checks that `ino` can be opened for reading (a regular file).
+  absl::Status Open(uint64_t ino) const;
+  absl::StatusOr<size_t> Read(uint64_t ino, uint64_t offset, absl::Span<char> dst) const;
+  absl::StatusOr<std::string> GetXattr(uint64_t ino, absl::string_view name) const;
+  absl::StatusOr<std::vector<std::string>> ListXattr(uint64_t ino) const;
+  FsStats Stats() const { return stats_; }
+  // "layer <diff id>" for log lines.
+  const std::string& label() const { return label_; }
+  std::string PathOf(uint64_t ino) const;
+
+ private:
+  // The entry id an inode's attributes come from (hardlinks resolved); -1 if invalid.
+  int64_t EntryOf(uint64_t ino) const;
+  Attr MakeAttr(uint32_t entry_id, uint64_t ino) const;
+
+  std::shared_ptr<const index::v1::LayerIndex> index_;
+  EntryTree tree_;
+  LayerReader reader_;
+  std::vector<uint32_t> nlink_;  // per entry id (targets of hardlinks and directories)
+  FsStats stats_;
+  std::string label_;
+};
+
+}  // namespace clip
+
+#endif  // CLIP_FS_LAYER_FS_H_
