@@ -1,0 +1,104 @@
+// LayerFs without a mount: the answers the FUSE adapter relays, on a layer made by GNU
+// tar (testdata of //index).
+#include "fs/layer_fs.h"
+
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_blob_reader.h"
+#include "common/testing/subprocess.h"
+#include "gtest/gtest.h"
+#include "index/layer_indexer.h"
+#include "index/span_reader.h"
+
+namespace clip {
+namespace {
+
+class LayerFsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(testing::MakeTempDir("layers"));
+    std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
+                                      "/index/testdata/make_layers.sh");
+    ASSERT_TRUE(testing::RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + *dir_ + " >/dev/null 2>&1").ok());
+    blob_ = FileBlobReader::Open(*dir_ + "/posix.tar.gz").value().release();
+    auto index = std::make_shared<const index::v1::LayerIndex>(BuildLayerIndex(*blob_).value());
+    fs_ = new LayerFs(index, std::make_shared<SpanInflater>(index, *blob_));
+  }
+  static Attr Resolve(const std::string& path) {
+    uint64_t ino = kRootInode;
+    size_t start = 0;
+    while (start < path.size()) {
+      size_t slash = path.find('/', start);
+      std::string part = path.substr(start, slash - start);
+      auto a = fs_->Lookup(ino, part);
+      EXPECT_TRUE(a.ok()) << path << ": " << a.status();
+      if (!a.ok()) return Attr{};
+      ino = a->ino;
+      start = slash == std::string::npos ? path.size() : slash + 1;
+    }
+    return *fs_->GetAttr(ino);
+  }
+  static std::string* dir_;
+  static BlobReader* blob_;
+  static LayerFs* fs_;
+};
+std::string* LayerFsTest::dir_;
+BlobReader* LayerFsTest::blob_;
+LayerFs* LayerFsTest::fs_;
+
+TEST_F(LayerFsTest, AttributesAndInodes) {
+  Attr root = *fs_->GetAttr(kRootInode);
+  EXPECT_TRUE(S_ISDIR(root.mode));
+  Attr hello = Resolve("etc/hello.txt");
+  EXPECT_TRUE(S_ISREG(hello.mode));
+  EXPECT_EQ(hello.size, 6u);
+  EXPECT_EQ(hello.mtime_nsec, 123456789u);
+  EXPECT_EQ(hello.nlink, 3u);  // two hardlinks in usr/bin
+  Attr hard = Resolve("usr/bin/hard1");
+  EXPECT_EQ(hard.ino, hello.ino);  // all names share one inode
+  EXPECT_EQ(Resolve("setuid").mode & 07777, 04755u);
+  Attr dev = Resolve("blockdev");
+  EXPECT_TRUE(S_ISBLK(dev.mode));
+  EXPECT_EQ(major(dev.rdev), 7u);
+  Attr wh = Resolve("removed/gone");
+  EXPECT_TRUE(S_ISCHR(wh.mode));
+  EXPECT_EQ(wh.rdev, 0u);
+  Attr etc = Resolve("etc");
+  EXPECT_EQ(etc.nlink, 3u);  // ".", its entry in "/", and etc/app's ".."
+  EXPECT_EQ(fs_->Lookup(kRootInode, "nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(fs_->Lookup(hello.ino, "x").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fs_->GetAttr(999999).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(fs_->PathOf(hello.ino), "/etc/hello.txt");
+}
+
+TEST_F(LayerFsTest, ReadDirReadLinkReadAndXattrs) {
+  auto entries = fs_->ReadDir(Resolve("usr/bin").ino);
+  ASSERT_TRUE(entries.ok());
+  std::vector<std::string> names;
+  for (const auto& e : *entries) names.push_back(e.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"abs-link", "hard1", "hard2", "random3m",
+                                             "random700k", "rel-link"}));
+  EXPECT_EQ(*fs_->ReadLink(Resolve("usr/bin/rel-link").ino), "../etc/hello.txt");
+  EXPECT_FALSE(fs_->ReadLink(Resolve("etc/hello.txt").ino).ok());
+  std::string buf(10, '\0');
+  auto n = fs_->Read(Resolve("etc/hello.txt").ino, 1, absl::MakeSpan(buf));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(buf.substr(0, *n), "ello\n");
+  EXPECT_EQ(*fs_->Read(Resolve("etc/hello.txt").ino, 100, absl::MakeSpan(buf)), 0u);
+  EXPECT_FALSE(fs_->Open(Resolve("etc").ino).ok());
+  EXPECT_EQ(*fs_->GetXattr(Resolve("etc/hello.txt").ino, "user.comment"), "hi there");
+  EXPECT_EQ(fs_->GetXattr(Resolve("etc/hello.txt").ino, "user.none").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(*fs_->GetXattr(Resolve("opaque-dir").ino, kOpaqueXattr), "y");
+  auto list = fs_->ListXattr(Resolve("opaque-dir").ino);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(*list, std::vector<std::string>{kOpaqueXattr});
+  EXPECT_EQ(fs_->Lookup(Resolve("opaque-dir").ino, ".wh..wh..opq").status().code(),
+            absl::StatusCode::kNotFound);  // the marker is not a file
+  EXPECT_EQ(fs_->Stats().files, 14u);  // regular files; hardlinks and whiteouts are not
+}
+
+}  // namespace
+}  // namespace clip
