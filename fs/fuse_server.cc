@@ -336,6 +336,7 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
                         "ro,allow_other,default_permissions,fsname=clip,subtype=clip,noatime"};
   fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
   m->se = fuse_session_new(&args, &Ops(), sizeof(fuse_lowlevel_ops), m.get());
+  fuse_opt_free_args(&args);  // libfuse may have copied and extended them
   if (m->se == nullptr) return absl::InternalError("fuse_session_new failed");
   if (fuse_session_mount(m->se, mountpoint.c_str()) != 0) {
     fuse_session_destroy(m->se);

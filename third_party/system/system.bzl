@@ -40,6 +40,7 @@ _LIBRARIES = {
     "lmdb": (["lmdb"], []),
     "protobuf": (["protobuf"], []),
     "rapidjson": (["RapidJSON"], []),
+    "sqlite3": (["sqlite3"], []),
     "ssl": (["libssl", "libcrypto"], []),
     "tomlplusplus": (["tomlplusplus"], []),
     "zlib": (["zlib"], []),

@@ -1,0 +1,191 @@
+#include "snapshotter/filters.h"
+
+#include <optional>
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace clip {
+namespace {
+
+class Parser {
+ public:
+  explicit Parser(absl::string_view s) : s_(s) {}
+
+  absl::StatusOr<std::vector<SnapshotFilter::Selector>> Parse() {
+    std::vector<SnapshotFilter::Selector> out;
+    for (;;) {
+      SkipSpace();
+      SnapshotFilter::Selector sel;
+      // field path: segment ('.' segment)*
+      for (;;) {
+        auto seg = Segment();
+        if (!seg.ok()) return seg.status();
+        sel.path.push_back(*seg);
+        if (Peek() == '.') {
+          ++pos_;
+          continue;
+        }
+        break;
+      }
+      SkipSpace();
+      if (Consume("==")) {
+        sel.op = SnapshotFilter::Selector::kEqual;
+      } else if (Consume("!=")) {
+        sel.op = SnapshotFilter::Selector::kNotEqual;
+      } else if (Consume("~=")) {
+        sel.op = SnapshotFilter::Selector::kMatch;
+      }
+      if (sel.op != SnapshotFilter::Selector::kPresent) {
+        SkipSpace();
+        auto v = Value();
+        if (!v.ok()) return v.status();
+        sel.value = *v;
+        if (sel.op == SnapshotFilter::Selector::kMatch) {
+          try {
+            sel.regex = std::make_shared<const std::regex>(sel.value);
+          } catch (const std::regex_error&) {
+            return Error("bad regular expression");
+          }
+        }
+      }
+      out.push_back(std::move(sel));
+      SkipSpace();
+      if (pos_ == s_.size()) return out;
+      if (Peek() != ',') return Error("expected ','");
+      ++pos_;
+    }
+  }
+
+ private:
+  absl::Status Error(absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("filter \"", s_.substr(0, 200), "\": ", what, " at ", pos_));
+  }
+  char Peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  void SkipSpace() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t')) ++pos_;
+  }
+  bool Consume(absl::string_view t) {
+    if (s_.substr(pos_, t.size()) == t) {
+      pos_ += t.size();
+      return true;
+    }
+    return false;
+  }
+  absl::StatusOr<std::string> Quoted() {
+    std::string out;
+    ++pos_;  // opening quote
+    while (pos_ < s_.size() && s_[pos_] != '"') {
+      if (s_[pos_] == '\\' && pos_ + 1 < s_.size()) ++pos_;
+      out.push_back(s_[pos_++]);
+    }
+    if (pos_ >= s_.size()) return Error("unterminated quote");
+    ++pos_;
+    return out;
+  }
+  absl::StatusOr<std::string> Segment() {
+    if (Peek() == '"') return Quoted();
+    size_t start = pos_;
+    while (pos_ < s_.size()) {
+      char c = s_[pos_];
+      if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '/') {
+        ++pos_;
+      } else {
+        break;
+      }
+    }
+    if (pos_ == start) return Error("expected a field name");
+    return std::string(s_.substr(start, pos_ - start));
+  }
+  absl::StatusOr<std::string> Value() {
+    if (Peek() == '"') return Quoted();
+    size_t start = pos_;
+    while (pos_ < s_.size() && s_[pos_] != ',') ++pos_;
+    std::string v(s_.substr(start, pos_ - start));
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+    if (v.empty()) return Error("expected a value");
+    return v;
+  }
+
+  absl::string_view s_;
+  size_t pos_ = 0;
+};
+
+const char* KindName(SnapshotKind k) {
+  switch (k) {
+    case SnapshotKind::kView:
+      return "view";
+    case SnapshotKind::kActive:
+      return "active";
+    case SnapshotKind::kCommitted:
+      return "committed";
+    default:
+      return "unknown";
+  }
+}
+
+// The field's value, or nullopt when absent.
+std::optional<std::string> Field(const SnapshotInfo& info, const std::vector<std::string>& path) {
+  if (path.empty()) return std::nullopt;
+  if (path.size() == 1) {
+    if (path[0] == "name") return info.name;
+    if (path[0] == "parent") return info.parent;
+    if (path[0] == "kind") return std::string(KindName(info.kind));
+    if (path[0] == "labels") return info.labels.empty() ? std::nullopt : std::optional<std::string>("");
+    return std::nullopt;
+  }
+  if (path[0] == "labels") {
+    // Unquoted keys with dots arrive as several segments: join them back.
+    std::vector<std::string> rest(path.begin() + 1, path.end());
+    auto it = info.labels.find(absl::StrJoin(rest, "."));
+    if (it == info.labels.end()) return std::nullopt;
+    return it->second;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<SnapshotFilter> SnapshotFilter::Parse(const std::vector<std::string>& filters) {
+  SnapshotFilter f;
+  for (const std::string& s : filters) {
+    if (s.empty()) continue;
+    Parser p(s);
+    auto sels = p.Parse();
+    if (!sels.ok()) return sels.status();
+    f.alternatives_.push_back(*std::move(sels));
+  }
+  return f;
+}
+
+bool SnapshotFilter::Match(const SnapshotInfo& info) const {
+  if (alternatives_.empty()) return true;
+  for (const auto& all : alternatives_) {
+    bool ok = true;
+    for (const Selector& sel : all) {
+      std::optional<std::string> v = Field(info, sel.path);
+      switch (sel.op) {
+        case Selector::kPresent:
+          ok = v.has_value();
+          break;
+        case Selector::kEqual:
+          ok = v.has_value() && *v == sel.value;
+          break;
+        case Selector::kNotEqual:
+          ok = !v.has_value() || *v != sel.value;
+          break;
+        case Selector::kMatch:
+          ok = v.has_value() &&
+               std::regex_search(*v, *static_cast<const std::regex*>(sel.regex.get()));
+          break;
+      }
+      if (!ok) break;
+    }
+    if (ok) return true;
+  }
+  return false;
+}
+
+}  // namespace clip
