@@ -1,0 +1,130 @@
+// containerd-clip-grpc: the clip snapshotter daemon. Serves containerd's snapshots v1
+// API on a unix socket for a `proxy_plugins` entry:
+//
+//   [proxy_plugins.clip]
+//     type = "snapshot"
+//     address = "/run/containerd-clip-grpc/containerd-clip-grpc.sock"
+//     [proxy_plugins.clip.exports]
+//       root = "/var/lib/containerd-clip-grpc"
+//
+// The socket is created 0600 in a 0700 directory; a stale socket from a dead daemon is
+// replaced, a live one is an error. SIGTERM/SIGINT stop serving and exit cleanly.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "cmd/build_info.h"
+#include "common/logging.h"
+#include "grpcpp/grpcpp.h"
+#include "snapshotter/daemon_config.h"
+#include "snapshotter/overlay_snapshotter.h"
+#include "snapshotter/service.h"
+
+namespace {
+
+using clip::Log;
+using clip::LogLevel;
+
+// kAlreadyExists when another process accepts connections on `path`.
+absl::Status PrepareSocketPath(const std::string& path) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", strerror(errno)));
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  if (live) return absl::AlreadyExistsError(absl::StrCat("another daemon serves ", path));
+  unlink(path.c_str());  // stale, from a daemon that died
+  return absl::OkStatus();
+}
+
+LogLevel ParseLevel(const std::string& s) {
+  if (s == "debug") return LogLevel::kDebug;
+  if (s == "warning") return LogLevel::kWarning;
+  if (s == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"containerd-clip-grpc: the clip remote snapshotter for containerd"};
+  std::string config_path = clip::kDefaultConfigPath, root, address, log_level;
+  bool version = false;
+  auto* config_opt = app.add_option("--config", config_path, "TOML configuration file");
+  app.add_option("--root", root, "Root directory (overrides the config)");
+  app.add_option("--address", address, "Unix socket path (overrides the config)");
+  app.add_option("--log-level", log_level, "debug, info, warning or error");
+  app.add_flag("--version", version, "Print the version and exit");
+  CLI11_PARSE(app, argc, argv);
+  if (version) {
+    std::cout << clip::BuildInfo();
+    return 0;
+  }
+  absl::StatusOr<clip::DaemonConfig> config =
+      clip::LoadDaemonConfig(config_path, config_opt->count() > 0);
+  if (!config.ok()) {
+    std::cerr << "containerd-clip-grpc: " << config.status().message() << "\n";
+    return 1;
+  }
+  if (!root.empty()) config->root = root;
+  if (!address.empty()) config->address = address;
+  if (!log_level.empty()) config->log_level = log_level;
+  clip::SetLogLevel(ParseLevel(config->log_level));
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
+  signal(SIGPIPE, SIG_IGN);
+
+  auto snapshotter = clip::OverlaySnapshotter::Open(config->root);
+  if (!snapshotter.ok()) {
+    Log(LogLevel::kError, "daemon", snapshotter.status().message());
+    return 1;
+  }
+  absl::Status sock = PrepareSocketPath(config->address);
+  if (!sock.ok()) {
+    Log(LogLevel::kError, "daemon", sock.message());
+    return 1;
+  }
+  clip::SnapshotsService service(**snapshotter);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + config->address, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  mode_t old = umask(0177);  // the socket: 0600
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  umask(old);
+  if (!server) {
+    Log(LogLevel::kError, "daemon", absl::StrCat("cannot listen on ", config->address));
+    return 1;
+  }
+  chmod(config->address.c_str(), 0600);
+  Log(LogLevel::kInfo, "daemon",
+      absl::StrCat("serving snapshotter root=", config->root, " address=", config->address));
+  int sig = 0;
+  sigwait(&set, &sig);
+  Log(LogLevel::kInfo, "daemon", absl::StrCat("signal ", sig, ": shutting down"));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  unlink(config->address.c_str());
+  return 0;
+}

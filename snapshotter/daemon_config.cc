@@ -1,0 +1,50 @@
+#include "snapshotter/daemon_config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "toml++/toml.h"
+
+namespace clip {
+
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const std::string& source) {
+  toml::table t;
+  try {
+    t = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", std::string(e.description())));
+  }
+  DaemonConfig c;
+  for (auto& [key, node] : t) {
+    std::string k(key.str());
+    std::string* field = k == "root" ? &c.root
+                         : k == "address" ? &c.address
+                         : k == "log_level" ? &c.log_level
+                                            : nullptr;
+    if (field == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));
+    }
+    auto v = node.value<std::string>();
+    if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": ", k, " must be a string"));
+    *field = *v;
+  }
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
+      c.log_level != "error") {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": bad log_level ", c.log_level));
+  }
+  return c;
+}
+
+absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path, bool explicit_path) {
+  std::ifstream f(path);
+  if (!f) {
+    if (explicit_path) return absl::NotFoundError(absl::StrCat("config ", path, " not found"));
+    return DaemonConfig{};
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ParseDaemonConfig(ss.str(), path);
+}
+
+}  // namespace clip

@@ -1,0 +1,39 @@
+// DaemonConfig: the settings of containerd-clip-grpc, from a TOML file
+// (/etc/containerd-clip-grpc/config.toml by default) with command-line flags on top.
+//
+//   # /etc/containerd-clip-grpc/config.toml
+//   root = "/var/lib/containerd-clip-grpc"
+//   address = "/run/containerd-clip-grpc/containerd-clip-grpc.sock"
+//   log_level = "info"        # debug, info, warning, error
+//
+// A missing default file is fine (defaults apply); a missing file named explicitly, an
+// unknown key or a value of the wrong type is an error (typos must not pass silently).
+//
+// Thread safety: a plain value.
+#ifndef CLIP_SNAPSHOTTER_DAEMON_CONFIG_H_
+#define CLIP_SNAPSHOTTER_DAEMON_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace clip {
+
+inline constexpr char kDefaultConfigPath[] = "/etc/containerd-clip-grpc/config.toml";
+inline constexpr char kDefaultRoot[] = "/var/lib/containerd-clip-grpc";
+inline constexpr char kDefaultAddress[] = "/run/containerd-clip-grpc/containerd-clip-grpc.sock";
+
+struct DaemonConfig {
+  std::string root = kDefaultRoot;
+  std::string address = kDefaultAddress;
+  std::string log_level = "info";
+};
+
+// Parses TOML text over the defaults.
+absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& toml, const std::string& source);
+// Reads `path`; `explicit_path` says whether the user named it (then it must exist).
+absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path, bool explicit_path);
+
+}  // namespace clip
+
+#endif  // CLIP_SNAPSHOTTER_DAEMON_CONFIG_H_
