@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/errno_status.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "snapshotter/filters.h"
 
@@ -77,11 +79,82 @@ absl::StatusOr<SnapshotUsage> DiskUsage(const std::string& dir) {
 }
 
 absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> OverlaySnapshotter::Open(
-    const std::string& root) {
+    const std::string& root, RemoteLayerHook* remote) {
   CLIP_RETURN_IF_ERROR(MakeDir(root, 0700));
   CLIP_RETURN_IF_ERROR(MakeDir(root + "/snapshots", 0700));
   CLIP_ASSIGN_OR_RETURN(auto store, MetadataStore::Open(root + "/metadata.db"));
-  return std::unique_ptr<OverlaySnapshotter>(new OverlaySnapshotter(root, std::move(store)));
+  std::unique_ptr<OverlaySnapshotter> s(new OverlaySnapshotter(root, std::move(store), remote));
+  if (remote != nullptr) s->RestoreRemote();
+  return s;
+}
+
+void OverlaySnapshotter::RestoreRemote() {
+  std::vector<SnapshotRecord> all;
+  absl::Status listed = store_->Transact([&](MetadataStore::Txn& txn) -> absl::Status {
+    CLIP_ASSIGN_OR_RETURN(all, txn.All());
+    return absl::OkStatus();
+  });
+  if (!listed.ok()) {
+    Log(LogLevel::kError, "snapshotter", absl::StrCat("restore: ", listed.message()));
+    return;
+  }
+  for (const auto& r : all) {
+    if (!r.info.labels.count(kRemoteLabel)) continue;
+    std::string mnt = SnapshotDir(r.id) + "/fs";
+    // A mount left by a killed daemon answers ENOTCONN: detach it first.
+    umount2(mnt.c_str(), MNT_DETACH);
+    absl::StatusOr<bool> m = remote_->Mount(r.info.labels, mnt);
+    if (!m.ok() || !*m) {
+      // Reported, and the other layers still come back.
+      Log(LogLevel::kError, "snapshotter",
+          absl::StrCat("cannot restore remote snapshot ", r.info.name, ": ",
+                       m.ok() ? "its index is gone" : m.status().message()));
+    }
+  }
+}
+
+absl::Status OverlaySnapshotter::TryRemote(const std::string& parent, const Labels& labels) {
+  auto ref = labels.find(kSnapshotRefLabel);
+  if (remote_ == nullptr || ref == labels.end() || ref->second.empty()) return absl::OkStatus();
+  const std::string target = ref->second;
+  Labels marked = labels;
+  marked[kRemoteLabel] = "true";
+  int64_t id = -1;
+  // 1. The record and its directory, in one transaction.
+  absl::Status created = store_->Transact([&](MetadataStore::Txn& txn) -> absl::Status {
+    CLIP_ASSIGN_OR_RETURN(auto existing, txn.Get(target));
+    if (existing) {
+      return absl::AlreadyExistsError(absl::StrCat("target snapshot ", target, " already exists"));
+    }
+    if (!parent.empty()) {
+      CLIP_ASSIGN_OR_RETURN(auto p, txn.Get(parent));
+      if (!p || p->info.kind != SnapshotKind::kCommitted) return absl::OkStatus();  // ordinary path decides
+    }
+    SnapshotRecord r;
+    r.info.name = target;
+    r.info.parent = parent;
+    r.info.kind = SnapshotKind::kCommitted;
+    r.info.created = r.info.updated = absl::Now();
+    r.info.labels = marked;
+    CLIP_ASSIGN_OR_RETURN(id, txn.Insert(r));
+    CLIP_RETURN_IF_ERROR(MakeDir(SnapshotDir(id), 0700));
+    return MakeDir(SnapshotDir(id) + "/fs", 0755);
+  });
+  if (!created.ok() || id < 0) return created;
+  // 2. The mount (may fetch the index from the registry), outside the transaction.
+  absl::StatusOr<bool> mounted = remote_->Mount(labels, SnapshotDir(id) + "/fs");
+  if (mounted.ok() && *mounted) {
+    return absl::AlreadyExistsError(absl::StrCat("target snapshot ", target, " already exists"));
+  }
+  if (!mounted.ok()) {
+    Log(LogLevel::kWarning, "snapshotter",
+        absl::StrCat("lazy mount of ", target, " failed, pulling normally: ",
+                     mounted.status().message()));
+  }
+  // 3. Not lazy: undo, and let the ordinary path run.
+  (void)store_->Transact([&](MetadataStore::Txn& txn) { return txn.Delete(id); });
+  (void)RemoveAll(SnapshotDir(id));
+  return absl::OkStatus();
 }
 
 std::string OverlaySnapshotter::SnapshotDir(int64_t id) const {
@@ -234,6 +307,8 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
 absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Prepare(const std::string& key,
                                                                    const std::string& parent,
                                                                    const Labels& labels) {
+  CLIP_RETURN_IF_ERROR(ValidateLabels(labels));
+  CLIP_RETURN_IF_ERROR(TryRemote(parent, labels));
   return Create(SnapshotKind::kActive, key, parent, labels);
 }
 
@@ -288,6 +363,21 @@ absl::Status OverlaySnapshotter::Commit(const std::string& name, const std::stri
 
 absl::Status OverlaySnapshotter::Remove(const std::string& key) {
   std::string removed;
+  if (remote_ != nullptr) {
+    // A lazy layer is unmounted first (only if it could be removed at all).
+    SnapshotRecord record;
+    int64_t children = 0;
+    CLIP_RETURN_IF_ERROR(store_->Transact([&](MetadataStore::Txn& txn) -> absl::Status {
+      CLIP_ASSIGN_OR_RETURN(auto r, txn.Get(key));
+      if (!r) return NotFound(key);
+      record = *r;
+      CLIP_ASSIGN_OR_RETURN(children, txn.CountChildren(key));
+      return absl::OkStatus();
+    }));
+    if (children == 0 && record.info.labels.count(kRemoteLabel)) {
+      CLIP_RETURN_IF_ERROR(remote_->Unmount(SnapshotDir(record.id) + "/fs"));
+    }
+  }
   CLIP_RETURN_IF_ERROR(store_->Transact([&](MetadataStore::Txn& txn) -> absl::Status {
     CLIP_ASSIGN_OR_RETURN(auto r, txn.Get(key));
     if (!r) return NotFound(key);

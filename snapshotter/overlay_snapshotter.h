@@ -28,9 +28,28 @@
 
 namespace clip {
 
+// Lazy ("remote") layers. On Prepare with `containerd.io/snapshot.ref`, the snapshotter
+// asks the hook to mount the layer the labels describe; when it can (an index exists),
+// the layer becomes a committed snapshot named by the ref, marked with kRemoteLabel,
+// and Prepare answers AlreadyExists, so containerd never downloads it. On start, every
+// remote snapshot is mounted again from its labels. Implemented by RemoteLayers.
+class RemoteLayerHook {
+ public:
+  virtual ~RemoteLayerHook() = default;
+  // true: mounted at `mountpoint`; false: not lazy (ordinary path).
+  virtual absl::StatusOr<bool> Mount(const Labels& labels, const std::string& mountpoint) = 0;
+  virtual absl::Status Unmount(const std::string& mountpoint) = 0;
+};
+
+inline constexpr char kSnapshotRefLabel[] = "containerd.io/snapshot.ref";
+// containerd forwards labels with this prefix to proxy snapshotters and back.
+inline constexpr char kRemoteLabel[] = "containerd.io/snapshot/clip.remote";
+
 class OverlaySnapshotter final : public Snapshotter {
  public:
-  static absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> Open(const std::string& root);
+  // `remote` (optional) must outlive the snapshotter.
+  static absl::StatusOr<std::unique_ptr<OverlaySnapshotter>> Open(
+      const std::string& root, RemoteLayerHook* remote = nullptr);
 
   absl::StatusOr<SnapshotInfo> Stat(const std::string& key) override;
   absl::StatusOr<SnapshotInfo> Update(const SnapshotInfo& info,
@@ -53,8 +72,12 @@ class OverlaySnapshotter final : public Snapshotter {
   std::string SnapshotDir(int64_t id) const;
 
  private:
-  OverlaySnapshotter(std::string root, std::unique_ptr<MetadataStore> store)
-      : root_(std::move(root)), store_(std::move(store)) {}
+  OverlaySnapshotter(std::string root, std::unique_ptr<MetadataStore> store,
+                     RemoteLayerHook* remote)
+      : root_(std::move(root)), store_(std::move(store)), remote_(remote) {}
+  // kAlreadyExists when the layer was mounted lazily; OK when it is not lazy.
+  absl::Status TryRemote(const std::string& parent, const Labels& labels);
+  void RestoreRemote();
   absl::StatusOr<std::vector<MountSpec>> Create(SnapshotKind kind, const std::string& key,
                                                 const std::string& parent, const Labels& labels);
   // Mounts for `record`, whose parent chain is resolved inside `txn`.
@@ -63,6 +86,7 @@ class OverlaySnapshotter final : public Snapshotter {
 
   const std::string root_;
   std::unique_ptr<MetadataStore> store_;
+  RemoteLayerHook* remote_;
 };
 
 // Bytes (allocated blocks) and inodes under `dir`, hardlinks counted once.

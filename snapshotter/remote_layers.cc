@@ -1,0 +1,143 @@
+#include "snapshotter/remote_layers.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "fs/layer_fs.h"
+#include "index/index_format.h"
+#include "index/span_reader.h"
+#include "rapidjson/document.h"
+
+namespace clip {
+namespace {
+
+absl::StatusOr<std::optional<std::string>> ReadStore(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::nullopt;
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void WriteStore(const std::string& path, const std::string& bytes) {
+  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << bytes;
+  }
+  rename(tmp.c_str(), path.c_str());
+}
+
+}  // namespace
+
+RemoteLayers::RemoteLayers(Options options) : options_(std::move(options)) {
+  mkdir(options_.index_store.c_str(), 0700);
+}
+
+RemoteLayers::~RemoteLayers() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [mnt, layer] : layers_) (void)options_.fuse->Unmount(layer.id);
+  layers_.clear();
+}
+
+size_t RemoteLayers::mounted() const {
+  absl::MutexLock lock(&mu_);
+  return layers_.size();
+}
+
+absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>>
+RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
+                        const std::optional<Digest>& manifest) {
+  std::string path = absl::StrCat(options_.index_store, "/", layer.Hex());
+  CLIP_ASSIGN_OR_RETURN(std::optional<std::string> stored, ReadStore(path));
+  std::optional<std::string> bytes = stored;
+  if (!bytes && manifest && options_.registry != nullptr) {
+    CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
+                          options_.registry->Referrers(image, *manifest, kClipIndexArtifactType));
+    for (const Descriptor& a : artifacts) {
+      CLIP_ASSIGN_OR_RETURN(Manifest m, options_.registry->FetchManifest(image.WithDigest(a.digest)));
+      rapidjson::Document doc;
+      doc.Parse(m.bytes.data(), m.bytes.size());
+      if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("layers") ||
+          !doc["layers"].IsArray()) {
+        continue;
+      }
+      for (const auto& l : doc["layers"].GetArray()) {
+        if (!l.IsObject() || !l.HasMember("annotations") || !l.HasMember("digest")) continue;
+        const auto& ann = l["annotations"];
+        if (!ann.IsObject() || !ann.HasMember(kClipLayerAnnotation) ||
+            !ann[kClipLayerAnnotation].IsString() ||
+            ann[kClipLayerAnnotation].GetString() != layer.ToString()) {
+          continue;
+        }
+        CLIP_ASSIGN_OR_RETURN(Digest blob, Digest::Parse(l["digest"].GetString()));
+        std::string fetched;
+        CLIP_RETURN_IF_ERROR(options_.registry->FetchBlob(image, blob, [&](absl::string_view c) {
+          fetched.append(c.data(), c.size());
+          return absl::OkStatus();
+        }));
+        bytes = std::move(fetched);
+        break;
+      }
+      if (bytes) break;
+    }
+  }
+  if (!bytes) return std::nullopt;
+  absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(*bytes);
+  if (!decoded.ok()) {
+    return absl::Status(decoded.status().code(),
+                        absl::StrCat("index of ", layer.ToString(), ": ", decoded.status().message()));
+  }
+  if (decoded->layer_digest() != layer.ToString()) {
+    return absl::DataLossError(absl::StrCat("index found for ", layer.ToString(),
+                                            " describes ", decoded->layer_digest()));
+  }
+  if (!stored) WriteStore(path, *bytes);
+  return std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
+}
+
+absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string& mountpoint) {
+  auto image_it = labels.find(kImageRefLabel);
+  auto layer_it = labels.find(kLayerDigestLabel);
+  if (image_it == labels.end() || layer_it == labels.end()) return false;
+  CLIP_ASSIGN_OR_RETURN(Reference image, Reference::Parse(image_it->second));
+  CLIP_ASSIGN_OR_RETURN(Digest layer, Digest::Parse(layer_it->second));
+  std::optional<Digest> manifest;
+  if (auto m = labels.find(kManifestDigestLabel); m != labels.end()) {
+    CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
+  }
+  CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(image, layer, manifest));
+  if (!index) return false;
+  if (options_.registry == nullptr || options_.fuse == nullptr) {
+    return absl::FailedPreconditionError("remote layers need a registry client and a FUSE server");
+  }
+  auto blob = std::make_unique<RegistryBlobReader>(*options_.registry, image, layer,
+                                                   (*index)->compressed_size());
+  auto spans = std::make_shared<TieredSpanSource>(
+      *index, std::make_shared<SpanInflater>(*index, *blob), options_.tiers);
+  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id,
+                        options_.fuse->Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
+  Log(LogLevel::kInfo, "remote", absl::StrCat("mounted ", layer.ToString(), " of ",
+                                              image.ToString(), " lazily at ", mountpoint));
+  absl::MutexLock lock(&mu_);
+  layers_[mountpoint] = Layer{id, std::move(blob)};
+  return true;
+}
+
+absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
+  Layer layer;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(mountpoint);
+    if (it == layers_.end()) return absl::OkStatus();  // not mounted (e.g. restore failed)
+    layer = std::move(it->second);
+    layers_.erase(it);
+  }
+  return options_.fuse->Unmount(layer.id);
+}
+
+}  // namespace clip

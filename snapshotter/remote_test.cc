@@ -1,0 +1,171 @@
+// The lazy path end to end in one process: a layer and its clip index published to a
+// real docker-registry (the index as an OCI artifact found through the sha256-<hex> tag
+// fallback), the remote-snapshot handshake (Prepare -> AlreadyExists), a container
+// snapshot over the FUSE-mounted layer read through overlayfs, the fallback for a layer
+// without an index, Remove unmounting, and restart recovery.
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "cache/memory_cache.h"
+#include "common/file_blob_reader.h"
+#include "common/testing/subprocess.h"
+#include "gtest/gtest.h"
+#include "index/index_format.h"
+#include "index/layer_indexer.h"
+#include "registry/testing/registry_server.h"
+#include "snapshotter/remote_layers.h"
+
+namespace clip {
+namespace {
+
+using testing::MakeTempDir;
+using testing::ReadFileOrEmpty;
+using testing::RunCommand;
+
+std::string Desc(const std::string& media_type, const std::string& bytes,
+                 const std::string& extra = "") {
+  return absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d%s})", media_type,
+                         Digest::Of(bytes).ToString(), bytes.size(), extra);
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+bool Mounted(const std::string& path) {
+  return ReadFileOrEmpty("/proc/mounts").find(" " + path + " ") != std::string::npos;
+}
+
+// Mounts an overlay MountSpec at `target`; returns false on failure.
+bool MountOverlay(const MountSpec& m, const std::string& target) {
+  mkdir(target.c_str(), 0755);
+  std::vector<std::string> opts;
+  for (const auto& o : m.options) {
+    if (o != "ro" && o != "rw") opts.push_back(o);
+  }
+  return mount("overlay", target.c_str(), "overlay", 0, absl::StrJoin(opts, ",").c_str()) == 0;
+}
+
+TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
+  std::string dir = MakeTempDir("remote");
+  std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
+                                    "/index/testdata/make_layers.sh");
+  ASSERT_TRUE(RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + dir +
+                         "/layers >/dev/null 2>&1").ok());
+  auto registry = testing::RegistryServer::Start({});
+  ASSERT_TRUE(registry.ok()) << registry.status();
+  RegistryClient::Options ro;
+  ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{(*registry)->host()});
+  RegistryClient client(ro);
+  Reference image = Reference::Parse((*registry)->host() + "/clip/app:v1").value();
+
+  // Publish: the layer, an image, and the layer's index as an artifact of the image.
+  std::string layer = ReadFileOrEmpty(dir + "/layers/posix.tar.gz");
+  std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}})";
+  std::string other = "a layer without an index";
+  for (const std::string* b : {&layer, &config, &other}) {
+    ASSERT_TRUE(client.PushBlob(image, Digest::Of(*b), *b).ok());
+  }
+  std::string manifest = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
+      Desc("application/vnd.oci.image.config.v1+json", config), R"(,"layers":[)",
+      Desc("application/vnd.oci.image.layer.v1.tar+gzip", layer), "]}");
+  Digest manifest_digest = client.PushManifest(image, "v1", kOciManifest, manifest).value();
+  auto file = FileBlobReader::Open(dir + "/layers/posix.tar.gz").value();
+  std::string index = EncodeIndex(BuildLayerIndex(*file).value());
+  std::string empty = "{}";
+  ASSERT_TRUE(client.PushBlob(image, Digest::Of(index), index).ok());
+  ASSERT_TRUE(client.PushBlob(image, Digest::Of(empty), empty).ok());
+  std::string artifact = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","artifactType":")",
+      kClipIndexArtifactType, R"(","config":)", Desc("application/vnd.oci.empty.v1+json", empty),
+      R"(,"layers":[)",
+      Desc(kClipIndexMediaType, index,
+           absl::StrFormat(R"(,"annotations":{"%s":"%s"})", kClipLayerAnnotation,
+                           Digest::Of(layer).ToString())),
+      R"(],"subject":)", Desc(kOciManifest, manifest), "}");
+  Digest artifact_digest = client.PushManifest(image, "", kOciManifest, artifact).value();
+  std::string fallback = absl::StrCat(
+      R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
+      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"artifactType":"%s"}]})",
+                      kOciManifest, artifact_digest.ToString(), artifact.size(),
+                      kClipIndexArtifactType));
+  ASSERT_TRUE(client.PushManifest(image, "sha256-" + manifest_digest.Hex(), kOciIndex, fallback).ok());
+
+  auto labels_for = [&](const std::string& ref, const std::string& blob) {
+    return Labels{{kSnapshotRefLabel, ref},
+                  {kImageRefLabel, image.ToString()},
+                  {kLayerDigestLabel, Digest::Of(blob).ToString()},
+                  {kManifestDigestLabel, manifest_digest.ToString()}};
+  };
+  std::string root = dir + "/root";
+  FuseServer fuse(2);
+  MemoryCache memory(64 << 20);
+  RemoteLayers::Options opts{dir + "/indexes", &client, &fuse, {&memory, nullptr, nullptr, nullptr}};
+  auto remote = std::make_unique<RemoteLayers>(opts);
+  auto snap = OverlaySnapshotter::Open(root, remote.get()).value();
+
+  // Handshake: the layer is mounted lazily and reported as existing.
+  absl::Status prepared = snap->Prepare("extract-1", "", labels_for("sha256:chain1", layer)).status();
+  EXPECT_EQ(prepared.code(), absl::StatusCode::kAlreadyExists) << prepared;
+  auto info = snap->Stat("sha256:chain1");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->kind, SnapshotKind::kCommitted);
+  EXPECT_EQ(info->labels.at(kRemoteLabel), "true");
+  EXPECT_EQ(snap->Stat("extract-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Exists(dir + "/indexes/" + Digest::Of(layer).Hex()));
+  EXPECT_EQ(remote->mounted(), 1u);
+  // Asking again finds it (containerd retries after a restart of its own).
+  EXPECT_EQ(snap->Prepare("extract-1b", "", labels_for("sha256:chain1", layer)).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  // A container over it: overlay with the FUSE mount as lowerdir.
+  auto mounts = snap->Prepare("container", "sha256:chain1", {});
+  ASSERT_TRUE(mounts.ok()) << mounts.status();
+  std::string rootfs = dir + "/rootfs";
+  ASSERT_TRUE(MountOverlay((*mounts)[0], rootfs));
+  EXPECT_EQ(ReadFileOrEmpty(rootfs + "/etc/hello.txt"), "hello\n");
+  EXPECT_TRUE(ReadFileOrEmpty(rootfs + "/usr/bin/random3m") ==
+              ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
+  EXPECT_FALSE(Exists(rootfs + "/removed/gone"));  // a whiteout in a lower layer hides
+  ASSERT_EQ(umount2(rootfs.c_str(), MNT_DETACH), 0);
+
+  // No index: the ordinary path.
+  auto ordinary = snap->Prepare("extract-2", "", labels_for("sha256:chain2", other));
+  ASSERT_TRUE(ordinary.ok()) << ordinary.status();
+  EXPECT_EQ(snap->Stat("extract-2")->kind, SnapshotKind::kActive);
+  EXPECT_EQ(snap->Stat("sha256:chain2").status().code(), absl::StatusCode::kNotFound);
+
+  // Remove unmounts.
+  EXPECT_EQ(snap->Remove("sha256:chain1").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(snap->Remove("container").ok());
+  ASSERT_TRUE(snap->Remove("sha256:chain1").ok());
+  EXPECT_EQ(remote->mounted(), 0u);
+
+  // Restart: remote snapshots come back mounted before anything is served.
+  EXPECT_EQ(snap->Prepare("extract-3", "", labels_for("sha256:chain3", layer)).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  snap.reset();
+  remote.reset();  // unmounts, as a daemon shutdown does
+  auto remote2 = std::make_unique<RemoteLayers>(opts);
+  auto snap2 = OverlaySnapshotter::Open(root, remote2.get()).value();
+  EXPECT_EQ(remote2->mounted(), 1u);
+  auto again = snap2->Prepare("container-2", "sha256:chain3", {});
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_TRUE(MountOverlay((*again)[0], rootfs));
+  EXPECT_EQ(ReadFileOrEmpty(rootfs + "/etc/hello.txt"), "hello\n");
+  ASSERT_EQ(umount2(rootfs.c_str(), MNT_DETACH), 0);
+  ASSERT_TRUE(snap2->Remove("container-2").ok());
+  ASSERT_TRUE(snap2->Remove("sha256:chain3").ok());
+  ASSERT_TRUE(snap2->Remove("extract-2").ok());
+  EXPECT_FALSE(Mounted(rootfs));
+}
+
+}  // namespace
+}  // namespace clip
