@@ -25,7 +25,14 @@
 #include "common/logging.h"
 #include "grpcpp/grpcpp.h"
 #include "snapshotter/daemon_config.h"
+#include "cache/disk_cache.h"
+#include "cache/memory_cache.h"
+#include "cache/tiered_span_source.h"
+#include "fs/fuse_server.h"
+#include "registry/hosts_config.h"
+#include "registry/registry_client.h"
 #include "snapshotter/overlay_snapshotter.h"
+#include "snapshotter/remote_layers.h"
 #include "snapshotter/service.h"
 
 namespace {
@@ -96,7 +103,30 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
   signal(SIGPIPE, SIG_IGN);
 
-  auto snapshotter = clip::OverlaySnapshotter::Open(config->root);
+  // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
+  // configured), span caches, one FUSE worker pool for every mounted layer.
+  clip::RegistryClient::Options ro;
+  if (!config->hosts_dir.empty()) {
+    ro.hosts = std::make_shared<clip::HostsDirectory>(config->hosts_dir);
+  } else {
+    ro.hosts = std::make_shared<clip::DefaultHosts>(
+        std::set<std::string>(config->plain_http.begin(), config->plain_http.end()));
+  }
+  clip::RegistryClient registry(ro);
+  mkdir(config->root.c_str(), 0700);
+  auto disk = clip::DiskCache::Open(
+      {config->root + "/cache", static_cast<uint64_t>(config->cache_max_bytes)});
+  if (!disk.ok()) {
+    Log(LogLevel::kError, "daemon", disk.status().message());
+    return 1;
+  }
+  clip::MemoryCache memory(256 << 20);
+  clip::FillExecutor executor;
+  clip::FuseServer fuse(4);
+  clip::RemoteLayers remote({config->root + "/indexes", &registry, &fuse,
+                             clip::CacheTiers{&memory, disk->get(), nullptr, &executor}});
+  // Opening also remounts every remote snapshot, before the socket accepts anything.
+  auto snapshotter = clip::OverlaySnapshotter::Open(config->root, &remote);
   if (!snapshotter.ok()) {
     Log(LogLevel::kError, "daemon", snapshotter.status().message());
     return 1;

@@ -18,9 +18,28 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
   DaemonConfig c;
   for (auto& [key, node] : t) {
     std::string k(key.str());
+    if (k == "plain_http") {
+      const toml::array* arr = node.as_array();
+      if (!arr) return absl::InvalidArgumentError(absl::StrCat(source, ": plain_http must be a list"));
+      for (const auto& h : *arr) {
+        auto v = h.value<std::string>();
+        if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": plain_http entries are strings"));
+        c.plain_http.push_back(*v);
+      }
+      continue;
+    }
+    if (k == "cache_max_bytes") {
+      auto v = node.value<int64_t>();
+      if (!v || *v <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": cache_max_bytes must be positive"));
+      }
+      c.cache_max_bytes = *v;
+      continue;
+    }
     std::string* field = k == "root" ? &c.root
                          : k == "address" ? &c.address
                          : k == "log_level" ? &c.log_level
+                         : k == "hosts_dir" ? &c.hosts_dir
                                             : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));

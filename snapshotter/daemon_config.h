@@ -5,6 +5,9 @@
 //   root = "/var/lib/containerd-clip-grpc"
 //   address = "/run/containerd-clip-grpc/containerd-clip-grpc.sock"
 //   log_level = "info"        # debug, info, warning, error
+//   hosts_dir = "/etc/containerd/certs.d"   # containerd hosts.toml directory (mirrors, CAs)
+//   plain_http = ["127.0.0.1:5000"]          # registries reached over plain HTTP
+//   cache_max_bytes = 10737418240            # disk span cache budget
 //
 // A missing default file is fine (defaults apply); a missing file named explicitly, an
 // unknown key or a value of the wrong type is an error (typos must not pass silently).
@@ -13,7 +16,9 @@
 #ifndef CLIP_SNAPSHOTTER_DAEMON_CONFIG_H_
 #define CLIP_SNAPSHOTTER_DAEMON_CONFIG_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -27,6 +32,9 @@ struct DaemonConfig {
   std::string root = kDefaultRoot;
   std::string address = kDefaultAddress;
   std::string log_level = "info";
+  std::string hosts_dir;
+  std::vector<std::string> plain_http;
+  int64_t cache_max_bytes = int64_t{10} << 30;
 };
 
 // Parses TOML text over the defaults.
