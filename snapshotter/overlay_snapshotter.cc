@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -258,7 +259,8 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
                                                                   const Labels& labels) {
   if (key.empty()) return absl::InvalidArgumentError("snapshot key must not be empty");
   CLIP_RETURN_IF_ERROR(ValidateLabels(labels));
-  std::string tmpl = root_ + "/snapshots/new-XXXXXX";
+  // new-<pid>-*: Cleanup can tell a dead creator's leftovers from one in progress.
+  std::string tmpl = absl::StrCat(root_, "/snapshots/new-", getpid(), "-XXXXXX");
   if (mkdtemp(tmpl.data()) == nullptr) return ErrnoToStatus(errno, "mkdtemp");
   const std::string temp = tmpl;
   absl::Status made = MakeDir(temp + "/fs", 0755);
@@ -286,6 +288,9 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
     r.info.created = r.info.updated = absl::Now();
     r.info.labels = labels;
     CLIP_ASSIGN_OR_RETURN(r.id, txn.Insert(r));
+    // An id can come back after a rolled-back insert (a crash before COMMIT); the
+    // directory that crash left has no record and is garbage.
+    CLIP_RETURN_IF_ERROR(RemoveAll(SnapshotDir(r.id)));
     if (rename(temp.c_str(), SnapshotDir(r.id).c_str()) != 0) {
       return ErrnoToStatus(errno, absl::StrCat("rename to ", SnapshotDir(r.id)));
     }
@@ -387,14 +392,17 @@ absl::Status OverlaySnapshotter::Remove(const std::string& key) {
           absl::StrCat("cannot remove snapshot ", key, " with ", children, " child(ren)"));
     }
     CLIP_RETURN_IF_ERROR(txn.Delete(r->id));
-    removed = absl::StrCat(root_, "/snapshots/rm-", r->id);
-    if (rename(SnapshotDir(r->id).c_str(), removed.c_str()) != 0 && errno != ENOENT) {
-      return ErrnoToStatus(errno, absl::StrCat("rename ", SnapshotDir(r->id)));
-    }
+    removed = SnapshotDir(r->id);
     return absl::OkStatus();
   }));
-  // After the commit: a crash here leaves only an rm- directory, which Cleanup removes.
-  return RemoveAll(removed);
+  // Only after the commit: a crash before it keeps record and directory; after it, the
+  // directory is a stray (no record) that Cleanup removes. Renaming first makes the
+  // removal atomic for readers of the snapshots directory.
+  std::string doomed = absl::StrCat(removed, "-rm");
+  if (rename(removed.c_str(), doomed.c_str()) != 0) {
+    return errno == ENOENT ? absl::OkStatus() : RemoveAll(removed);
+  }
+  return RemoveAll(doomed);
 }
 
 absl::Status OverlaySnapshotter::Walk(const std::vector<std::string>& filters,
@@ -425,10 +433,14 @@ absl::Status OverlaySnapshotter::Cleanup() {
   while (dirent* e = readdir(d)) {
     std::string n = e->d_name;
     if (n == "." || n == ".." || keep.count(n)) continue;
-    // Directories being created right now are new-*; leave young ones alone.
+    // new-<pid>-*: being created right now unless its process is gone (or it is old).
     if (absl::StartsWith(n, "new-")) {
+      int pid = 0;
+      std::string rest = n.substr(4);
+      bool alive = absl::SimpleAtoi(rest.substr(0, rest.find('-')), &pid) && pid > 0 &&
+                   (kill(pid, 0) == 0 || errno != ESRCH);
       struct stat st;
-      if (stat((dir + "/" + n).c_str(), &st) == 0 &&
+      if (alive && stat((dir + "/" + n).c_str(), &st) == 0 &&
           absl::Now() - absl::FromTimeT(st.st_mtime) < absl::Minutes(5)) {
         continue;
       }

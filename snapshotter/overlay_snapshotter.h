@@ -4,10 +4,12 @@
 //
 // Layout under the root: `metadata.db` (MetadataStore), `snapshots/<id>/fs` (the
 // snapshot's upper directory) and `snapshots/<id>/work` (overlay workdir, active only).
-// A directory is created under a temporary name (`new-*`) and renamed to its id inside
-// the metadata transaction; a removed one is renamed to `rm-<id>` inside the
-// transaction and deleted after it. A crash at any point leaves either the old or the
-// new state; leftovers are stray directories that Cleanup removes.
+// A directory is created under a temporary name (`new-<pid>-*`) and renamed to its id
+// inside the metadata transaction, before COMMIT; a removed snapshot's record is deleted
+// first and its directory renamed to `<id>-rm` and deleted after the COMMIT. A crash at
+// any point leaves either the old or the new state (a record always has its directory);
+// leftovers are directories without a record, which Cleanup removes (a `new-` one only
+// once its creating process is gone).
 //
 // Mounts: an active snapshot without parents is a rw bind mount of its fs; with parents
 // an overlay mount `lowerdir=` (parents, top first), `upperdir=`, `workdir=`. A view of
