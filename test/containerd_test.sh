@@ -36,17 +36,20 @@ e2e_clip "$daemon"
 [ "$(stat -c %a "$t/clip.sock")" = 600 ] || error "socket permissions $(stat -c %a "$t/clip.sock")"
 e2e_containerd
 ctr="$E2E_CTR"
-$ctr plugins ls | grep -q "io.containerd.snapshotter.v1 *clip *.*ok" || error "clip plugin not ok"
+# Captured first: `cmd | grep -q` under pipefail fails when grep exits before cmd ends.
+plugins=$($ctr plugins ls)
+grep -q "io.containerd.snapshotter.v1 *clip *.*ok" <<<"$plugins" || error "clip plugin not ok"
 
 $ctr images pull --plain-http --snapshotter clip "$image" >"$t/pull.log" 2>&1 || {
   error "pull through clip"; tail -n 20 "$t/pull.log"; }
 out=$($ctr run --rm --snapshotter clip "$image" "c$$" /hello /etc/base /etc/upper 2>&1)
 echo "$out"
-echo "$out" | grep -q "hello from a clip snapshot" || error "container output"
-echo "$out" | grep -q "/etc/upper: present" || error "second layer not visible"
-layers=$($ctr snapshots --snapshotter clip ls | grep -c Committed)
+grep -q "hello from a clip snapshot" <<<"$out" || error "container output"
+grep -q "/etc/upper: present" <<<"$out" || error "second layer not visible"
+snapshots=$($ctr snapshots --snapshotter clip ls)
+layers=$(grep -c Committed <<<"$snapshots")
 [ "$layers" -eq 2 ] || error "expected 2 committed layers in clip, saw $layers"
-ls "$t/clip/snapshots" | grep -q . || error "no snapshot directories under the clip root"
+[ -n "$(ls "$t/clip/snapshots")" ] || error "no snapshot directories under the clip root"
 
 if [ "$E2E_FAIL" -ne 0 ]; then
   echo "--- clip log"; tail -n 20 "$t/clip.log"
