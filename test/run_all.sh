@@ -32,7 +32,9 @@ if ! bash deploy/setup.sh; then
 fi
 
 # A disk cache shared by every clone on this machine makes fresh clones build faster.
-common_flags=(--disk_cache="${HOME}/.cache/clip-bazel-disk" --keep_going)
+# Build outputs come from the cache; test results never do (--nocache_test_results):
+# the suite drives real daemons and mounts, so every run must really run every test.
+common_flags=(--disk_cache="${HOME}/.cache/clip-bazel-disk" --keep_going --nocache_test_results)
 if [ "${CI:-}" = "true" ]; then
   common_flags+=(--curses=no --color=no --show_progress_rate_limit=30)
 fi
