@@ -6,7 +6,14 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,6 +25,7 @@
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "registry/testing/registry_server.h"
+#include "snapshotter/grpc_snapshotter.h"
 #include "snapshotter/remote_layers.h"
 
 namespace clip {
@@ -52,31 +60,48 @@ bool MountOverlay(const MountSpec& m, const std::string& target) {
   return mount("overlay", target.c_str(), "overlay", 0, absl::StrJoin(opts, ",").c_str()) == 0;
 }
 
-TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
+struct Published {
+  std::string dir;
+  std::unique_ptr<testing::RegistryServer> registry;
+  std::unique_ptr<RegistryClient> client;
+  Reference image = Reference::Parse("x/y").value();
+  std::string layer;
+  std::string other;
+  Digest manifest_digest;
+};
+
+// A layer, an image and the layer's clip index published to a fresh docker-registry.
+void Publish(Published* p) {
   std::string dir = MakeTempDir("remote");
+  p->dir = dir;
   std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                     "/index/testdata/make_layers.sh");
   ASSERT_TRUE(RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + dir +
                          "/layers >/dev/null 2>&1").ok());
   auto registry = testing::RegistryServer::Start({});
   ASSERT_TRUE(registry.ok()) << registry.status();
+  p->registry = *std::move(registry);
   RegistryClient::Options ro;
-  ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{(*registry)->host()});
-  RegistryClient client(ro);
-  Reference image = Reference::Parse((*registry)->host() + "/clip/app:v1").value();
-
+  ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{p->registry->host()});
+  p->client = std::make_unique<RegistryClient>(ro);
+  RegistryClient& client = *p->client;
+  p->image = Reference::Parse(p->registry->host() + "/clip/app:v1").value();
+  Reference& image = p->image;
+  p->layer = ReadFileOrEmpty(dir + "/layers/posix.tar.gz");
+  p->other = "a layer without an index";
+  const std::string& layer = p->layer;
+  const std::string& other = p->other;
   // Publish: the layer, an image, and the layer's index as an artifact of the image.
-  std::string layer = ReadFileOrEmpty(dir + "/layers/posix.tar.gz");
   std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}})";
-  std::string other = "a layer without an index";
-  for (const std::string* b : {&layer, &config, &other}) {
+  for (const std::string* b : std::vector<const std::string*>{&layer, &config, &other}) {
     ASSERT_TRUE(client.PushBlob(image, Digest::Of(*b), *b).ok());
   }
   std::string manifest = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
       Desc("application/vnd.oci.image.config.v1+json", config), R"(,"layers":[)",
       Desc("application/vnd.oci.image.layer.v1.tar+gzip", layer), "]}");
-  Digest manifest_digest = client.PushManifest(image, "v1", kOciManifest, manifest).value();
+  p->manifest_digest = client.PushManifest(image, "v1", kOciManifest, manifest).value();
+  const Digest& manifest_digest = p->manifest_digest;
   auto file = FileBlobReader::Open(dir + "/layers/posix.tar.gz").value();
   std::string index = EncodeIndex(BuildLayerIndex(*file).value());
   std::string empty = "{}";
@@ -98,6 +123,18 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
                       kClipIndexArtifactType));
   ASSERT_TRUE(client.PushManifest(image, "sha256-" + manifest_digest.Hex(), kOciIndex, fallback).ok());
 
+}
+
+TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
+  Published pub;
+  Publish(&pub);
+  if (::testing::Test::HasFatalFailure()) return;
+  const std::string& dir = pub.dir;
+  RegistryClient& client = *pub.client;
+  const Reference& image = pub.image;
+  const std::string& layer = pub.layer;
+  const std::string& other = pub.other;
+  const Digest& manifest_digest = pub.manifest_digest;
   auto labels_for = [&](const std::string& ref, const std::string& blob) {
     return Labels{{kSnapshotRefLabel, ref},
                   {kImageRefLabel, image.ToString()},
@@ -165,6 +202,93 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
   ASSERT_TRUE(snap2->Remove("sha256:chain3").ok());
   ASSERT_TRUE(snap2->Remove("extract-2").ok());
   EXPECT_FALSE(Mounted(rootfs));
+}
+
+// The daemon killed (-9) while a reader is busy: reads fail fast (ENOTCONN/EIO), never
+// hang; restarted, it detaches the dead mount and serves the layer again.
+TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
+  Published pub;
+  Publish(&pub);
+  if (::testing::Test::HasFatalFailure()) return;
+  std::string daemon = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
+                                    "/snapshotter/containerd-clip-grpc");
+  std::string sock = absl::StrCat("/tmp/clip-r-", getpid(), ".sock");
+  std::string config = pub.dir + "/config.toml";
+  std::ofstream(config) << absl::StrFormat("root = \"%s/droot\"\naddress = \"%s\"\n"
+                                           "plain_http = [\"%s\"]\n",
+                                           pub.dir, sock, pub.registry->host());
+  auto start = [&]() -> pid_t {
+    unlink(sock.c_str());
+    pid_t pid = testing::Spawn({daemon, "--config", config}, pub.dir + "/daemon.log").value();
+    for (int i = 0; i < 100 && !Exists(sock); ++i) absl::SleepFor(absl::Milliseconds(50));
+    return pid;
+  };
+  pid_t pid = start();
+  ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+  {
+    GrpcSnapshotter client("unix:" + sock);
+    Labels labels{{kSnapshotRefLabel, "sha256:lazy"},
+                  {kImageRefLabel, pub.image.ToString()},
+                  {kLayerDigestLabel, Digest::Of(pub.layer).ToString()},
+                  {kManifestDigestLabel, pub.manifest_digest.ToString()}};
+    ASSERT_EQ(client.Prepare("extract", "", labels).status().code(),
+              absl::StatusCode::kAlreadyExists);
+    auto view = client.View("v", "sha256:lazy", {});
+    ASSERT_TRUE(view.ok()) << view.status();
+    const std::string layer_mnt = (*view)[0].source;  // the FUSE mount itself
+    const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
+    ASSERT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> failed_reads{0};
+    std::thread reader([&] {
+      std::string buf(1 << 16, '\0');
+      while (!stop) {
+        int fd = open((layer_mnt + "/etc/app/seq.txt").c_str(), O_RDONLY);
+        if (fd < 0) {
+          ++failed_reads;  // ENOTCONN once the daemon is gone
+          continue;
+        }
+        ssize_t n;
+        while ((n = read(fd, buf.data(), buf.size())) > 0) {
+        }
+        if (n < 0) ++failed_reads;
+        close(fd);
+      }
+    });
+    absl::SleepFor(absl::Milliseconds(200));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    absl::SleepFor(absl::Milliseconds(300));
+    stop = true;
+    reader.join();  // would hang forever if a read on the dead mount blocked
+    EXPECT_GT(failed_reads.load(), 0);
+
+    pid = start();
+    ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+    EXPECT_EQ(ReadFileOrEmpty(layer_mnt + "/etc/hello.txt"), "hello\n");
+    EXPECT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
+    GrpcSnapshotter again("unix:" + sock);
+    // gRPC may hand the new channel the dead daemon's broken connection first
+    // (UNAVAILABLE); like containerd, a client retries that.
+    auto retry = [&](const std::string& key) {
+      absl::Status st;
+      for (int i = 0; i < 5; ++i) {
+        st = again.Remove(key);
+        if (st.code() != absl::StatusCode::kUnavailable) break;
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+      return st;
+    };
+    absl::Status rv = retry("v");
+    EXPECT_TRUE(rv.ok()) << rv;
+    absl::Status rl = retry("sha256:lazy");
+    EXPECT_TRUE(rl.ok()) << rl;
+    EXPECT_FALSE(Mounted(layer_mnt));
+  }
+  testing::Stop(pid);
+  unlink(sock.c_str());
+  RunCommand("grep -o ' " + pub.dir + "[^ ]*' /proc/mounts | xargs -r -n1 umount -l").IgnoreError();
 }
 
 }  // namespace
