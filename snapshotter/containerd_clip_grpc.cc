@@ -15,7 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <iostream>
 
@@ -29,6 +31,7 @@
 #include "cache/memory_cache.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
+#include "registry/docker_config.h"
 #include "registry/hosts_config.h"
 #include "registry/registry_client.h"
 #include "snapshotter/overlay_snapshotter.h"
@@ -38,6 +41,24 @@
 namespace {
 
 using clip::Log;
+
+// systemd's readiness protocol (Type=notify): one datagram "READY=1" to the unix socket
+// named by $NOTIFY_SOCKET ('@' = abstract namespace). Nothing when it is unset.
+void NotifyReady() {
+  const char* path = getenv("NOTIFY_SOCKET");
+  if (path == nullptr || *path == '\0') return;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  size_t len = std::min(strlen(path), sizeof(addr.sun_path) - 1);
+  memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+  const char msg[] = "READY=1";
+  sendto(fd, msg, sizeof(msg) - 1, 0, reinterpret_cast<sockaddr*>(&addr),
+         static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+  close(fd);
+}
 using clip::LogLevel;
 
 // kAlreadyExists when another process accepts connections on `path`.
@@ -112,6 +133,11 @@ int main(int argc, char** argv) {
     ro.hosts = std::make_shared<clip::DefaultHosts>(
         std::set<std::string>(config->plain_http.begin(), config->plain_http.end()));
   }
+  // Credentials as docker and containerd users keep them: config.json auths, credsStore,
+  // credHelpers (docker-credential-* helpers).
+  ro.credentials = std::make_shared<clip::DockerConfigCredentials>(
+      config->docker_config.empty() ? clip::DockerConfigCredentials::DefaultPath()
+                                    : config->docker_config);
   clip::RegistryClient registry(ro);
   mkdir(config->root.c_str(), 0700);
   auto disk = clip::DiskCache::Open(
@@ -150,6 +176,7 @@ int main(int argc, char** argv) {
   chmod(config->address.c_str(), 0600);
   Log(LogLevel::kInfo, "daemon",
       absl::StrCat("serving snapshotter root=", config->root, " address=", config->address));
+  NotifyReady();  // after remote snapshots are restored and the socket accepts calls
   int sig = 0;
   sigwait(&set, &sig);
   Log(LogLevel::kInfo, "daemon", absl::StrCat("signal ", sig, ": shutting down"));

@@ -40,6 +40,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
                          : k == "address" ? &c.address
                          : k == "log_level" ? &c.log_level
                          : k == "hosts_dir" ? &c.hosts_dir
+                         : k == "docker_config" ? &c.docker_config
                                             : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));

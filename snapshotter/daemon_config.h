@@ -8,6 +8,7 @@
 //   hosts_dir = "/etc/containerd/certs.d"   # containerd hosts.toml directory (mirrors, CAs)
 //   plain_http = ["127.0.0.1:5000"]          # registries reached over plain HTTP
 //   cache_max_bytes = 10737418240            # disk span cache budget
+//   docker_config = "/root/.docker/config.json"  # registry credentials (auths, helpers)
 //
 // A missing default file is fine (defaults apply); a missing file named explicitly, an
 // unknown key or a value of the wrong type is an error (typos must not pass silently).
@@ -35,6 +36,7 @@ struct DaemonConfig {
   std::string hosts_dir;
   std::vector<std::string> plain_http;
   int64_t cache_max_bytes = int64_t{10} << 30;
+  std::string docker_config;  // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
 };
 
 // Parses TOML text over the defaults.

@@ -21,12 +21,13 @@ TEST(DaemonConfigTest, DefaultsAndOverrides) {
 TEST(DaemonConfigTest, RegistryAndCacheSettings) {
   auto c = ParseDaemonConfig(
       "hosts_dir = \"/etc/containerd/certs.d\"\nplain_http = [\"127.0.0.1:5000\"]\n"
-      "cache_max_bytes = 1048576\n",
+      "cache_max_bytes = 1048576\ndocker_config = \"/etc/clip/auth.json\"\n",
       "t");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->hosts_dir, "/etc/containerd/certs.d");
   EXPECT_EQ(c->plain_http, std::vector<std::string>{"127.0.0.1:5000"});
   EXPECT_EQ(c->cache_max_bytes, 1048576);
+  EXPECT_EQ(c->docker_config, "/etc/clip/auth.json");
   EXPECT_FALSE(ParseDaemonConfig("plain_http = \"x\"", "t").ok());
   EXPECT_FALSE(ParseDaemonConfig("cache_max_bytes = -1", "t").ok());
 }

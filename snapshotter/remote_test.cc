@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -223,8 +226,25 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     for (int i = 0; i < 100 && !Exists(sock); ++i) absl::SleepFor(absl::Milliseconds(50));
     return pid;
   };
+  // systemd readiness: the daemon says READY=1 on $NOTIFY_SOCKET once it serves.
+  std::string notify = absl::StrCat("/tmp/clip-n-", getpid(), ".sock");
+  unlink(notify.c_str());
+  int nfd = socket(AF_UNIX, SOCK_DGRAM, 0);
+  sockaddr_un naddr{};
+  naddr.sun_family = AF_UNIX;
+  strncpy(naddr.sun_path, notify.c_str(), sizeof(naddr.sun_path) - 1);
+  ASSERT_EQ(bind(nfd, reinterpret_cast<sockaddr*>(&naddr), sizeof(naddr)), 0);
+  setenv("NOTIFY_SOCKET", notify.c_str(), 1);
   pid_t pid = start();
+  unsetenv("NOTIFY_SOCKET");
   ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+  struct timeval tv = {5, 0};
+  setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char ready[64] = {0};
+  ssize_t got = recv(nfd, ready, sizeof(ready) - 1, 0);
+  EXPECT_EQ(std::string(ready, got > 0 ? got : 0), "READY=1");
+  close(nfd);
+  unlink(notify.c_str());
   {
     GrpcSnapshotter client("unix:" + sock);
     Labels labels{{kSnapshotRefLabel, "sha256:lazy"},
