@@ -1,18 +1,14 @@
 #include "cmd/index_commands.h"
 
-#include <fcntl.h>
 #include <time.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <fstream>
 #include <memory>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/errno_status.h"
 #include "common/file_blob_reader.h"
+#include "common/file_io.h"
 #include "common/status_macros.h"
 #include "index/entry_tree.h"
 #include "index/index_format.h"
@@ -25,44 +21,6 @@ namespace {
 
 using index::v1::Entry;
 using index::v1::LayerIndex;
-
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  CLIP_ASSIGN_OR_RETURN(auto blob, FileBlobReader::Open(path));
-  CLIP_ASSIGN_OR_RETURN(uint64_t size, blob->Size());
-  std::string bytes(size, '\0');
-  CLIP_RETURN_IF_ERROR(ReadExactly(*blob, 0, absl::MakeSpan(bytes)));
-  return bytes;
-}
-
-// Writes via a temporary name and rename, so a reader never sees half an index.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
-  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      absl::Status s = ErrnoToStatus(errno, absl::StrCat("write ", tmp));
-      close(fd);
-      unlink(tmp.c_str());
-      return s;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    absl::Status s = ErrnoToStatus(errno, absl::StrCat("sync ", tmp));
-    unlink(tmp.c_str());
-    return s;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    absl::Status s = ErrnoToStatus(errno, absl::StrCat("rename to ", path));
-    unlink(tmp.c_str());
-    return s;
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<LayerIndex> LoadIndex(const std::string& path) {
   CLIP_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));

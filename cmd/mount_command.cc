@@ -11,6 +11,7 @@
 #include "cache/memory_cache.h"
 #include "cache/tiered_span_source.h"
 #include "common/file_blob_reader.h"
+#include "common/file_io.h"
 #include "common/status_macros.h"
 #include "fs/fuse_server.h"
 #include "fs/layer_fs.h"
@@ -21,14 +22,6 @@
 
 namespace clip {
 namespace {
-
-absl::StatusOr<std::string> ReadAll(const std::string& path) {
-  CLIP_ASSIGN_OR_RETURN(auto blob, FileBlobReader::Open(path));
-  CLIP_ASSIGN_OR_RETURN(uint64_t size, blob->Size());
-  std::string bytes(size, '\0');
-  CLIP_RETURN_IF_ERROR(ReadExactly(*blob, 0, absl::MakeSpan(bytes)));
-  return bytes;
-}
 
 struct Origin {
   std::unique_ptr<RegistryClient> client;  // for blob URLs
@@ -65,7 +58,7 @@ absl::StatusOr<Origin> OpenLayer(const std::string& layer) {
 }  // namespace
 
 absl::Status MountCommand(const MountCommandOptions& options) {
-  CLIP_ASSIGN_OR_RETURN(std::string bytes, ReadAll(options.index_path));
+  CLIP_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(options.index_path));
   absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(bytes);
   if (!decoded.ok()) {
     return absl::Status(decoded.status().code(),

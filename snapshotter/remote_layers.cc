@@ -1,12 +1,10 @@
 #include "snapshotter/remote_layers.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "fs/layer_fs.h"
@@ -16,21 +14,6 @@
 
 namespace clip {
 namespace {
-
-absl::StatusOr<std::optional<std::string>> ReadStore(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void WriteStore(const std::string& path, const std::string& bytes) {
-  std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << bytes;
-  }
-  rename(tmp.c_str(), path.c_str());
-}
 
 }  // namespace
 
@@ -53,7 +36,13 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>>
 RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
                         const std::optional<Digest>& manifest) {
   std::string path = absl::StrCat(options_.index_store, "/", layer.Hex());
-  CLIP_ASSIGN_OR_RETURN(std::optional<std::string> stored, ReadStore(path));
+  std::optional<std::string> stored;
+  absl::StatusOr<std::string> read = ReadWholeFile(path);
+  if (read.ok()) {
+    stored = *std::move(read);
+  } else if (read.status().code() != absl::StatusCode::kNotFound) {
+    return read.status();
+  }
   std::optional<std::string> bytes = stored;
   if (!bytes && manifest && options_.registry != nullptr) {
     CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
@@ -96,7 +85,11 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
     return absl::DataLossError(absl::StrCat("index found for ", layer.ToString(),
                                             " describes ", decoded->layer_digest()));
   }
-  if (!stored) WriteStore(path, *bytes);
+  if (!stored) {
+    // The store is an optimisation: a failed write is logged, the index still used.
+    absl::Status saved = WriteFileAtomically(path, *bytes);
+    if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
+  }
   return std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
 }
 
