@@ -1,6 +1,7 @@
 #include "cache/remote_cache.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace clip {
 
@@ -25,6 +26,42 @@ std::string RemoteCache::Url(const Digest& key) const {
   std::string base = options_.endpoint;
   while (!base.empty() && base.back() == '/') base.pop_back();
   return absl::StrCat(base, "/cas/", key.Hex());
+}
+
+std::string RemoteCache::IndexUrl(const Digest& layer) const {
+  std::string base = options_.endpoint;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return absl::StrCat(base, "/index/", layer.Hex());
+}
+
+absl::StatusOr<std::optional<std::string>> RemoteCache::GetIndex(const Digest& layer) {
+  HttpRequest req;
+  req.url = IndexUrl(layer);
+  req.headers = options_.headers;
+  req.tls = options_.tls;
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, http_.Do(req));
+  if (resp.status == 404) return std::nullopt;
+  if (resp.status != 200) {
+    return absl::UnavailableError(
+        absl::StrCat("remote cache GET ", RedactUrl(req.url), ": HTTP ", resp.status));
+  }
+  return std::move(resp.body);
+}
+
+absl::Status RemoteCache::PutIndex(const Digest& layer, const std::string& encoded) {
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = IndexUrl(layer);
+  put.headers = options_.headers;
+  put.headers.emplace_back("Content-Type", "application/octet-stream");
+  put.tls = options_.tls;
+  put.body = encoded;
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, http_.Do(put));
+  if (resp.status != 200 && resp.status != 201 && resp.status != 204) {
+    return absl::UnavailableError(
+        absl::StrCat("remote cache PUT ", RedactUrl(put.url), ": HTTP ", resp.status));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {

@@ -29,6 +29,7 @@
 #include "snapshotter/daemon_config.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
+#include "cache/remote_cache.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
 #include "registry/docker_config.h"
@@ -147,10 +148,28 @@ int main(int argc, char** argv) {
     return 1;
   }
   clip::MemoryCache memory(256 << 20);
+  std::unique_ptr<clip::RemoteCache> remote_cache;
+  if (!config->remote_cache.empty()) {
+    clip::RemoteCache::Options co;
+    co.endpoint = config->remote_cache;
+    remote_cache = std::make_unique<clip::RemoteCache>(co);
+  }
   clip::FillExecutor executor;
   clip::FuseServer fuse(4);
-  clip::RemoteLayers remote({config->root + "/indexes", &registry, &fuse,
-                             clip::CacheTiers{&memory, disk->get(), nullptr, &executor}});
+  clip::RemoteLayers::Options lo;
+  lo.index_store = config->root + "/indexes";
+  lo.registry = &registry;
+  lo.fuse = &fuse;
+  lo.tiers = clip::CacheTiers{&memory, disk->get(), remote_cache.get(), &executor};
+  lo.remote_index = remote_cache.get();
+  if (config->background_fill.enabled) {
+    clip::BackgroundFill::Options fo;
+    fo.concurrency = static_cast<int>(config->background_fill.concurrency);
+    fo.bytes_per_second = static_cast<uint64_t>(config->background_fill.bytes_per_second);
+    lo.fill = fo;
+    lo.fill_delay = absl::Seconds(config->background_fill.delay_seconds);
+  }
+  clip::RemoteLayers remote(lo);
   // Opening also remounts every remote snapshot, before the socket accepts anything.
   auto snapshotter = clip::OverlaySnapshotter::Open(config->root, &remote);
   if (!snapshotter.ok()) {

@@ -8,6 +8,40 @@
 
 namespace clip {
 
+namespace {
+
+absl::Status ParseFill(const toml::table& t, const std::string& source,
+                       DaemonConfig::BackgroundFill* f) {
+  for (auto& [key, node] : t) {
+    std::string k(key.str());
+    auto bad = [&](const char* what) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": background_fill.", k, " must be ", what));
+    };
+    if (k == "enabled") {
+      const toml::value<bool>* v = node.as_boolean();  // value<bool>() would take 1
+      if (!v) return bad("true or false");
+      f->enabled = v->get();
+    } else if (k == "bytes_per_second" || k == "concurrency") {
+      auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+      if (!v || *v < 0 || (k == "concurrency" && (*v < 1 || *v > 64))) {
+        return bad(k == "concurrency" ? "between 1 and 64" : "a non-negative integer");
+      }
+      (k == "concurrency" ? f->concurrency : f->bytes_per_second) = *v;
+    } else if (k == "delay_seconds") {
+      auto v = node.value<double>();
+      if (!v || *v < 0) return bad("a non-negative number");
+      f->delay_seconds = *v;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": unknown key \"background_fill.", k, "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const std::string& source) {
   toml::table t;
   try {
@@ -36,11 +70,20 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       c.cache_max_bytes = *v;
       continue;
     }
+    if (k == "background_fill") {
+      const toml::table* ft = node.as_table();
+      if (!ft) return absl::InvalidArgumentError(absl::StrCat(source, ": background_fill must be a table"));
+      absl::Status st = ParseFill(*ft, source, &c.background_fill);
+      if (!st.ok()) return st;
+      continue;
+    }
     std::string* field = k == "root" ? &c.root
                          : k == "address" ? &c.address
                          : k == "log_level" ? &c.log_level
                          : k == "hosts_dir" ? &c.hosts_dir
                          : k == "docker_config" ? &c.docker_config
+                         : k == "metrics_address" ? &c.metrics_address
+                         : k == "remote_cache" ? &c.remote_cache
                                             : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));

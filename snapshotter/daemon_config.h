@@ -9,6 +9,14 @@
 //   plain_http = ["127.0.0.1:5000"]          # registries reached over plain HTTP
 //   cache_max_bytes = 10737418240            # disk span cache budget
 //   docker_config = "/root/.docker/config.json"  # registry credentials (auths, helpers)
+//   metrics_address = "127.0.0.1:9102"       # Prometheus /metrics; or "unix:/run/clip.sock"
+//   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
+//
+//   [background_fill]              # make mounted layers local in the background
+//   enabled = true
+//   bytes_per_second = 52428800    # per layer; 0 = unlimited
+//   concurrency = 2                # spans in flight per layer
+//   delay_seconds = 10             # after the mount (the container's start is the busy time)
 //
 // A missing default file is fine (defaults apply); a missing file named explicitly, an
 // unknown key or a value of the wrong type is an error (typos must not pass silently).
@@ -37,6 +45,14 @@ struct DaemonConfig {
   std::vector<std::string> plain_http;
   int64_t cache_max_bytes = int64_t{10} << 30;
   std::string docker_config;  // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
+  std::string metrics_address;  // empty: no metrics endpoint
+  std::string remote_cache;     // empty: no remote cache
+  struct BackgroundFill {
+    bool enabled = false;
+    int64_t bytes_per_second = 0;
+    int64_t concurrency = 2;
+    double delay_seconds = 10;
+  } background_fill;
 };
 
 // Parses TOML text over the defaults.

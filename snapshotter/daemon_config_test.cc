@@ -32,6 +32,29 @@ TEST(DaemonConfigTest, RegistryAndCacheSettings) {
   EXPECT_FALSE(ParseDaemonConfig("cache_max_bytes = -1", "t").ok());
 }
 
+TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
+  auto c = ParseDaemonConfig(
+      "metrics_address = \"127.0.0.1:9102\"\nremote_cache = \"http://c:8080\"\n"
+      "[background_fill]\nenabled = true\nbytes_per_second = 1000\nconcurrency = 3\n"
+      "delay_seconds = 0.5\n",
+      "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->metrics_address, "127.0.0.1:9102");
+  EXPECT_EQ(c->remote_cache, "http://c:8080");
+  EXPECT_TRUE(c->background_fill.enabled);
+  EXPECT_EQ(c->background_fill.bytes_per_second, 1000);
+  EXPECT_EQ(c->background_fill.concurrency, 3);
+  EXPECT_DOUBLE_EQ(c->background_fill.delay_seconds, 0.5);
+  auto d = ParseDaemonConfig("", "t");
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->background_fill.enabled);
+  EXPECT_TRUE(d->metrics_address.empty());
+  EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nenable = true\n", "t").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nconcurrency = 0\n", "t").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nenabled = 1\n", "t").ok());
+  EXPECT_FALSE(ParseDaemonConfig("background_fill = 1\n", "t").ok());
+}
+
 TEST(DaemonConfigTest, RejectsTyposAndBadValues) {
   EXPECT_EQ(ParseDaemonConfig("roots = \"/r\"", "t").status().code(),
             absl::StatusCode::kInvalidArgument);

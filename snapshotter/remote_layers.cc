@@ -13,9 +13,25 @@
 #include "rapidjson/document.h"
 
 namespace clip {
-namespace {
 
-}  // namespace
+RemoteLayers::DelayedFill::DelayedFill(std::shared_ptr<const TieredSpanSource> spans,
+                                       BackgroundFill::Options options, absl::Duration delay)
+    : fill_(std::move(spans), options) {
+  thread_ = std::thread([this, delay] {
+    if (cancel_.WaitForNotificationWithTimeout(delay)) return;
+    fill_.Start();
+    fill_.Wait();
+    done_ = true;
+  });
+}
+
+RemoteLayers::DelayedFill::~DelayedFill() {
+  cancel_.Notify();
+  fill_.Cancel();
+  thread_.join();
+}
+
+bool RemoteLayers::DelayedFill::done() const { return done_; }
 
 RemoteLayers::RemoteLayers(Options options) : options_(std::move(options)) {
   mkdir(options_.index_store.c_str(), 0700);
@@ -23,13 +39,23 @@ RemoteLayers::RemoteLayers(Options options) : options_(std::move(options)) {
 
 RemoteLayers::~RemoteLayers() {
   absl::MutexLock lock(&mu_);
-  for (auto& [mnt, layer] : layers_) (void)options_.fuse->Unmount(layer.id);
+  for (auto& [mnt, layer] : layers_) {
+    layer.fill.reset();
+    (void)options_.fuse->Unmount(layer.id);
+  }
   layers_.clear();
 }
 
 size_t RemoteLayers::mounted() const {
   absl::MutexLock lock(&mu_);
   return layers_.size();
+}
+
+size_t RemoteLayers::filled() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [mnt, layer] : layers_) n += layer.fill != nullptr && layer.fill->done();
+  return n;
 }
 
 absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>>
@@ -44,6 +70,18 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
     return read.status();
   }
   std::optional<std::string> bytes = stored;
+  bool from_registry = false;
+  if (!bytes && options_.remote_index != nullptr) {
+    // The fleet's copy; a broken remote cache is logged and skipped, never fatal.
+    absl::StatusOr<std::optional<std::string>> shared = options_.remote_index->GetIndex(layer);
+    if (shared.ok()) {
+      bytes = *std::move(shared);
+    } else {
+      Log(LogLevel::kWarning, "remote", absl::StrCat("remote cache index lookup for ",
+                                                     layer.ToString(), ": ",
+                                                     shared.status().message()));
+    }
+  }
   if (!bytes && manifest && options_.registry != nullptr) {
     CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
                           options_.registry->Referrers(image, *manifest, kClipIndexArtifactType));
@@ -70,6 +108,7 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
           return absl::OkStatus();
         }));
         bytes = std::move(fetched);
+        from_registry = true;
         break;
       }
       if (bytes) break;
@@ -86,9 +125,13 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
                                             " describes ", decoded->layer_digest()));
   }
   if (!stored) {
-    // The store is an optimisation: a failed write is logged, the index still used.
+    // The stores are optimisations: a failed write is logged, the index still used.
     absl::Status saved = WriteFileAtomically(path, *bytes);
     if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
+    if (from_registry && options_.remote_index != nullptr) {
+      absl::Status shared = options_.remote_index->PutIndex(layer, *bytes);
+      if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
+    }
   }
   return std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
 }
@@ -116,8 +159,12 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
                         options_.fuse->Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
   Log(LogLevel::kInfo, "remote", absl::StrCat("mounted ", layer.ToString(), " of ",
                                               image.ToString(), " lazily at ", mountpoint));
+  std::unique_ptr<DelayedFill> fill;
+  if (options_.fill) {
+    fill = std::make_unique<DelayedFill>(spans, *options_.fill, options_.fill_delay);
+  }
   absl::MutexLock lock(&mu_);
-  layers_[mountpoint] = Layer{id, std::move(blob)};
+  layers_[mountpoint] = Layer{id, std::move(blob), std::move(fill)};
   return true;
 }
 
@@ -130,6 +177,7 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
     layer = std::move(it->second);
     layers_.erase(it);
   }
+  layer.fill.reset();  // cancel before the mount goes
   return options_.fuse->Unmount(layer.id);
 }
 

@@ -1,11 +1,17 @@
 // RemoteLayers: the lazy path of the snapshotter (RemoteLayerHook). For a layer that
 // containerd asks for, it finds the layer's clip index - the local index store first
-// (`<store>/<layer hex>`), then the registry: the OCI artifact whose subject is the
+// (`<store>/<layer hex>`), then the fleet's remote cache (`<endpoint>/index/<layer hex>`),
+// then the registry: the OCI artifact whose subject is the
 // image manifest (referrers API, or the `sha256-<hex>` tag fallback), artifactType
 // kClipIndexArtifactType, one blob per layer annotated with kClipLayerAnnotation - and
 // mounts the layer through FUSE, its bytes read lazily from the registry through the
 // cache tiers. A fetched index is verified (its blob digest, then the index's own
-// checksum and its layer digest) and kept in the local store.
+// checksum and its layer digest) and kept in the local store (and, when it came from
+// the registry, offered to the remote cache for the rest of the fleet).
+//
+// Background fill (optional): `fill_delay` after a layer is mounted - the container's
+// start is the busy time - its remaining spans are fetched to the disk cache with
+// BackgroundFill (bandwidth-limited, yielding to foreground reads); Unmount cancels it.
 //
 // Labels read (as containerd's CRI plugin and `clipctl pull` set them):
 // containerd.io/snapshot/cri.image-ref, cri.layer-digest, cri.manifest-digest.
@@ -17,8 +23,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "cache/background_fill.h"
+#include "cache/remote_cache.h"
 #include "cache/span_store.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
@@ -42,6 +52,9 @@ class RemoteLayers final : public RemoteLayerHook {
     const RegistryClient* registry = nullptr;
     FuseServer* fuse = nullptr;
     CacheTiers tiers;                  // memory/disk/remote caches, shared by all layers
+    RemoteCache* remote_index = nullptr;  // where fleet-shared indexes live (optional)
+    std::optional<BackgroundFill::Options> fill;  // unset: no background fill
+    absl::Duration fill_delay = absl::Seconds(10);
   };
   explicit RemoteLayers(Options options);
   ~RemoteLayers() override;  // unmounts what it mounted
@@ -49,15 +62,32 @@ class RemoteLayers final : public RemoteLayerHook {
   absl::StatusOr<bool> Mount(const Labels& labels, const std::string& mountpoint) override;
   absl::Status Unmount(const std::string& mountpoint) override;
   size_t mounted() const;
+  // Layers whose background fill has finished (tests, metrics).
+  size_t filled() const;
 
   // The index of `layer`, from the store or the registry; nullopt when there is none.
   absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
       const Reference& image, const Digest& layer, const std::optional<Digest>& manifest);
 
  private:
+  // A fill that starts after a delay unless cancelled first.
+  class DelayedFill {
+   public:
+    DelayedFill(std::shared_ptr<const TieredSpanSource> spans, BackgroundFill::Options options,
+                absl::Duration delay);
+    ~DelayedFill();  // cancels and joins
+    bool done() const;
+
+   private:
+    absl::Notification cancel_;
+    BackgroundFill fill_;
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+  };
   struct Layer {
     FuseServer::MountId id;
     std::unique_ptr<RegistryBlobReader> blob;
+    std::unique_ptr<DelayedFill> fill;
   };
   const Options options_;
   mutable absl::Mutex mu_;

@@ -21,7 +21,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
+#include "cache/remote_cache.h"
+#include "cache/testing/nginx_server.h"
 #include "common/file_blob_reader.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
@@ -147,7 +150,11 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
   std::string root = dir + "/root";
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
-  RemoteLayers::Options opts{dir + "/indexes", &client, &fuse, {&memory, nullptr, nullptr, nullptr}};
+  RemoteLayers::Options opts;
+  opts.index_store = dir + "/indexes";
+  opts.registry = &client;
+  opts.fuse = &fuse;
+  opts.tiers = {&memory, nullptr, nullptr, nullptr};
   auto remote = std::make_unique<RemoteLayers>(opts);
   auto snap = OverlaySnapshotter::Open(root, remote.get()).value();
 
@@ -205,6 +212,218 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
   ASSERT_TRUE(snap2->Remove("sha256:chain3").ok());
   ASSERT_TRUE(snap2->Remove("extract-2").ok());
   EXPECT_FALSE(Mounted(rootfs));
+}
+
+// The registry behind a fault proxy that counts the blob bytes it serves.
+struct Proxied {
+  std::unique_ptr<testing::FaultProxy> proxy;
+  std::unique_ptr<RegistryClient> client;
+  Reference image = Reference::Parse("x/y").value();
+  uint64_t LayerBytes(const std::string& blob) const {
+    return proxy->Stat("blob_bytes:" + Digest::Of(blob).Hex()).value_or(0);
+  }
+};
+
+void StartProxy(const Published& pub, Proxied* p) {
+  auto proxy = testing::FaultProxy::Start(pub.registry->url());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  p->proxy = *std::move(proxy);
+  RegistryClient::Options ro;
+  ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{p->proxy->host()});
+  ro.retry.initial_backoff = absl::Milliseconds(50);
+  p->client = std::make_unique<RegistryClient>(ro);
+  p->image = Reference::Parse(p->proxy->host() + "/clip/app:v1").value();
+}
+
+// A published image behind the byte-counting fault proxy.
+class ProxiedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Publish(&pub);
+    if (HasFatalFailure()) return;
+    StartProxy(pub, &px);
+  }
+  RemoteLayers::Options LayerOptions(const std::string& dir, FuseServer* fuse,
+                                     CacheTiers tiers) const {
+    RemoteLayers::Options opts;
+    opts.index_store = dir + "/indexes";
+    opts.registry = px.client.get();
+    opts.fuse = fuse;
+    opts.tiers = tiers;
+    return opts;
+  }
+  Published pub;
+  Proxied px;
+};
+
+Labels LazyLabels(const Reference& image, const Published& pub, const std::string& ref,
+                  const std::string& blob) {
+  return Labels{{kSnapshotRefLabel, ref},
+                {kImageRefLabel, image.ToString()},
+                {kLayerDigestLabel, Digest::Of(blob).ToString()},
+                {kManifestDigestLabel, pub.manifest_digest.ToString()}};
+}
+
+// An image whose first layer has a clip index and whose second has none: the first is
+// mounted lazily (only what is read is fetched - the registry's byte counts prove it),
+// the second takes the ordinary path (extracted into its snapshot, as containerd's diff
+// service does), and a container over both sees both.
+TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
+  const std::string& dir = pub.dir;
+  ASSERT_TRUE(RunCommand("mkdir -p " + dir + "/plain/srv && echo plain > " + dir +
+                         "/plain/srv/plain.txt && tar -czf " + dir + "/plain.tar.gz -C " + dir +
+                         "/plain .").ok());
+  const std::string plain = ReadFileOrEmpty(dir + "/plain.tar.gz");
+  ASSERT_TRUE(pub.client->PushBlob(pub.image, Digest::Of(plain), plain).ok());
+
+  FuseServer fuse(2);
+  MemoryCache memory(64 << 20);
+  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
+  RemoteLayers remote(opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
+
+  EXPECT_EQ(snap->Prepare("extract-1", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
+                .status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(px.LayerBytes(pub.layer), 0u);  // mounting reads only the index
+  auto extract = snap->Prepare("extract-2", "sha256:c1",
+                               LazyLabels(px.image, pub, "sha256:c2", plain));
+  ASSERT_TRUE(extract.ok()) << extract.status();  // no index: the ordinary path
+  std::string target = dir + "/extract";
+  ASSERT_TRUE(MountOverlay((*extract)[0], target));
+  ASSERT_TRUE(RunCommand("tar -xzf " + dir + "/plain.tar.gz -C " + target).ok());
+  ASSERT_EQ(umount2(target.c_str(), 0), 0);
+  ASSERT_TRUE(snap->Commit("sha256:c2", "extract-2", {}).ok());
+
+  auto mounts = snap->Prepare("container", "sha256:c2", {});
+  ASSERT_TRUE(mounts.ok()) << mounts.status();
+  std::string rootfs = dir + "/rootfs";
+  ASSERT_TRUE(MountOverlay((*mounts)[0], rootfs));
+  EXPECT_EQ(ReadFileOrEmpty(rootfs + "/srv/plain.txt"), "plain\n");
+  EXPECT_EQ(ReadFileOrEmpty(rootfs + "/etc/hello.txt"), "hello\n");
+  uint64_t after_small = px.LayerBytes(pub.layer);
+  EXPECT_GT(after_small, 0u);
+  EXPECT_LT(after_small, pub.layer.size() / 2) << "a 6-byte file cost " << after_small;
+  EXPECT_TRUE(ReadFileOrEmpty(rootfs + "/usr/bin/random3m") ==
+              ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
+  uint64_t after_big = px.LayerBytes(pub.layer);
+  EXPECT_GT(after_big, after_small);
+  EXPECT_LE(after_big, pub.layer.size());  // never more than the layer, even whole
+  std::cerr << "layer " << pub.layer.size() << " bytes; fetched " << after_small
+            << " for etc/hello.txt, " << after_big << " after usr/bin/random3m\n";
+  ASSERT_EQ(umount2(rootfs.c_str(), MNT_DETACH), 0);
+  ASSERT_TRUE(snap->Remove("container").ok());
+  ASSERT_TRUE(snap->Remove("sha256:c2").ok());
+  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+}
+
+// The registry fails in the middle of a container's reads: the read gets EIO (no hang,
+// no wrong bytes), and the same file reads correctly once the registry is back.
+TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
+  const std::string& dir = pub.dir;
+  FuseServer fuse(2);
+  MemoryCache memory(64 << 20);
+  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
+  RemoteLayers remote(opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
+  ASSERT_EQ(snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
+                .status().code(),
+            absl::StatusCode::kAlreadyExists);
+  auto view = snap->View("v", "sha256:c1", {});
+  ASSERT_TRUE(view.ok()) << view.status();
+  const std::string mnt = (*view)[0].source;
+  EXPECT_EQ(ReadFileOrEmpty(mnt + "/etc/hello.txt"), "hello\n");
+
+  ASSERT_TRUE(px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})").ok());
+  int fd = open((mnt + "/usr/bin/random3m").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);  // metadata comes from the index
+  std::string buf(1 << 20, '\0');
+  absl::Time start = absl::Now();
+  ssize_t n = read(fd, buf.data(), buf.size());
+  int err = errno;
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(err, EIO) << strerror(err);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  close(fd);
+
+  ASSERT_TRUE(px.proxy->Control("/__clear", "{}").ok());  // the registry is back
+  EXPECT_TRUE(ReadFileOrEmpty(mnt + "/usr/bin/random3m") ==
+              ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
+  ASSERT_TRUE(snap->Remove("v").ok());
+  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+}
+
+// Two hosts sharing one remote cache (nginx WebDAV): the first finds the index in the
+// registry and publishes it and the spans it reads; the second, with its own index
+// store and disk cache, finds both in the remote cache - its registry could not even
+// serve the index (manifests fail) and no layer byte is fetched from it.
+TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
+  auto nginx = testing::NginxCas::Start();
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  RemoteCache::Options co;
+  co.endpoint = (*nginx)->endpoint();
+  const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
+  FuseServer fuse(2);
+  for (int host = 0; host < 2; ++host) {
+    std::string hdir = absl::StrCat(pub.dir, "/host", host);
+    mkdir(hdir.c_str(), 0700);
+    RemoteCache shared(co);
+    auto disk = DiskCache::Open({hdir + "/cache", 1 << 30}).value();
+    RemoteLayers::Options opts = LayerOptions(hdir, &fuse, {nullptr, disk.get(), &shared, nullptr});
+    opts.remote_index = &shared;
+    RemoteLayers remote(opts);
+    auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
+    if (host == 1) {
+      ASSERT_TRUE(px.proxy->Control("/__reset", "{}").ok());
+      ASSERT_TRUE(px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/manifests/"})").ok());
+    }
+    ASSERT_EQ(snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
+                  .status().code(),
+              absl::StatusCode::kAlreadyExists) << "host " << host;
+    auto view = snap->View("v", "sha256:c1", {});
+    ASSERT_TRUE(view.ok()) << view.status();
+    EXPECT_TRUE(ReadFileOrEmpty((*view)[0].source + "/usr/bin/random3m") == want) << host;
+    shared.Flush();
+    if (host == 0) {
+      EXPECT_GT(px.LayerBytes(pub.layer), 0u);
+    } else {
+      EXPECT_EQ(px.LayerBytes(pub.layer), 0u);
+      EXPECT_GT(shared.counters().hits.load(), 0u);
+    }
+    ASSERT_TRUE(snap->Remove("v").ok());
+    ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  }
+}
+
+// Background fill: once enabled, a mounted layer becomes entirely local - afterwards
+// every file reads correctly with the registry failing every blob request.
+TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
+  const std::string& dir = pub.dir;
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  FuseServer fuse(2);
+  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {nullptr, disk.get(), nullptr, nullptr});
+  opts.fill = BackgroundFill::Options{};
+  opts.fill->bytes_per_second = 64 << 20;
+  opts.fill_delay = absl::Milliseconds(100);
+  RemoteLayers remote(opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
+  ASSERT_EQ(snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
+                .status().code(),
+            absl::StatusCode::kAlreadyExists);
+  for (int i = 0; i < 300 && remote.filled() == 0; ++i) absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_EQ(remote.filled(), 1u);
+  EXPECT_LE(px.LayerBytes(pub.layer), pub.layer.size());
+  ASSERT_TRUE(px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})").ok());
+  auto view = snap->View("v", "sha256:c1", {});
+  ASSERT_TRUE(view.ok()) << view.status();
+  const std::string mnt = (*view)[0].source;
+  EXPECT_TRUE(ReadFileOrEmpty(mnt + "/usr/bin/random3m") ==
+              ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
+  EXPECT_TRUE(ReadFileOrEmpty(mnt + "/etc/app/seq.txt") ==
+              ReadFileOrEmpty(dir + "/layers/tree/etc/app/seq.txt"));
+  EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);  // nothing needed the registry
+  ASSERT_TRUE(snap->Remove("v").ok());
+  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
 }
 
 // The daemon killed (-9) while a reader is busy: reads fail fast (ENOTCONN/EIO), never

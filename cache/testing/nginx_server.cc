@@ -14,7 +14,7 @@ absl::StatusOr<std::unique_ptr<NginxCas>> NginxCas::Start() {
   std::unique_ptr<NginxCas> n(new NginxCas());
   n->dir_ = MakeTempDir("nginx");
   CLIP_ASSIGN_OR_RETURN(n->port_, PickFreePort());
-  CLIP_RETURN_IF_ERROR(RunCommand(absl::StrCat("mkdir -p ", n->dir_, "/data/cas ", n->dir_,
+  CLIP_RETURN_IF_ERROR(RunCommand(absl::StrCat("mkdir -p ", n->dir_, "/data/cas ", n->dir_, "/data/index ", n->dir_,
                                                "/tmp"))
                            .status());
   const std::string& d = n->dir_;
@@ -28,6 +28,8 @@ absl::StatusOr<std::unique_ptr<NginxCas>> NginxCas::Start() {
       "  scgi_temp_path ", d, "/tmp/scgi;\n",
       "  server {\n    listen 127.0.0.1:", n->port_, ";\n    root ", d, "/data;\n",
       "    location /cas/ {\n      dav_methods PUT;\n      create_full_put_path on;\n",
+      "      dav_access user:rw;\n    }\n",
+      "    location /index/ {\n      dav_methods PUT;\n      create_full_put_path on;\n",
       "      dav_access user:rw;\n    }\n  }\n}\n");
   CLIP_ASSIGN_OR_RETURN(n->pid_, Spawn({"nginx", "-p", d, "-c", d + "/nginx.conf"}, d + "/out.log"));
   HttpClient http;

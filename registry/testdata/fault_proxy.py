@@ -14,7 +14,10 @@ Control (JSON over HTTP, on the proxy itself):
         require Bearer tokens issued by GET /token (Basic auth checked when a user
         is set; anonymous otherwise).
   POST /__revoke  invalidate every issued token (the client must refresh on 401).
-  GET  /__stats   counters: requests, faults, tokens, auth headers seen on redirects.
+  POST /__clear   clear armed faults (the registry "recovers").
+  POST /__reset   clear armed faults and counters.
+  GET  /__stats   counters: requests, faults, tokens, auth headers seen on redirects,
+                  blob_bytes (body bytes of blob GETs served) and blob_bytes:<hex> per blob.
 """
 import base64
 import http.client
@@ -73,10 +76,15 @@ class Handler(BaseHTTPRequestHandler):
                 BEARER.update(data)
             elif self.path == "/__revoke":
                 TOKENS.clear()
+            elif self.path == "/__clear":
+                FAULTS.clear()
             elif self.path == "/__reset":
                 FAULTS.clear()
-                for k in STATS:
-                    STATS[k] = 0
+                for k in list(STATS):
+                    if k.startswith("blob_bytes"):
+                        del STATS[k]
+                    else:
+                        STATS[k] = 0
         self.reply(200, b"{}")
 
     def token(self):
@@ -169,6 +177,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
+        if self.command == "GET" and "/blobs/sha256:" in self.path and resp.status in (200, 206):
+            blob = self.path.rsplit("sha256:", 1)[1].split("?")[0]
+            with LOCK:
+                STATS["blob_bytes"] = STATS.get("blob_bytes", 0) + len(data)
+                key = "blob_bytes:" + blob
+                STATS[key] = STATS.get(key, 0) + len(data)
         # A HEAD answer carries the size of the body it does not send.
         length = resp.getheader("Content-Length") if self.command == "HEAD" else None
         self.reply(resp.status, data, out_headers, length)
