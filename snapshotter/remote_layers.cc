@@ -10,7 +10,7 @@
 #include "fs/layer_fs.h"
 #include "index/index_format.h"
 #include "index/span_reader.h"
-#include "rapidjson/document.h"
+#include "registry/index_artifact.h"
 
 namespace clip {
 
@@ -83,36 +83,8 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
     }
   }
   if (!bytes && manifest && options_.registry != nullptr) {
-    CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
-                          options_.registry->Referrers(image, *manifest, kClipIndexArtifactType));
-    for (const Descriptor& a : artifacts) {
-      CLIP_ASSIGN_OR_RETURN(Manifest m, options_.registry->FetchManifest(image.WithDigest(a.digest)));
-      rapidjson::Document doc;
-      doc.Parse(m.bytes.data(), m.bytes.size());
-      if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("layers") ||
-          !doc["layers"].IsArray()) {
-        continue;
-      }
-      for (const auto& l : doc["layers"].GetArray()) {
-        if (!l.IsObject() || !l.HasMember("annotations") || !l.HasMember("digest")) continue;
-        const auto& ann = l["annotations"];
-        if (!ann.IsObject() || !ann.HasMember(kClipLayerAnnotation) ||
-            !ann[kClipLayerAnnotation].IsString() ||
-            ann[kClipLayerAnnotation].GetString() != layer.ToString()) {
-          continue;
-        }
-        CLIP_ASSIGN_OR_RETURN(Digest blob, Digest::Parse(l["digest"].GetString()));
-        std::string fetched;
-        CLIP_RETURN_IF_ERROR(options_.registry->FetchBlob(image, blob, [&](absl::string_view c) {
-          fetched.append(c.data(), c.size());
-          return absl::OkStatus();
-        }));
-        bytes = std::move(fetched);
-        from_registry = true;
-        break;
-      }
-      if (bytes) break;
-    }
+    CLIP_ASSIGN_OR_RETURN(bytes, FetchPublishedIndex(*options_.registry, image, *manifest, layer));
+    from_registry = bytes.has_value();
   }
   if (!bytes) return std::nullopt;
   absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(*bytes);

@@ -32,15 +32,13 @@
 #include "cache/span_store.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
+#include "registry/index_artifact.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
 #include "snapshotter/overlay_snapshotter.h"
 
 namespace clip {
 
-inline constexpr char kClipIndexArtifactType[] = "application/vnd.clip.index.v1";
-inline constexpr char kClipIndexMediaType[] = "application/vnd.clip.index.v1";
-inline constexpr char kClipLayerAnnotation[] = "dev.clip.layer.digest";
 inline constexpr char kImageRefLabel[] = "containerd.io/snapshot/cri.image-ref";
 inline constexpr char kLayerDigestLabel[] = "containerd.io/snapshot/cri.layer-digest";
 inline constexpr char kManifestDigestLabel[] = "containerd.io/snapshot/cri.manifest-digest";

@@ -110,25 +110,11 @@ void Publish(Published* p) {
   const Digest& manifest_digest = p->manifest_digest;
   auto file = FileBlobReader::Open(dir + "/layers/posix.tar.gz").value();
   std::string index = EncodeIndex(BuildLayerIndex(*file).value());
-  std::string empty = "{}";
-  ASSERT_TRUE(client.PushBlob(image, Digest::Of(index), index).ok());
-  ASSERT_TRUE(client.PushBlob(image, Digest::Of(empty), empty).ok());
-  std::string artifact = absl::StrCat(
-      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","artifactType":")",
-      kClipIndexArtifactType, R"(","config":)", Desc("application/vnd.oci.empty.v1+json", empty),
-      R"(,"layers":[)",
-      Desc(kClipIndexMediaType, index,
-           absl::StrFormat(R"(,"annotations":{"%s":"%s"})", kClipLayerAnnotation,
-                           Digest::Of(layer).ToString())),
-      R"(],"subject":)", Desc(kOciManifest, manifest), "}");
-  Digest artifact_digest = client.PushManifest(image, "", kOciManifest, artifact).value();
-  std::string fallback = absl::StrCat(
-      R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
-      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"artifactType":"%s"}]})",
-                      kOciManifest, artifact_digest.ToString(), artifact.size(),
-                      kClipIndexArtifactType));
-  ASSERT_TRUE(client.PushManifest(image, "sha256-" + manifest_digest.Hex(), kOciIndex, fallback).ok());
-
+  Descriptor subject;
+  subject.media_type = kOciManifest;
+  subject.digest = manifest_digest;
+  subject.size = static_cast<int64_t>(manifest.size());
+  ASSERT_TRUE(PublishIndexArtifact(client, image, subject, {{Digest::Of(layer), index}}).ok());
 }
 
 TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {

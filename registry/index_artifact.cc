@@ -1,0 +1,169 @@
+#include "registry/index_artifact.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace clip {
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr char kEmptyJson[] = "{}";
+
+void WriteDescriptor(Writer& w, const std::string& media_type, const Digest& digest,
+                     uint64_t size) {
+  w.Key("mediaType");
+  w.String(media_type.c_str());
+  w.Key("digest");
+  w.String(digest.ToString().c_str());
+  w.Key("size");
+  w.Uint64(size);
+}
+
+bool IsArtifactFor(const rapidjson::Value& v, const Digest& digest) {
+  return v.IsObject() && v.HasMember("digest") && v["digest"].IsString() &&
+         v["digest"].GetString() == digest.ToString();
+}
+
+// The `sha256-<hex>` fallback index with `artifact` added (kept when already listed).
+absl::StatusOr<std::string> FallbackIndex(const std::optional<std::string>& existing,
+                                          const Digest& artifact, uint64_t artifact_size) {
+  rapidjson::Document doc;
+  if (existing) {
+    doc.Parse(existing->data(), existing->size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("manifests") ||
+        !doc["manifests"].IsArray()) {
+      return absl::FailedPreconditionError(
+          "the referrers fallback tag holds something that is not an OCI index; not overwritten");
+    }
+    for (const auto& m : doc["manifests"].GetArray()) {
+      if (IsArtifactFor(m, artifact)) return *existing;
+    }
+  } else {
+    doc.SetObject();
+    doc.AddMember("schemaVersion", 2, doc.GetAllocator());
+    doc.AddMember("mediaType", rapidjson::StringRef(kOciIndex), doc.GetAllocator());
+    doc.AddMember("manifests", rapidjson::Value(rapidjson::kArrayType), doc.GetAllocator());
+  }
+  auto& a = doc.GetAllocator();
+  rapidjson::Value entry(rapidjson::kObjectType);
+  entry.AddMember("mediaType", rapidjson::StringRef(kOciManifest), a);
+  entry.AddMember("digest", rapidjson::Value(artifact.ToString().c_str(), a), a);
+  entry.AddMember("size", static_cast<uint64_t>(artifact_size), a);
+  entry.AddMember("artifactType", rapidjson::StringRef(kClipIndexArtifactType), a);
+  doc["manifests"].PushBack(entry, a);
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  doc.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+}  // namespace
+
+std::string IndexArtifactManifest(const Descriptor& subject,
+                                  const std::vector<LayerIndexBlob>& indexes) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  w.Key("schemaVersion");
+  w.Int(2);
+  w.Key("mediaType");
+  w.String(kOciManifest);
+  w.Key("artifactType");
+  w.String(kClipIndexArtifactType);
+  w.Key("config");
+  w.StartObject();
+  WriteDescriptor(w, kOciEmptyMediaType, Digest::Of(kEmptyJson), sizeof(kEmptyJson) - 1);
+  w.EndObject();
+  w.Key("layers");
+  w.StartArray();
+  for (const LayerIndexBlob& i : indexes) {
+    w.StartObject();
+    WriteDescriptor(w, kClipIndexMediaType, Digest::Of(i.encoded), i.encoded.size());
+    w.Key("annotations");
+    w.StartObject();
+    w.Key(kClipLayerAnnotation);
+    w.String(i.layer.ToString().c_str());
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("subject");
+  w.StartObject();
+  WriteDescriptor(w, subject.media_type, subject.digest, static_cast<uint64_t>(subject.size));
+  w.EndObject();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const Reference& repo,
+                                            const Descriptor& subject,
+                                            const std::vector<LayerIndexBlob>& indexes) {
+  CLIP_RETURN_IF_ERROR(client.PushBlob(repo, Digest::Of(kEmptyJson), kEmptyJson));
+  for (const LayerIndexBlob& i : indexes) {
+    CLIP_RETURN_IF_ERROR(client.PushBlob(repo, Digest::Of(i.encoded), i.encoded));
+  }
+  std::string artifact = IndexArtifactManifest(subject, indexes);
+  CLIP_ASSIGN_OR_RETURN(Digest digest, client.PushManifest(repo, "", kOciManifest, artifact));
+  // The fallback tag, for registries without the referrers API. Kept up to date even
+  // when the registry has the API: a mirror without it may serve the image later.
+  CLIP_ASSIGN_OR_RETURN(Reference tag,
+                        Reference::Parse(absl::StrCat(repo.Name(), ":sha256-", subject.digest.Hex())));
+  std::optional<std::string> existing;
+  absl::StatusOr<Manifest> current = client.FetchManifest(tag);
+  if (current.ok()) {
+    existing = current->bytes;
+  } else if (current.status().code() != absl::StatusCode::kNotFound) {
+    return current.status();
+  }
+  CLIP_ASSIGN_OR_RETURN(std::string fallback, FallbackIndex(existing, digest, artifact.size()));
+  if (!existing || fallback != *existing) {
+    CLIP_RETURN_IF_ERROR(
+        client.PushManifest(repo, absl::StrCat("sha256-", subject.digest.Hex()), kOciIndex, fallback)
+            .status());
+  }
+  return digest;
+}
+
+absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryClient& client,
+                                                               const Reference& repo,
+                                                               const Digest& subject,
+                                                               const Digest& layer) {
+  CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
+                        client.Referrers(repo, subject, kClipIndexArtifactType));
+  // The newest artifact last (fallback tags append): search from the end.
+  for (auto a = artifacts.rbegin(); a != artifacts.rend(); ++a) {
+    CLIP_ASSIGN_OR_RETURN(Manifest m, client.FetchManifest(repo.WithDigest(a->digest)));
+    rapidjson::Document doc;
+    doc.Parse(m.bytes.data(), m.bytes.size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("layers") ||
+        !doc["layers"].IsArray()) {
+      continue;
+    }
+    for (const auto& l : doc["layers"].GetArray()) {
+      if (!l.IsObject() || !l.HasMember("annotations") || !l.HasMember("digest") ||
+          !l["digest"].IsString()) {
+        continue;
+      }
+      const auto& ann = l["annotations"];
+      if (!ann.IsObject() || !ann.HasMember(kClipLayerAnnotation) ||
+          !ann[kClipLayerAnnotation].IsString() ||
+          ann[kClipLayerAnnotation].GetString() != layer.ToString()) {
+        continue;
+      }
+      CLIP_ASSIGN_OR_RETURN(Digest blob, Digest::Parse(l["digest"].GetString()));
+      std::string fetched;
+      CLIP_RETURN_IF_ERROR(client.FetchBlob(repo, blob, [&](absl::string_view c) {
+        fetched.append(c.data(), c.size());
+        return absl::OkStatus();
+      }));
+      return std::optional<std::string>(std::move(fetched));
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace clip

@@ -1,0 +1,58 @@
+// IndexArtifact: how clip indexes travel through a registry, next to the image they
+// describe. One OCI artifact per image manifest:
+//
+//   {"schemaVersion":2, "mediaType":"application/vnd.oci.image.manifest.v1+json",
+//    "artifactType":"application/vnd.clip.index.v1",
+//    "config": <the OCI empty descriptor, "{}">,
+//    "layers": [ {"mediaType":"application/vnd.clip.index.v1", "digest":<index blob>,
+//                 "size":N, "annotations":{"dev.clip.layer.digest":<layer digest>}}, ...],
+//    "subject": <the image manifest's descriptor>}
+//
+// Discovery is the OCI 1.1 referrers API; for registries without it (docker-registry),
+// Publish also maintains the `sha256-<manifest hex>` tag: an OCI index listing the
+// artifacts that refer to that manifest (appended to, never overwritten).
+//
+// Thread safety: free functions; safe to call concurrently.
+#ifndef CLIP_REGISTRY_INDEX_ARTIFACT_H_
+#define CLIP_REGISTRY_INDEX_ARTIFACT_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/digest.h"
+#include "registry/reference.h"
+#include "registry/registry_client.h"
+
+namespace clip {
+
+inline constexpr char kClipIndexArtifactType[] = "application/vnd.clip.index.v1";
+inline constexpr char kClipIndexMediaType[] = "application/vnd.clip.index.v1";
+inline constexpr char kClipLayerAnnotation[] = "dev.clip.layer.digest";
+inline constexpr char kOciEmptyMediaType[] = "application/vnd.oci.empty.v1+json";
+
+struct LayerIndexBlob {
+  Digest layer;             // the image layer the index describes
+  std::string encoded;      // the encoded clip index (index/FORMAT.md)
+};
+
+// The artifact manifest's JSON for `indexes` of the manifest `subject`.
+std::string IndexArtifactManifest(const Descriptor& subject,
+                                  const std::vector<LayerIndexBlob>& indexes);
+
+// Pushes the index blobs, the artifact and the fallback tag; returns the artifact's digest.
+absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const Reference& repo,
+                                            const Descriptor& subject,
+                                            const std::vector<LayerIndexBlob>& indexes);
+
+// The encoded index of `layer` published for the manifest `subject`, nullopt if none.
+// The blob is verified against its descriptor's digest; the caller checks the index.
+absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryClient& client,
+                                                               const Reference& repo,
+                                                               const Digest& subject,
+                                                               const Digest& layer);
+
+}  // namespace clip
+
+#endif  // CLIP_REGISTRY_INDEX_ARTIFACT_H_

@@ -1,0 +1,87 @@
+// Publishing clip indexes as an OCI artifact and finding them again, against a real
+// docker-registry (no referrers API: the sha256-<hex> tag fallback is exercised).
+#include "registry/index_artifact.h"
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "rapidjson/document.h"
+#include "registry/testing/registry_server.h"
+
+namespace clip {
+namespace {
+
+class IndexArtifactTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto registry = testing::RegistryServer::Start({});
+    ASSERT_TRUE(registry.ok()) << registry.status();
+    registry_ = *std::move(registry);
+    RegistryClient::Options ro;
+    ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{registry_->host()});
+    client_ = std::make_unique<RegistryClient>(ro);
+    repo_ = Reference::Parse(registry_->host() + "/app/web:v1").value();
+    // A minimal image manifest to refer to.
+    std::string config = "{}";
+    ASSERT_TRUE(client_->PushBlob(repo_, Digest::Of(config), config).ok());
+    manifest_ = absl::StrCat(R"({"schemaVersion":2,"mediaType":")", kOciManifest,
+                             R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")",
+                             Digest::Of(config).ToString(), R"(","size":2},"layers":[]})");
+    subject_.media_type = kOciManifest;
+    subject_.digest = client_->PushManifest(repo_, "v1", kOciManifest, manifest_).value();
+    subject_.size = static_cast<int64_t>(manifest_.size());
+  }
+
+  std::unique_ptr<testing::RegistryServer> registry_;
+  std::unique_ptr<RegistryClient> client_;
+  Reference repo_ = Reference::Parse("x/y").value();
+  std::string manifest_;
+  Descriptor subject_;
+};
+
+TEST_F(IndexArtifactTest, ManifestShape) {
+  Digest layer = Digest::Of("layer");
+  std::string json = IndexArtifactManifest(subject_, {{layer, "INDEX"}});
+  rapidjson::Document doc;
+  doc.Parse(json.c_str());
+  ASSERT_FALSE(doc.HasParseError());
+  EXPECT_STREQ(doc["artifactType"].GetString(), kClipIndexArtifactType);
+  EXPECT_STREQ(doc["config"]["mediaType"].GetString(), kOciEmptyMediaType);
+  EXPECT_EQ(doc["config"]["size"].GetInt(), 2);
+  EXPECT_EQ(doc["layers"][0]["annotations"][kClipLayerAnnotation].GetString(), layer.ToString());
+  EXPECT_EQ(doc["layers"][0]["digest"].GetString(), Digest::Of("INDEX").ToString());
+  EXPECT_EQ(doc["subject"]["digest"].GetString(), subject_.digest.ToString());
+  EXPECT_EQ(doc["subject"]["size"].GetInt64(), subject_.size);
+}
+
+TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
+  Digest a = Digest::Of("layer a"), b = Digest::Of("layer b"), c = Digest::Of("layer c");
+  auto artifact = PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a"}, {b, "index of b"}});
+  ASSERT_TRUE(artifact.ok()) << artifact.status();
+  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, a).value(), "index of a");
+  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, b).value(), "index of b");
+  EXPECT_FALSE(FetchPublishedIndex(*client_, repo_, subject_.digest, c).value().has_value());
+  // Another image's manifest has no artifact.
+  EXPECT_FALSE(FetchPublishedIndex(*client_, repo_, Digest::Of("other"), a).value().has_value());
+
+  // Publishing again (a re-index) appends to the fallback tag: both found, newest wins.
+  ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
+  auto referrers = client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType);
+  ASSERT_TRUE(referrers.ok()) << referrers.status();
+  EXPECT_EQ(referrers->size(), 2u);
+  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, a).value(), "index of a v2");
+  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, b).value(), "index of b");
+  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, c).value(), "index of c");
+  // Idempotent: the same artifact again does not grow the list.
+  ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
+  EXPECT_EQ(client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType)->size(), 2u);
+}
+
+TEST_F(IndexArtifactTest, ForeignFallbackTagIsNotOverwritten) {
+  Reference tag = Reference::Parse(absl::StrCat(repo_.Name(), ":sha256-", subject_.digest.Hex())).value();
+  ASSERT_TRUE(client_->PushManifest(tag, tag.tag(), kOciManifest, manifest_).ok());
+  auto st = PublishIndexArtifact(*client_, repo_, subject_, {{Digest::Of("l"), "i"}});
+  EXPECT_EQ(st.status().code(), absl::StatusCode::kFailedPrecondition) << st.status();
+}
+
+}  // namespace
+}  // namespace clip
