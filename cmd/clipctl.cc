@@ -1,12 +1,17 @@
 // clipctl: the command line of clip. Each subcommand is a thin adapter over a library
 // function; errors reach the user on stderr with a non-zero exit status.
+#include <unistd.h>
+
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "cmd/build_info.h"
+#include "cmd/image_index_command.h"
 #include "cmd/index_commands.h"
 #include "cmd/mount_command.h"
+#include "snapshotter/daemon_config.h"
+#include "snapshotter/registry_setup.h"
 
 namespace {
 
@@ -27,8 +32,38 @@ int main(int argc, char** argv) {
   CLI::App* version = app.add_subcommand("version", "Print clip's version and its libraries'");
   version->callback([] { std::cout << clip::BuildInfo(); });
 
-  CLI::App* index = app.add_subcommand("index", "Build and examine clip indexes");
-  index->require_subcommand(1);
+  CLI::App* index = app.add_subcommand(
+      "index", "Index an image from its registry (IMAGE_REF [--push]); build and examine indexes");
+  index->require_subcommand(0, 1);
+  clip::ImageIndexOptions image_index;
+  std::string config_path = clip::kDefaultConfigPath;
+  std::vector<std::string> plain_http;
+  auto* config_opt = index->add_option("--config", config_path,
+                                       "The daemon's TOML (registry hosts, credentials)");
+  index->add_option("image", image_index.image, "Image reference (e.g. registry:5000/app:v1)");
+  index->add_flag("--push", image_index.push, "Publish the indexes to the image's registry");
+  index->add_option("--platform", image_index.platform, "os/arch[/variant] (default: the host's)");
+  index->add_option("--store", image_index.store_dir,
+                    "Also write each index to DIR/<layer hex> (the daemon's <root>/indexes)");
+  index->add_option("--plain-http", plain_http, "Registry host reached over plain HTTP");
+  index->add_option("-j,--jobs", image_index.jobs, "Layers indexed at a time");
+  index->callback([&] {
+    if (!index->get_subcommands().empty()) return;
+    if (image_index.image.empty()) {
+      rc = Report(absl::InvalidArgumentError("index: an IMAGE_REF or a subcommand is needed"));
+      return;
+    }
+    absl::StatusOr<clip::DaemonConfig> config =
+        clip::LoadDaemonConfig(config_path, config_opt->count() > 0);
+    if (!config.ok()) {
+      rc = Report(config.status());
+      return;
+    }
+    for (auto& h : plain_http) config->plain_http.push_back(h);
+    clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
+    image_index.progress = isatty(STDERR_FILENO);
+    rc = Report(clip::ImageIndexCommand(image_index, registry, std::cout, std::cerr));
+  });
 
   std::string layer, output, index_file, path;
   CLI::App* build = index->add_subcommand("build", "Build the index of a layer file");

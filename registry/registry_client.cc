@@ -112,6 +112,39 @@ std::string NormalizeVariant(const Platform& p) {
 
 }  // namespace
 
+absl::StatusOr<Platform> Platform::Parse(absl::string_view text) {
+  std::vector<std::string> parts = absl::StrSplit(text, '/');
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("platform \"", text, "\" is not os/architecture[/variant]"));
+  }
+  Platform p;
+  p.os = parts[0];
+  p.architecture = parts[1];
+  if (parts.size() == 3) p.variant = parts[2];
+  return p;
+}
+
+std::string Platform::ToString() const {
+  return absl::StrCat(os, "/", architecture, variant.empty() ? "" : "/", variant);
+}
+
+absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view bytes) {
+  rapidjson::Document doc;
+  doc.Parse(bytes.data(), bytes.size());
+  if (doc.HasParseError() || !doc.IsObject()) return absl::DataLossError("manifest is not JSON");
+  if (!doc.HasMember("config") || !doc.HasMember("layers") || !doc["layers"].IsArray()) {
+    return absl::DataLossError("not an image manifest (no config or layers)");
+  }
+  ImageManifest m;
+  CLIP_ASSIGN_OR_RETURN(m.config, ParseDescriptor(doc["config"]));
+  for (const auto& l : doc["layers"].GetArray()) {
+    CLIP_ASSIGN_OR_RETURN(Descriptor d, ParseDescriptor(l));
+    m.layers.push_back(std::move(d));
+  }
+  return m;
+}
+
 Platform Platform::Host() {
   Platform p;
   struct utsname u;

@@ -52,6 +52,9 @@ struct Platform {
   std::string architecture = "amd64";
   std::string variant;
   static Platform Host();
+  // "os/architecture[/variant]", as containerd and docker write it ("linux/arm64/v8").
+  static absl::StatusOr<Platform> Parse(absl::string_view text);
+  std::string ToString() const;
 };
 
 struct Descriptor {
@@ -68,6 +71,14 @@ struct Manifest {
   std::string media_type;
   std::string bytes;
 };
+
+// The parts of an image manifest (OCI or Docker schema 2) a puller needs.
+struct ImageManifest {
+  Descriptor config;
+  std::vector<Descriptor> layers;
+};
+// kDataLoss when `bytes` is not an image manifest (e.g. an index, or not JSON).
+absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view bytes);
 
 // One way to reach a registry: the server itself or a mirror.
 struct RegistryEndpoint {

@@ -496,3 +496,37 @@ TEST_F(FaultTest, CancelAbortsAStalledRequest) {
 
 }  // namespace
 }  // namespace clip
+
+namespace clip {
+namespace {
+
+TEST(ImageManifestTest, ParsesLayersAndRejectsIndexes) {
+  auto m = ParseImageManifest(
+      R"({"schemaVersion":2,"config":{"mediaType":"c","digest":"sha256:)" + std::string(64, 'a') +
+      R"(","size":3},"layers":[{"mediaType":"l","digest":"sha256:)" + std::string(64, 'b') +
+      R"(","size":9}]})");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config.size, 3);
+  ASSERT_EQ(m->layers.size(), 1u);
+  EXPECT_EQ(m->layers[0].media_type, "l");
+  EXPECT_EQ(m->layers[0].size, 9);
+  EXPECT_EQ(ParseImageManifest(R"({"manifests":[]})").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ParseImageManifest("nope").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(ParseImageManifest(R"({"config":{},"layers":[]})").ok());
+}
+
+TEST(PlatformTest, ParseAndPrint) {
+  auto p = Platform::Parse("linux/arm64/v8");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->os, "linux");
+  EXPECT_EQ(p->architecture, "arm64");
+  EXPECT_EQ(p->variant, "v8");
+  EXPECT_EQ(p->ToString(), "linux/arm64/v8");
+  EXPECT_EQ(Platform::Parse("linux/amd64")->ToString(), "linux/amd64");
+  EXPECT_FALSE(Platform::Parse("linux").ok());
+  EXPECT_FALSE(Platform::Parse("linux//x").ok());
+  EXPECT_FALSE(Platform::Parse("a/b/c/d").ok());
+}
+
+}  // namespace
+}  // namespace clip

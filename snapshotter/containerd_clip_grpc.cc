@@ -32,9 +32,7 @@
 #include "cache/remote_cache.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
-#include "registry/docker_config.h"
-#include "registry/hosts_config.h"
-#include "registry/registry_client.h"
+#include "snapshotter/registry_setup.h"
 #include "snapshotter/overlay_snapshotter.h"
 #include "snapshotter/remote_layers.h"
 #include "snapshotter/service.h"
@@ -127,19 +125,7 @@ int main(int argc, char** argv) {
 
   // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
   // configured), span caches, one FUSE worker pool for every mounted layer.
-  clip::RegistryClient::Options ro;
-  if (!config->hosts_dir.empty()) {
-    ro.hosts = std::make_shared<clip::HostsDirectory>(config->hosts_dir);
-  } else {
-    ro.hosts = std::make_shared<clip::DefaultHosts>(
-        std::set<std::string>(config->plain_http.begin(), config->plain_http.end()));
-  }
-  // Credentials as docker and containerd users keep them: config.json auths, credsStore,
-  // credHelpers (docker-credential-* helpers).
-  ro.credentials = std::make_shared<clip::DockerConfigCredentials>(
-      config->docker_config.empty() ? clip::DockerConfigCredentials::DefaultPath()
-                                    : config->docker_config);
-  clip::RegistryClient registry(ro);
+  clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
   mkdir(config->root.c_str(), 0700);
   auto disk = clip::DiskCache::Open(
       {config->root + "/cache", static_cast<uint64_t>(config->cache_max_bytes)});

@@ -1,0 +1,40 @@
+// `clipctl index IMAGE_REF [--push] [--platform os/arch] [--store DIR]`: builds the clip
+// index of every layer of an image straight from its registry (the platform's manifest
+// of a multi-arch image, default the host's), and with --push publishes them as the
+// artifact the snapshotter discovers (registry/index_artifact.h). --store also writes
+// each index to DIR/<layer hex> (the daemon's local index store, <root>/indexes).
+// Layers clip cannot index (zstd, foreign) are listed and left to the ordinary path.
+//
+// Each layer is downloaded (digest verified, resumed after a broken transfer) to a
+// temporary file, indexed, and the file removed; `jobs` layers at a time. On a
+// terminal, a progress line on stderr shows the bytes done.
+//
+// Thread safety: one call at a time per RegistryClient is not required; the call
+// itself is single-threaded from the caller's view.
+#ifndef CLIP_CMD_IMAGE_INDEX_COMMAND_H_
+#define CLIP_CMD_IMAGE_INDEX_COMMAND_H_
+
+#include <ostream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "registry/registry_client.h"
+
+namespace clip {
+
+struct ImageIndexOptions {
+  std::string image;
+  std::string platform;  // empty: the host's
+  bool push = false;
+  std::string store_dir;  // optional
+  std::string tmp_dir;    // empty: $TMPDIR or /var/tmp
+  int jobs = 2;
+  bool progress = false;  // draw the progress line (callers pass isatty(stderr))
+};
+
+absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryClient& registry,
+                               std::ostream& out, std::ostream& progress);
+
+}  // namespace clip
+
+#endif  // CLIP_CMD_IMAGE_INDEX_COMMAND_H_
