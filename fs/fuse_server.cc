@@ -9,12 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/errno_status.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace clip {
 
@@ -63,6 +65,63 @@ struct FuseServer::Mounted {
 
 namespace {
 
+// Per-operation metrics (clip_fuse_ops_total, clip_fuse_op_errors_total,
+// clip_fuse_op_duration_seconds by op) in the process-wide registry. An op runs on one
+// worker thread from entry to reply, so the op in progress is a thread_local.
+enum Op {
+  kLookup, kGetattr, kReadlink, kOpen, kRead, kOpendir, kReaddir, kReaddirplus,
+  kReleasedir, kGetxattr, kListxattr, kStatfs, kOpCount
+};
+constexpr const char* kOpNames[kOpCount] = {
+    "lookup", "getattr", "readlink", "open", "read", "opendir", "readdir", "readdirplus",
+    "releasedir", "getxattr", "listxattr", "statfs"};
+
+struct OpMetrics {
+  Counter* ops;
+  Counter* errors;
+  Histogram* seconds;
+};
+
+const OpMetrics& MetricsOf(Op op) {
+  static const std::array<OpMetrics, kOpCount> all = [] {
+    std::array<OpMetrics, kOpCount> a;
+    MetricsRegistry& r = DefaultMetrics();
+    for (int i = 0; i < kOpCount; ++i) {
+      MetricLabels l = {{"op", kOpNames[i]}};
+      a[i] = {&r.GetCounter("clip_fuse_ops_total", "FUSE operations served", l),
+              &r.GetCounter("clip_fuse_op_errors_total", "FUSE operations answered with an error", l),
+              &r.GetHistogram("clip_fuse_op_duration_seconds", "FUSE operation latency", l)};
+    }
+    return a;
+  }();
+  return all[op];
+}
+
+thread_local Op current_op = kOpCount;
+
+class OpScope {
+ public:
+  explicit OpScope(Op op) : op_(op), start_(absl::Now()) { current_op = op; }
+  ~OpScope() {
+    const OpMetrics& m = MetricsOf(op_);
+    m.ops->Increment();
+    m.seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+    current_op = kOpCount;
+  }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  const Op op_;
+  const absl::Time start_;
+};
+
+// Counts an error reply of the op in progress; returns `e` for fuse_reply_err.
+int Err(int e) {
+  if (e != 0 && current_op != kOpCount) MetricsOf(current_op).errors->Increment();
+  return e;
+}
+
 FuseServer::Mounted* M(fuse_req_t req) {
   return static_cast<FuseServer::Mounted*>(fuse_req_userdata(req));
 }
@@ -102,6 +161,7 @@ void OpInit(void*, fuse_conn_info* conn) {
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  OpScope scope(kLookup);
   absl::StatusOr<Attr> a = M(req)->fs->Lookup(parent, name);
   if (a.ok()) {
     fuse_entry_param e = Entry(*a);
@@ -113,9 +173,9 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     e.entry_timeout = kTimeout;
     fuse_reply_entry(req, &e);
   } else {
-    fuse_reply_err(req, a.status().code() == absl::StatusCode::kFailedPrecondition
+    fuse_reply_err(req, Err(a.status().code() == absl::StatusCode::kFailedPrecondition
                             ? ENOTDIR
-                            : StatusToErrno(a.status()));
+                            : StatusToErrno(a.status())));
   }
 }
 
@@ -124,9 +184,10 @@ void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
 void OpForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  OpScope scope(kGetattr);
   absl::StatusOr<Attr> a = M(req)->fs->GetAttr(ino);
   if (!a.ok()) {
-    fuse_reply_err(req, StatusToErrno(a.status()));
+    fuse_reply_err(req, Err(StatusToErrno(a.status())));
     return;
   }
   struct stat st;
@@ -135,23 +196,25 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  OpScope scope(kReadlink);
   absl::StatusOr<std::string> t = M(req)->fs->ReadLink(ino);
   if (!t.ok()) {
-    fuse_reply_err(req, StatusToErrno(t.status()));
+    fuse_reply_err(req, Err(StatusToErrno(t.status())));
     return;
   }
   fuse_reply_readlink(req, t->c_str());
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  OpScope scope(kOpen);
   if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-    fuse_reply_err(req, EROFS);
+    fuse_reply_err(req, Err(EROFS));
     return;
   }
   absl::Status s = M(req)->fs->Open(ino);
   if (!s.ok()) {
-    fuse_reply_err(req, s.code() == absl::StatusCode::kFailedPrecondition ? EISDIR
-                                                                         : StatusToErrno(s));
+    fuse_reply_err(req, Err(s.code() == absl::StatusCode::kFailedPrecondition ? EISDIR
+                                                                         : StatusToErrno(s)));
     return;
   }
   fi->keep_cache = 1;
@@ -159,6 +222,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  OpScope scope(kRead);
   FuseServer::Mounted* m = M(req);
   std::string buf(size, '\0');
   absl::StatusOr<size_t> n = m->fs->Read(ino, static_cast<uint64_t>(off), absl::MakeSpan(buf));
@@ -166,18 +230,19 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     m->log.Log(LogLevel::kError, "fs",
                absl::StrCat(m->fs->label(), " ", m->fs->PathOf(ino), ": read of ", size,
                             " bytes at ", off, " failed: ", n.status().message()));
-    fuse_reply_err(req, StatusToErrno(n.status()) == ENOENT ? EIO : StatusToErrno(n.status()));
+    fuse_reply_err(req, Err(StatusToErrno(n.status()) == ENOENT ? EIO : StatusToErrno(n.status())));
     return;
   }
   fuse_reply_buf(req, buf.data(), *n);
 }
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  OpScope scope(kOpendir);
   absl::StatusOr<std::vector<DirEntry>> entries = M(req)->fs->ReadDir(ino);
   if (!entries.ok()) {
-    fuse_reply_err(req, entries.status().code() == absl::StatusCode::kFailedPrecondition
+    fuse_reply_err(req, Err(entries.status().code() == absl::StatusCode::kFailedPrecondition
                             ? ENOTDIR
-                            : StatusToErrno(entries.status()));
+                            : StatusToErrno(entries.status())));
     return;
   }
   auto* h = new DirHandle{*std::move(entries)};
@@ -225,36 +290,41 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  OpScope scope(kReaddir);
   ReadDirCommon(req, ino, size, off, fi, false);
 }
 
 void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  OpScope scope(kReaddirplus);
   ReadDirCommon(req, ino, size, off, fi, true);
 }
 
 void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  OpScope scope(kReleasedir);
   delete reinterpret_cast<DirHandle*>(fi->fh);
-  fuse_reply_err(req, 0);
+  fuse_reply_err(req, Err(0));
 }
 
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  OpScope scope(kGetxattr);
   absl::StatusOr<std::string> v = M(req)->fs->GetXattr(ino, name);
   if (!v.ok()) {
-    fuse_reply_err(req, v.status().code() == absl::StatusCode::kNotFound ? ENODATA
-                                                                        : StatusToErrno(v.status()));
+    fuse_reply_err(req, Err(v.status().code() == absl::StatusCode::kNotFound ? ENODATA
+                                                                        : StatusToErrno(v.status())));
   } else if (size == 0) {
     fuse_reply_xattr(req, v->size());
   } else if (size < v->size()) {
-    fuse_reply_err(req, ERANGE);
+    fuse_reply_err(req, Err(ERANGE));
   } else {
     fuse_reply_buf(req, v->data(), v->size());
   }
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  OpScope scope(kListxattr);
   absl::StatusOr<std::vector<std::string>> names = M(req)->fs->ListXattr(ino);
   if (!names.ok()) {
-    fuse_reply_err(req, StatusToErrno(names.status()));
+    fuse_reply_err(req, Err(StatusToErrno(names.status())));
     return;
   }
   std::string all;
@@ -265,13 +335,14 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   if (size == 0) {
     fuse_reply_xattr(req, all.size());
   } else if (size < all.size()) {
-    fuse_reply_err(req, ERANGE);
+    fuse_reply_err(req, Err(ERANGE));
   } else {
     fuse_reply_buf(req, all.data(), all.size());
   }
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  OpScope scope(kStatfs);
   FsStats s = M(req)->fs->Stats();
   struct statvfs st;
   std::memset(&st, 0, sizeof(st));

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 #include "rapidjson/document.h"
 
@@ -103,6 +104,16 @@ absl::StatusOr<std::vector<Descriptor>> ParseIndexManifests(absl::string_view by
     out.push_back(std::move(d));
   }
   return out;
+}
+
+// Blob bytes received from registries (clip_registry_blob_bytes_total): "range" for
+// lazy reads, "whole" for full downloads (index builds, index artifacts).
+Counter& BlobBytes(const char* kind) {
+  static Counter& range = DefaultMetrics().GetCounter(
+      "clip_registry_blob_bytes_total", "Blob bytes received from registries", {{"kind", "range"}});
+  static Counter& whole = DefaultMetrics().GetCounter(
+      "clip_registry_blob_bytes_total", "Blob bytes received from registries", {{"kind", "whole"}});
+  return kind[0] == 'r' ? range : whole;
 }
 
 std::string NormalizeVariant(const Platform& p) {
@@ -489,6 +500,7 @@ absl::Status RegistryClient::FetchBlob(
     call.sink = [&](absl::string_view chunk) {
       hasher.Update(chunk);
       received += chunk.size();
+      BlobBytes("whole").Increment(static_cast<double>(chunk.size()));
       return sink(chunk);
     };
     // Transport errors come back here, to resume with Range from what arrived.
@@ -532,6 +544,7 @@ absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
         return absl::UnavailableError("more bytes than the range asked for");
       }
       body.append(chunk.data(), chunk.size());
+      BlobBytes("range").Increment(static_cast<double>(chunk.size()));
       return absl::OkStatus();
     };
     absl::StatusOr<HttpResponse> sent = Send(repo, Capability::kPull, "pull", call);

@@ -25,6 +25,8 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/build_info.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "grpcpp/grpcpp.h"
 #include "snapshotter/daemon_config.h"
 #include "cache/disk_cache.h"
@@ -166,6 +168,47 @@ int main(int argc, char** argv) {
   if (!sock.ok()) {
     Log(LogLevel::kError, "daemon", sock.message());
     return 1;
+  }
+  // Prometheus metrics: RPCs (service), FUSE ops (fs), registry bytes (registry) report
+  // into the process-wide registry themselves; caches and mounts are sampled here.
+  using Type = clip::MetricsRegistry::Type;
+  clip::MetricsRegistry& metrics = clip::DefaultMetrics();
+  std::vector<clip::SpanStore*> tiers = {&memory, disk->get()};
+  if (remote_cache) tiers.push_back(remote_cache.get());
+  auto tier_metric = [&](const char* name, const char* help, Type type,
+                         std::atomic<uint64_t> clip::TierCounters::*field) {
+    return metrics.AddCollector(name, help, type, [tiers, field](auto* out) {
+      for (clip::SpanStore* t : tiers) {
+        out->push_back({{{"tier", t->name()}}, static_cast<double>((t->counters().*field).load())});
+      }
+    });
+  };
+  std::vector<clip::MetricsRegistry::CollectorHandle> collectors;
+  collectors.push_back(tier_metric("clip_cache_hits_total", "Span cache hits", Type::kCounter,
+                                   &clip::TierCounters::hits));
+  collectors.push_back(tier_metric("clip_cache_misses_total", "Span cache misses", Type::kCounter,
+                                   &clip::TierCounters::misses));
+  collectors.push_back(tier_metric("clip_cache_read_bytes_total", "Bytes served by a cache tier",
+                                   Type::kCounter, &clip::TierCounters::bytes_read));
+  collectors.push_back(tier_metric("clip_cache_errors_total", "Cache tier failures",
+                                   Type::kCounter, &clip::TierCounters::errors));
+  collectors.push_back(tier_metric("clip_cache_corrupt_total", "Cache entries found corrupt",
+                                   Type::kCounter, &clip::TierCounters::corrupt));
+  collectors.push_back(tier_metric("clip_cache_evictions_total", "Cache entries evicted",
+                                   Type::kCounter, &clip::TierCounters::evictions));
+  collectors.push_back(metrics.AddCollector(
+      "clip_mounted_layers", "Layers mounted lazily through FUSE", Type::kGauge,
+      [&remote](auto* out) { out->push_back({{}, static_cast<double>(remote.mounted())}); }));
+  std::unique_ptr<clip::MetricsServer> metrics_server;
+  if (!config->metrics_address.empty()) {
+    auto started = clip::MetricsServer::Start(config->metrics_address, &metrics);
+    if (!started.ok()) {
+      Log(LogLevel::kError, "daemon", absl::StrCat("metrics: ", started.status().message()));
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    Log(LogLevel::kInfo, "daemon",
+        absl::StrCat("metrics on ", metrics_server->address(), "/metrics"));
   }
   clip::SnapshotsService service(**snapshotter);
   grpc::ServerBuilder builder;

@@ -422,9 +422,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
                                     "/snapshotter/containerd-clip-grpc");
   std::string sock = absl::StrCat("/tmp/clip-r-", getpid(), ".sock");
   std::string config = pub.dir + "/config.toml";
+  std::string metrics_sock = absl::StrCat("/tmp/clip-m-", getpid(), ".sock");
   std::ofstream(config) << absl::StrFormat("root = \"%s/droot\"\naddress = \"%s\"\n"
-                                           "plain_http = [\"%s\"]\n",
-                                           pub.dir, sock, pub.registry->host());
+                                           "plain_http = [\"%s\"]\nmetrics_address = \"unix:%s\"\n",
+                                           pub.dir, sock, pub.registry->host(), metrics_sock);
   auto start = [&]() -> pid_t {
     unlink(sock.c_str());
     pid_t pid = testing::Spawn({daemon, "--config", config}, pub.dir + "/daemon.log").value();
@@ -463,6 +464,34 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     const std::string layer_mnt = (*view)[0].source;  // the FUSE mount itself
     const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
     ASSERT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
+    {  // Out of the page cache, read again: the daemon's memory cache serves it.
+      int fd = open((layer_mnt + "/usr/bin/random3m").c_str(), O_RDONLY);
+      ASSERT_GE(fd, 0);
+      EXPECT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+      close(fd);
+      ASSERT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
+    }
+
+    // Prometheus metrics on the configured unix socket.
+    auto scraped = RunCommand("curl -sf --unix-socket " + metrics_sock + " http://x/metrics");
+    ASSERT_TRUE(scraped.ok()) << scraped.status();
+    auto value = [&](const std::string& series) -> double {
+      size_t at = scraped->find("\n" + series + " ");
+      if (at == std::string::npos) return -1;
+      return std::stod(scraped->substr(at + series.size() + 2));
+    };
+    EXPECT_EQ(value(R"(clip_snapshotter_rpc_total{method="Prepare",code="6"})"), 1) << *scraped;
+    EXPECT_EQ(value(R"(clip_snapshotter_rpc_total{method="View",code="0"})"), 1);
+    EXPECT_GT(value(R"(clip_snapshotter_rpc_duration_seconds_count{method="Prepare"})"), 0);
+    EXPECT_GT(value(R"(clip_fuse_ops_total{op="read"})"), 0);
+    EXPECT_GT(value(R"(clip_fuse_ops_total{op="lookup"})"), 0);
+    EXPECT_GE(value(R"(clip_fuse_op_errors_total{op="read"})"), 0);
+    EXPECT_GT(value(R"(clip_fuse_op_duration_seconds_count{op="read"})"), 0);
+    EXPECT_GE(value(R"(clip_registry_blob_bytes_total{kind="range"})"), 3000000);
+    EXPECT_GT(value(R"(clip_cache_hits_total{tier="memory"})"), 0) << *scraped;
+    EXPECT_GT(value(R"(clip_cache_read_bytes_total{tier="memory"})"), 0);
+    EXPECT_GE(value(R"(clip_cache_misses_total{tier="disk"})"), 1);
+    EXPECT_EQ(value("clip_mounted_layers"), 1);
 
     std::atomic<bool> stop{false};
     std::atomic<int> failed_reads{0};
@@ -510,8 +539,18 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     absl::Status rl = retry("sha256:lazy");
     EXPECT_TRUE(rl.ok()) << rl;
     EXPECT_FALSE(Mounted(layer_mnt));
+    // SIGTERM unmounts every layer (the records stay; the next start restores them).
+    Labels labels2{{kSnapshotRefLabel, "sha256:lazy2"},
+                  {kImageRefLabel, pub.image.ToString()},
+                  {kLayerDigestLabel, Digest::Of(pub.layer).ToString()},
+                  {kManifestDigestLabel, pub.manifest_digest.ToString()}};
+    ASSERT_EQ(again.Prepare("extract2", "", labels2).status().code(), absl::StatusCode::kAlreadyExists);
+    EXPECT_NE(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos);
   }
   testing::Stop(pid);
+  EXPECT_EQ(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos)
+      << "mounts left after SIGTERM";
+  EXPECT_FALSE(Exists(metrics_sock));  // removed on an orderly shutdown
   unlink(sock.c_str());
   RunCommand("grep -o ' " + pub.dir + "[^ ]*' /proc/mounts | xargs -r -n1 umount -l").IgnoreError();
 }

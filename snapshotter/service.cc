@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace clip {
 namespace {
@@ -34,6 +35,22 @@ absl::Time FromTs(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixNanos(ts.seconds() * 1000000000 + ts.nanos());
 }
 
+// Counts the call by method and status code and records its latency
+// (clip_snapshotter_rpc_total, clip_snapshotter_rpc_duration_seconds).
+template <typename F>
+grpc::Status Instrumented(const char* method, F&& body) {
+  absl::Time start = absl::Now();
+  grpc::Status st = body();
+  MetricsRegistry& r = DefaultMetrics();
+  r.GetHistogram("clip_snapshotter_rpc_duration_seconds", "Snapshots API call latency",
+                 {{"method", method}})
+      .Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  r.GetCounter("clip_snapshotter_rpc_total", "Snapshots API calls by method and status code",
+               {{"method", method}, {"code", std::to_string(st.error_code())}})
+      .Increment();
+  return st;
+}
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& s) {
@@ -63,86 +80,106 @@ SnapshotInfo FromProto(const v1::Info& in) {
 
 grpc::Status SnapshotsService::Prepare(Req*, const v1::PrepareSnapshotRequest* r,
                                        v1::PrepareSnapshotResponse* resp) {
-  auto m = s_.Prepare(r->key(), r->parent(), ToLabels(r->labels()));
-  if (!m.ok()) return ToGrpc(m.status());
-  AddMounts(*m, resp->mutable_mounts());
-  return grpc::Status::OK;
+  return Instrumented("Prepare", [&]() -> grpc::Status {
+    auto m = s_.Prepare(r->key(), r->parent(), ToLabels(r->labels()));
+    if (!m.ok()) return ToGrpc(m.status());
+    AddMounts(*m, resp->mutable_mounts());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status SnapshotsService::View(Req*, const v1::ViewSnapshotRequest* r,
                                     v1::ViewSnapshotResponse* resp) {
-  auto m = s_.View(r->key(), r->parent(), ToLabels(r->labels()));
-  if (!m.ok()) return ToGrpc(m.status());
-  AddMounts(*m, resp->mutable_mounts());
-  return grpc::Status::OK;
+  return Instrumented("View", [&]() -> grpc::Status {
+    auto m = s_.View(r->key(), r->parent(), ToLabels(r->labels()));
+    if (!m.ok()) return ToGrpc(m.status());
+    AddMounts(*m, resp->mutable_mounts());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status SnapshotsService::Mounts(Req*, const v1::MountsRequest* r,
                                       v1::MountsResponse* resp) {
-  auto m = s_.Mounts(r->key());
-  if (!m.ok()) return ToGrpc(m.status());
-  AddMounts(*m, resp->mutable_mounts());
-  return grpc::Status::OK;
+  return Instrumented("Mounts", [&]() -> grpc::Status {
+    auto m = s_.Mounts(r->key());
+    if (!m.ok()) return ToGrpc(m.status());
+    AddMounts(*m, resp->mutable_mounts());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status SnapshotsService::Commit(Req*, const v1::CommitSnapshotRequest* r,
                                       google::protobuf::Empty*) {
-  return ToGrpc(s_.Commit(r->name(), r->key(), ToLabels(r->labels())));
+  return Instrumented("Commit", [&]() -> grpc::Status {
+    return ToGrpc(s_.Commit(r->name(), r->key(), ToLabels(r->labels())));
+  });
 }
 
 grpc::Status SnapshotsService::Remove(Req*, const v1::RemoveSnapshotRequest* r,
                                       google::protobuf::Empty*) {
-  return ToGrpc(s_.Remove(r->key()));
+  return Instrumented("Remove", [&]() -> grpc::Status {
+    return ToGrpc(s_.Remove(r->key()));
+  });
 }
 
 grpc::Status SnapshotsService::Stat(Req*, const v1::StatSnapshotRequest* r,
                                     v1::StatSnapshotResponse* resp) {
-  auto info = s_.Stat(r->key());
-  if (!info.ok()) return ToGrpc(info.status());
-  ToProto(*info, resp->mutable_info());
-  return grpc::Status::OK;
+  return Instrumented("Stat", [&]() -> grpc::Status {
+    auto info = s_.Stat(r->key());
+    if (!info.ok()) return ToGrpc(info.status());
+    ToProto(*info, resp->mutable_info());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status SnapshotsService::Update(Req*, const v1::UpdateSnapshotRequest* r,
                                       v1::UpdateSnapshotResponse* resp) {
-  std::vector<std::string> paths(r->update_mask().paths().begin(), r->update_mask().paths().end());
-  auto info = s_.Update(FromProto(r->info()), paths);
-  if (!info.ok()) return ToGrpc(info.status());
-  ToProto(*info, resp->mutable_info());
-  return grpc::Status::OK;
+  return Instrumented("Update", [&]() -> grpc::Status {
+    std::vector<std::string> paths(r->update_mask().paths().begin(), r->update_mask().paths().end());
+    auto info = s_.Update(FromProto(r->info()), paths);
+    if (!info.ok()) return ToGrpc(info.status());
+    ToProto(*info, resp->mutable_info());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status SnapshotsService::List(Req*, const v1::ListSnapshotsRequest* r,
                                     grpc::ServerWriter<v1::ListSnapshotsResponse>* writer) {
-  std::vector<std::string> filters(r->filters().begin(), r->filters().end());
-  v1::ListSnapshotsResponse batch;
-  constexpr int kBatch = 100;
-  absl::Status s = s_.Walk(filters, [&](const SnapshotInfo& info) -> absl::Status {
-    ToProto(info, batch.add_info());
-    if (batch.info_size() >= kBatch) {
-      if (!writer->Write(batch)) return absl::CancelledError("client went away");
-      batch.Clear();
+  return Instrumented("List", [&]() -> grpc::Status {
+    std::vector<std::string> filters(r->filters().begin(), r->filters().end());
+    v1::ListSnapshotsResponse batch;
+    constexpr int kBatch = 100;
+    absl::Status s = s_.Walk(filters, [&](const SnapshotInfo& info) -> absl::Status {
+      ToProto(info, batch.add_info());
+      if (batch.info_size() >= kBatch) {
+        if (!writer->Write(batch)) return absl::CancelledError("client went away");
+        batch.Clear();
+      }
+      return absl::OkStatus();
+    });
+    if (!s.ok()) return ToGrpc(s);
+    if (batch.info_size() > 0 && !writer->Write(batch)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
     }
-    return absl::OkStatus();
+    return grpc::Status::OK;
   });
-  if (!s.ok()) return ToGrpc(s);
-  if (batch.info_size() > 0 && !writer->Write(batch)) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-  }
-  return grpc::Status::OK;
 }
 
 grpc::Status SnapshotsService::Usage(Req*, const v1::UsageRequest* r, v1::UsageResponse* resp) {
-  auto u = s_.Usage(r->key());
-  if (!u.ok()) return ToGrpc(u.status());
-  resp->set_size(u->size);
-  resp->set_inodes(u->inodes);
-  return grpc::Status::OK;
+  return Instrumented("Usage", [&]() -> grpc::Status {
+    auto u = s_.Usage(r->key());
+    if (!u.ok()) return ToGrpc(u.status());
+    resp->set_size(u->size);
+    resp->set_inodes(u->inodes);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status SnapshotsService::Cleanup(Req*, const v1::CleanupRequest*,
                                        google::protobuf::Empty*) {
-  return ToGrpc(s_.Cleanup());
+  return Instrumented("Cleanup", [&]() -> grpc::Status {
+    return ToGrpc(s_.Cleanup());
+  });
 }
 
 }  // namespace clip

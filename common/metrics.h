@@ -1,0 +1,206 @@
+// Metrics: Prometheus counters, gauges and histograms in a registry that renders the
+// text exposition format 0.0.4 (served by MetricsServer, common/metrics_server.h).
+//
+// A metric family is a name, a help text and a type; its children are the values for
+// each combination of label values. Hot paths look a child up once and keep the
+// reference; updating it is then a few atomic operations, no lock:
+//
+//   Counter& fetched = DefaultMetrics().GetCounter(
+//       "clip_registry_bytes_fetched_total", "Bytes fetched from registries.",
+//       {{"kind", "blob"}});
+//   fetched.Increment(n);
+//
+// Values that another object already counts are sampled at scrape time by a collector.
+// The handle unregisters it; keep it as the last-declared member so it goes first:
+//
+//   handle_ = DefaultMetrics().AddCollector(
+//       "clip_cache_entries", "Entries in the disk cache.", MetricsRegistry::Type::kGauge,
+//       [this](std::vector<MetricsRegistry::Sample>* out) {
+//         out->push_back({{{"tier", "disk"}}, static_cast<double>(Entries())});
+//       });
+//
+// Programming errors abort the process with a message on stderr: an invalid metric or
+// label name, one name registered with two types, or a histogram registered twice with
+// different bucket bounds. They are bugs in fixed registration code, found by the
+// first test that runs it; returning a Status would burden every hot-path caller.
+//
+// Thread safety: everything here is safe for concurrent use. Counter, Gauge and
+// Histogram are lock-free. A collector callback runs with no registry lock held, under
+// its own collector's mutex: destroying a CollectorHandle waits for an in-flight call
+// of that callback to return, and no call starts afterwards. So a callback must not
+// destroy its own handle, and an owner must not destroy the handle while holding a
+// lock that its callback takes. A callback may call the registry (GetCounter, ...).
+#ifndef CLIP_COMMON_METRICS_H_
+#define CLIP_COMMON_METRICS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace clip {
+
+// Ordered label name/value pairs. Names match [a-zA-Z_][a-zA-Z0-9_]* and do not start
+// with "__"; values are any bytes (escaped when rendered).
+using MetricLabels = std::vector<std::pair<std::string, std::string>>;
+
+// A monotonically increasing value (requests, bytes, errors).
+class Counter {
+ public:
+  Counter() = default;
+  Counter(const Counter&) = delete;
+  Counter& operator=(const Counter&) = delete;
+
+  // Adds `n`; a negative or NaN `n` is ignored (a counter never goes down).
+  void Increment(double n = 1);
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+// A value that goes up and down (open files, bytes cached).
+class Gauge {
+ public:
+  Gauge() = default;
+  Gauge(const Gauge&) = delete;
+  Gauge& operator=(const Gauge&) = delete;
+
+  void Set(double v) { value_.store(v, std::memory_order_relaxed); }
+  void Add(double d);
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+// Observations counted into buckets by upper bound (Prometheus `le`), plus their sum.
+class Histogram {
+ public:
+  // `bounds` are the finite upper bounds; they are sorted and deduplicated, and NaN
+  // and infinite bounds dropped (the +Inf bucket always exists).
+  explicit Histogram(std::vector<double> bounds);
+  Histogram(const Histogram&) = delete;
+  Histogram& operator=(const Histogram&) = delete;
+
+  // Counts `v` in the first bucket whose bound is >= v (NaN goes to +Inf only).
+  void Observe(double v);
+
+  const std::vector<double>& bounds() const { return bounds_; }
+  // Cumulative counts, one per bound plus the +Inf bucket last (== count()).
+  std::vector<uint64_t> CumulativeCounts() const;
+  uint64_t count() const;
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+  // The normalized form of `bounds`, as the constructor stores it.
+  static std::vector<double> NormalizeBounds(std::vector<double> bounds);
+
+ private:
+  const std::vector<double> bounds_;
+  // Per-bucket (not cumulative) counts, bounds_.size() + 1 of them.
+  const std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
+  std::atomic<double> sum_{0};
+};
+
+class MetricsRegistry {
+ public:
+  struct Sample {
+    MetricLabels labels;
+    double value;
+  };
+  enum class Type { kCounter, kGauge };
+
+ private:
+  class CollectorState;
+
+ public:
+
+  // Unregisters its collector when destroyed or Reset. Movable; may outlive the
+  // registry (it then only drops its callback).
+  class CollectorHandle {
+   public:
+    CollectorHandle() = default;
+    CollectorHandle(CollectorHandle&& other) noexcept = default;
+    CollectorHandle& operator=(CollectorHandle&& other) noexcept;
+    ~CollectorHandle() { Reset(); }
+
+    // Unregisters now; waits for an in-flight call of the callback to return.
+    void Reset();
+
+   private:
+    friend class MetricsRegistry;
+    explicit CollectorHandle(std::shared_ptr<CollectorState> state) : state_(std::move(state)) {}
+
+    std::shared_ptr<CollectorState> state_;
+  };
+
+  MetricsRegistry() = default;
+  MetricsRegistry(const MetricsRegistry&) = delete;
+  MetricsRegistry& operator=(const MetricsRegistry&) = delete;
+  ~MetricsRegistry();
+
+  // The child of family `name` for these label values, created (with the family) on
+  // first use. The reference stays valid for the registry's lifetime. `help` of the
+  // first registration wins. Aborts if `name` has another type (see the banner).
+  Counter& GetCounter(const std::string& name, const std::string& help,
+                      const MetricLabels& labels = {});
+  Gauge& GetGauge(const std::string& name, const std::string& help,
+                  const MetricLabels& labels = {});
+  // Bounds are fixed by the family's first registration; a later call with other
+  // (normalized) bounds aborts. The label name "le" is reserved.
+  Histogram& GetHistogram(const std::string& name, const std::string& help,
+                          const MetricLabels& labels = {},
+                          std::vector<double> bounds = DefaultLatencyBuckets());
+
+  // Registers a callback that appends samples of family `name` at each Render. Several
+  // collectors, and children from GetCounter/GetGauge of the same type, may share a
+  // family; they render under one header. Samples with an invalid label name are
+  // skipped. Aborts if `name` has another type.
+  [[nodiscard]] CollectorHandle AddCollector(const std::string& name, const std::string& help,
+                                             Type type,
+                                             std::function<void(std::vector<Sample>*)> collect);
+
+  // Prometheus text format 0.0.4: per family (sorted by name) `# HELP`, `# TYPE`, then
+  // samples, children sorted by label values; histograms as `_bucket{le=...}`
+  // (cumulative, ending with +Inf), `_sum` and `_count`.
+  std::string Render() const;
+
+  // Seconds, 0.0001 to 10 in 1-2.5-5 steps.
+  static std::vector<double> DefaultLatencyBuckets();
+
+ private:
+  enum class FamilyType { kCounter, kGauge, kHistogram };
+  struct Family {
+    FamilyType type;
+    std::string help;
+    std::vector<double> bounds;  // histograms only, normalized
+    // Exactly one of these is used, by type. std::map keeps render order stable;
+    // unique_ptr keeps children's addresses stable.
+    std::map<MetricLabels, std::unique_ptr<Counter>> counters;
+    std::map<MetricLabels, std::unique_ptr<Gauge>> gauges;
+    std::map<MetricLabels, std::unique_ptr<Histogram>> histograms;
+    std::vector<std::shared_ptr<CollectorState>> collectors;
+  };
+
+  // Finds or creates family `name`; aborts on a type mismatch. Drops dead collectors.
+  Family& FamilyLocked(const std::string& name, const std::string& help, FamilyType type)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Never held while a collector's mutex is held, nor while a callback runs.
+  mutable absl::Mutex mu_;
+  std::map<std::string, Family> families_ ABSL_GUARDED_BY(mu_);
+};
+
+// The process-wide registry; never destroyed.
+MetricsRegistry& DefaultMetrics();
+
+}  // namespace clip
+
+#endif  // CLIP_COMMON_METRICS_H_
