@@ -15,7 +15,7 @@ BUILD_PACKAGES=(
 # Run and test: the real programs users run beside clip, and fixture tools.
 RUNTIME_PACKAGES=(
   fuse3 containerd runc docker-registry nginx skopeo umoci jq
-  apache2-utils openssl ca-certificates tar gzip pigz python3 iproute2 procps bc curl
+  apache2-utils openssl ca-certificates tar gzip pigz python3 python3-yaml systemd iproute2 procps bc curl
 )
 
 missing=()

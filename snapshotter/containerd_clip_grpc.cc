@@ -102,6 +102,8 @@ int main(int argc, char** argv) {
   app.add_option("--address", address, "Unix socket path (overrides the config)");
   app.add_option("--log-level", log_level, "debug, info, warning or error");
   app.add_flag("--version", version, "Print the version and exit");
+  bool check_config = false;
+  app.add_flag("--check-config", check_config, "Validate the configuration and exit");
   CLI11_PARSE(app, argc, argv);
   if (version) {
     std::cout << clip::BuildInfo();
@@ -116,6 +118,11 @@ int main(int argc, char** argv) {
   if (!root.empty()) config->root = root;
   if (!address.empty()) config->address = address;
   if (!log_level.empty()) config->log_level = log_level;
+  if (check_config) {
+    std::cout << config_path << ": ok (root " << config->root << ", address " << config->address
+              << ")\n";
+    return 0;
+  }
   clip::SetLogLevel(ParseLevel(config->log_level));
 
   sigset_t set;

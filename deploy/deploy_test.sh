@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Checks the deployment files against the real tools that read them: the daemon's own
+# config parser (--check-config), containerd's config loader (the proxy_plugins stanza
+# and CRI settings), systemd-analyze (the unit), and the DaemonSet's essentials.
+set -uo pipefail
+src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
+daemon="$src/snapshotter/containerd-clip-grpc"
+d="$src/deploy"
+t="$(mktemp -d)"
+trap 'rm -rf "$t"' EXIT
+fail=0
+error() { echo "FAIL: $*"; fail=1; }
+
+"$daemon" --config "$d/config.toml" --check-config || error "deploy/config.toml rejected"
+printf 'roots = "/x"\n' > "$t/bad.toml"
+"$daemon" --config "$t/bad.toml" --check-config >/dev/null 2>&1 && error "a typo passed --check-config"
+
+# containerd parses the stanza and keeps the proxy plugin and the CRI settings.
+dump=$(containerd --config "$d/containerd-config.toml" config dump 2>&1) || error "containerd: $dump"
+grep -q '\[proxy_plugins.clip\]' <<<"$dump" || error "proxy_plugins.clip missing from containerd's view"
+# (containerd 1.6 ignores exports; 1.7+ reads them: check the file itself.)
+grep -q 'root = "/var/lib/containerd-clip-grpc"' "$d/containerd-config.toml" || error "no exports.root"
+grep -q 'snapshotter = "clip"' <<<"$dump" || error "CRI snapshotter not clip"
+grep -q 'disable_snapshot_annotations = false' <<<"$dump" || error "CRI annotations disabled"
+# The daemon's socket in the stanza is the daemon's default address.
+grep -q "$(sed -n 's/^address = \(.*\)/address = \1/p' "$d/config.toml")" "$d/containerd-config.toml" ||
+  error "containerd-config.toml and config.toml disagree on the socket"
+
+# The unit, with ExecStart pointing at the built binary.
+sed "s|/usr/local/bin/containerd-clip-grpc|$daemon|" "$d/systemd/containerd-clip-grpc.service" \
+  > "$t/containerd-clip-grpc.service"
+out=$(systemd-analyze verify "$t/containerd-clip-grpc.service" 2>&1 | grep -v -e modprobe -e 'containerd.service' -e 'Documentation')
+[ -z "$out" ] || error "systemd-analyze: $out"
+for k in 'Type=notify' 'KillMode=process' 'Restart=always'; do
+  grep -qx "$k" "$d/systemd/containerd-clip-grpc.service" || error "unit lacks $k"
+done
+
+python3 - "$d/kubernetes/clip-daemonset.yaml" <<'PY' || error "DaemonSet"
+import sys, yaml
+docs = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x]
+ds = next(x for x in docs if x["kind"] == "DaemonSet")
+pod = ds["spec"]["template"]["spec"]
+c = pod["containers"][0]
+assert c["securityContext"]["privileged"] is True, "not privileged"
+mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+assert "/dev/fuse" in mounts, "no /dev/fuse"
+assert mounts["/var/lib/containerd-clip-grpc"].get("mountPropagation") == "Bidirectional", "root propagation"
+vols = {v["name"]: v for v in pod["volumes"]}
+for m in c["volumeMounts"]:
+    assert m["name"] in vols, "volume %s undefined" % m["name"]
+PY
+python3 -c '
+import sys, yaml
+docs = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x]
+print(next(x for x in docs if x["kind"] == "ConfigMap")["data"]["config.toml"])' \
+  "$d/kubernetes/clip-daemonset.yaml" > "$t/cm.toml"
+"$daemon" --config "$t/cm.toml" --check-config >/dev/null || error "the DaemonSet's config.toml rejected"
+docker_file_bins=$(grep -c 'containerd-clip-grpc' "$d/Dockerfile")
+[ "$docker_file_bins" -ge 1 ] || error "Dockerfile does not ship the daemon"
+
+[ $fail -eq 0 ] && echo "deploy files ok"
+exit $fail
