@@ -9,6 +9,7 @@
 #include "cmd/build_info.h"
 #include "cmd/image_index_command.h"
 #include "cmd/index_commands.h"
+#include "cmd/lazy_pull.h"
 #include "cmd/mount_command.h"
 #include "snapshotter/daemon_config.h"
 #include "snapshotter/registry_setup.h"
@@ -80,6 +81,38 @@ int main(int argc, char** argv) {
   cat->add_option("--layer", layer, "Layer blob the index was built from")->required();
   cat->add_option("path", path, "Path inside the layer")->required();
   cat->callback([&] { rc = Report(clip::IndexCatCommand(index_file, layer, path, std::cout)); });
+
+  clip::LazyPullOptions pull_options;
+  std::vector<std::string> pull_plain_http;
+  std::string pull_config = clip::kDefaultConfigPath;
+  CLI::App* pull = app.add_subcommand(
+      "pull", "Pull an image into containerd lazily: layers with a clip index are mounted, not downloaded");
+  pull->add_option("image", pull_options.image, "Image reference")->required();
+  pull->add_option("--address,-a", pull_options.containerd_address, "containerd's socket");
+  pull->add_option("--namespace,-n", pull_options.ns, "containerd namespace");
+  pull->add_option("--snapshotter", pull_options.snapshotter, "containerd snapshotter name");
+  pull->add_option("--platform", pull_options.platform, "os/arch[/variant] (default: the host's)");
+  pull->add_option("--plain-http", pull_plain_http, "Registry host reached over plain HTTP");
+  auto* pull_config_opt =
+      pull->add_option("--config", pull_config, "The daemon's TOML (registry hosts, credentials)");
+  pull->callback([&] {
+    absl::StatusOr<clip::DaemonConfig> config =
+        clip::LoadDaemonConfig(pull_config, pull_config_opt->count() > 0);
+    if (!config.ok()) {
+      rc = Report(config.status());
+      return;
+    }
+    for (auto& h : pull_plain_http) config->plain_http.push_back(h);
+    clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
+    absl::StatusOr<clip::LazyPullReport> r = clip::LazyPull(pull_options, registry, std::cout);
+    if (!r.ok()) {
+      rc = Report(r.status());
+      return;
+    }
+    std::cout << "pulled " << pull_options.image << ": " << r->layers << " layers, " << r->lazy
+              << " lazy, " << r->extracted << " unpacked, " << r->present << " already present; "
+              << r->downloaded_bytes << " layer bytes downloaded\n";
+  });
 
   clip::MountCommandOptions mount_options;
   CLI::App* mount = app.add_subcommand(

@@ -1,0 +1,417 @@
+#include "cmd/lazy_pull.h"
+
+#include <unistd.h>
+
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "containerd/services/content/v1/content.grpc.pb.h"
+#include "containerd/services/diff/v1/diff.grpc.pb.h"
+#include "containerd/services/images/v1/images.grpc.pb.h"
+#include "containerd/services/leases/v1/leases.grpc.pb.h"
+#include "containerd/services/snapshots/v1/snapshots.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "rapidjson/document.h"
+
+namespace clip {
+namespace {
+
+namespace content = ::containerd::services::content::v1;
+namespace diff = ::containerd::services::diff::v1;
+namespace images = ::containerd::services::images::v1;
+namespace leases = ::containerd::services::leases::v1;
+namespace snapshots = ::containerd::services::snapshots::v1;
+
+// Labels the snapshotter reads to mount a layer lazily (the CRI plugin's names).
+constexpr char kTargetRef[] = "containerd.io/snapshot.ref";
+constexpr char kImageRef[] = "containerd.io/snapshot/cri.image-ref";
+constexpr char kLayerDigest[] = "containerd.io/snapshot/cri.layer-digest";
+constexpr char kManifestDigest[] = "containerd.io/snapshot/cri.manifest-digest";
+constexpr char kImageLayers[] = "containerd.io/snapshot/cri.image-layers";
+// containerd limits a label to 4096 bytes; the CRI plugin trims the layer list the same way.
+constexpr size_t kMaxLabelBytes = 4000;
+
+absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat("containerd ", what, ": ", s.error_message()));
+}
+
+// One containerd session: stubs on one channel, every call in the namespace and,
+// once taken, under the lease.
+class Containerd {
+ public:
+  Containerd(const LazyPullOptions& o)
+      : options_(o),
+        channel_(grpc::CreateChannel("unix:" + o.containerd_address,
+                                     grpc::InsecureChannelCredentials())),
+        content_(content::Content::NewStub(channel_)),
+        diff_(diff::Diff::NewStub(channel_)),
+        images_(images::Images::NewStub(channel_)),
+        leases_(leases::Leases::NewStub(channel_)),
+        snapshots_(snapshots::Snapshots::NewStub(channel_)) {}
+
+  std::unique_ptr<grpc::ClientContext> Context() const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("containerd-namespace", options_.ns);
+    if (!lease_.empty()) ctx->AddMetadata("containerd-lease", lease_);
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      absl::ToChronoSeconds(options_.timeout));
+    return ctx;
+  }
+
+  absl::Status TakeLease() {
+    leases::CreateRequest req;
+    req.set_id(absl::StrCat("clip-pull-", getpid(), "-", absl::ToUnixNanos(absl::Now())));
+    // Collected by containerd after an hour if this process dies before releasing it.
+    (*req.mutable_labels())["containerd.io/gc.expire"] = absl::FormatTime(
+        "%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Hours(1), absl::UTCTimeZone());
+    leases::CreateResponse resp;
+    CLIP_RETURN_IF_ERROR(FromGrpc(leases_->Create(Context().get(), req, &resp), "lease"));
+    lease_ = resp.lease().id();
+    return absl::OkStatus();
+  }
+
+  void ReleaseLease() {
+    if (lease_.empty()) return;
+    leases::DeleteRequest req;
+    req.set_id(lease_);
+    google::protobuf::Empty e;
+    std::string id = std::move(lease_);
+    lease_.clear();
+    (void)leases_->Delete(Context().get(), req, &e);
+  }
+
+  absl::StatusOr<bool> HasContent(const Digest& d) {
+    content::InfoRequest req;
+    req.set_digest(d.ToString());
+    content::InfoResponse resp;
+    grpc::Status s = content_->Info(Context().get(), req, &resp);
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) return false;
+    CLIP_RETURN_IF_ERROR(FromGrpc(s, "content info"));
+    return true;
+  }
+
+  // Writes a blob into the content store (WRITE chunks, then COMMIT with the expected
+  // digest, which containerd verifies). `next` yields the bytes, empty at the end.
+  absl::Status WriteContent(const Digest& d, int64_t size,
+                            const std::map<std::string, std::string>& labels,
+                            const std::function<absl::StatusOr<std::string>()>& next) {
+    CLIP_ASSIGN_OR_RETURN(bool present, HasContent(d));
+    if (present) return UpdateLabels(d, labels);
+    auto ctx = Context();
+    auto stream = content_->Write(ctx.get());
+    content::WriteContentRequest req;
+    content::WriteContentResponse resp;
+    req.set_action(content::STAT);
+    req.set_ref(absl::StrCat("clip-pull-", d.ToString()));
+    req.set_total(size);
+    req.set_expected(d.ToString());
+    if (!stream->Write(req) || !stream->Read(&resp)) {
+      return FromGrpc(stream->Finish(), absl::StrCat("content write ", d.ToString()));
+    }
+    int64_t offset = resp.offset();  // a previous interrupted write resumes here
+    if (offset > 0) {
+      // Simplest correct resume: start over (abort the partial ingest).
+      content::AbortRequest abort;
+      abort.set_ref(req.ref());
+      google::protobuf::Empty e;
+      stream->WritesDone();
+      while (stream->Read(&resp)) {
+      }
+      (void)stream->Finish();
+      (void)content_->Abort(Context().get(), abort, &e);
+      return WriteContent(d, size, labels, next);
+    }
+    for (;;) {
+      CLIP_ASSIGN_OR_RETURN(std::string chunk, next());
+      if (chunk.empty()) break;
+      content::WriteContentRequest w;
+      w.set_action(content::WRITE);
+      w.set_ref(req.ref());
+      w.set_total(size);
+      w.set_expected(d.ToString());
+      w.set_offset(offset);
+      offset += static_cast<int64_t>(chunk.size());
+      w.set_data(std::move(chunk));
+      if (!stream->Write(w) || !stream->Read(&resp)) break;  // Finish() says why
+    }
+    content::WriteContentRequest commit;
+    commit.set_action(content::COMMIT);
+    commit.set_ref(req.ref());
+    commit.set_total(size);
+    commit.set_expected(d.ToString());
+    commit.set_offset(offset);
+    for (const auto& [k, v] : labels) (*commit.mutable_labels())[k] = v;
+    stream->Write(commit);
+    stream->WritesDone();
+    // containerd 1.6 answers a COMMIT twice: read to the end, or Finish() waits forever.
+    while (stream->Read(&resp)) {
+    }
+    grpc::Status s = stream->Finish();
+    if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) return UpdateLabels(d, labels);
+    return FromGrpc(s, absl::StrCat("content write ", d.ToString()));
+  }
+
+  absl::Status UpdateLabels(const Digest& d, const std::map<std::string, std::string>& labels) {
+    if (labels.empty()) return absl::OkStatus();
+    content::UpdateRequest req;
+    req.mutable_info()->set_digest(d.ToString());
+    for (const auto& [k, v] : labels) {
+      (*req.mutable_info()->mutable_labels())[k] = v;
+      req.mutable_update_mask()->add_paths(absl::StrCat("labels.", k));
+    }
+    content::UpdateResponse resp;
+    return FromGrpc(content_->Update(Context().get(), req, &resp), "content update");
+  }
+
+  absl::StatusOr<bool> HasSnapshot(const std::string& key) {
+    snapshots::StatSnapshotRequest req;
+    req.set_snapshotter(options_.snapshotter);
+    req.set_key(key);
+    snapshots::StatSnapshotResponse resp;
+    grpc::Status s = snapshots_->Stat(Context().get(), req, &resp);
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) return false;
+    CLIP_RETURN_IF_ERROR(FromGrpc(s, "snapshot stat"));
+    return true;
+  }
+
+  // OK with mounts: an ordinary (empty) snapshot to extract into; nullopt: the snapshot
+  // named by the target label exists already (clip mounted it lazily).
+  absl::StatusOr<std::optional<snapshots::PrepareSnapshotResponse>> Prepare(
+      const std::string& key, const std::string& parent,
+      const std::map<std::string, std::string>& labels) {
+    snapshots::PrepareSnapshotRequest req;
+    req.set_snapshotter(options_.snapshotter);
+    req.set_key(key);
+    req.set_parent(parent);
+    for (const auto& [k, v] : labels) (*req.mutable_labels())[k] = v;
+    snapshots::PrepareSnapshotResponse resp;
+    grpc::Status s = snapshots_->Prepare(Context().get(), req, &resp);
+    if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) return std::nullopt;
+    CLIP_RETURN_IF_ERROR(FromGrpc(s, "snapshot prepare"));
+    return resp;
+  }
+
+  absl::Status Commit(const std::string& name, const std::string& key) {
+    snapshots::CommitSnapshotRequest req;
+    req.set_snapshotter(options_.snapshotter);
+    req.set_name(name);
+    req.set_key(key);
+    google::protobuf::Empty e;
+    return FromGrpc(snapshots_->Commit(Context().get(), req, &e), "snapshot commit");
+  }
+
+  void RemoveSnapshot(const std::string& key) {
+    snapshots::RemoveSnapshotRequest req;
+    req.set_snapshotter(options_.snapshotter);
+    req.set_key(key);
+    google::protobuf::Empty e;
+    (void)snapshots_->Remove(Context().get(), req, &e);
+  }
+
+  absl::StatusOr<Digest> Apply(const Descriptor& layer,
+                               const google::protobuf::RepeatedPtrField<containerd::types::Mount>& mounts) {
+    diff::ApplyRequest req;
+    req.mutable_diff()->set_media_type(layer.media_type);
+    req.mutable_diff()->set_digest(layer.digest.ToString());
+    req.mutable_diff()->set_size(layer.size);
+    *req.mutable_mounts() = mounts;
+    diff::ApplyResponse resp;
+    CLIP_RETURN_IF_ERROR(FromGrpc(diff_->Apply(Context().get(), req, &resp), "diff apply"));
+    return Digest::Parse(resp.applied().digest());
+  }
+
+  absl::Status PutImage(const std::string& name, const Manifest& manifest) {
+    images::Image image;
+    image.set_name(name);
+    image.mutable_target()->set_media_type(manifest.media_type);
+    image.mutable_target()->set_digest(manifest.digest.ToString());
+    image.mutable_target()->set_size(static_cast<int64_t>(manifest.bytes.size()));
+    images::CreateImageRequest create;
+    *create.mutable_image() = image;
+    images::CreateImageResponse created;
+    grpc::Status s = images_->Create(Context().get(), create, &created);
+    if (s.error_code() != grpc::StatusCode::ALREADY_EXISTS) return FromGrpc(s, "image create");
+    images::UpdateImageRequest update;
+    *update.mutable_image() = image;
+    update.mutable_update_mask()->add_paths("target");
+    images::UpdateImageResponse updated;
+    return FromGrpc(images_->Update(Context().get(), update, &updated), "image update");
+  }
+
+ private:
+  const LazyPullOptions& options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<content::Content::Stub> content_;
+  std::unique_ptr<diff::Diff::Stub> diff_;
+  std::unique_ptr<images::Images::Stub> images_;
+  std::unique_ptr<leases::Leases::Stub> leases_;
+  std::unique_ptr<snapshots::Snapshots::Stub> snapshots_;
+  std::string lease_;
+};
+
+absl::StatusOr<std::vector<Digest>> DiffIds(const std::string& config) {
+  rapidjson::Document doc;
+  doc.Parse(config.data(), config.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("rootfs") ||
+      !doc["rootfs"].IsObject() || !doc["rootfs"].HasMember("diff_ids") ||
+      !doc["rootfs"]["diff_ids"].IsArray()) {
+    return absl::DataLossError("image config has no rootfs.diff_ids");
+  }
+  std::vector<Digest> out;
+  for (const auto& v : doc["rootfs"]["diff_ids"].GetArray()) {
+    if (!v.IsString()) return absl::DataLossError("image config: a diff_id is not a string");
+    CLIP_ASSIGN_OR_RETURN(Digest d, Digest::Parse(v.GetString()));
+    out.push_back(d);
+  }
+  return out;
+}
+
+// The OCI chain IDs: chain[0] = diff[0]; chain[i] = sha256(chain[i-1] + " " + diff[i]).
+std::vector<Digest> ChainIds(const std::vector<Digest>& diff_ids) {
+  std::vector<Digest> chain;
+  for (const Digest& d : diff_ids) {
+    chain.push_back(chain.empty() ? d
+                                  : Digest::Of(absl::StrCat(chain.back().ToString(), " ", d.ToString())));
+  }
+  return chain;
+}
+
+absl::StatusOr<std::string> FetchAll(const RegistryClient& registry, const Reference& ref,
+                                     const Digest& d) {
+  std::string out;
+  CLIP_RETURN_IF_ERROR(registry.FetchBlob(ref, d, [&](absl::string_view c) {
+    out.append(c.data(), c.size());
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+// Hands a string to WriteContent in 1 MiB pieces.
+std::function<absl::StatusOr<std::string>()> Chunks(const std::string& bytes) {
+  auto pos = std::make_shared<size_t>(0);
+  return [&bytes, pos]() -> absl::StatusOr<std::string> {
+    size_t n = std::min<size_t>(1 << 20, bytes.size() - *pos);
+    std::string out = bytes.substr(*pos, n);
+    *pos += n;
+    return out;
+  };
+}
+
+absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Reference& ref,
+                        const Manifest& manifest, const ImageManifest& image,
+                        const std::vector<Digest>& diff_ids, const std::vector<Digest>& chain,
+                        std::ostream& log,
+                        LazyPullReport* report) {
+  for (size_t i = 0; i < image.layers.size(); ++i) {
+    const Descriptor& layer = image.layers[i];
+    const std::string name = chain[i].ToString();
+    const std::string parent = i == 0 ? "" : chain[i - 1].ToString();
+    CLIP_ASSIGN_OR_RETURN(bool present, c.HasSnapshot(name));
+    if (present) {
+      ++report->present;
+      log << "  layer " << i + 1 << "/" << image.layers.size() << " " << layer.digest.ToString()
+          << ": present\n";
+      continue;
+    }
+    std::map<std::string, std::string> labels = {
+        {kTargetRef, name},
+        {kImageRef, ref.ToString()},
+        {kLayerDigest, layer.digest.ToString()},
+        {kManifestDigest, manifest.digest.ToString()}};
+    std::string rest;
+    for (size_t j = i; j < image.layers.size(); ++j) {
+      std::string d = image.layers[j].digest.ToString();
+      if (rest.size() + d.size() + 1 > kMaxLabelBytes) break;
+      absl::StrAppend(&rest, rest.empty() ? "" : ",", d);
+    }
+    labels[kImageLayers] = rest;
+    const std::string key = absl::StrCat("extract-", absl::ToUnixNanos(absl::Now()), "-", name);
+    CLIP_ASSIGN_OR_RETURN(auto prepared, c.Prepare(key, parent, labels));
+    if (!prepared) {
+      ++report->lazy;
+      log << "  layer " << i + 1 << "/" << image.layers.size() << " " << layer.digest.ToString()
+          << ": lazy (clip index)\n";
+      continue;
+    }
+    // No index: download, store and extract it as containerd's unpacker would.
+    absl::Status st = [&]() -> absl::Status {
+      CLIP_ASSIGN_OR_RETURN(std::string blob, FetchAll(registry, ref, layer.digest));
+      report->downloaded_bytes += blob.size();
+      CLIP_RETURN_IF_ERROR(c.WriteContent(layer.digest, static_cast<int64_t>(blob.size()), {},
+                                          Chunks(blob)));
+      CLIP_ASSIGN_OR_RETURN(Digest applied, c.Apply(layer, prepared->mounts()));
+      if (applied != diff_ids[i]) {
+        return absl::DataLossError(absl::StrCat("layer ", layer.digest.ToString(),
+                                                " unpacked to ", applied.ToString(),
+                                                ", the config says ", diff_ids[i].ToString()));
+      }
+      return c.Commit(name, key);
+    }();
+    if (!st.ok()) {
+      c.RemoveSnapshot(key);
+      return st;
+    }
+    ++report->extracted;
+    log << "  layer " << i + 1 << "/" << image.layers.size() << " " << layer.digest.ToString()
+        << ": downloaded and unpacked (no clip index)\n";
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
+                                        const RegistryClient& registry, std::ostream& log) {
+  CLIP_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(options.image));
+  Platform platform = Platform::Host();
+  if (!options.platform.empty()) {
+    CLIP_ASSIGN_OR_RETURN(platform, Platform::Parse(options.platform));
+  }
+  CLIP_ASSIGN_OR_RETURN(Manifest manifest, registry.Resolve(ref, platform));
+  CLIP_ASSIGN_OR_RETURN(ImageManifest image, ParseImageManifest(manifest.bytes));
+  CLIP_ASSIGN_OR_RETURN(std::string config, FetchAll(registry, ref, image.config.digest));
+  CLIP_ASSIGN_OR_RETURN(std::vector<Digest> diff_ids, DiffIds(config));
+  if (diff_ids.size() != image.layers.size()) {
+    return absl::DataLossError(absl::StrCat("manifest lists ", image.layers.size(),
+                                            " layers, its config ", diff_ids.size(), " diff_ids"));
+  }
+  std::vector<Digest> chain = ChainIds(diff_ids);
+  LazyPullReport report;
+  report.manifest = manifest.digest;
+  report.layers = static_cast<int>(image.layers.size());
+  log << ref.ToString() << " " << platform.ToString() << " " << manifest.digest.ToString() << "\n";
+
+  Containerd c(options);
+  CLIP_RETURN_IF_ERROR(c.TakeLease());
+  absl::Status st = [&]() -> absl::Status {
+    CLIP_RETURN_IF_ERROR(PullLayers(c, registry, ref, manifest, image, diff_ids, chain, log, &report));
+    // What containerd's own pull records, so GC keeps the config and the snapshots as
+    // long as the image exists.
+    std::map<std::string, std::string> config_labels;
+    if (!chain.empty()) {
+      config_labels[absl::StrCat("containerd.io/gc.ref.snapshot.", options.snapshotter)] =
+          chain.back().ToString();
+    }
+    CLIP_RETURN_IF_ERROR(c.WriteContent(image.config.digest, static_cast<int64_t>(config.size()),
+                                        config_labels, Chunks(config)));
+    std::map<std::string, std::string> manifest_labels = {
+        {"containerd.io/gc.ref.content.config", image.config.digest.ToString()}};
+    for (size_t i = 0; i < image.layers.size(); ++i) {
+      manifest_labels[absl::StrCat("containerd.io/gc.ref.content.l.", i)] =
+          image.layers[i].digest.ToString();
+    }
+    CLIP_RETURN_IF_ERROR(c.WriteContent(manifest.digest, static_cast<int64_t>(manifest.bytes.size()),
+                                        manifest_labels, Chunks(manifest.bytes)));
+    return c.PutImage(ref.ToString(), manifest);
+  }();
+  c.ReleaseLease();
+  CLIP_RETURN_IF_ERROR(st);
+  return report;
+}
+
+}  // namespace clip
