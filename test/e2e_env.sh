@@ -43,31 +43,72 @@ YML
   e2e_wait registry curl -sf "http://$E2E_REGISTRY/v2/"
 }
 
-e2e_clip() {  # e2e_clip DAEMON_BINARY
-  setsid "$1" --root "$E2E_DIR/clip" --address "$E2E_DIR/clip.sock" --log-level debug \
-    >"$E2E_DIR/clip.log" 2>&1 &
+e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.sock, clipN.toml if any)
+  local n=${2:-} cfg=()
+  [ -f "$E2E_DIR/clip$n.toml" ] && cfg=(--config "$E2E_DIR/clip$n.toml")
+  setsid "$1" "${cfg[@]}" --root "$E2E_DIR/clip$n" --address "$E2E_DIR/clip$n.sock" --log-level debug \
+    >"$E2E_DIR/clip$n.log" 2>&1 &
   E2E_PIDS+=($!)
-  e2e_wait "clip daemon" test -S "$E2E_DIR/clip.sock"
+  e2e_wait "clip daemon $n" test -S "$E2E_DIR/clip$n.sock"
 }
 
-e2e_containerd() {
-  cat > "$E2E_DIR/containerd.toml" <<TOML
+e2e_containerd() {  # e2e_containerd [N]: containerd N using clip daemon N; sets E2E_CTR
+  local n=${1:-}
+  cat > "$E2E_DIR/containerd$n.toml" <<TOML
 version = 2
-root = "$E2E_DIR/c-root"
-state = "$E2E_DIR/c-state"
+root = "$E2E_DIR/c-root$n"
+state = "$E2E_DIR/c-state$n"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
-  address = "$E2E_DIR/containerd.sock"
+  address = "$E2E_DIR/containerd$n.sock"
 [plugins."io.containerd.internal.v1.opt"]
-  path = "$E2E_DIR/opt"
+  path = "$E2E_DIR/opt$n"
 [proxy_plugins.clip]
   type = "snapshot"
-  address = "$E2E_DIR/clip.sock"
+  address = "$E2E_DIR/clip$n.sock"
   [proxy_plugins.clip.exports]
-    root = "$E2E_DIR/clip"
+    root = "$E2E_DIR/clip$n"
 TOML
-  setsid containerd --config "$E2E_DIR/containerd.toml" >"$E2E_DIR/containerd.log" 2>&1 &
+  setsid containerd --config "$E2E_DIR/containerd$n.toml" >"$E2E_DIR/containerd$n.log" 2>&1 &
   E2E_PIDS+=($!)
-  E2E_CTR="ctr -a $E2E_DIR/containerd.sock -n $E2E_NS"
-  e2e_wait containerd $E2E_CTR version
+  E2E_CTR="ctr -a $E2E_DIR/containerd$n.sock -n $E2E_NS"
+  e2e_wait "containerd $n" $E2E_CTR version
+}
+
+e2e_proxy() {  # e2e_proxy FAULT_PROXY_PY: a byte-counting proxy in front of the registry
+  local port_file="$E2E_DIR/proxy.port"
+  setsid python3 -u "$1" "http://$E2E_REGISTRY" >"$port_file" 2>"$E2E_DIR/proxy.log" &
+  E2E_PIDS+=($!)
+  e2e_wait proxy grep -q PORT "$port_file"
+  E2E_PROXY="127.0.0.1:$(awk '/PORT/ {print $2}' "$port_file")"
+}
+
+e2e_blob_bytes() {  # e2e_blob_bytes [HEX]: blob bytes the proxy served (all, or of one blob)
+  curl -sf "http://$E2E_PROXY/__stats" |
+    python3 -c 'import json,sys; s=json.load(sys.stdin); k=sys.argv[1]; print(s.get("blob_bytes" + (":" + k if k else ""), 0))' "${1:-}"
+}
+
+e2e_nginx() {  # e2e_nginx: WebDAV remote cache (/cas/, /index/) on loopback; sets E2E_NGINX
+  local port d="$E2E_DIR/nginx"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$d/data/cas" "$d/data/index" "$d/tmp"
+  cat > "$d/nginx.conf" <<CONF
+daemon off; master_process off; user root root; worker_processes 1;
+pid $d/nginx.pid; error_log $d/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off; client_max_body_size 0;
+  client_body_temp_path $d/tmp/body; proxy_temp_path $d/tmp/proxy;
+  fastcgi_temp_path $d/tmp/fastcgi; uwsgi_temp_path $d/tmp/uwsgi; scgi_temp_path $d/tmp/scgi;
+  server {
+    listen 127.0.0.1:$port; root $d/data;
+    location /cas/ { dav_methods PUT; create_full_put_path on; dav_access user:rw; }
+    location /index/ { dav_methods PUT; create_full_put_path on; dav_access user:rw; }
+  }
+}
+CONF
+  setsid nginx -p "$d" -c "$d/nginx.conf" >"$d/out.log" 2>&1 &
+  E2E_PIDS+=($!)
+  E2E_NGINX="http://127.0.0.1:$port"
+  e2e_wait nginx curl -s -o /dev/null "$E2E_NGINX/cas/"
 }

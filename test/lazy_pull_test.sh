@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# End to end with the real programs: docker-registry (behind a byte-counting proxy),
+# containerd 1.6 + runc with clip as proxy_plugins snapshotter, nginx as the fleet's
+# remote cache, clipctl index --push and clipctl pull.
+#   1. a lazily pulled 2-layer image runs, and the registry served a small part of it;
+#   2. a second image sharing both layers mounts only its own new layer; both run;
+#   3. an image without an index still pulls (downloaded + unpacked) and runs;
+#   4. images rm removes the lazy snapshots and their mounts;
+#   5. a second clip daemon (own root, own disk cache, own containerd) sharing the
+#      remote cache runs the first image without fetching a layer byte from the registry.
+set -uo pipefail
+src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
+daemon="$src/snapshotter/containerd-clip-grpc"
+clipctl="$src/cmd/clipctl"
+source "$src/test/e2e_env.sh"
+trap e2e_cleanup EXIT
+t="$E2E_DIR"
+error() { e2e_error "$@"; }
+layer_digests() {  # layer_digests LAYOUT: the manifest's layer digests (hex), one per line
+  python3 - "$1" <<'PY'
+import json, sys, os
+layout = sys.argv[1]
+idx = json.load(open(os.path.join(layout, "index.json")))
+m = json.load(open(os.path.join(layout, "blobs/sha256", idx["manifests"][0]["digest"][7:])))
+for l in m["layers"]:
+    print(l["digest"][7:], l["size"])
+PY
+}
+
+# Images: A = [base: static /hello, data: 8 MB not read by the container],
+# B = A's layers + [extra], C = [other] (never indexed).
+mkdir -p "$t/base/etc" "$t/data/etc" "$t/data/srv" "$t/extra/etc" "$t/other/etc"
+gcc -static -O2 -o "$t/base/hello" "$src/test/testdata/hello.c" || error "gcc -static"
+echo base > "$t/base/etc/base"
+echo upper > "$t/data/etc/upper"
+head -c 8000000 /dev/urandom > "$t/data/srv/blob.bin"
+echo extra > "$t/extra/etc/extra"
+cp "$t/base/hello" "$t/other/hello"
+echo other > "$t/other/etc/other"
+python3 "$src/test/testdata/make_image.py" "$t/a" v1 /hello "$t/base" "$t/data" || error "image A"
+python3 "$src/test/testdata/make_image.py" "$t/b" v1 /hello "$t/base" "$t/data" "$t/extra" || error "image B"
+python3 "$src/test/testdata/make_image.py" "$t/c" v1 /hello "$t/other" || error "image C"
+
+e2e_registry
+for i in a b c; do
+  skopeo copy --quiet --dest-tls-verify=false "oci:$t/$i:v1" "docker://$E2E_REGISTRY/e2e/$i:v1" ||
+    error "push $i"
+done
+e2e_proxy "$src/registry/testdata/fault_proxy.py"
+reg="$E2E_PROXY"
+for i in a b; do
+  "$clipctl" index --plain-http "$reg" --push "$reg/e2e/$i:v1" >"$t/index-$i.log" 2>&1 ||
+    { error "clipctl index $i"; cat "$t/index-$i.log"; }
+done
+e2e_nginx
+printf 'plain_http = ["%s"]\nremote_cache = "%s"\n' "$reg" "$E2E_NGINX" > "$t/clip.toml"
+e2e_clip "$daemon"
+e2e_containerd
+ctr1="$E2E_CTR"
+curl -sf -X POST -d '{}' "http://$reg/__reset" >/dev/null
+
+# 1. Lazy pull + run of A.
+out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/a:v1" 2>&1) ||
+  error "clipctl pull A: $out"
+grep -q "2 lazy, 0 unpacked" <<<"$out" || error "A not lazy: $out"
+run=$($ctr1 run --rm --snapshotter clip "$reg/e2e/a:v1" a1 /hello /etc/base /etc/upper 2>&1)
+grep -q "hello from a clip snapshot" <<<"$run" || error "A's container: $run"
+grep -q "/etc/upper: present" <<<"$run" || error "A's second layer not visible: $run"
+image_bytes=0 fetched=0
+while read -r hex size; do
+  image_bytes=$((image_bytes + size)); fetched=$((fetched + $(e2e_blob_bytes "$hex")))
+done < <(layer_digests "$t/a")
+echo "image A: layers $image_bytes bytes, registry served $fetched layer bytes for pull + run"
+[ "$fetched" -gt 0 ] || error "no layer bytes fetched at all?"
+[ $((fetched * 10)) -lt "$image_bytes" ] || error "fetched $fetched of $image_bytes layer bytes (>= 10%)"
+
+# 2. B shares A's two layers: only its third is new; both images run.
+out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/b:v1" 2>&1) ||
+  error "clipctl pull B: $out"
+grep -q "1 lazy, 0 unpacked, 2 already present" <<<"$out" || error "B did not share A's layers: $out"
+$ctr1 run -d --snapshotter clip "$reg/e2e/a:v1" a2 /hello >/dev/null 2>&1 || error "run A detached"
+run=$($ctr1 run --rm --snapshotter clip "$reg/e2e/b:v1" b1 /hello /etc/base /etc/extra 2>&1)
+grep -q "/etc/extra: present" <<<"$run" || error "B's container: $run"
+mounts=$(grep -c "lazily at" "$t/clip.log")
+[ "$mounts" -eq 3 ] || error "expected 3 lazy layer mounts for A+B, saw $mounts"
+$ctr1 tasks kill -s KILL a2 >/dev/null 2>&1; sleep 0.3
+$ctr1 tasks rm a2 >/dev/null 2>&1; $ctr1 containers rm a2 >/dev/null 2>&1
+
+# 3. C has no index: downloaded and unpacked by clipctl pull, runs all the same.
+out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/c:v1" 2>&1) ||
+  error "clipctl pull C: $out"
+grep -q "0 lazy, 1 unpacked" <<<"$out" || error "C: $out"
+run=$($ctr1 run --rm --snapshotter clip "$reg/e2e/c:v1" c1 /hello /etc/other 2>&1)
+grep -q "/etc/other: present" <<<"$run" || error "C's container: $run"
+ls=$($ctr1 images ls -q)
+[ "$(grep -c e2e <<<"$ls")" -eq 3 ] || error "ctr images ls: $ls"
+
+# 4. images rm: snapshots collected, FUSE mounts gone.
+for i in a b c; do $ctr1 images rm --sync "$reg/e2e/$i:v1" >/dev/null || error "images rm $i"; done
+left=$($ctr1 snapshots --snapshotter clip ls | tail -n +2)
+[ -z "$left" ] || error "snapshots left after images rm: $left"
+fuse=$(grep -c " $t/clip/.* fuse" /proc/mounts)
+[ "$fuse" -eq 0 ] || error "$fuse FUSE mounts left after images rm"
+
+# 5. A second host: own daemon, disk cache and containerd; the same remote cache.
+for _ in $(seq 1 50); do [ -n "$(ls "$t/nginx/data/index")" ] && break; sleep 0.1; done
+sleep 1  # the remote cache's writes are asynchronous
+printf 'plain_http = ["%s"]\nremote_cache = "%s"\n' "$reg" "$E2E_NGINX" > "$t/clip2.toml"
+e2e_clip "$daemon" 2
+e2e_containerd 2
+ctr2="$E2E_CTR"
+curl -sf -X POST -d '{}' "http://$reg/__reset" >/dev/null
+out=$("$clipctl" pull -a "$t/containerd2.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/a:v1" 2>&1) ||
+  error "host 2 pull: $out"
+grep -q "2 lazy" <<<"$out" || error "host 2 not lazy: $out"
+run=$($ctr2 run --rm --snapshotter clip "$reg/e2e/a:v1" h2 /hello /etc/upper 2>&1)
+grep -q "/etc/upper: present" <<<"$run" || error "host 2 container: $run"
+fetched2=0
+while read -r hex size; do fetched2=$((fetched2 + $(e2e_blob_bytes "$hex"))); done < <(layer_digests "$t/a")
+echo "host 2: registry served $fetched2 layer bytes (host 1: $fetched)"
+[ "$fetched2" -eq 0 ] || error "host 2 fetched $fetched2 layer bytes from the registry"
+$ctr2 images rm --sync "$reg/e2e/a:v1" >/dev/null
+
+if [ "$E2E_FAIL" -ne 0 ]; then
+  echo "--- clip log"; tail -n 30 "$t/clip.log"
+  echo "--- clip2 log"; tail -n 15 "$t/clip2.log" 2>/dev/null
+  echo "--- containerd log"; tail -n 15 "$t/containerd.log"
+fi
+exit $E2E_FAIL
