@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # README command 1: the main job.
 #
-# Installs every package, builds clip, then in a private directory starts a local
-# docker-registry holding a sample two-layer image (built offline), the clip daemon and
-# containerd with clip as its proxy_plugins snapshotter, pulls the image through clip
-# and runs a container with `ctr run --snapshotter clip`; it also builds the clip index
-# of each layer and reads a file through it. Everything it starts is stopped at the end.
-#
-# Status: the pull here is containerd's ordinary one (clip stores the layers as overlay
-# snapshots). The lazy pull - layers mounted from their indexes, never downloaded - is in
-# the snapshotter already, but needs `clipctl pull` (issue 9) to send containerd the
-# layer labels that `ctr image pull` does not.
+# Installs every package, builds clip, then in a private directory: starts a local
+# docker-registry holding a sample multi-layer image built offline (a static program,
+# configuration, and a 20 MB data layer the program never reads), indexes it and
+# publishes the indexes next to the image (`clipctl index --push`), starts the clip
+# daemon and containerd with clip as its proxy_plugins snapshotter, pulls lazily
+# (`clipctl pull`: no layer is downloaded) and runs a container with
+# `ctr run --snapshotter clip`. It prints how many layer bytes the registry served.
+# Everything it starts is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -31,32 +29,37 @@ finish() {
 trap finish EXIT
 t="$E2E_DIR"
 
-echo "== sample image: a static program and a data layer"
-mkdir -p "$t/l1/etc" "$t/l2/etc"
+echo "== sample image: a static program, its configuration, 20 MB of data it never reads"
+mkdir -p "$t/l1/etc" "$t/l2/etc" "$t/l3/srv"
 gcc -static -O2 -o "$t/l1/hello" test/testdata/hello.c
 echo "base layer" > "$t/l1/etc/base"
 echo "upper layer" > "$t/l2/etc/upper"
-python3 test/testdata/make_image.py "$t/layout" v1 /hello "$t/l1" "$t/l2"
+head -c 20000000 /dev/urandom > "$t/l3/srv/data.bin"
+python3 test/testdata/make_image.py "$t/layout" v1 /hello "$t/l1" "$t/l2" "$t/l3"
 
-echo "== clip indexes of the layers"
-for blob in $(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"].split(":")[1]; print(" ".join(l["digest"].split(":")[1] for l in json.load(open(sys.argv[1]+"/blobs/sha256/"+m))["layers"]))' "$t/layout"); do
-  "$clipctl" index build --layer "$t/layout/blobs/sha256/$blob" -o "$t/$blob.idx"
-done
-last=$(ls "$t"/*.idx | tail -n 1)
-"$clipctl" index inspect "$last" | tail -n 3
-
-echo "== local registry, clip daemon, containerd"
+echo "== local registry (behind a proxy that counts the bytes it serves)"
 e2e_registry
-image="$E2E_REGISTRY/demo/hello:v1"
-skopeo copy --quiet --dest-tls-verify=false "oci:$t/layout:v1" "docker://$image"
+skopeo copy --quiet --dest-tls-verify=false "oci:$t/layout:v1" "docker://$E2E_REGISTRY/demo/hello:v1"
+e2e_proxy "$src/registry/testdata/fault_proxy.py"
+image="$E2E_PROXY/demo/hello:v1"
+
+echo "== clipctl index --push $image"
+"$clipctl" index --plain-http "$E2E_PROXY" --push "$image"
+
+echo "== clip daemon and containerd (clip as proxy_plugins snapshotter)"
+printf 'plain_http = ["%s"]\n' "$E2E_PROXY" > "$t/clip.toml"
 e2e_clip "$daemon"
 e2e_containerd
 $E2E_CTR plugins ls | awk '$2 == "clip"'
+curl -sf -X POST -d '{}' "http://$E2E_PROXY/__reset" >/dev/null
 
-echo "== ctr image pull --snapshotter clip $image"
-$E2E_CTR images pull --plain-http --snapshotter clip "$image" >/dev/null
+echo "== clipctl pull $image"
+"$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$E2E_PROXY" "$image"
+$E2E_CTR images ls
 $E2E_CTR snapshots --snapshotter clip ls
 
 echo "== ctr run --snapshotter clip $image"
-$E2E_CTR run --rm --snapshotter clip "$image" "demo$$" /hello /etc/base /etc/upper
+$E2E_CTR run --rm --snapshotter clip "$image" "demo$$" /hello /etc/base /etc/upper /srv/data.bin
+layers=$(du -cb "$t"/layout/blobs/sha256/* | tail -n 1 | cut -f1)
+echo "== the registry served $(e2e_blob_bytes) blob bytes (image: $layers bytes of blobs)"
 echo "== done"
