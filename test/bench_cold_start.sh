@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# The headline benchmark: time from "pull" to a container's first output, clip (lazy:
+# clipctl pull + ctr run --snapshotter clip) vs containerd's built-in overlayfs
+# snapshotter (ctr image pull, which downloads and unpacks everything, + ctr run),
+# alternated in one run, RUNS runs each, medians, page cache dropped before every run,
+# a fresh clip daemon (empty caches) for every clip run.
+#
+# Images (built offline from this machine's files, gzip -6 layers):
+#   py   ~180 MB: a base layer (loader, libc, locales data, dpkg db) + Python 3.11 with its
+#        standard library and dist-packages; the container runs python3 importing a few modules
+#   big  ~1 GB: py's layers + 2 layers of toolchain files and documentation (never read)
+# Networks: everything (registry, a delay proxy in front of it, containerd, clip) runs in a
+# network namespace this script creates;
+#   loopback  no shaping, no added latency
+#   shaped    1 Gbit/s (htb on the namespace's loopback, registry->client traffic) and
+#             10 ms round trips (delay_proxy.py: 5 ms each way, no netem in this kernel)
+# Registry bytes are counted by the proxy (bytes sent towards the clients).
+#
+#   bazel build -c opt //cmd:clipctl //snapshotter:containerd-clip-grpc
+#   bash test/bench_cold_start.sh [RUNS=3] [IMAGES="py big"] [NETS="loopback shaped"]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+src=$(pwd)
+runs=${1:-3}
+images=${2:-"py big"}
+nets=${3:-"loopback shaped"}
+clipctl="$src/.bazel/bin/cmd/clipctl"
+daemon="$src/.bazel/bin/snapshotter/containerd-clip-grpc"
+source "$src/test/e2e_env.sh"
+ns="clipbench$$"
+t="$E2E_DIR"
+cleanup() {
+  local dir=$E2E_DIR
+  e2e_cleanup
+  ip netns del "$ns" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+X="nsenter --net=/run/netns/$ns"  # network only: mounts and cgroups stay the host's
+cmd=(/usr/bin/python3.11 -c "import json, decimal, email.message, http.client, sqlite3; print('ready')")
+
+echo "== building images"
+mkdir -p "$t/base" "$t/python" "$t/tools" "$t/docs"
+copy() {  # copy DEST PATH...: host files (paths relative to /) into a layer directory
+  local dest=$1; shift
+  tar -C / -cf - "$@" | tar -C "$dest" -xf -
+}
+# Merged /usr, as Debian 12: /lib and /lib64 are symlinks into /usr.
+ln -s usr/lib "$t/base/lib"
+ln -s usr/lib64 "$t/base/lib64"
+copy "$t/base" usr/lib64/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 \
+  usr/lib/x86_64-linux-gnu/libc.so.6 usr/lib/x86_64-linux-gnu/libm.so.6 \
+  usr/lib/x86_64-linux-gnu/libz.so.1 usr/lib/x86_64-linux-gnu/libz.so.1.2.13 \
+  usr/lib/x86_64-linux-gnu/libexpat.so.1 usr/lib/x86_64-linux-gnu/libexpat.so.1.8.10 \
+  usr/lib/x86_64-linux-gnu/libsqlite3.so.0 usr/lib/x86_64-linux-gnu/libsqlite3.so.0.8.6 \
+  usr/lib/x86_64-linux-gnu/libffi.so.8 usr/lib/x86_64-linux-gnu/libffi.so.8.1.2 \
+  usr/lib/x86_64-linux-gnu/gconv usr/lib/x86_64-linux-gnu/perl-base usr/share/zoneinfo \
+  usr/share/i18n var/lib/dpkg
+copy "$t/python" usr/bin/python3.11 usr/lib/python3.11 usr/lib/python3/dist-packages
+[[ " $images " == *" big "* ]] && copy "$t/tools" usr/lib/gcc usr/include
+[[ " $images " == *" big "* ]] && copy "$t/docs" usr/share/locale usr/share/doc usr/share/man
+rm -rf "$t/base/usr/lib/python3.11/__pycache__"
+for i in py big; do
+  case $i in
+    py) dirs=("$t/base" "$t/python") ;;
+    big) dirs=("$t/base" "$t/python" "$t/tools" "$t/docs") ;;
+  esac
+  [[ " $images " == *" $i "* ]] || continue
+  python3 test/testdata/make_image.py "$t/$i" v1 /usr/bin/python3.11 "${dirs[@]}" || exit 1
+done
+
+ip netns add "$ns"
+$X ip link set lo up
+# The daemons run inside the namespace: `$X setsid CMD &` (nsenter and setsid exec, so
+# $! is the daemon's own PID, the one cleanup stops).
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+bytes() { cat "$t/proxy.stats" 2>/dev/null || echo 0; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$t/registry.yml" <<YML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $t/registry}}
+http: {addr: 127.0.0.1:$port}
+YML
+$X setsid docker-registry serve "$t/registry.yml" >"$t/registry.log" 2>&1 &
+E2E_PIDS+=($!)
+reg_direct="127.0.0.1:$port"
+e2e_wait registry $X curl -sf "http://$reg_direct/v2/"
+for i in $images; do
+  $X skopeo copy --quiet --dest-tls-verify=false "oci:$t/$i:v1" "docker://$reg_direct/bench/$i:v1" || exit 1
+done
+
+cat > "$t/containerd.toml" <<TOML
+version = 2
+root = "$t/c-root"
+state = "$t/c-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$t/containerd.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$t/opt"
+[proxy_plugins.clip]
+  type = "snapshot"
+  address = "$t/clip.sock"
+TOML
+$X setsid containerd --config "$t/containerd.toml" >"$t/containerd.log" 2>&1 &
+E2E_PIDS+=($!)
+ctr="ctr -a $t/containerd.sock -n bench"
+e2e_wait containerd $ctr version
+
+clip_pid=""
+start_clip() {  # a fresh daemon: empty root, caches and index store
+  stop_clip
+  rm -rf "$t/clip"
+  $X setsid "$daemon" --config "$t/clip.toml" --root "$t/clip" --address "$t/clip.sock" \
+    >>"$t/clip.log" 2>&1 &
+  clip_pid=$!
+  E2E_PIDS+=($clip_pid)
+  e2e_wait "clip daemon" test -S "$t/clip.sock"
+  # containerd redials the proxy plugin with backoff: wait until it reaches this daemon.
+  for _ in $(seq 1 300); do
+    $ctr snapshots --snapshotter clip ls >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "containerd does not reach the clip daemon"; exit 1
+}
+stop_clip() {
+  [ -n "$clip_pid" ] || return 0
+  kill -TERM "$clip_pid" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$clip_pid" 2>/dev/null || break; sleep 0.1; done
+  clip_pid=""
+}
+
+echo "| network | image | compressed | overlayfs pull+run (s) | clip pull+run (s) | speed-up | overlayfs bytes | clip bytes | clip bytes / image |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for net in $nets; do
+  delay=0
+  [ "$net" = shaped ] && delay=5
+  pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  $X setsid python3 test/testdata/delay_proxy.py "$pport" "$reg_direct" "$delay" "$t/proxy.stats" \
+    >"$t/proxy-$net.log" 2>&1 &
+  proxy_pid=$!
+  E2E_PIDS+=($proxy_pid)
+  e2e_wait "delay proxy" test -f "$t/proxy.stats"
+  reg="127.0.0.1:$pport"
+  $X tc qdisc del dev lo root 2>/dev/null
+  if [ "$net" = shaped ]; then
+    # Registry -> client traffic (from the proxy's port) at 1 Gbit/s; the rest unshaped.
+    $X tc qdisc add dev lo root handle 1: htb default 20
+    $X tc class add dev lo parent 1: classid 1:10 htb rate 1gbit ceil 1gbit burst 1mb cburst 1mb
+    $X tc class add dev lo parent 1: classid 1:20 htb rate 100gbit
+    $X tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport "$pport" 0xffff flowid 1:10
+  fi
+  printf 'plain_http = ["%s"]\n' "$reg" > "$t/clip.toml"
+  for i in $images; do
+    $X "$clipctl" index --plain-http "$reg" --push "$reg/bench/$i:v1" >"$t/index-$i.log" 2>&1 ||
+      { cat "$t/index-$i.log"; exit 1; }
+    image="$reg/bench/$i:v1"
+    size=$(python3 -c '
+import json, sys, os
+l = sys.argv[1]; idx = json.load(open(l + "/index.json"))
+m = json.load(open(l + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
+print(sum(x["size"] for x in m["layers"]))' "$t/$i")
+    declare -a ot=() ct=() ob=() cb=()
+    for r in $(seq 1 "$runs"); do
+      # overlayfs: containerd's own pull (download everything, unpack), then run.
+      drop_caches
+      b0=$(bytes); t0=$(date +%s.%N)
+      $X $ctr images pull --plain-http --snapshotter overlayfs "$image" >/dev/null || echo "overlayfs pull failed"
+      first=$($X $ctr run --rm --snapshotter overlayfs "$image" "o$r" "${cmd[@]}" | head -n 1)
+      t1=$(date +%s.%N)
+      sleep 0.5; b1=$(bytes)
+      if [ "$first" != ready ]; then echo "overlayfs run $r failed (printed '$first')"; exit 1; fi
+      ot+=("$(echo "$t1 - $t0" | bc)"); ob+=($((b1 - b0)))
+      $ctr images rm --sync "$image" >/dev/null
+      # clip: fresh daemon, lazy pull, run.
+      start_clip
+      drop_caches
+      b0=$(bytes); t0=$(date +%s.%N)
+      $X "$clipctl" pull -a "$t/containerd.sock" -n bench --plain-http "$reg" "$image" >"$t/pull.log" 2>&1 ||
+        { echo "clip pull failed"; cat "$t/pull.log"; }
+      first=$($X $ctr run --rm --snapshotter clip "$image" "c$r" "${cmd[@]}" | head -n 1)
+      t1=$(date +%s.%N)
+      sleep 0.5; b1=$(bytes)
+      if [ "$first" != ready ]; then echo "clip run $r failed (printed '$first')"; cat "$t/pull.log"; exit 1; fi
+      ct+=("$(echo "$t1 - $t0" | bc)"); cb+=($((b1 - b0)))
+      $ctr images rm --sync "$image" >/dev/null
+      echo "  run $r $net $i: overlayfs ${ot[-1]} s ${ob[-1]} B; clip ${ct[-1]} s ${cb[-1]} B" >&2
+    done
+    stop_clip
+    mo=$(median "${ot[@]}"); mc=$(median "${ct[@]}")
+    mob=$(median "${ob[@]}"); mcb=$(median "${cb[@]}")
+    printf '| %s | %s | %.0f MB | %.2f | %.2f | %.1fx | %.0f MB | %.1f MB | %.1f%% |\n' "$net" "$i" \
+      "$(echo "$size / 1000000" | bc -l)" "$mo" "$mc" "$(echo "$mo / $mc" | bc -l)" \
+      "$(echo "$mob / 1000000" | bc -l)" "$(echo "$mcb / 1000000" | bc -l)" \
+      "$(echo "100 * $mcb / $size" | bc -l)"
+    unset ot ct ob cb
+  done
+  kill -TERM "$proxy_pid"; wait "$proxy_pid" 2>/dev/null; rm -f "$t/proxy.stats"
+done
