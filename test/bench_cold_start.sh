@@ -120,9 +120,13 @@ start_clip() {  # a fresh daemon: empty root, caches and index store
   clip_pid=$!
   E2E_PIDS+=($clip_pid)
   e2e_wait "clip daemon" test -S "$t/clip.sock"
-  # containerd redials the proxy plugin with backoff: wait until it reaches this daemon.
+  # containerd redials the proxy plugin with backoff: wait until it reaches this daemon
+  # (List and Stat are answered from containerd's own metadata; Prepare goes through).
   for _ in $(seq 1 300); do
-    $ctr snapshots --snapshotter clip ls >/dev/null 2>&1 && return 0
+    if $ctr snapshots --snapshotter clip prepare "probe$$" >/dev/null 2>&1; then
+      $ctr snapshots --snapshotter clip rm "probe$$" >/dev/null 2>&1
+      return 0
+    fi
     sleep 0.1
   done
   echo "containerd does not reach the clip daemon"; exit 1
