@@ -78,38 +78,15 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 bytes() { cat "$t/proxy.stats" 2>/dev/null || echo 0; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$t/registry.yml" <<YML
-version: 0.1
-log: {level: error}
-storage: {filesystem: {rootdirectory: $t/registry}}
-http: {addr: 127.0.0.1:$port}
-YML
-$X setsid docker-registry serve "$t/registry.yml" >"$t/registry.log" 2>&1 &
-E2E_PIDS+=($!)
-reg_direct="127.0.0.1:$port"
-e2e_wait registry $X curl -sf "http://$reg_direct/v2/"
+E2E_EXEC="$X"
+e2e_registry
+reg_direct="$E2E_REGISTRY"
 for i in $images; do
   $X skopeo copy --quiet --dest-tls-verify=false "oci:$t/$i:v1" "docker://$reg_direct/bench/$i:v1" || exit 1
 done
 
-cat > "$t/containerd.toml" <<TOML
-version = 2
-root = "$t/c-root"
-state = "$t/c-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$t/containerd.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$t/opt"
-[proxy_plugins.clip]
-  type = "snapshot"
-  address = "$t/clip.sock"
-TOML
-$X setsid containerd --config "$t/containerd.toml" >"$t/containerd.log" 2>&1 &
-E2E_PIDS+=($!)
-ctr="ctr -a $t/containerd.sock -n bench"
-e2e_wait containerd $ctr version
+e2e_containerd  # its proxy plugin "clip" dials $t/clip.sock, served by start_clip below
+ctr="$E2E_CTR"
 
 clip_pid=""
 start_clip() {  # a fresh daemon: empty root, caches and index store
@@ -184,7 +161,7 @@ print(sum(x["size"] for x in m["layers"]))' "$t/$i")
       start_clip
       drop_caches
       b0=$(bytes); t0=$(date +%s.%N)
-      $X "$clipctl" pull -a "$t/containerd.sock" -n bench --plain-http "$reg" "$image" >"$t/pull.log" 2>&1 ||
+      $X "$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$image" >"$t/pull.log" 2>&1 ||
         { echo "clip pull failed"; cat "$t/pull.log"; }
       first=$($X $ctr run --rm --snapshotter clip "$image" "c$r" "${cmd[@]}" | head -n 1)
       t1=$(date +%s.%N)

@@ -5,6 +5,9 @@
 #   source e2e_env.sh; trap e2e_cleanup EXIT
 #   e2e_registry; e2e_clip "$daemon"; e2e_containerd
 #   $E2E_CTR images pull --plain-http --snapshotter clip "$E2E_REGISTRY/x:v1"
+#
+# E2E_EXEC, when set, prefixes the daemons' commands (e.g. `nsenter --net=...` to run
+# them in a network namespace); it must exec, so that $! stays the daemon's PID.
 E2E_DIR="$(mktemp -d /tmp/cxXXXX)"
 E2E_NS="clip-e2e-$$"
 E2E_PIDS=()
@@ -37,10 +40,10 @@ log: {level: error}
 storage: {filesystem: {rootdirectory: $E2E_DIR/registry}}
 http: {addr: 127.0.0.1:$port}
 YML
-  setsid docker-registry serve "$E2E_DIR/registry.yml" >"$E2E_DIR/registry.log" 2>&1 &
+  ${E2E_EXEC:-} setsid docker-registry serve "$E2E_DIR/registry.yml" >"$E2E_DIR/registry.log" 2>&1 &
   E2E_PIDS+=($!)
   E2E_REGISTRY="127.0.0.1:$port"
-  e2e_wait registry curl -sf "http://$E2E_REGISTRY/v2/"
+  e2e_wait registry ${E2E_EXEC:-} curl -sf "http://$E2E_REGISTRY/v2/"
 }
 
 e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.sock, clipN.toml if any)
@@ -69,7 +72,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   [proxy_plugins.clip.exports]
     root = "$E2E_DIR/clip$n"
 TOML
-  setsid containerd --config "$E2E_DIR/containerd$n.toml" >"$E2E_DIR/containerd$n.log" 2>&1 &
+  ${E2E_EXEC:-} setsid containerd --config "$E2E_DIR/containerd$n.toml" >"$E2E_DIR/containerd$n.log" 2>&1 &
   E2E_PIDS+=($!)
   E2E_CTR="ctr -a $E2E_DIR/containerd$n.sock -n $E2E_NS"
   e2e_wait "containerd $n" $E2E_CTR version
