@@ -95,63 +95,78 @@ class Containerd {
     return true;
   }
 
-  // Writes a blob into the content store (WRITE chunks, then COMMIT with the expected
-  // digest, which containerd verifies). `next` yields the bytes, empty at the end.
+  // Streams a blob into the content store: `produce` feeds the bytes to the sink it is
+  // given (WRITE messages), then COMMIT with the expected digest, which containerd
+  // verifies. Nothing is buffered here beyond one chunk.
+  using Sink = std::function<absl::Status(absl::string_view)>;
   absl::Status WriteContent(const Digest& d, int64_t size,
                             const std::map<std::string, std::string>& labels,
-                            const std::function<absl::StatusOr<std::string>()>& next) {
+                            const std::function<absl::Status(const Sink&)>& produce) {
     CLIP_ASSIGN_OR_RETURN(bool present, HasContent(d));
     if (present) return UpdateLabels(d, labels);
     auto ctx = Context();
     auto stream = content_->Write(ctx.get());
+    const std::string ref = absl::StrCat("clip-pull-", d.ToString());
     content::WriteContentRequest req;
     content::WriteContentResponse resp;
     req.set_action(content::STAT);
-    req.set_ref(absl::StrCat("clip-pull-", d.ToString()));
+    req.set_ref(ref);
     req.set_total(size);
     req.set_expected(d.ToString());
     if (!stream->Write(req) || !stream->Read(&resp)) {
       return FromGrpc(stream->Finish(), absl::StrCat("content write ", d.ToString()));
     }
-    int64_t offset = resp.offset();  // a previous interrupted write resumes here
-    if (offset > 0) {
-      // Simplest correct resume: start over (abort the partial ingest).
-      content::AbortRequest abort;
-      abort.set_ref(req.ref());
-      google::protobuf::Empty e;
+    auto finish = [&]() {
       stream->WritesDone();
+      // containerd 1.6 answers a COMMIT twice: read to the end, or Finish() waits forever.
       while (stream->Read(&resp)) {
       }
-      (void)stream->Finish();
+      return stream->Finish();
+    };
+    if (resp.offset() > 0) {
+      // A previous, interrupted ingest under this ref: abort it and start over.
+      (void)finish();
+      content::AbortRequest abort;
+      abort.set_ref(ref);
+      google::protobuf::Empty e;
       (void)content_->Abort(Context().get(), abort, &e);
-      return WriteContent(d, size, labels, next);
+      return WriteContent(d, size, labels, produce);
     }
-    for (;;) {
-      CLIP_ASSIGN_OR_RETURN(std::string chunk, next());
-      if (chunk.empty()) break;
-      content::WriteContentRequest w;
-      w.set_action(content::WRITE);
-      w.set_ref(req.ref());
-      w.set_total(size);
-      w.set_expected(d.ToString());
-      w.set_offset(offset);
-      offset += static_cast<int64_t>(chunk.size());
-      w.set_data(std::move(chunk));
-      if (!stream->Write(w) || !stream->Read(&resp)) break;  // Finish() says why
+    int64_t offset = 0;
+    bool broken = false;
+    absl::Status produced = produce([&](absl::string_view chunk) -> absl::Status {
+      for (size_t at = 0; at < chunk.size();) {
+        size_t n = std::min<size_t>(chunk.size() - at, 1 << 20);
+        content::WriteContentRequest w;
+        w.set_action(content::WRITE);
+        w.set_ref(ref);
+        w.set_total(size);
+        w.set_expected(d.ToString());
+        w.set_offset(offset);
+        w.set_data(chunk.data() + at, n);
+        if (!stream->Write(w) || !stream->Read(&resp)) {
+          broken = true;
+          return absl::UnavailableError("content write stream broken");
+        }
+        offset += static_cast<int64_t>(n);
+        at += n;
+      }
+      return absl::OkStatus();
+    });
+    if (!produced.ok() || broken) {
+      grpc::Status s = finish();
+      if (!s.ok()) return FromGrpc(s, absl::StrCat("content write ", d.ToString()));
+      return produced;
     }
     content::WriteContentRequest commit;
     commit.set_action(content::COMMIT);
-    commit.set_ref(req.ref());
+    commit.set_ref(ref);
     commit.set_total(size);
     commit.set_expected(d.ToString());
     commit.set_offset(offset);
     for (const auto& [k, v] : labels) (*commit.mutable_labels())[k] = v;
     stream->Write(commit);
-    stream->WritesDone();
-    // containerd 1.6 answers a COMMIT twice: read to the end, or Finish() waits forever.
-    while (stream->Read(&resp)) {
-    }
-    grpc::Status s = stream->Finish();
+    grpc::Status s = finish();
     if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) return UpdateLabels(d, labels);
     return FromGrpc(s, absl::StrCat("content write ", d.ToString()));
   }
@@ -291,14 +306,11 @@ absl::StatusOr<std::string> FetchAll(const RegistryClient& registry, const Refer
   return out;
 }
 
-// Hands a string to WriteContent in 1 MiB pieces.
-std::function<absl::StatusOr<std::string>()> Chunks(const std::string& bytes) {
-  auto pos = std::make_shared<size_t>(0);
-  return [&bytes, pos]() -> absl::StatusOr<std::string> {
-    size_t n = std::min<size_t>(1 << 20, bytes.size() - *pos);
-    std::string out = bytes.substr(*pos, n);
-    *pos += n;
-    return out;
+// A producer for WriteContent of bytes already in memory (manifest, config).
+std::function<absl::Status(const std::function<absl::Status(absl::string_view)>&)> Bytes(
+    const std::string& bytes) {
+  return [&bytes](const std::function<absl::Status(absl::string_view)>& sink) {
+    return sink(bytes);
   };
 }
 
@@ -340,10 +352,14 @@ absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Ref
     }
     // No index: download, store and extract it as containerd's unpacker would.
     absl::Status st = [&]() -> absl::Status {
-      CLIP_ASSIGN_OR_RETURN(std::string blob, FetchAll(registry, ref, layer.digest));
-      report->downloaded_bytes += blob.size();
-      CLIP_RETURN_IF_ERROR(c.WriteContent(layer.digest, static_cast<int64_t>(blob.size()), {},
-                                          Chunks(blob)));
+      // Streamed from the registry (digest verified, resumed) into the content store.
+      CLIP_RETURN_IF_ERROR(c.WriteContent(
+          layer.digest, layer.size, {}, [&](const Containerd::Sink& sink) {
+            return registry.FetchBlob(ref, layer.digest, [&](absl::string_view chunk) {
+              report->downloaded_bytes += chunk.size();
+              return sink(chunk);
+            });
+          }));
       CLIP_ASSIGN_OR_RETURN(Digest applied, c.Apply(layer, prepared->mounts()));
       if (applied != diff_ids[i]) {
         return absl::DataLossError(absl::StrCat("layer ", layer.digest.ToString(),
@@ -398,7 +414,7 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
           chain.back().ToString();
     }
     CLIP_RETURN_IF_ERROR(c.WriteContent(image.config.digest, static_cast<int64_t>(config.size()),
-                                        config_labels, Chunks(config)));
+                                        config_labels, Bytes(config)));
     std::map<std::string, std::string> manifest_labels = {
         {"containerd.io/gc.ref.content.config", image.config.digest.ToString()}};
     for (size_t i = 0; i < image.layers.size(); ++i) {
@@ -406,7 +422,7 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
           image.layers[i].digest.ToString();
     }
     CLIP_RETURN_IF_ERROR(c.WriteContent(manifest.digest, static_cast<int64_t>(manifest.bytes.size()),
-                                        manifest_labels, Chunks(manifest.bytes)));
+                                        manifest_labels, Bytes(manifest.bytes)));
     return c.PutImage(ref.ToString(), manifest);
   }();
   c.ReleaseLease();
