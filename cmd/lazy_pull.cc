@@ -107,12 +107,17 @@ class Containerd {
     auto ctx = Context();
     auto stream = content_->Write(ctx.get());
     const std::string ref = absl::StrCat("clip-pull-", d.ToString());
-    content::WriteContentRequest req;
+    auto request = [&](content::WriteAction action, int64_t offset) {
+      content::WriteContentRequest r;
+      r.set_action(action);
+      r.set_ref(ref);
+      r.set_total(size);
+      r.set_expected(d.ToString());
+      r.set_offset(offset);
+      return r;
+    };
+    content::WriteContentRequest req = request(content::STAT, 0);
     content::WriteContentResponse resp;
-    req.set_action(content::STAT);
-    req.set_ref(ref);
-    req.set_total(size);
-    req.set_expected(d.ToString());
     if (!stream->Write(req) || !stream->Read(&resp)) {
       return FromGrpc(stream->Finish(), absl::StrCat("content write ", d.ToString()));
     }
@@ -137,12 +142,7 @@ class Containerd {
     absl::Status produced = produce([&](absl::string_view chunk) -> absl::Status {
       for (size_t at = 0; at < chunk.size();) {
         size_t n = std::min<size_t>(chunk.size() - at, 1 << 20);
-        content::WriteContentRequest w;
-        w.set_action(content::WRITE);
-        w.set_ref(ref);
-        w.set_total(size);
-        w.set_expected(d.ToString());
-        w.set_offset(offset);
+        content::WriteContentRequest w = request(content::WRITE, offset);
         w.set_data(chunk.data() + at, n);
         if (!stream->Write(w) || !stream->Read(&resp)) {
           broken = true;
@@ -158,12 +158,7 @@ class Containerd {
       if (!s.ok()) return FromGrpc(s, absl::StrCat("content write ", d.ToString()));
       return produced;
     }
-    content::WriteContentRequest commit;
-    commit.set_action(content::COMMIT);
-    commit.set_ref(ref);
-    commit.set_total(size);
-    commit.set_expected(d.ToString());
-    commit.set_offset(offset);
+    content::WriteContentRequest commit = request(content::COMMIT, offset);
     for (const auto& [k, v] : labels) (*commit.mutable_labels())[k] = v;
     stream->Write(commit);
     grpc::Status s = finish();
