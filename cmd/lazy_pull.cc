@@ -291,16 +291,6 @@ std::vector<Digest> ChainIds(const std::vector<Digest>& diff_ids) {
   return chain;
 }
 
-absl::StatusOr<std::string> FetchAll(const RegistryClient& registry, const Reference& ref,
-                                     const Digest& d) {
-  std::string out;
-  CLIP_RETURN_IF_ERROR(registry.FetchBlob(ref, d, [&](absl::string_view c) {
-    out.append(c.data(), c.size());
-    return absl::OkStatus();
-  }));
-  return out;
-}
-
 // A producer for WriteContent of bytes already in memory (manifest, config).
 std::function<absl::Status(const std::function<absl::Status(absl::string_view)>&)> Bytes(
     const std::string& bytes) {
@@ -385,7 +375,7 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
   }
   CLIP_ASSIGN_OR_RETURN(Manifest manifest, registry.Resolve(ref, platform));
   CLIP_ASSIGN_OR_RETURN(ImageManifest image, ParseImageManifest(manifest.bytes));
-  CLIP_ASSIGN_OR_RETURN(std::string config, FetchAll(registry, ref, image.config.digest));
+  CLIP_ASSIGN_OR_RETURN(std::string config, FetchBlobToString(registry, ref, image.config.digest));
   CLIP_ASSIGN_OR_RETURN(std::vector<Digest> diff_ids, DiffIds(config));
   if (diff_ids.size() != image.layers.size()) {
     return absl::DataLossError(absl::StrCat("manifest lists ", image.layers.size(),

@@ -1,5 +1,9 @@
 #include "registry/index_artifact.h"
 
+#include <atomic>
+#include <set>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "rapidjson/document.h"
@@ -128,13 +132,14 @@ absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const 
   return digest;
 }
 
-absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryClient& client,
-                                                               const Reference& repo,
-                                                               const Digest& subject,
-                                                               const Digest& layer) {
+absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryClient& client,
+                                                                  const Reference& repo,
+                                                                  const Digest& subject) {
   CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
                         client.Referrers(repo, subject, kClipIndexArtifactType));
-  // The newest artifact last (fallback tags append): search from the end.
+  std::vector<PublishedIndex> out;
+  std::set<std::string> seen;
+  // The newest artifact last (fallback tags append): walk from the end, first one wins.
   for (auto a = artifacts.rbegin(); a != artifacts.rend(); ++a) {
     CLIP_ASSIGN_OR_RETURN(Manifest m, client.FetchManifest(repo.WithDigest(a->digest)));
     rapidjson::Document doc;
@@ -150,20 +155,55 @@ absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryCli
       }
       const auto& ann = l["annotations"];
       if (!ann.IsObject() || !ann.HasMember(kClipLayerAnnotation) ||
-          !ann[kClipLayerAnnotation].IsString() ||
-          ann[kClipLayerAnnotation].GetString() != layer.ToString()) {
+          !ann[kClipLayerAnnotation].IsString()) {
         continue;
       }
-      CLIP_ASSIGN_OR_RETURN(Digest blob, Digest::Parse(l["digest"].GetString()));
-      std::string fetched;
-      CLIP_RETURN_IF_ERROR(client.FetchBlob(repo, blob, [&](absl::string_view c) {
-        fetched.append(c.data(), c.size());
-        return absl::OkStatus();
-      }));
-      return std::optional<std::string>(std::move(fetched));
+      absl::StatusOr<Digest> layer = Digest::Parse(ann[kClipLayerAnnotation].GetString());
+      absl::StatusOr<Digest> blob = Digest::Parse(l["digest"].GetString());
+      if (!layer.ok() || !blob.ok() || !seen.insert(layer->ToString()).second) continue;
+      out.push_back({*layer, *blob});
     }
   }
+  return out;
+}
+
+absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryClient& client,
+                                                               const Reference& repo,
+                                                               const Digest& subject,
+                                                               const Digest& layer) {
+  CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> all, ListPublishedIndexes(client, repo, subject));
+  for (const PublishedIndex& p : all) {
+    if (p.layer != layer) continue;
+    CLIP_ASSIGN_OR_RETURN(std::string bytes, FetchBlobToString(client, repo, p.blob));
+    return std::optional<std::string>(std::move(bytes));
+  }
   return std::nullopt;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> FetchPublishedIndexes(
+    const RegistryClient& client, const Reference& repo, const Digest& subject, int parallel) {
+  CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> all, ListPublishedIndexes(client, repo, subject));
+  std::vector<absl::StatusOr<std::string>> got(all.size(), absl::UnknownError("not fetched"));
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < std::max(1, std::min<int>(parallel, static_cast<int>(all.size()))); ++w) {
+    workers.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1)) < all.size();) {
+        got[i] = FetchBlobToString(client, repo, all[i].blob);
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!got[i].ok()) {
+      return absl::Status(got[i].status().code(),
+                          absl::StrCat("index of ", all[i].layer.ToString(), ": ",
+                                       got[i].status().message()));
+    }
+    out[all[i].layer.ToString()] = *std::move(got[i]);
+  }
+  return out;
 }
 
 }  // namespace clip

@@ -16,6 +16,7 @@
 #ifndef CLIP_REGISTRY_INDEX_ARTIFACT_H_
 #define CLIP_REGISTRY_INDEX_ARTIFACT_H_
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,21 @@ std::string IndexArtifactManifest(const Descriptor& subject,
 absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const Reference& repo,
                                             const Descriptor& subject,
                                             const std::vector<LayerIndexBlob>& indexes);
+
+// The layers with an index published for the manifest `subject` and each index's blob
+// (the newest artifact wins for a layer listed twice). Fetches manifests only.
+struct PublishedIndex {
+  Digest layer;
+  Digest blob;
+};
+absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryClient& client,
+                                                                  const Reference& repo,
+                                                                  const Digest& subject);
+
+// Every published index of `subject` by layer digest string, the blobs fetched
+// `parallel` at a time, each verified against its descriptor's digest.
+absl::StatusOr<std::map<std::string, std::string>> FetchPublishedIndexes(
+    const RegistryClient& client, const Reference& repo, const Digest& subject, int parallel = 4);
 
 // The encoded index of `layer` published for the manifest `subject`, nullopt if none.
 // The blob is verified against its descriptor's digest; the caller checks the index.

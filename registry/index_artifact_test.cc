@@ -71,6 +71,13 @@ TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
   EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, a).value(), "index of a v2");
   EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, b).value(), "index of b");
   EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, c).value(), "index of c");
+  // All at once (what the snapshotter does for an image's first layer): newest wins.
+  auto all = FetchPublishedIndexes(*client_, repo_, subject_.digest);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, (std::map<std::string, std::string>{{a.ToString(), "index of a v2"},
+                                                      {b.ToString(), "index of b"},
+                                                      {c.ToString(), "index of c"}}));
+  EXPECT_TRUE(FetchPublishedIndexes(*client_, repo_, Digest::Of("other"))->empty());
   // Idempotent: the same artifact again does not grow the list.
   ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
   EXPECT_EQ(client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType)->size(), 2u);

@@ -670,4 +670,14 @@ absl::StatusOr<std::vector<Descriptor>> RegistryClient::Referrers(
   return found;
 }
 
+absl::StatusOr<std::string> FetchBlobToString(const RegistryClient& client, const Reference& repo,
+                                              const Digest& digest) {
+  std::string out;
+  CLIP_RETURN_IF_ERROR(client.FetchBlob(repo, digest, [&](absl::string_view c) {
+    out.append(c.data(), c.size());
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 }  // namespace clip

@@ -185,6 +185,10 @@ class RegistryClient {
   mutable TokenCache tokens_;  // authorization header values by "host|scope"
 };
 
+// A whole (small) blob in memory: manifests' configs, clip indexes. Verified like FetchBlob.
+absl::StatusOr<std::string> FetchBlobToString(const RegistryClient& client, const Reference& repo,
+                                              const Digest& digest);
+
 // Maps a final HTTP response to a Status (2xx -> OK).
 absl::Status StatusFromResponse(const HttpResponse& response, absl::string_view what);
 

@@ -58,6 +58,17 @@ size_t RemoteLayers::filled() const {
   return n;
 }
 
+void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool share) {
+  // The stores are optimisations: a failed write is logged, the index still used.
+  absl::Status saved =
+      WriteFileAtomically(absl::StrCat(options_.index_store, "/", layer.Hex()), encoded);
+  if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
+  if (share && options_.remote_index != nullptr) {
+    absl::Status shared = options_.remote_index->PutIndex(layer, encoded);
+    if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
+  }
+}
+
 absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>>
 RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
                         const std::optional<Digest>& manifest) {
@@ -83,8 +94,25 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
     }
   }
   if (!bytes && manifest && options_.registry != nullptr) {
-    CLIP_ASSIGN_OR_RETURN(bytes, FetchPublishedIndex(*options_.registry, image, *manifest, layer));
-    from_registry = bytes.has_value();
+    // The image's other layers come next (containerd prepares them one after another):
+    // fetch every published index at once and keep them all, one round of requests
+    // instead of one per layer.
+    CLIP_ASSIGN_OR_RETURN(auto all, FetchPublishedIndexes(*options_.registry, image, *manifest));
+    for (auto& [other, encoded] : all) {
+      if (other == layer.ToString()) {
+        bytes = std::move(encoded);
+        from_registry = true;
+        continue;
+      }
+      absl::StatusOr<Digest> d = Digest::Parse(other);
+      absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(encoded);
+      if (!d.ok() || !decoded.ok() || decoded->layer_digest() != other) {
+        Log(LogLevel::kWarning, "remote", absl::StrCat("published index of ", other,
+                                                       " is invalid; ignored"));
+        continue;
+      }
+      Keep(*d, encoded, /*share=*/true);
+    }
   }
   if (!bytes) return std::nullopt;
   absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(*bytes);
@@ -96,15 +124,7 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
     return absl::DataLossError(absl::StrCat("index found for ", layer.ToString(),
                                             " describes ", decoded->layer_digest()));
   }
-  if (!stored) {
-    // The stores are optimisations: a failed write is logged, the index still used.
-    absl::Status saved = WriteFileAtomically(path, *bytes);
-    if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
-    if (from_registry && options_.remote_index != nullptr) {
-      absl::Status shared = options_.remote_index->PutIndex(layer, *bytes);
-      if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
-    }
-  }
+  if (!stored) Keep(layer, *bytes, from_registry);
   return std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
 }
 

@@ -5,7 +5,8 @@
 // image manifest (referrers API, or the `sha256-<hex>` tag fallback), artifactType
 // kClipIndexArtifactType, one blob per layer annotated with kClipLayerAnnotation - and
 // mounts the layer through FUSE, its bytes read lazily from the registry through the
-// cache tiers. A fetched index is verified (its blob digest, then the index's own
+// cache tiers. From the registry, every layer's index of the image comes at once (the
+// other layers are prepared next) and all are kept. A fetched index is verified (its blob digest, then the index's own
 // checksum and its layer digest) and kept in the local store (and, when it came from
 // the registry, offered to the remote cache for the rest of the fleet).
 //
@@ -68,6 +69,9 @@ class RemoteLayers final : public RemoteLayerHook {
       const Reference& image, const Digest& layer, const std::optional<Digest>& manifest);
 
  private:
+  // Writes a verified index to the local store and, with `share`, the remote cache.
+  void Keep(const Digest& layer, const std::string& encoded, bool share);
+
   // A fill that starts after a delay unless cancelled first.
   class DelayedFill {
    public:
