@@ -59,6 +59,16 @@ e2e_containerd
 ctr1="$E2E_CTR"
 curl -sf -X POST -d '{}' "http://$reg/__reset" >/dev/null
 
+# Bad input: clear errors, nothing left behind.
+out=$("$clipctl" pull -a "$t/nonexistent.sock" --plain-http "$reg" "$reg/e2e/a:v1" 2>&1) &&
+  error "pull without containerd succeeded"
+grep -q "containerd" <<<"$out" || error "unclear error without containerd: $out"
+out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" "Bad Ref" 2>&1) && error "bad ref accepted"
+grep -qi "reference" <<<"$out" || error "unclear error for a bad reference: $out"
+out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/nope:v1" 2>&1) &&
+  error "pull of a missing image succeeded"
+[ -z "$($ctr1 images ls -q)" ] || error "a failed pull left an image record"
+
 # 1. Lazy pull + run of A.
 out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/a:v1" 2>&1) ||
   error "clipctl pull A: $out"
