@@ -166,7 +166,14 @@ TEST(DiskCacheTest, CrashedWriterLeavesNoPartialFile) {
       (void)(*c)->Put(Digest::Of(*s), s);
     }
   }
-  absl::SleepFor(absl::Milliseconds(400));
+  // Kill it mid-write once it has stored something (a loaded machine may take a while
+  // for the first 8 MiB entry: wait for it rather than for a fixed time).
+  const std::string count_entries =
+      "cd " + root + " && find . -type f -path './[0-9a-f][0-9a-f]/*' | wc -l";
+  for (int i = 0; i < 300 && testing::RunCommand(count_entries).value_or("0\n") == "0\n"; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  absl::SleepFor(absl::Milliseconds(30));
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   auto disk = Open(root, uint64_t{1} << 34);

@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   lo.fuse = &fuse;
   lo.tiers = clip::CacheTiers{&memory, disk->get(), remote_cache.get(), &executor};
   lo.remote_index = remote_cache.get();
+  lo.index_on_first_use = config->index_on_first_use;
   if (config->background_fill.enabled) {
     clip::BackgroundFill::Options fo;
     fo.concurrency = static_cast<int>(config->background_fill.concurrency);

@@ -70,6 +70,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       c.cache_max_bytes = *v;
       continue;
     }
+    if (k == "index_on_first_use") {
+      const toml::value<bool>* v = node.as_boolean();
+      if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": index_on_first_use must be true or false"));
+      c.index_on_first_use = v->get();
+      continue;
+    }
     if (k == "background_fill") {
       const toml::table* ft = node.as_table();
       if (!ft) return absl::InvalidArgumentError(absl::StrCat(source, ": background_fill must be a table"));

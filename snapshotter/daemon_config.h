@@ -11,6 +11,7 @@
 //   docker_config = "/root/.docker/config.json"  # registry credentials (auths, helpers)
 //   metrics_address = "127.0.0.1:9102"       # Prometheus /metrics; or "unix:/run/clip.sock"
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
+//   index_on_first_use = false     # index layers found without an index, in the background
 //
 //   [background_fill]              # make mounted layers local in the background
 //   enabled = true
@@ -47,6 +48,7 @@ struct DaemonConfig {
   std::string docker_config;  // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
   std::string metrics_address;  // empty: no metrics endpoint
   std::string remote_cache;     // empty: no remote cache
+  bool index_on_first_use = false;
   struct BackgroundFill {
     bool enabled = false;
     int64_t bytes_per_second = 0;

@@ -53,6 +53,9 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
   EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nconcurrency = 0\n", "t").ok());
   EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nenabled = 1\n", "t").ok());
   EXPECT_FALSE(ParseDaemonConfig("background_fill = 1\n", "t").ok());
+  EXPECT_FALSE(d->index_on_first_use);
+  EXPECT_TRUE(ParseDaemonConfig("index_on_first_use = true\n", "t")->index_on_first_use);
+  EXPECT_FALSE(ParseDaemonConfig("index_on_first_use = \"yes\"\n", "t").ok());
 }
 
 TEST(DaemonConfigTest, RejectsTyposAndBadValues) {

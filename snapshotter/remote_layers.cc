@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "fs/layer_fs.h"
 #include "index/index_format.h"
+#include "index/layer_indexer.h"
 #include "index/span_reader.h"
 #include "registry/index_artifact.h"
 
@@ -38,6 +39,13 @@ RemoteLayers::RemoteLayers(Options options) : options_(std::move(options)) {
 }
 
 RemoteLayers::~RemoteLayers() {
+  stopping_ = true;  // index jobs stop at their next read
+  std::vector<std::thread> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    jobs.swap(index_jobs_);
+  }
+  for (auto& j : jobs) j.join();
   absl::MutexLock lock(&mu_);
   for (auto& [mnt, layer] : layers_) {
     layer.fill.reset();
@@ -56,6 +64,54 @@ size_t RemoteLayers::filled() const {
   size_t n = 0;
   for (const auto& [mnt, layer] : layers_) n += layer.fill != nullptr && layer.fill->done();
   return n;
+}
+
+namespace {
+
+// A blob reader that fails once `stop` is set, so a long index build ends at shutdown.
+class StoppableReader final : public BlobReader {
+ public:
+  StoppableReader(const BlobReader& inner, const std::atomic<bool>& stop)
+      : inner_(inner), stop_(stop) {}
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, absl::Span<char> dst) const override {
+    if (stop_) return absl::CancelledError("shutting down");
+    return inner_.ReadAt(offset, dst);
+  }
+  absl::StatusOr<uint64_t> Size() const override { return inner_.Size(); }
+
+ private:
+  const BlobReader& inner_;
+  const std::atomic<bool>& stop_;
+};
+
+}  // namespace
+
+void RemoteLayers::IndexInBackground(const Reference& image, const Digest& layer) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_ || !indexing_.insert(layer.ToString()).second) return;
+  index_jobs_.emplace_back([this, image, layer] {
+    absl::Status st = [&]() -> absl::Status {
+      CLIP_ASSIGN_OR_RETURN(auto blob, RegistryBlobReader::Open(*options_.registry, image, layer));
+      StoppableReader reader(*blob, stopping_);
+      CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index, BuildLayerIndex(reader));
+      if (index.layer_digest() != layer.ToString()) {
+        return absl::DataLossError(absl::StrCat("indexed as ", index.layer_digest()));
+      }
+      Keep(layer, EncodeIndex(index), /*share=*/true);
+      return absl::OkStatus();
+    }();
+    Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
+        st.ok() ? absl::StrCat("indexed ", layer.ToString(), " on first use")
+                : absl::StrCat("indexing ", layer.ToString(), " on first use: ", st.message()));
+    absl::MutexLock done(&mu_);
+    indexing_.erase(layer.ToString());
+  });
+}
+
+void RemoteLayers::WaitIndexing() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](std::set<std::string>* s) { return s->empty(); }, &indexing_));
 }
 
 void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool share) {
@@ -139,7 +195,10 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
     CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
   }
   CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(image, layer, manifest));
-  if (!index) return false;
+  if (!index) {
+    if (options_.index_on_first_use && options_.registry != nullptr) IndexInBackground(image, layer);
+    return false;
+  }
   if (options_.registry == nullptr || options_.fuse == nullptr) {
     return absl::FailedPreconditionError("remote layers need a registry client and a FUSE server");
   }

@@ -10,6 +10,12 @@
 // checksum and its layer digest) and kept in the local store (and, when it came from
 // the registry, offered to the remote cache for the rest of the fleet).
 //
+// Index on first use (optional, off by default): a layer found without an index takes the
+// ordinary path at once, and is indexed in the background (its blob read once from the
+// registry); the index goes to the local store and the remote cache, so the next
+// container on this host - and every host sharing the remote cache - mounts it lazily.
+// (Publishing to the registry needs push rights; `clipctl index --push` does that.)
+//
 // Background fill (optional): `fill_delay` after a layer is mounted - the container's
 // start is the busy time - its remaining spans are fetched to the disk cache with
 // BackgroundFill (bandwidth-limited, yielding to foreground reads); Unmount cancels it.
@@ -21,7 +27,10 @@
 #ifndef CLIP_SNAPSHOTTER_REMOTE_LAYERS_H_
 #define CLIP_SNAPSHOTTER_REMOTE_LAYERS_H_
 
+#include <atomic>
 #include <map>
+#include <set>
+#include <vector>
 #include <memory>
 #include <string>
 #include <thread>
@@ -52,6 +61,7 @@ class RemoteLayers final : public RemoteLayerHook {
     FuseServer* fuse = nullptr;
     CacheTiers tiers;                  // memory/disk/remote caches, shared by all layers
     RemoteCache* remote_index = nullptr;  // where fleet-shared indexes live (optional)
+    bool index_on_first_use = false;
     std::optional<BackgroundFill::Options> fill;  // unset: no background fill
     absl::Duration fill_delay = absl::Seconds(10);
   };
@@ -63,12 +73,17 @@ class RemoteLayers final : public RemoteLayerHook {
   size_t mounted() const;
   // Layers whose background fill has finished (tests, metrics).
   size_t filled() const;
+  // Blocks until no index-on-first-use job is running (tests).
+  void WaitIndexing();
 
   // The index of `layer`, from the store or the registry; nullopt when there is none.
   absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
       const Reference& image, const Digest& layer, const std::optional<Digest>& manifest);
 
  private:
+  // Starts indexing `layer` in the background unless a job for it runs already.
+  void IndexInBackground(const Reference& image, const Digest& layer);
+
   // Writes a verified index to the local store and, with `share`, the remote cache.
   void Keep(const Digest& layer, const std::string& encoded, bool share);
 
@@ -94,6 +109,9 @@ class RemoteLayers final : public RemoteLayerHook {
   const Options options_;
   mutable absl::Mutex mu_;
   std::map<std::string, Layer> layers_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed
+  std::vector<std::thread> index_jobs_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace clip

@@ -381,6 +381,46 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
   }
 }
 
+// Index on first use: a layer without an index takes the ordinary path once, is indexed
+// in the background, and the next Prepare mounts it lazily; the index also reaches the
+// remote cache for the rest of the fleet.
+TEST_F(ProxiedTest, IndexOnFirstUse) {
+  const std::string& dir = pub.dir;
+  const std::string gnu = ReadFileOrEmpty(dir + "/layers/gnu.tar.gz");
+  ASSERT_TRUE(pub.client->PushBlob(pub.image, Digest::Of(gnu), gnu).ok());
+  auto nginx = testing::NginxCas::Start();
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  RemoteCache::Options co;
+  co.endpoint = (*nginx)->endpoint();
+  RemoteCache shared(co);
+  FuseServer fuse(2);
+  MemoryCache memory(64 << 20);
+  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
+  opts.remote_index = &shared;
+  opts.index_on_first_use = true;
+  RemoteLayers remote(opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
+  auto first = snap->Prepare("e1", "", LazyLabels(px.image, pub, "sha256:g1", gnu));
+  ASSERT_TRUE(first.ok()) << first.status();  // no index yet: the ordinary path
+  remote.WaitIndexing();
+  EXPECT_TRUE(Exists(dir + "/indexes/" + Digest::Of(gnu).Hex()));
+  auto in_remote = shared.GetIndex(Digest::Of(gnu));
+  ASSERT_TRUE(in_remote.ok() && in_remote->has_value());
+  EXPECT_EQ(DecodeIndex(**in_remote)->layer_digest(), Digest::Of(gnu).ToString());
+  EXPECT_EQ(snap->Prepare("e2", "", LazyLabels(px.image, pub, "sha256:g2", gnu)).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  auto view = snap->View("v", "sha256:g2", {});
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(ReadFileOrEmpty((*view)[0].source + "/etc/hello.txt"), "hello\n");
+  ASSERT_TRUE(snap->Remove("v").ok());
+  ASSERT_TRUE(snap->Remove("sha256:g2").ok());
+  ASSERT_TRUE(snap->Remove("e1").ok());
+  // A layer that is not a tar at all: indexing fails, logged; the ordinary path stays.
+  EXPECT_TRUE(snap->Prepare("e3", "", LazyLabels(px.image, pub, "sha256:o", pub.other)).ok());
+  remote.WaitIndexing();
+  EXPECT_FALSE(Exists(dir + "/indexes/" + Digest::Of(pub.other).Hex()));
+}
+
 // Background fill: once enabled, a mounted layer becomes entirely local - afterwards
 // every file reads correctly with the registry failing every blob request.
 TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
