@@ -121,13 +121,12 @@ absl::Status IndexOne(const RegistryClient& registry, const Reference& repo,
 
 absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryClient& registry,
                                std::ostream& out, std::ostream& progress_out) {
-  CLIP_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(options.image));
-  Platform platform = Platform::Host();
-  if (!options.platform.empty()) {
-    CLIP_ASSIGN_OR_RETURN(platform, Platform::Parse(options.platform));
-  }
-  CLIP_ASSIGN_OR_RETURN(Manifest manifest, registry.Resolve(ref, platform));
-  CLIP_ASSIGN_OR_RETURN(ImageManifest image, ParseImageManifest(manifest.bytes));
+  CLIP_ASSIGN_OR_RETURN(ResolvedImage resolved,
+                        ResolveImage(registry, options.image, options.platform));
+  const Reference& ref = resolved.ref;
+  const Platform& platform = resolved.platform;
+  const Manifest& manifest = resolved.manifest;
+  const ImageManifest& image = resolved.image;
   out << ref.ToString() << " " << platform.ToString() << " manifest " << manifest.digest.ToString()
       << ", " << image.layers.size() << " layers\n";
 

@@ -368,13 +368,12 @@ absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Ref
 
 absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
                                         const RegistryClient& registry, std::ostream& log) {
-  CLIP_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(options.image));
-  Platform platform = Platform::Host();
-  if (!options.platform.empty()) {
-    CLIP_ASSIGN_OR_RETURN(platform, Platform::Parse(options.platform));
-  }
-  CLIP_ASSIGN_OR_RETURN(Manifest manifest, registry.Resolve(ref, platform));
-  CLIP_ASSIGN_OR_RETURN(ImageManifest image, ParseImageManifest(manifest.bytes));
+  CLIP_ASSIGN_OR_RETURN(ResolvedImage resolved,
+                        ResolveImage(registry, options.image, options.platform));
+  const Reference& ref = resolved.ref;
+  const Platform& platform = resolved.platform;
+  const Manifest& manifest = resolved.manifest;
+  const ImageManifest& image = resolved.image;
   CLIP_ASSIGN_OR_RETURN(std::string config, FetchBlobToString(registry, ref, image.config.digest));
   CLIP_ASSIGN_OR_RETURN(std::vector<Digest> diff_ids, DiffIds(config));
   if (diff_ids.size() != image.layers.size()) {

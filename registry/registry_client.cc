@@ -670,6 +670,19 @@ absl::StatusOr<std::vector<Descriptor>> RegistryClient::Referrers(
   return found;
 }
 
+absl::StatusOr<ResolvedImage> ResolveImage(const RegistryClient& client, absl::string_view text,
+                                           absl::string_view platform) {
+  ResolvedImage r;
+  CLIP_ASSIGN_OR_RETURN(r.ref, Reference::Parse(text));
+  r.platform = Platform::Host();
+  if (!platform.empty()) {
+    CLIP_ASSIGN_OR_RETURN(r.platform, Platform::Parse(platform));
+  }
+  CLIP_ASSIGN_OR_RETURN(r.manifest, client.Resolve(r.ref, r.platform));
+  CLIP_ASSIGN_OR_RETURN(r.image, ParseImageManifest(r.manifest.bytes));
+  return r;
+}
+
 absl::StatusOr<std::string> FetchBlobToString(const RegistryClient& client, const Reference& repo,
                                               const Digest& digest) {
   std::string out;

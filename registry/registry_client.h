@@ -185,6 +185,17 @@ class RegistryClient {
   mutable TokenCache tokens_;  // authorization header values by "host|scope"
 };
 
+// An image as a puller sees it: `text` parsed, resolved for `platform` ("os/arch[/variant]",
+// empty: the host's; a multi-arch index resolves to that platform's manifest), parsed.
+struct ResolvedImage {
+  Reference ref;
+  Platform platform;
+  Manifest manifest;
+  ImageManifest image;
+};
+absl::StatusOr<ResolvedImage> ResolveImage(const RegistryClient& client, absl::string_view text,
+                                           absl::string_view platform);
+
 // A whole (small) blob in memory: manifests' configs, clip indexes. Verified like FetchBlob.
 absl::StatusOr<std::string> FetchBlobToString(const RegistryClient& client, const Reference& repo,
                                               const Digest& digest);
