@@ -167,22 +167,15 @@ absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryC
   return out;
 }
 
-absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryClient& client,
-                                                               const Reference& repo,
-                                                               const Digest& subject,
-                                                               const Digest& layer) {
-  CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> all, ListPublishedIndexes(client, repo, subject));
-  for (const PublishedIndex& p : all) {
-    if (p.layer != layer) continue;
-    CLIP_ASSIGN_OR_RETURN(std::string bytes, FetchBlobToString(client, repo, p.blob));
-    return std::optional<std::string>(std::move(bytes));
-  }
-  return std::nullopt;
-}
-
 absl::StatusOr<std::map<std::string, std::string>> FetchPublishedIndexes(
     const RegistryClient& client, const Reference& repo, const Digest& subject, int parallel) {
   CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> all, ListPublishedIndexes(client, repo, subject));
+  return FetchIndexBlobs(client, repo, all, parallel);
+}
+
+absl::StatusOr<std::map<std::string, std::string>> FetchIndexBlobs(
+    const RegistryClient& client, const Reference& repo, const std::vector<PublishedIndex>& all,
+    int parallel) {
   std::vector<absl::StatusOr<std::string>> got(all.size(), absl::UnknownError("not fetched"));
   std::atomic<size_t> next{0};
   std::vector<std::thread> workers;

@@ -61,13 +61,10 @@ absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryC
 // `parallel` at a time, each verified against its descriptor's digest.
 absl::StatusOr<std::map<std::string, std::string>> FetchPublishedIndexes(
     const RegistryClient& client, const Reference& repo, const Digest& subject, int parallel = 4);
-
-// The encoded index of `layer` published for the manifest `subject`, nullopt if none.
-// The blob is verified against its descriptor's digest; the caller checks the index.
-absl::StatusOr<std::optional<std::string>> FetchPublishedIndex(const RegistryClient& client,
-                                                               const Reference& repo,
-                                                               const Digest& subject,
-                                                               const Digest& layer);
+// The index blobs of `which` (from ListPublishedIndexes), by layer digest string.
+absl::StatusOr<std::map<std::string, std::string>> FetchIndexBlobs(
+    const RegistryClient& client, const Reference& repo, const std::vector<PublishedIndex>& which,
+    int parallel = 4);
 
 }  // namespace clip
 

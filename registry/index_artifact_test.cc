@@ -57,27 +57,35 @@ TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
   Digest a = Digest::Of("layer a"), b = Digest::Of("layer b"), c = Digest::Of("layer c");
   auto artifact = PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a"}, {b, "index of b"}});
   ASSERT_TRUE(artifact.ok()) << artifact.status();
-  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, a).value(), "index of a");
-  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, b).value(), "index of b");
-  EXPECT_FALSE(FetchPublishedIndex(*client_, repo_, subject_.digest, c).value().has_value());
+  auto first = FetchPublishedIndexes(*client_, repo_, subject_.digest);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, (std::map<std::string, std::string>{{a.ToString(), "index of a"},
+                                                        {b.ToString(), "index of b"}}));
   // Another image's manifest has no artifact.
-  EXPECT_FALSE(FetchPublishedIndex(*client_, repo_, Digest::Of("other"), a).value().has_value());
+  EXPECT_TRUE(FetchPublishedIndexes(*client_, repo_, Digest::Of("other"))->empty());
 
   // Publishing again (a re-index) appends to the fallback tag: both found, newest wins.
   ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
   auto referrers = client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType);
   ASSERT_TRUE(referrers.ok()) << referrers.status();
   EXPECT_EQ(referrers->size(), 2u);
-  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, a).value(), "index of a v2");
-  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, b).value(), "index of b");
-  EXPECT_EQ(*FetchPublishedIndex(*client_, repo_, subject_.digest, c).value(), "index of c");
-  // All at once (what the snapshotter does for an image's first layer): newest wins.
+  // Newest wins for a layer listed twice.
   auto all = FetchPublishedIndexes(*client_, repo_, subject_.digest);
   ASSERT_TRUE(all.ok()) << all.status();
   EXPECT_EQ(*all, (std::map<std::string, std::string>{{a.ToString(), "index of a v2"},
                                                       {b.ToString(), "index of b"},
                                                       {c.ToString(), "index of c"}}));
-  EXPECT_TRUE(FetchPublishedIndexes(*client_, repo_, Digest::Of("other"))->empty());
+  // Only some (what the snapshotter fetches when others are stored already).
+  auto listed = ListPublishedIndexes(*client_, repo_, subject_.digest);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 3u);
+  std::vector<PublishedIndex> only_b;
+  for (const PublishedIndex& p : *listed) {
+    if (p.layer == b) only_b.push_back(p);
+  }
+  EXPECT_EQ(*FetchIndexBlobs(*client_, repo_, only_b),
+            (std::map<std::string, std::string>{{b.ToString(), "index of b"}}));
+  EXPECT_TRUE(FetchIndexBlobs(*client_, repo_, {})->empty());
   // Idempotent: the same artifact again does not grow the list.
   ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
   EXPECT_EQ(client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType)->size(), 2u);

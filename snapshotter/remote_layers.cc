@@ -151,9 +151,23 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
   }
   if (!bytes && manifest && options_.registry != nullptr) {
     // The image's other layers come next (containerd prepares them one after another):
-    // fetch every published index at once and keep them all, one round of requests
-    // instead of one per layer.
-    CLIP_ASSIGN_OR_RETURN(auto all, FetchPublishedIndexes(*options_.registry, image, *manifest));
+    // fetch the published indexes not stored yet all at once and keep them, one round of
+    // requests instead of one per layer. A layer without one costs only the listing.
+    CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> listed,
+                          ListPublishedIndexes(*options_.registry, image, *manifest));
+    std::vector<PublishedIndex> wanted;
+    bool published = false;
+    for (const PublishedIndex& p : listed) {
+      struct stat st;
+      if (p.layer == layer) {
+        published = true;
+        wanted.push_back(p);
+      } else if (stat(absl::StrCat(options_.index_store, "/", p.layer.Hex()).c_str(), &st) != 0) {
+        wanted.push_back(p);
+      }
+    }
+    if (!published) wanted.clear();
+    CLIP_ASSIGN_OR_RETURN(auto all, FetchIndexBlobs(*options_.registry, image, wanted));
     for (auto& [other, encoded] : all) {
       if (other == layer.ToString()) {
         bytes = std::move(encoded);
