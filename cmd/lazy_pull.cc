@@ -134,8 +134,9 @@ class Containerd {
       content::AbortRequest abort;
       abort.set_ref(ref);
       google::protobuf::Empty e;
-      (void)content_->Abort(Context().get(), abort, &e);
-      return WriteContent(d, size, labels, produce);
+      CLIP_RETURN_IF_ERROR(FromGrpc(content_->Abort(Context().get(), abort, &e),
+                                    absl::StrCat("content abort ", ref)));
+      return WriteContent(d, size, labels, produce);  // the ref is fresh now: no loop
     }
     int64_t offset = 0;
     bool broken = false;
