@@ -113,7 +113,7 @@ absl::Status IndexOne(const RegistryClient& registry, const Reference& repo,
   }
   job.entries = index.entries_size();
   job.uncompressed = index.uncompressed_size();
-  job.encoded = EncodeIndex(index);
+  CLIP_ASSIGN_OR_RETURN(job.encoded, EncodeCheckedIndex(index));
   return absl::OkStatus();
 }
 

@@ -63,9 +63,57 @@ std::string ModeString(char type, uint32_t mode) {
   return s;
 }
 
+// A name as `tar -tv` shows it (its default "escape" quoting in a UTF-8 locale): valid
+// printable UTF-8 as is, a backslash doubled, C escapes for the usual control
+// characters, every other byte (names are bytes, not always UTF-8) as \ooo.
+std::string Quote(absl::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  auto octal = [&out](unsigned char c) { absl::StrAppend(&out, absl::StrFormat("\\%03o", c)); };
+  for (size_t i = 0; i < name.size();) {
+    auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x80) {
+      if (c == '\\') {
+        out += "\\\\";
+      } else if (c >= 0x07 && c <= 0x0d) {
+        out += '\\';
+        out += "abtnvfr"[c - 0x07];
+      } else if (c < 0x20 || c == 0x7f) {
+        octal(c);
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: shortest form, no surrogates, at most U+10FFFF, not a C1 control.
+    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    uint32_t cp = len == 4 ? c & 0x07 : len == 3 ? c & 0x0f : c & 0x1f;
+    bool valid = len > 0 && i + len <= name.size();
+    for (size_t k = 1; valid && k < len; ++k) {
+      auto cc = static_cast<unsigned char>(name[i + k]);
+      valid = (cc & 0xc0) == 0x80;
+      cp = cp << 6 | (cc & 0x3f);
+    }
+    valid = valid &&
+            cp >= (len == 4   ? 0x10000u
+                   : len == 3 ? 0x800u
+                              : 0xa0u) &&
+            cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    if (valid) {
+      out.append(name.data() + i, len);
+      i += len;
+    } else {
+      octal(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::string Owner(const Entry& e) {
-  return absl::StrCat(e.uname().empty() ? absl::StrCat(e.uid()) : e.uname(), "/",
-                      e.gname().empty() ? absl::StrCat(e.gid()) : e.gname());
+  return absl::StrCat(e.uname().empty() ? absl::StrCat(e.uid()) : Quote(e.uname()), "/",
+                      e.gname().empty() ? absl::StrCat(e.gid()) : Quote(e.gname()));
 }
 
 std::string Time(int64_t sec) {
@@ -92,15 +140,17 @@ absl::Status IndexBuildCommand(const std::string& layer_path, const std::string&
     return absl::Status(index.status().code(),
                         absl::StrCat(layer_path, ": ", index.status().message()));
   }
-  std::string bytes = EncodeIndex(*index);
-  CLIP_RETURN_IF_ERROR(WriteFileAtomically(index_path, bytes));
-  out << absl::StrFormat("%s: %d entries, %d checkpoints, index %d bytes (%.3f%% of %d)\n",
-                         index_path, index->entries_size(), index->checkpoints_size(),
-                         bytes.size(),
-                         index->uncompressed_size()
-                             ? 100.0 * bytes.size() / index->uncompressed_size()
-                             : 0.0,
-                         index->uncompressed_size());
+  absl::StatusOr<std::string> bytes = EncodeCheckedIndex(*index);
+  if (!bytes.ok()) {
+    return absl::Status(bytes.status().code(),
+                        absl::StrCat(layer_path, ": ", bytes.status().message()));
+  }
+  CLIP_RETURN_IF_ERROR(WriteFileAtomically(index_path, *bytes));
+  out << absl::StrFormat(
+      "%s: %d entries, %d checkpoints, index %d bytes (%.3f%% of %d)\n", index_path,
+      index->entries_size(), index->checkpoints_size(), bytes->size(),
+      index->uncompressed_size() ? 100.0 * bytes->size() / index->uncompressed_size() : 0.0,
+      index->uncompressed_size());
   return absl::OkStatus();
 }
 
@@ -113,22 +163,26 @@ absl::Status IndexInspectCommand(const std::string& index_path, std::ostream& ou
     std::string time = Time(e.mtime_sec());
     if (!e.implicit()) {
       std::string size = absl::StrCat(e.size());
-      std::string name = path.empty() ? "./" : path;
+      std::string name = path.empty() ? "./" : Quote(path);
       if (e.type() == index::v1::DIRECTORY && !path.empty()) name += "/";
       if (e.type() == index::v1::CHAR_DEVICE || e.type() == index::v1::BLOCK_DEVICE) {
         size = absl::StrCat(e.dev_major(), ",", e.dev_minor());
       }
-      if (e.type() == index::v1::SYMLINK) absl::StrAppend(&name, " -> ", e.link_target());
-      if (e.type() == index::v1::HARDLINK) absl::StrAppend(&name, " link to ", e.link_target());
+      if (e.type() == index::v1::SYMLINK) {
+        absl::StrAppend(&name, " -> ", Quote(e.link_target()));
+      }
+      if (e.type() == index::v1::HARDLINK) {
+        absl::StrAppend(&name, " link to ", Quote(e.link_target()));
+      }
       if (e.type() == index::v1::WHITEOUT) {
         std::string parent = tree.Path(e.parent());
-        name = absl::StrCat(parent, parent.empty() ? "" : "/", ".wh.", e.name());
+        name = Quote(absl::StrCat(parent, parent.empty() ? "" : "/", ".wh.", e.name()));
       }
       PrintLine(ModeString(TypeChar(e), e.mode()), Owner(e), size, time, name, out);
     }
     if (e.opaque()) {
       PrintLine(ModeString('-', 0), Owner(e), "0", time,
-                absl::StrCat(path, path.empty() ? "" : "/", ".wh..wh..opq"), out);
+                Quote(absl::StrCat(path, path.empty() ? "" : "/", ".wh..wh..opq")), out);
     }
   }
   uint64_t index_size = EncodeIndex(index).size();

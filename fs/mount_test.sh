@@ -111,6 +111,12 @@ echo changed > "$mk/l2/a/file"; : > "$mk/l2/b/.wh.x" 2>/dev/null || { mkdir -p "
 : > "$mk/l2/c/.wh..wh..opq"; echo new > "$mk/l2/c/new"; ln "$mk/l2/a/file" "$mk/l2/a/hard"
 : > "$mk/l3/.wh.b"; echo top > "$mk/l3/a/top"; mknod "$mk/l3/a/null" c 1 3
 python3 -c "import os; os.setxattr('$mk/l3/a/top', 'user.k', b'v')"
+# Names that are not UTF-8 in two layers: a file and a directory in l1, a whiteout of
+# one of them, a byte-named file with a byte-named xattr and a symlink to it in l2.
+e9=$(printf '\xe9') ff=$(printf '\xff')
+echo old > "$mk/l1/a/old-$e9"; mkdir -p "$mk/l1/d$ff"; echo in > "$mk/l1/d$ff/x$e9"
+: > "$mk/l2/a/.wh.old-$e9"; echo new > "$mk/l2/a/new-$ff"; ln -s "new-$ff" "$mk/l2/a/ln-$e9"
+python3 -c 'import os,sys; os.setxattr(sys.argv[1].encode() + b"/l2/a/new-\xff", b"user.\xe9", b"\xe0")' "$mk"
 find "$mk" -exec touch -h -d @1700000000 {} +
 for i in 1 2 3; do
   tar --format=posix --xattrs --xattrs-include='*' -C "$mk/l$i" -czf "$work/l$i.tar.gz" .
@@ -131,6 +137,16 @@ if mount -t overlay overlay -o "lowerdir=$work/ml3:$work/ml2:$work/ml1" "$ovl"; 
   grep -q '^a/file .*sha256=' "$work/ovl.txt" || error "a/file missing"
   grep -q '^b ' "$work/ovl.txt" && error "whiteout of b not honoured"
   grep -q '^c/old' "$work/ovl.txt" && error "opaque c not honoured"
+  python3 - "$ovl" <<'PY' || error "names that are not UTF-8 differ through overlayfs"
+import os, sys
+o = os.fsencode(sys.argv[1])
+a = sorted(os.listdir(o + b"/a"))
+assert b"new-\xff" in a and b"ln-\xe9" in a and b"old-\xe9" not in a, a
+assert os.readlink(o + b"/a/ln-\xe9") == b"new-\xff"
+assert os.listxattr(o + b"/a/new-\xff") == ["user.\udce9"], os.listxattr(o + b"/a/new-\xff")
+assert os.getxattr(o + b"/a/new-\xff", b"user.\xe9") == b"\xe0"
+assert open(o + b"/d\xff/x\xe9", "rb").read() == b"in\n"
+PY
   umount "$ovl" || error "umount overlay"
 else
   error "overlay mount failed"

@@ -25,12 +25,28 @@ build index_format_fuzzer "$root/index/index_format_fuzzer.cc" "$root/index/inde
   "$root/index/gzip_checkpoint.cc" "$root/index/entry_tree.cc" \
   "$root/proto/clip/index/v1/index.pb.cc"
 
-# Seeds: a real tar made here, and nothing for the decoder (it builds its own frames).
+# Seeds: real tars made here, with names, link targets and an xattr name that are not
+# UTF-8 (Linux names are bytes); for the decoder, the index clipctl builds of them,
+# framed and as a bare payload (the fuzzer frames raw bytes itself).
 mkdir -p "$work/tar-corpus" "$work/index-corpus" "$work/seedsrc/d"
 echo hello > "$work/seedsrc/d/f"
 ln -sf f "$work/seedsrc/d/l"
-tar --format=posix -C "$work/seedsrc" -cf "$work/tar-corpus/seed.tar" .
+printf 'latin-1\n' > "$work/seedsrc/d/caf$(printf '\xe9')"
+ln -sf "caf$(printf '\xe9')" "$work/seedsrc/d/link-$(printf '\xff')"
+ln "$work/seedsrc/d/f" "$work/seedsrc/d/hard-$(printf '\xe0')"
+python3 -c 'import os,sys; os.setxattr(sys.argv[1].encode() + b"/d/caf\xe9", b"user.\xe9", b"v")' \
+  "$work/seedsrc"
+tar --format=posix --xattrs --xattrs-include='*' -C "$work/seedsrc" -cf "$work/tar-corpus/seed.tar" .
 tar --format=gnu -C "$work/seedsrc" -cf "$work/tar-corpus/seed-gnu.tar" .
+for t in seed seed-gnu; do
+  "$root/cmd/clipctl" index build --layer "$work/tar-corpus/$t.tar" -o "$work/index-corpus/$t.idx" >/dev/null
+  python3 - "$work/index-corpus/$t.idx" "$work/index-corpus/$t.payload" <<'PY'
+import sys, zlib
+raw = open(sys.argv[1], "rb").read()
+stored = int.from_bytes(raw[16:24], "little")
+open(sys.argv[2], "wb").write(zlib.decompress(raw[32:32 + stored], -15))
+PY
+done
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 "$work/tar_parser_fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 \

@@ -1,5 +1,6 @@
 #include "index/index_format.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <zlib.h>
 
 #include <cstring>
@@ -79,10 +80,11 @@ absl::StatusOr<LayerIndex> DecodeIndex(absl::string_view bytes) {
     return Invalid("bad magic (not a clip index)");
   }
   uint32_t version = GetU32(bytes.data() + 8);
-  if (version != kIndexFormatVersion) {
-    return absl::UnimplementedError(
-        absl::StrCat("index: format version ", version, " is not supported (this build reads ",
-                     kIndexFormatVersion, ")"));
+  if (version < kOldestReadableIndexVersion || version > kIndexFormatVersion) {
+    return absl::UnimplementedError(absl::StrCat(
+        "index: format version ", version, " is not supported (this build reads versions ",
+        kOldestReadableIndexVersion, " to ", kIndexFormatVersion,
+        "); re-index the layer with this build's `clipctl index`"));
   }
   uint32_t flags = GetU32(bytes.data() + 12);
   uint64_t stored = GetU64(bytes.data() + 16);
@@ -113,6 +115,22 @@ absl::StatusOr<LayerIndex> DecodeIndex(absl::string_view bytes) {
   return index;
 }
 
+absl::StatusOr<std::string> EncodeCheckedIndex(const LayerIndex& index) {
+  std::string bytes = EncodeIndex(index);
+  absl::StatusOr<LayerIndex> back = DecodeIndex(bytes);
+  if (!back.ok()) {
+    return absl::DataLossError(absl::StrCat("index does not read back: ", back.status().message()));
+  }
+  google::protobuf::util::MessageDifferencer differ;
+  std::string difference;
+  differ.ReportDifferencesToString(&difference);
+  if (!differ.Compare(index, *back)) {
+    return absl::DataLossError(absl::StrCat("index reads back different from what was built: ",
+                                            difference.substr(0, 512)));
+  }
+  return bytes;
+}
+
 absl::Status ValidateIndex(const LayerIndex& index) {
   using index::v1::Entry;
   if (index.compression() != index::v1::GZIP && index.compression() != index::v1::NONE) {
@@ -140,8 +158,8 @@ absl::Status ValidateIndex(const LayerIndex& index) {
       return Invalid(absl::StrCat("entry ", i, ": bad parent"));
     }
     const std::string& n = e.name();
-    if (n.empty() || n == "." || n == ".." || n.size() > 255 ||
-        n.find('/') != std::string::npos || n.find('\0') != std::string::npos) {
+    if (n.empty() || n == "." || n == ".." || n.size() > 255 || n.find('/') != std::string::npos ||
+        n.find('\0') != std::string::npos) {
       return Invalid(absl::StrCat("entry ", i, ": bad name"));
     }
     if (!names.insert({e.parent(), n}).second) {

@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary bytes through DecodeIndex, twice: as they are, and
 // re-framed with a valid checksum so the protobuf parse and the invariants are
-// reached. A decoded index must also survive building its entry tree.
+// reached. A decoded index must also survive building its entry tree and encode to
+// bytes that read back as itself.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,6 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   framed.append(reinterpret_cast<const char*>(sum.bytes().data()), clip::Digest::kSize);
   auto index = clip::DecodeIndex(framed);
   if (index.ok()) {
+    // What decodes must encode and read back unchanged (what `clipctl index` checks
+    // before it writes or publishes).
+    if (!clip::EncodeCheckedIndex(*index).ok()) __builtin_trap();
     clip::EntryTree tree(*index);
     for (uint32_t i = 0; i < static_cast<uint32_t>(index->entries_size()); ++i) {
       (void)tree.Path(i);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/digest.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace clip {
@@ -64,16 +65,76 @@ TEST(IndexFormatTest, EveryCorruptionAndTruncationIsRejected) {
   for (size_t len = 0; len < bytes.size(); ++len) {
     EXPECT_EQ(DecodeIndex(bytes.substr(0, len)).status().code(), absl::StatusCode::kDataLoss);
   }
-  std::string newer = bytes;
-  newer[8] = 2;
-  EXPECT_EQ(DecodeIndex(newer).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+// Header version, payload checksum: the bytes of `index` framed as format `version`.
+std::string Reframed(std::string bytes, uint32_t version) {
+  bytes[8] = static_cast<char>(version);
+  bytes.resize(bytes.size() - Digest::kSize);
+  Digest sum = Digest::Of(bytes);
+  bytes.append(reinterpret_cast<const char*>(sum.bytes().data()), Digest::kSize);
+  return bytes;
+}
+
+// Version 1 (string fields, same wire) is still read; versions this build does not know
+// are refused with an error that says what to do.
+TEST(IndexFormatTest, VersionsReadAndRefused) {
+  std::string bytes = EncodeIndex(Small());
+  EXPECT_EQ(static_cast<uint32_t>(bytes[8]), kIndexFormatVersion);
+  auto v1 = DecodeIndex(Reframed(bytes, 1));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(v1->SerializeAsString(), Small().SerializeAsString());
+  for (uint32_t version : {0u, kIndexFormatVersion + 1}) {
+    auto r = DecodeIndex(Reframed(bytes, version));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented) << version;
+    EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("re-index")) << version;
+  }
+}
+
+// Every byte string the index stores from the tar is bytes: names that are not UTF-8
+// (Latin-1, stray continuation bytes) round-trip exactly.
+TEST(IndexFormatTest, NamesAreBytes) {
+  LayerIndex index = Small();
+  const std::string latin1 = "caf\xe9", odd = "\xff\xfe\x80name";
+  index.mutable_entries(1)->set_name(latin1);
+  index.mutable_entries(1)->set_uname("\xe9l\xe8ve");
+  index.mutable_entries(1)->set_gname("gr\xfcppe");
+  auto* x = index.mutable_entries(1)->add_xattrs();
+  x->set_key("user." + odd);
+  x->set_value("\xff");
+  index.mutable_entries(2)->set_name(odd);
+  index.mutable_entries(2)->set_link_target(latin1);
+  auto* s = index.add_entries();
+  s->set_name("symlink-\xe0");
+  s->set_type(index::v1::SYMLINK);
+  s->set_link_target("../\xc3(bad utf-8");
+  auto checked = EncodeCheckedIndex(index);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  auto back = DecodeIndex(*checked);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->entries(1).name(), latin1);
+  EXPECT_EQ(back->entries(1).uname(), "\xe9l\xe8ve");
+  EXPECT_EQ(back->entries(1).xattrs(0).key(), "user." + odd);
+  EXPECT_EQ(back->entries(2).name(), odd);
+  EXPECT_EQ(back->entries(3).link_target(), "../\xc3(bad utf-8");
+}
+
+// What does not read back as built is never written or published.
+TEST(IndexFormatTest, CheckedEncodingRefusesWhatDoesNotReadBack) {
+  auto good = EncodeCheckedIndex(Small());
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(*good, EncodeIndex(Small()));
+  LayerIndex bad = Small();
+  bad.mutable_entries(1)->set_name("a/b");
+  auto r = EncodeCheckedIndex(bad);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("does not read back"));
 }
 
 // Well-framed but inconsistent payloads are caught by the invariants.
 TEST(IndexFormatTest, InvariantsAreChecked) {
   auto expect_bad = [](LayerIndex index, const char* what) {
-    EXPECT_EQ(DecodeIndex(EncodeIndex(index)).status().code(), absl::StatusCode::kDataLoss)
-        << what;
+    EXPECT_EQ(DecodeIndex(EncodeIndex(index)).status().code(), absl::StatusCode::kDataLoss) << what;
   };
   LayerIndex i = Small();
   i.mutable_entries(1)->set_parent(2);

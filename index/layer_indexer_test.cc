@@ -7,13 +7,13 @@
 
 #include <atomic>
 #include <cstdio>
-#include <thread>
 #include <fstream>
 #include <map>
 #include <random>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +24,7 @@
 #include "common/digest.h"
 #include "common/file_blob_reader.h"
 #include "common/memory_blob_reader.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/entry_tree.h"
 #include "index/index_format.h"
@@ -227,35 +228,49 @@ TEST_P(GoodLayerTest, EveryFileEqualsTarExtraction) {
   EXPECT_GT(files, 15);
 }
 
-// Listing equals `tar -tv` (fields, not spacing), whiteouts and the opaque marker by name.
-TEST_P(GoodLayerTest, ListingMatchesTarTv) {
+// Listing equals `tar -tv` (fields, not spacing) line by line in archive order, names
+// quoted as tar quotes them (bytes that are not UTF-8 as \ooo), whiteouts by name. The
+// opaque marker is printed after its directory, so it is compared apart from the order.
+TEST_P(GoodLayerTest, ListingMatchesTarTvInArchiveOrder) {
   auto index = Build(GetParam());
   ASSERT_TRUE(index.ok()) << index.status();
   std::string idx = absl::StrCat(g_dir, "/", GetParam(), ".idx");
   std::ofstream(idx, std::ios::binary) << EncodeIndex(*index);
   std::ostringstream ours;
   ASSERT_TRUE(IndexInspectCommand(idx, ours).ok());
-  std::string theirs = Shell(absl::StrCat("TZ=UTC tar --quoting-style=literal -tvf ", g_dir, "/",
-                                        GetParam()));
+  std::string theirs =
+      Shell(absl::StrCat("TZ=UTC LC_ALL=C.UTF-8 tar -tvf ", g_dir, "/", GetParam()));
+  struct Listing {
+    std::vector<std::string> lines;
+    std::multiset<std::string> opaque;
+  };
   auto normalize = [](absl::string_view listing) {
-    std::multiset<std::string> lines;
+    Listing out;
     for (absl::string_view line : absl::StrSplit(listing, '\n', absl::SkipEmpty())) {
       if (absl::StartsWith(line, "#")) continue;  // Our summary line.
       std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
       for (auto& field : f) {
         while (absl::StartsWith(field, "./") && field.size() > 2) field = field.substr(2);
       }
-      if (f.size() >= 6 && (absl::StrContains(f[5], ".wh."))) {
-        lines.insert(absl::StrCat("whiteout ", f[5]));
+      if (f.size() >= 6 && absl::EndsWith(f[5], ".wh..wh..opq")) {
+        out.opaque.insert(f[5]);
+      } else if (f.size() >= 6 && absl::StrContains(f[5], ".wh.")) {
+        out.lines.push_back(absl::StrCat("whiteout ", f[5]));
       } else {
-        lines.insert(absl::StrJoin(f, " "));
+        out.lines.push_back(absl::StrJoin(f, " "));
       }
     }
-    return lines;
+    return out;
   };
-  auto a = normalize(ours.str());
-  auto b = normalize(theirs);
-  EXPECT_EQ(a, b) << "ours:\n" << ours.str() << "\ntar -tv:\n" << theirs;
+  Listing a = normalize(ours.str());
+  Listing b = normalize(theirs);
+  EXPECT_EQ(a.lines, b.lines) << "ours:\n" << ours.str() << "\ntar -tv:\n" << theirs;
+  EXPECT_EQ(a.opaque, b.opaque);
+  if (GetParam() != std::string("real.tar.gz")) {
+    EXPECT_THAT(ours.str(), ::testing::HasSubstr(" caf\\351"));
+    EXPECT_THAT(ours.str(), ::testing::HasSubstr(" link-\\340 -> caf\\351\n"));
+    EXPECT_THAT(ours.str(), ::testing::HasSubstr(" bytes-\\377\\376/\\351t\\351\n"));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Layers, GoodLayerTest,
@@ -297,6 +312,10 @@ TEST(PythonLayerTest, TarSemantics) {
   ASSERT_EQ(entry("xattr-file")->xattrs_size(), 2);
   EXPECT_EQ(entry("xattr-file")->xattrs(0).key(), "security.selinux");
   EXPECT_EQ(entry("xattr-file")->xattrs(1).value(), "v");
+  // PAX `path`/`linkpath` with hdrcharset=BINARY: the bytes, not UTF-8.
+  ASSERT_NE(entry("py-caf\xe9/\xff-file"), nullptr);
+  EXPECT_EQ(entry("py-caf\xe9/\xff-file")->size(), 16u);
+  EXPECT_EQ(entry("py-link-\xe9")->link_target(), "py-caf\xe9/\xff-file");
   EXPECT_FALSE(entry("")->implicit());  // "./" member present.
   EXPECT_EQ(entry("")->mtime_sec(), 1000);
 
@@ -374,7 +393,49 @@ TEST(LayerFixtureTest, AttributesFromGnuTar) {
   EXPECT_EQ(dir.xattrs(0).value(), std::string("\x00\x01" "binary", 8));
   int links = 0;
   for (const auto& e : index->entries()) links += e.type() == index::v1::HARDLINK;
-  EXPECT_EQ(links, 2);
+  EXPECT_EQ(links, 3);
+}
+
+// Names are bytes: a name, a directory, a symlink's name and target, a hardlink and an
+// xattr name that are not UTF-8 are kept byte for byte, survive the file format, and
+// read back through the index (GNU tar's ustar bytes and its PAX hdrcharset=BINARY).
+TEST(LayerFixtureTest, NamesThatAreNotUtf8AreBytes) {
+  for (const std::string name : {"gnu.tar.gz", "posix.tar.gz"}) {
+    auto built = Build(name);
+    ASSERT_TRUE(built.ok()) << built.status();
+    auto checked = EncodeCheckedIndex(*built);
+    ASSERT_TRUE(checked.ok()) << name << ": " << checked.status();
+    auto decoded = DecodeIndex(*checked);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    auto index = std::make_shared<const LayerIndex>(*std::move(decoded));
+    EntryTree tree(*index);
+    auto id = [&](const std::string& path) {
+      auto found = tree.Resolve(path);
+      EXPECT_TRUE(found) << name << ": " << path;
+      return found.value_or(0);
+    };
+    const auto& file = index->entries(static_cast<int>(id("caf\xe9")));
+    const auto& hard = index->entries(static_cast<int>(id("hard-\xe9")));
+    // tar stores whichever name it met first as the file, the other as its hardlink.
+    const auto& link = file.type() == index::v1::HARDLINK ? file : hard;
+    EXPECT_EQ(link.type(), index::v1::HARDLINK) << name;
+    EXPECT_TRUE(link.link_target() == "caf\xe9" || link.link_target() == "hard-\xe9");
+    const auto& data = file.type() == index::v1::HARDLINK ? hard : file;
+    if (name == "posix.tar.gz") {  // xattrs: PAX SCHILY.xattr.* (--format=gnu has none)
+      ASSERT_EQ(data.xattrs_size(), 1) << name;
+      EXPECT_EQ(data.xattrs(0).key(), "user.na\xefve");
+      EXPECT_EQ(data.xattrs(0).value(), std::string("\xff\x00value", 7));
+    }
+    EXPECT_EQ(index->entries(static_cast<int>(id("link-\xe0"))).link_target(), "caf\xe9");
+    EXPECT_EQ(index->entries(static_cast<int>(id("bytes-\xff\xfe"))).type(), index::v1::DIRECTORY);
+    auto blob = FileBlobReader::Open(g_dir + "/" + name);
+    ASSERT_TRUE(blob.ok());
+    LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
+    std::string got(64, '\0');
+    auto n = reader.ReadFile(id("bytes-\xff\xfe/\xe9t\xe9"), 0, absl::MakeSpan(got));
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(got.substr(0, *n), "inside\n");
+  }
 }
 
 TEST(BadLayerTest, HostileAndUnsupportedInputsAreRejected) {
@@ -451,6 +512,13 @@ TEST(IndexCommandsTest, BuildInspectCat) {
   EXPECT_EQ(IndexBuildCommand(g_dir + "/dotdot.tar.gz", g_dir + "/bad.idx", out).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(IndexInspectCommand(g_dir + "/gnu.tar.gz", out).code(), absl::StatusCode::kDataLoss);
+  // Names that are not UTF-8: built, written, read back and served byte for byte.
+  std::ostringstream latin1;
+  ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "caf\xe9", latin1).ok());
+  EXPECT_EQ(latin1.str(), "latin-1 name\n");
+  std::ostringstream inside;
+  ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "bytes-\xff\xfe/\xe9t\xe9", inside).ok());
+  EXPECT_EQ(inside.str(), "inside\n");
 }
 
 }  // namespace

@@ -97,7 +97,8 @@ void RemoteLayers::IndexInBackground(const Reference& image, const Digest& layer
       if (index.layer_digest() != layer.ToString()) {
         return absl::DataLossError(absl::StrCat("indexed as ", index.layer_digest()));
       }
-      Keep(layer, EncodeIndex(index), /*share=*/true);
+      CLIP_ASSIGN_OR_RETURN(std::string encoded, EncodeCheckedIndex(index));
+      Keep(layer, encoded, /*share=*/true);
       return absl::OkStatus();
     }();
     Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",

@@ -84,7 +84,10 @@ def main():
     root = sys.argv[1]
     tar = "--tar-whiteouts" in sys.argv[2:]
     dir_nlink = "--no-dir-nlink" not in sys.argv[2:]
-    print("\n".join(manifest(root, tar, dir_nlink)))
+    # Names need not be UTF-8: os gives them back with surrogate escapes; print the
+    # original bytes.
+    out = "\n".join(manifest(root, tar, dir_nlink)) + "\n"
+    sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
 
 
 if __name__ == "__main__":

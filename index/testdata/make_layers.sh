@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the layer fixtures of the index tests in OUTDIR with GNU tar, gzip, pigz and
 # Python's tarfile (no binary fixture is committed):
-#   tree/            a root filesystem with every entry type and attribute
+#   tree/            a root filesystem with every entry type and attribute, and
+#                    names, link targets and an xattr name that are not UTF-8
 #   gnu.tar.gz       tar --format=gnu
 #   posix.tar.gz     tar --format=posix --xattrs (PAX: ns mtimes, SCHILY.xattr.*)
 #   posix.tar        the same, uncompressed
@@ -48,6 +49,18 @@ long=$(printf 'n%.0s' $(seq 1 150))
 echo long > "deep/a/b/c/d/e/f/g/h/i/j/$long"
 ln -s "deep/a/b/c/d/e/f/g/h/i/j/$long" long-link
 echo unicode > "dir with space/éàü-名前.txt"
+# Names that are not UTF-8 (Linux names are bytes): Latin-1 in a file, a directory, a
+# file inside it, a symlink's name and target, a hardlink and an xattr name.
+latin1=$(printf 'caf\xe9')
+mkdir "bytes-$(printf '\xff\xfe')"
+printf 'latin-1 name\n' > "$latin1"
+printf 'inside\n' > "bytes-$(printf '\xff\xfe')/$(printf '\xe9t\xe9')"
+ln -s "$latin1" "link-$(printf '\xe0')"
+ln "$latin1" "hard-$(printf '\xe9')"
+python3 - <<'PY'
+import os
+os.setxattr(b"caf\xe9", b"user.na\xefve", b"\xff\x00value")
+PY
 python3 - <<'PY'
 import os
 os.setxattr("etc/hello.txt", "user.comment", b"hi there")
@@ -104,6 +117,9 @@ with tarfile.open("python.tar.gz", "w:gz", format=tarfile.PAX_FORMAT) as tf:
     add(tf, "large-file", b"L" * (600 * 1024))
     add(tf, "xattr-file", b"x", pax_headers={"SCHILY.xattr.user.k": "v",
                                             "SCHILY.xattr.security.selinux": "ctx"})
+    # Not UTF-8: tarfile writes PAX `path`/`linkpath` with hdrcharset=BINARY.
+    add(tf, "py-caf\udce9/\udcff-file", b"binary pax name\n")
+    add(tf, "py-link-\udce9", type=tarfile.SYMTYPE, linkname="py-caf\udce9/\udcff-file")
 
 with tarfile.open("python-gnu.tar.gz", "w:gz", format=tarfile.GNU_FORMAT) as tf:
     add(tf, "g" * 200 + "/file", b"gnu long name\n")
