@@ -14,6 +14,13 @@ error() { echo "FAIL: $*"; fail=1; }
 "$daemon" --config "$d/config.toml" --check-config || error "deploy/config.toml rejected"
 printf 'roots = "/x"\n' > "$t/bad.toml"
 "$daemon" --config "$t/bad.toml" --check-config >/dev/null 2>&1 && error "a typo passed --check-config"
+for bad in 'fuse_workers = 0' 'memory_cache_bytes = -5'; do
+  printf '%s\n' "$bad" > "$t/bad.toml"
+  out=$("$daemon" --config "$t/bad.toml" --check-config 2>&1) && error "--check-config took: $bad"
+  grep -q "${bad%% *}" <<<"$out" || error "unclear --check-config error for $bad: $out"
+done
+grep -q '^memory_cache_bytes = 268435456' "$d/config.toml" || error "config.toml lacks memory_cache_bytes"
+grep -q '^fuse_workers = 4' "$d/config.toml" || error "config.toml lacks fuse_workers"
 
 # containerd parses the stanza and keeps the proxy plugin and the CRI settings.
 dump=$(containerd --config "$d/containerd-config.toml" config dump 2>&1) || error "containerd: $dump"

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     Log(LogLevel::kError, "daemon", disk.status().message());
     return 1;
   }
-  clip::MemoryCache memory(256 << 20);
+  clip::MemoryCache memory(static_cast<uint64_t>(config->memory_cache_bytes));
   std::unique_ptr<clip::RemoteCache> remote_cache;
   if (!config->remote_cache.empty()) {
     clip::RemoteCache::Options co;
@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
     remote_cache = std::make_unique<clip::RemoteCache>(co);
   }
   clip::FillExecutor executor;
-  clip::FuseServer fuse(4);
+  clip::FuseServer fuse(static_cast<int>(config->fuse_workers));
   clip::RemoteLayers::Options lo;
   lo.index_store = config->root + "/indexes";
   lo.registry = &registry;

@@ -70,6 +70,17 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       c.cache_max_bytes = *v;
       continue;
     }
+    if (k == "memory_cache_bytes" || k == "fuse_workers") {
+      const bool workers = k == "fuse_workers";
+      auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+      if (!v || *v < (workers ? 1 : 0) || (workers && *v > 256)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": ", k, " must be ",
+                         workers ? "between 1 and 256" : "a non-negative integer (bytes)"));
+      }
+      (workers ? c.fuse_workers : c.memory_cache_bytes) = *v;
+      continue;
+    }
     if (k == "index_on_first_use") {
       const toml::value<bool>* v = node.as_boolean();
       if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": index_on_first_use must be true or false"));

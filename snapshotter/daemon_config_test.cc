@@ -32,6 +32,25 @@ TEST(DaemonConfigTest, RegistryAndCacheSettings) {
   EXPECT_FALSE(ParseDaemonConfig("cache_max_bytes = -1", "t").ok());
 }
 
+// The memory span cache and the FUSE worker count: today's values by default, checked.
+TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
+  auto d = ParseDaemonConfig("", "t");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->memory_cache_bytes, int64_t{256} << 20);
+  EXPECT_EQ(d->fuse_workers, 4);
+  auto c = ParseDaemonConfig("memory_cache_bytes = 0\nfuse_workers = 16\n", "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->memory_cache_bytes, 0);
+  EXPECT_EQ(c->fuse_workers, 16);
+  for (const char* bad :
+       {"memory_cache_bytes = -1", "memory_cache_bytes = \"1G\"", "memory_cache_bytes = 1.5",
+        "fuse_workers = 0", "fuse_workers = 257", "fuse_workers = true"}) {
+    auto r = ParseDaemonConfig(bad, "t.toml");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(r.status().message().find("t.toml"), absl::string_view::npos) << bad;
+  }
+}
+
 TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
   auto c = ParseDaemonConfig(
       "metrics_address = \"127.0.0.1:9102\"\nremote_cache = \"http://c:8080\"\n"
