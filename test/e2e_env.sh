@@ -12,6 +12,10 @@ E2E_DIR="$(mktemp -d /tmp/cxXXXX)"
 E2E_NS="clip-e2e-$$"
 E2E_PIDS=()
 E2E_FAIL=0
+# containerd makes /run/containerd/{fifo,runc,s} for every instance (global state): if
+# none existed when we started, the empty ones go again at cleanup.
+E2E_MADE_RUN=0
+[ -e /run/containerd ] || E2E_MADE_RUN=1
 
 e2e_error() { echo "FAIL: $*"; E2E_FAIL=1; }
 
@@ -21,14 +25,27 @@ e2e_wait() {  # e2e_wait DESCRIPTION COMMAND...
   e2e_error "$what did not come up"; return 1
 }
 
+# Stops every recorded process (TERM, up to 5 s, then KILL) and reaps it, unmounts what
+# is left under the private directory and removes it. Safe under `set -e` (it is the
+# EXIT trap of scripts that use it): a process that already exited is not an error, and
+# it never stops half way.
 e2e_cleanup() {
-  for ((i=${#E2E_PIDS[@]}-1; i>=0; i--)); do kill -TERM "${E2E_PIDS[$i]}" 2>/dev/null; done
+  local i p m
+  for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${E2E_PIDS[$i]}" 2>/dev/null || true; done
   for p in "${E2E_PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
   done
-  grep -o " $E2E_DIR[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
-  rm -rf "$E2E_DIR"
+  E2E_PIDS=()
+  while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(grep -o " $E2E_DIR[^ ]*" /proc/mounts | sort -r)
+  # The namespace's runc state and fifo directories are containerd's, per namespace.
+  rm -rf "/run/containerd/runc/$E2E_NS" "/run/containerd/fifo/$E2E_NS" 2>/dev/null || true
+  if [ "$E2E_MADE_RUN" = 1 ] && [ -d /run/containerd ]; then
+    find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
+  fi
+  rm -rf "$E2E_DIR" 2>/dev/null || true
+  return 0
 }
 
 e2e_registry() {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# e2e_cleanup as the EXIT trap of a `set -e` script (README command 1 is one): it keeps
+# the script's exit status, stops every recorded process even when some have already
+# exited, reaps them and removes the private directory.
+set -uo pipefail
+env_sh="${TEST_SRCDIR}/${TEST_WORKSPACE}/test/e2e_env.sh"
+fail=0
+error() { echo "FAIL: $*"; fail=1; }
+
+# run_script STATUS: a set -e script that records an exited process and a live one,
+# then exits with STATUS. Prints "DIR LIVE_PID" before exiting.
+run_script() {
+  bash -c '
+    set -euo pipefail
+    source "$1"
+    trap e2e_cleanup EXIT
+    true & E2E_PIDS+=($!)
+    sleep 0.2                      # the first process has exited by now
+    setsid sleep 600 & E2E_PIDS+=($!)
+    mkdir -p "$E2E_DIR/sub"
+    echo "$E2E_DIR $!"
+    exit "$2"
+  ' _ "$env_sh" "$1"
+}
+
+for status in 0 3; do
+  out=$(run_script "$status")
+  rc=$?
+  read -r dir pid <<<"$out"
+  [ "$rc" -eq "$status" ] || error "exit status $rc, want $status"
+  [ -n "$dir" ] && [ ! -e "$dir" ] || error "private directory $dir left behind"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    error "process $pid left running"
+    kill -KILL "$pid"
+  fi
+done
+exit $fail
