@@ -87,17 +87,28 @@ void TieredSpanSource::Fill(SpanStore* tier, const Digest& key, const SpanBytes&
 
 absl::StatusOr<SpanBytes> TieredSpanSource::FetchBelowMemory(size_t span, const Digest& key,
                                                              bool fill_memory) const {
+  const absl::Time start = absl::Now();
+  // Request-level detail for log_level = "debug": where each span below memory came from.
+  auto debug = [&](absl::string_view from, size_t bytes) {
+    if (GetLogLevel() > LogLevel::kDebug) return;
+    Log(LogLevel::kDebug, "cache",
+        absl::StrCat("span ", span, " of ", index_->layer_digest(), " (", bytes, " bytes) from ",
+                     from, " in ", absl::FormatDuration(absl::Now() - start)));
+  };
   if (auto hit = TryTier(tiers_.disk, key)) {
     if (fill_memory) Fill(tiers_.memory, key, *hit);
+    debug("disk cache", (*hit)->size());
     return *hit;
   }
   if (auto hit = TryTier(tiers_.remote, key)) {
     if (fill_memory) Fill(tiers_.memory, key, *hit);
     Fill(tiers_.disk, key, *hit);
+    debug("remote cache", (*hit)->size());
     return *hit;
   }
   origin_fetches_.fetch_add(1, std::memory_order_relaxed);
   CLIP_ASSIGN_OR_RETURN(SpanBytes bytes, origin_->GetSpan(span));  // verified by the origin
+  debug("registry", bytes->size());
   if (fill_memory) Fill(tiers_.memory, key, bytes);
   Fill(tiers_.disk, key, bytes);
   Fill(tiers_.remote, key, bytes);

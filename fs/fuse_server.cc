@@ -89,7 +89,10 @@ const OpMetrics& MetricsOf(Op op) {
     for (int i = 0; i < kOpCount; ++i) {
       MetricLabels l = {{"op", kOpNames[i]}};
       a[i] = {&r.GetCounter("clip_fuse_ops_total", "FUSE operations served", l),
-              &r.GetCounter("clip_fuse_op_errors_total", "FUSE operations answered with an error", l),
+              &r.GetCounter("clip_fuse_op_errors_total",
+                            "FUSE operations that failed (EIO and the like; not ENOENT, "
+                            "ENODATA, ERANGE)",
+                            l),
               &r.GetHistogram("clip_fuse_op_duration_seconds", "FUSE operation latency", l)};
     }
     return a;
@@ -116,9 +119,12 @@ class OpScope {
   const absl::Time start_;
 };
 
-// Counts an error reply of the op in progress; returns `e` for fuse_reply_err.
+// Counts a failed reply of the op in progress; returns `e` for fuse_reply_err. "No such
+// file" (ENOENT), "no such attribute" (ENODATA) and "buffer too small" (ERANGE) are
+// answers, not failures: an alert on clip_fuse_op_errors_total must not fire on them.
 int Err(int e) {
-  if (e != 0 && current_op != kOpCount) MetricsOf(current_op).errors->Increment();
+  const bool answer = e == ENOENT || e == ENODATA || e == ERANGE;
+  if (e != 0 && !answer && current_op != kOpCount) MetricsOf(current_op).errors->Increment();
   return e;
 }
 

@@ -97,7 +97,30 @@ TEST_F(LayerFsTest, ReadDirReadLinkReadAndXattrs) {
   EXPECT_EQ(*list, std::vector<std::string>{kOpaqueXattr});
   EXPECT_EQ(fs_->Lookup(Resolve("opaque-dir").ino, ".wh..wh..opq").status().code(),
             absl::StatusCode::kNotFound);  // the marker is not a file
-  EXPECT_EQ(fs_->Stats().files, 14u);  // regular files; hardlinks and whiteouts are not
+  EXPECT_EQ(fs_->Stats().files, 16u);      // regular files; hardlinks and whiteouts are not
+}
+
+// Names are bytes: lookup, readdir, readlink and xattr names that are not UTF-8 are
+// served byte for byte.
+TEST_F(LayerFsTest, NamesThatAreNotUtf8) {
+  Attr dir = Resolve("bytes-\xff\xfe");
+  EXPECT_TRUE(S_ISDIR(dir.mode));
+  auto entries = fs_->ReadDir(dir.ino);
+  ASSERT_TRUE(entries.ok());
+  std::vector<std::string> names;
+  for (const auto& e : *entries) names.push_back(e.name);
+  EXPECT_EQ(names, std::vector<std::string>{"\xe9t\xe9"});
+  std::string buf(16, '\0');
+  auto n = fs_->Read(Resolve("bytes-\xff\xfe/\xe9t\xe9").ino, 0, absl::MakeSpan(buf));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(buf.substr(0, *n), "inside\n");
+  EXPECT_EQ(*fs_->ReadLink(Resolve("link-\xe0").ino), "caf\xe9");
+  Attr file = Resolve("caf\xe9");
+  EXPECT_EQ(Resolve("hard-\xe9").ino, file.ino);
+  auto xattrs = fs_->ListXattr(file.ino);
+  ASSERT_TRUE(xattrs.ok());
+  EXPECT_EQ(*xattrs, std::vector<std::string>{"user.na\xefve"});
+  EXPECT_EQ(*fs_->GetXattr(file.ino, "user.na\xefve"), std::string("\xff\x00value", 7));
 }
 
 }  // namespace

@@ -116,7 +116,13 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(const std::string& 
     CLIP_RETURN_IF_ERROR(ApplyUrl(*s, root["override_path"].value_or(false), &server));
   }
   CLIP_RETURN_IF_ERROR(ApplyTls(root, &server));
-  out.push_back(std::move(server));
+  // An endpoint listed both as a [host] and as the server is tried once, where the
+  // [host] table puts it (a miss must not ask the same registry twice).
+  const bool listed = std::any_of(out.begin(), out.end(), [&](const RegistryEndpoint& e) {
+    return e.scheme == server.scheme && e.host == server.host &&
+           e.path_prefix == server.path_prefix;
+  });
+  if (!listed) out.push_back(std::move(server));
   return out;
 }
 

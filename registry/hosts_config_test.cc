@@ -44,6 +44,34 @@ skip_verify = false
   EXPECT_TRUE(server.pull && server.resolve && server.push);
 }
 
+// The server listed as a [host] too is one endpoint, tried once where the table puts it
+// (else every miss asked the same registry twice).
+TEST(HostsTomlTest, ServerAlsoListedAsHostIsTriedOnce) {
+  auto eps = ParseHostsToml("reg.internal:5000", R"(
+server = "https://reg.internal:5000"
+[host."https://mirror.internal"]
+  capabilities = ["pull", "resolve"]
+[host."https://reg.internal:5000"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "/etc/reg-ca.pem"
+)",
+                            "t");
+  ASSERT_TRUE(eps.ok()) << eps.status();
+  ASSERT_EQ(eps->size(), 2u);
+  EXPECT_EQ((*eps)[0].host, "mirror.internal");
+  EXPECT_EQ((*eps)[1].host, "reg.internal:5000");
+  EXPECT_EQ((*eps)[1].tls.ca_file, "/etc/reg-ca.pem");
+  // Another path on the same host is another endpoint.
+  auto other = ParseHostsToml("reg.internal", R"(
+server = "https://reg.internal"
+[host."https://reg.internal/mirror/v2"]
+  override_path = true
+)",
+                              "t");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->size(), 2u);
+}
+
 TEST(HostsTomlTest, PlainHttpServerAndDefaults) {
   auto eps = ParseHostsToml("127.0.0.1:5000", R"(server = "http://127.0.0.1:5000")", "t");
   ASSERT_TRUE(eps.ok()) << eps.status();

@@ -220,6 +220,13 @@ absl::StatusOr<SnapshotUsage> OverlaySnapshotter::Usage(const std::string& key) 
   if (record.info.kind == SnapshotKind::kActive) {
     return DiskUsage(SnapshotDir(record.id) + "/fs");
   }
+  // A lazy layer's own directory is a FUSE mount of nothing local: its usage is what
+  // this node keeps for it (index + cached spans), so image GC sees the disk it fills.
+  if (remote_ != nullptr && record.info.labels.count(kRemoteLabel) > 0) {
+    if (std::optional<SnapshotUsage> lazy = remote_->Usage(SnapshotDir(record.id) + "/fs")) {
+      return *lazy;
+    }
+  }
   return SnapshotUsage{record.size, record.inodes};
 }
 

@@ -41,6 +41,12 @@ class RemoteLayerHook {
   // true: mounted at `mountpoint`; false: not lazy (ordinary path).
   virtual absl::StatusOr<bool> Mount(const Labels& labels, const std::string& mountpoint) = 0;
   virtual absl::Status Unmount(const std::string& mountpoint) = 0;
+  // What the layer mounted at `mountpoint` really holds on this node (its index and
+  // the span bytes cached on disk); nullopt when nothing is mounted there.
+  virtual std::optional<SnapshotUsage> Usage(const std::string& mountpoint) const {
+    (void)mountpoint;
+    return std::nullopt;
+  }
 };
 
 inline constexpr char kSnapshotRefLabel[] = "containerd.io/snapshot.ref";

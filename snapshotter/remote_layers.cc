@@ -126,9 +126,13 @@ void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool sh
   }
 }
 
-absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>>
-RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
-                        const std::optional<Digest>& manifest) {
+absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> RemoteLayers::FindIndex(
+    const Reference& image, const Digest& layer, const std::optional<Digest>& manifest,
+    std::string* trail) {
+  auto note = [&](absl::string_view what) {
+    Log(LogLevel::kDebug, "remote", absl::StrCat("index of ", layer.ToString(), ": ", what));
+    if (trail != nullptr) absl::StrAppend(trail, trail->empty() ? "" : "; ", what);
+  };
   std::string path = absl::StrCat(options_.index_store, "/", layer.Hex());
   std::optional<std::string> stored;
   absl::StatusOr<std::string> read = ReadWholeFile(path);
@@ -137,19 +141,24 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
   } else if (read.status().code() != absl::StatusCode::kNotFound) {
     return read.status();
   }
+  note(stored ? "found in the local store" : "not in the local store");
   std::optional<std::string> bytes = stored;
   bool from_registry = false;
+  if (!bytes && options_.remote_index == nullptr) note("no remote cache configured");
   if (!bytes && options_.remote_index != nullptr) {
     // The fleet's copy; a broken remote cache is logged and skipped, never fatal.
     absl::StatusOr<std::optional<std::string>> shared = options_.remote_index->GetIndex(layer);
     if (shared.ok()) {
       bytes = *std::move(shared);
+      note(bytes ? "found in the remote cache" : "not in the remote cache");
     } else {
       Log(LogLevel::kWarning, "remote", absl::StrCat("remote cache index lookup for ",
                                                      layer.ToString(), ": ",
                                                      shared.status().message()));
+      note(absl::StrCat("remote cache failed (", shared.status().message(), ")"));
     }
   }
+  if (!bytes && !manifest) note("registry not asked (no manifest digest label)");
   if (!bytes && manifest && options_.registry != nullptr) {
     // The image's other layers come next (containerd prepares them one after another):
     // fetch the published indexes not stored yet all at once and keep them, one round of
@@ -167,19 +176,24 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
         wanted.push_back(p);
       }
     }
+    note(absl::StrCat("registry: ", listed.size(), " index(es) published for manifest ",
+                      manifest->ToString(),
+                      published ? ", this layer's among them" : ", none for this layer"));
     if (!published) wanted.clear();
     CLIP_ASSIGN_OR_RETURN(auto all, FetchIndexBlobs(*options_.registry, image, wanted));
     for (auto& [other, encoded] : all) {
       if (other == layer.ToString()) {
         bytes = std::move(encoded);
         from_registry = true;
+        note("found in the registry");
         continue;
       }
       absl::StatusOr<Digest> d = Digest::Parse(other);
       absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(encoded);
       if (!d.ok() || !decoded.ok() || decoded->layer_digest() != other) {
-        Log(LogLevel::kWarning, "remote", absl::StrCat("published index of ", other,
-                                                       " is invalid; ignored"));
+        Log(LogLevel::kWarning, "remote",
+            absl::StrCat("published index of ", other, " is invalid; ignored: ",
+                         decoded.ok() ? "describes another layer" : decoded.status().message()));
         continue;
       }
       Keep(*d, encoded, /*share=*/true);
@@ -202,16 +216,30 @@ RemoteLayers::FindIndex(const Reference& image, const Digest& layer,
 absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string& mountpoint) {
   auto image_it = labels.find(kImageRefLabel);
   auto layer_it = labels.find(kLayerDigestLabel);
-  if (image_it == labels.end() || layer_it == labels.end()) return false;
+  if (image_it == labels.end() || layer_it == labels.end()) {
+    auto ref = labels.find(kSnapshotRefLabel);
+    Log(LogLevel::kInfo, "remote",
+        absl::StrCat("layer ", ref == labels.end() ? "?" : ref->second,
+                     " is not lazy: containerd sent no image/layer labels (", kImageRefLabel, ", ",
+                     kLayerDigestLabel,
+                     "; CRI needs disable_snapshot_annotations = false, ctr needs clipctl pull)"));
+    return false;
+  }
   CLIP_ASSIGN_OR_RETURN(Reference image, Reference::Parse(image_it->second));
   CLIP_ASSIGN_OR_RETURN(Digest layer, Digest::Parse(layer_it->second));
   std::optional<Digest> manifest;
   if (auto m = labels.find(kManifestDigestLabel); m != labels.end()) {
     CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
   }
-  CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(image, layer, manifest));
+  std::string trail;
+  CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(image, layer, manifest, &trail));
   if (!index) {
-    if (options_.index_on_first_use && options_.registry != nullptr) IndexInBackground(image, layer);
+    const bool indexing = options_.index_on_first_use && options_.registry != nullptr;
+    Log(LogLevel::kInfo, "remote",
+        absl::StrCat("layer ", layer.ToString(), " of ", image.ToString(),
+                     " is not lazy: no index (", trail, "); pulled normally",
+                     indexing ? ", and indexed in the background for next time" : ""));
+    if (indexing) IndexInBackground(image, layer);
     return false;
   }
   if (options_.registry == nullptr || options_.fuse == nullptr) {
@@ -223,14 +251,16 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
       *index, std::make_shared<SpanInflater>(*index, *blob), options_.tiers);
   CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id,
                         options_.fuse->Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
-  Log(LogLevel::kInfo, "remote", absl::StrCat("mounted ", layer.ToString(), " of ",
-                                              image.ToString(), " lazily at ", mountpoint));
+  Log(LogLevel::kInfo, "remote",
+      absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(), " lazily at ",
+                   mountpoint, " (index ", trail.substr(trail.rfind("found in ") + 6), ", ",
+                   (*index)->entries_size(), " entries, ", SpanCount(**index), " spans)"));
   std::unique_ptr<DelayedFill> fill;
   if (options_.fill) {
     fill = std::make_unique<DelayedFill>(spans, *options_.fill, options_.fill_delay);
   }
   absl::MutexLock lock(&mu_);
-  layers_[mountpoint] = Layer{id, std::move(blob), std::move(fill)};
+  layers_[mountpoint] = Layer{id, layer, *index, std::move(blob), spans, std::move(fill)};
   return true;
 }
 
@@ -244,7 +274,38 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
     layers_.erase(it);
   }
   layer.fill.reset();  // cancel before the mount goes
-  return options_.fuse->Unmount(layer.id);
+  absl::Status st = options_.fuse->Unmount(layer.id);
+  Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
+      absl::StrCat(st.ok() ? "unmounted " : "unmount failed: ", layer.digest.ToString(), " at ",
+                   mountpoint, " (", layer.spans->origin_fetches(), " of ", SpanCount(*layer.index),
+                   " spans fetched from the registry while mounted)", st.ok() ? "" : ": ",
+                   st.message()));
+  return st;
+}
+
+std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) const {
+  std::shared_ptr<const index::v1::LayerIndex> index;
+  Digest digest;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(mountpoint);
+    if (it == layers_.end()) return std::nullopt;
+    index = it->second.index;
+    digest = it->second.digest;
+  }
+  SnapshotUsage usage;
+  usage.inodes = index->entries_size();
+  struct stat st;
+  if (stat(absl::StrCat(options_.index_store, "/", digest.Hex()).c_str(), &st) == 0) {
+    usage.size += st.st_size;
+  }
+  if (options_.tiers.disk != nullptr) {
+    for (size_t s = 0; s < SpanCount(*index); ++s) {
+      SpanInfo span = GetSpanInfo(*index, s);
+      if (options_.tiers.disk->Contains(span.digest)) usage.size += static_cast<int64_t>(span.size);
+    }
+  }
+  return usage;
 }
 
 }  // namespace clip

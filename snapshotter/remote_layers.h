@@ -70,6 +70,8 @@ class RemoteLayers final : public RemoteLayerHook {
 
   absl::StatusOr<bool> Mount(const Labels& labels, const std::string& mountpoint) override;
   absl::Status Unmount(const std::string& mountpoint) override;
+  // size = the index file + the layer's spans in the disk cache; inodes = its entries.
+  std::optional<SnapshotUsage> Usage(const std::string& mountpoint) const override;
   size_t mounted() const;
   // Layers whose background fill has finished (tests, metrics).
   size_t filled() const;
@@ -77,8 +79,11 @@ class RemoteLayers final : public RemoteLayerHook {
   void WaitIndexing();
 
   // The index of `layer`, from the store or the registry; nullopt when there is none.
+  // `trail` (optional) receives where it looked and what each source answered, for the
+  // log line that says why a layer is or is not lazy.
   absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
-      const Reference& image, const Digest& layer, const std::optional<Digest>& manifest);
+      const Reference& image, const Digest& layer, const std::optional<Digest>& manifest,
+      std::string* trail = nullptr);
 
  private:
   // Starts indexing `layer` in the background unless a job for it runs already.
@@ -103,7 +108,10 @@ class RemoteLayers final : public RemoteLayerHook {
   };
   struct Layer {
     FuseServer::MountId id;
+    Digest digest;
+    std::shared_ptr<const index::v1::LayerIndex> index;
     std::unique_ptr<RegistryBlobReader> blob;
+    std::shared_ptr<const TieredSpanSource> spans;
     std::unique_ptr<DelayedFill> fill;
   };
   const Options options_;

@@ -3,15 +3,15 @@
 // fallback), the remote-snapshot handshake (Prepare -> AlreadyExists), a container
 // snapshot over the FUSE-mounted layer read through overlayfs, the fallback for a layer
 // without an index, Remove unmounting, and restart recovery.
-#include <sys/mount.h>
-#include <sys/stat.h>
-
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <signal.h>
-#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -27,6 +27,7 @@
 #include "cache/testing/nginx_server.h"
 #include "common/file_blob_reader.h"
 #include "common/testing/subprocess.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
@@ -512,6 +513,54 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
       ASSERT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
     }
 
+    // Usage of the lazy layer is what this node keeps for it: its index and the spans
+    // cached on disk (random3m's 3 MB at least, once the asynchronous fills land).
+    absl::StatusOr<SnapshotUsage> usage;
+    for (int i = 0; i < 100; ++i) {
+      usage = client.Usage("sha256:lazy");
+      if (!usage.ok() || usage->size >= 3000000) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ASSERT_TRUE(usage.ok()) << usage.status();
+    EXPECT_GE(usage->size, 3000000);
+    EXPECT_LE(usage->size, 16000000);  // never more than the layer's tar (~15 MB)
+    EXPECT_GT(usage->inodes, 40);
+    // The log says per layer lazy or not and why, and where the index came from.
+    EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
+                ::testing::ContainsRegex("mounted sha256:[0-9a-f]+ of .* lazily at .* \\(index "
+                                         "in the (registry|local store|remote cache)"));
+
+    // A layer without an index and one without the CRI labels: each is pulled normally,
+    // and the log says why.
+    Labels unindexed{{kSnapshotRefLabel, "sha256:plain"},
+                     {kImageRefLabel, pub.image.ToString()},
+                     {kLayerDigestLabel, Digest::Of("no index for me").ToString()},
+                     {kManifestDigestLabel, pub.manifest_digest.ToString()}};
+    ASSERT_TRUE(client.Prepare("extract-plain", "", unindexed).ok());
+    ASSERT_TRUE(client.Remove("extract-plain").ok());
+    ASSERT_TRUE(client.Prepare("extract-bare", "", {{kSnapshotRefLabel, "sha256:bare"}}).ok());
+    ASSERT_TRUE(client.Remove("extract-bare").ok());
+    const std::string log = ReadFileOrEmpty(pub.dir + "/daemon.log");
+    EXPECT_THAT(
+        log, ::testing::HasSubstr(absl::StrCat(
+                 "layer ", Digest::Of("no index for me").ToString(), " of ", pub.image.ToString(),
+                 " is not lazy: no index (not in the local store; "
+                 "no remote cache configured; registry: 1 index(es) published for "
+                 "manifest ",
+                 pub.manifest_digest.ToString(), ", none for this layer); pulled normally")))
+        << log;
+    EXPECT_THAT(log, ::testing::HasSubstr("layer sha256:bare is not lazy: containerd sent no "
+                                          "image/layer labels"));
+
+    // Ordinary "no" answers are not errors: no such attribute (ENODATA), a buffer too
+    // small (ERANGE), no such file (ENOENT).
+    char small[1];
+    EXPECT_EQ(getxattr((layer_mnt + "/etc/hello.txt").c_str(), "user.none", nullptr, 0), -1);
+    EXPECT_EQ(errno, ENODATA);
+    EXPECT_EQ(getxattr((layer_mnt + "/etc/hello.txt").c_str(), "user.comment", small, 1), -1);
+    EXPECT_EQ(errno, ERANGE);
+    EXPECT_FALSE(Exists(layer_mnt + "/no/such/file"));
+
     // Prometheus metrics on the configured unix socket.
     auto scraped = RunCommand("curl -sf --unix-socket " + metrics_sock + " http://x/metrics");
     ASSERT_TRUE(scraped.ok()) << scraped.status();
@@ -525,7 +574,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     EXPECT_GT(value(R"(clip_snapshotter_rpc_duration_seconds_count{method="Prepare"})"), 0);
     EXPECT_GT(value(R"(clip_fuse_ops_total{op="read"})"), 0);
     EXPECT_GT(value(R"(clip_fuse_ops_total{op="lookup"})"), 0);
-    EXPECT_GE(value(R"(clip_fuse_op_errors_total{op="read"})"), 0);
+    EXPECT_EQ(value(R"(clip_fuse_op_errors_total{op="read"})"), 0);
+    EXPECT_GE(value(R"(clip_fuse_ops_total{op="getxattr"})"), 2);
+    EXPECT_EQ(value(R"(clip_fuse_op_errors_total{op="getxattr"})"), 0) << *scraped;
+    EXPECT_EQ(value(R"(clip_fuse_op_errors_total{op="lookup"})"), 0);
     EXPECT_GT(value(R"(clip_fuse_op_duration_seconds_count{op="read"})"), 0);
     EXPECT_GE(value(R"(clip_registry_blob_bytes_total{kind="range"})"), 3000000);
     EXPECT_GT(value(R"(clip_cache_hits_total{tier="memory"})"), 0) << *scraped;
@@ -579,6 +631,8 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     absl::Status rl = retry("sha256:lazy");
     EXPECT_TRUE(rl.ok()) << rl;
     EXPECT_FALSE(Mounted(layer_mnt));
+    EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
+                ::testing::ContainsRegex("unmounted sha256:[0-9a-f]+ at " + layer_mnt));
     // SIGTERM unmounts every layer (the records stay; the next start restores them).
     Labels labels2{{kSnapshotRefLabel, "sha256:lazy2"},
                   {kImageRefLabel, pub.image.ToString()},
