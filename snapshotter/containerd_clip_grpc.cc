@@ -23,19 +23,20 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "cmd/build_info.h"
-#include "common/logging.h"
-#include "common/metrics.h"
-#include "common/metrics_server.h"
-#include "grpcpp/grpcpp.h"
-#include "snapshotter/daemon_config.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
 #include "cache/remote_cache.h"
 #include "cache/tiered_span_source.h"
+#include "cmd/build_info.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_server.h"
 #include "fs/fuse_server.h"
-#include "snapshotter/registry_setup.h"
+#include "grpcpp/grpcpp.h"
+#include "snapshotter/daemon_config.h"
+#include "snapshotter/image_fs_link.h"
 #include "snapshotter/overlay_snapshotter.h"
+#include "snapshotter/registry_setup.h"
 #include "snapshotter/remote_layers.h"
 #include "snapshotter/service.h"
 
@@ -100,6 +101,9 @@ int main(int argc, char** argv) {
   auto* config_opt = app.add_option("--config", config_path, "TOML configuration file");
   app.add_option("--root", root, "Root directory (overrides the config)");
   app.add_option("--address", address, "Unix socket path (overrides the config)");
+  std::string containerd_root;
+  auto* croot_opt = app.add_option("--containerd-root", containerd_root,
+                                   "containerd's root (overrides the config; \"\": none)");
   app.add_option("--log-level", log_level, "debug, info, warning or error");
   app.add_flag("--version", version, "Print the version and exit");
   bool check_config = false;
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
   }
   if (!root.empty()) config->root = root;
   if (!address.empty()) config->address = address;
+  if (croot_opt->count() > 0) config->containerd_root = containerd_root;
   if (!log_level.empty()) config->log_level = log_level;
   if (check_config) {
     std::cout << config_path << ": ok (root " << config->root << ", address " << config->address
@@ -136,6 +141,19 @@ int main(int argc, char** argv) {
   // configured), span caches, one FUSE worker pool for every mounted layer.
   clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
   mkdir(config->root.c_str(), 0700);
+  if (!config->containerd_root.empty()) {
+    // containerd 1.6's CRI reports <containerd root>/io.containerd.snapshotter.v1.clip as
+    // the image filesystem (it ignores exports.root); kubelet stats it.
+    absl::StatusOr<std::string> link =
+        clip::EnsureImageFsLink(config->containerd_root, config->root);
+    if (link.ok()) {
+      Log(LogLevel::kInfo, "daemon", absl::StrCat("image filesystem for containerd 1.6: ", *link));
+    } else {
+      Log(LogLevel::kWarning, "daemon",
+          absl::StrCat("containerd 1.6 will report an image filesystem that does not exist: ",
+                       link.status().message()));
+    }
+  }
   auto disk = clip::DiskCache::Open(
       {config->root + "/cache", static_cast<uint64_t>(config->cache_max_bytes)});
   if (!disk.ok()) {

@@ -94,20 +94,25 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       if (!st.ok()) return st;
       continue;
     }
-    std::string* field = k == "root" ? &c.root
-                         : k == "address" ? &c.address
-                         : k == "log_level" ? &c.log_level
-                         : k == "hosts_dir" ? &c.hosts_dir
-                         : k == "docker_config" ? &c.docker_config
+    std::string* field = k == "root"              ? &c.root
+                         : k == "address"         ? &c.address
+                         : k == "log_level"       ? &c.log_level
+                         : k == "hosts_dir"       ? &c.hosts_dir
+                         : k == "docker_config"   ? &c.docker_config
                          : k == "metrics_address" ? &c.metrics_address
-                         : k == "remote_cache" ? &c.remote_cache
-                                            : nullptr;
+                         : k == "remote_cache"    ? &c.remote_cache
+                         : k == "containerd_root" ? &c.containerd_root
+                                                  : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));
     }
     auto v = node.value<std::string>();
     if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": ", k, " must be a string"));
     *field = *v;
+  }
+  if (!c.containerd_root.empty() && c.containerd_root[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": containerd_root must be an absolute path (or \"\")"));
   }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {

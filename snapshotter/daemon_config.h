@@ -14,6 +14,7 @@
 //   metrics_address = "127.0.0.1:9102"       # Prometheus /metrics; or "unix:/run/clip.sock"
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
 //   index_on_first_use = false     # index layers found without an index, in the background
+//   containerd_root = "/var/lib/containerd"  # where containerd 1.6 looks for clip's image fs
 //
 //   [background_fill]              # make mounted layers local in the background
 //   enabled = true
@@ -53,6 +54,10 @@ struct DaemonConfig {
   std::string metrics_address;  // empty: no metrics endpoint
   std::string remote_cache;     // empty: no remote cache
   bool index_on_first_use = false;
+  // containerd's root: clip keeps <containerd_root>/io.containerd.snapshotter.v1.clip
+  // (what containerd 1.6's CRI reports as the image filesystem) pointing at `root`.
+  // Empty: leave it alone.
+  std::string containerd_root = "/var/lib/containerd";
   struct BackgroundFill {
     bool enabled = false;
     int64_t bytes_per_second = 0;

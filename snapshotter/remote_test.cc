@@ -464,9 +464,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
   std::string sock = absl::StrCat("/tmp/clip-r-", getpid(), ".sock");
   std::string config = pub.dir + "/config.toml";
   std::string metrics_sock = absl::StrCat("/tmp/clip-m-", getpid(), ".sock");
-  std::ofstream(config) << absl::StrFormat("root = \"%s/droot\"\naddress = \"%s\"\n"
-                                           "plain_http = [\"%s\"]\nmetrics_address = \"unix:%s\"\n",
-                                           pub.dir, sock, pub.registry->host(), metrics_sock);
+  std::ofstream(config) << absl::StrFormat(
+      "root = \"%s/droot\"\naddress = \"%s\"\n"
+      "plain_http = [\"%s\"]\nmetrics_address = \"unix:%s\"\ncontainerd_root = \"%s/croot\"\n",
+      pub.dir, sock, pub.registry->host(), metrics_sock, pub.dir);
   auto start = [&]() -> pid_t {
     unlink(sock.c_str());
     pid_t pid = testing::Spawn({daemon, "--config", config}, pub.dir + "/daemon.log").value();
@@ -485,6 +486,13 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
   pid_t pid = start();
   unsetenv("NOTIFY_SOCKET");
   ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+  // containerd 1.6's CRI reports <containerd root>/io.containerd.snapshotter.v1.clip as
+  // the image filesystem: it exists and is clip's root.
+  char target[4096] = {0};
+  ASSERT_GT(readlink((pub.dir + "/croot/io.containerd.snapshotter.v1.clip").c_str(), target,
+                     sizeof(target) - 1),
+            0);
+  EXPECT_EQ(std::string(target), pub.dir + "/droot");
   struct timeval tv = {5, 0};
   setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   char ready[64] = {0};

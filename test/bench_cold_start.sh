@@ -92,7 +92,7 @@ clip_pid=""
 start_clip() {  # a fresh daemon: empty root, caches and index store
   stop_clip
   rm -rf "$t/clip"
-  $X setsid "$daemon" --config "$t/clip.toml" --root "$t/clip" --address "$t/clip.sock" \
+  $X setsid "$daemon" --config "$t/clip.toml" --root "$t/clip" --address "$t/clip.sock" --containerd-root "$t/c-root" \
     >>"$t/clip.log" 2>&1 &
   clip_pid=$!
   E2E_PIDS+=($clip_pid)

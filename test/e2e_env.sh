@@ -67,6 +67,7 @@ e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.s
   local n=${2:-} cfg=()
   [ -f "$E2E_DIR/clip$n.toml" ] && cfg=(--config "$E2E_DIR/clip$n.toml")
   setsid "$1" "${cfg[@]}" --root "$E2E_DIR/clip$n" --address "$E2E_DIR/clip$n.sock" --log-level debug \
+    --containerd-root "$E2E_DIR/c-root$n" \
     >"$E2E_DIR/clip$n.log" 2>&1 &
   E2E_PIDS+=($!)
   e2e_wait "clip daemon $n" test -S "$E2E_DIR/clip$n.sock"
