@@ -16,6 +16,7 @@ BUILD_PACKAGES=(
 RUNTIME_PACKAGES=(
   fuse3 containerd runc docker-registry nginx skopeo umoci jq
   apache2-utils openssl ca-certificates tar gzip pigz python3 python3-yaml systemd iproute2 procps bc curl
+  python3-grpcio python3-grpc-tools python3-protobuf
 )
 
 missing=()
