@@ -90,6 +90,11 @@ done < <(layer_digests "$t/a")
 echo "image A: layers $image_bytes bytes, registry served $fetched layer bytes for pull + run"
 [ "$fetched" -gt 0 ] || error "no layer bytes fetched at all?"
 [ $((fetched * 10)) -lt "$image_bytes" ] || error "fetched $fetched of $image_bytes layer bytes (>= 10%)"
+# The daemon runs with --log-level debug: index lookups and every span's source are logged.
+grep -q "DEBUG remote: index of sha256:[0-9a-f]*: not in the local store" "$t/clip.log" ||
+  error "debug log lacks the index lookups"
+grep -Eq "DEBUG cache: span [0-9]+ of sha256:[0-9a-f]+ \([0-9]+ bytes\) from registry in" "$t/clip.log" ||
+  error "debug log lacks the span fetches"
 
 # 1b. The lazily mounted image is identical to containerd's own overlayfs unpack of it
 # (names that are not UTF-8 included): a container of each (its snapshot is safe from
