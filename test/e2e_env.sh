@@ -41,9 +41,17 @@ e2e_cleanup() {
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(grep -o " $E2E_DIR[^ ]*" /proc/mounts | sort -r)
   # The namespace's runc state and fifo directories are containerd's, per namespace.
   rm -rf "/run/containerd/runc/$E2E_NS" "/run/containerd/fifo/$E2E_NS" 2>/dev/null || true
-  # runc made a cgroup per hierarchy for the namespace; empty once its containers are gone.
-  for m in /sys/fs/cgroup/*/"$E2E_NS" /sys/fs/cgroup/"$E2E_NS"; do
-    [ -d "$m" ] && find "$m" -depth -type d -exec rmdir {} \; 2>/dev/null
+  # runc made a cgroup per hierarchy for the namespace; empty once its containers are gone
+  # (a shim may still be leaving one: a few tries).
+  for _ in $(seq 1 20); do
+    local left=0
+    for m in /sys/fs/cgroup/*/"$E2E_NS" /sys/fs/cgroup/"$E2E_NS"; do
+      [ -d "$m" ] || continue
+      find "$m" -depth -type d -exec rmdir {} \; 2>/dev/null
+      [ -d "$m" ] && left=1
+    done
+    [ "$left" = 0 ] && break
+    sleep 0.1
   done
   if [ "$E2E_MADE_RUN" = 1 ] && [ -d /run/containerd ]; then
     find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
