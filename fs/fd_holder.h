@@ -1,0 +1,84 @@
+// FdHolder: keeps file descriptors alive across restarts of the daemon that owns them.
+//
+// The kernel keeps a FUSE connection while any process holds its /dev/fuse fd, and a
+// listening socket while any process holds it. The daemon hands each such fd, the moment
+// it has one, to a small holder process (`clip-fd-holder`) over a root-only unix socket
+// (SCM_RIGHTS); a daemon that starts later takes them back and serves them again. So a
+// crash, an OOM kill or an upgrade of the daemon never closes a mount under a running
+// container. Each held fd has a name (the mountpoint, or "grpc-listener") and a small
+// blob of data (what the next daemon needs to resume it, e.g. the kernel's FUSE_INIT).
+//
+// Wire protocol (SOCK_SEQPACKET, one message per request or answer, version 1):
+//
+// | offset | size | field |
+// |---|---|---|
+// | 0 | 4 | magic `CFH1` |
+// | 4 | 1 | op: `P` put (with one fd), `D` drop, `L` list, `Q` quit; answers `K` ok, `E` error (name = message), `I` one held entry (with its fd), `Z` end of list |
+// | 5 | 4 | name length N (little endian, at most 4096) |
+// | 9 | N | name |
+// | 9+N | 4 | data length M (at most 64 KiB) |
+// | 13+N | M | data |
+//
+// put replaces an entry of the same name (closing the old fd); drop closes it; list
+// answers every entry (`I` with a duplicate of its fd) then `Z`, and keeps holding them;
+// quit closes everything and ends the holder (a full stop of the node's clip).
+//
+//   CLIP_ASSIGN_OR_RETURN(std::unique_ptr<FdHolderClient> h, FdHolderClient::Connect(path));
+//   CLIP_RETURN_IF_ERROR(h->Put("/var/lib/.../fs", init_bytes, fuse_fd));
+//   CLIP_ASSIGN_OR_RETURN(std::vector<HeldFd> held, h->List());  // next daemon
+//
+// Thread safety: FdHolderClient is safe for concurrent use (one request at a time on
+// its connection). RunFdHolder serves one connection at a time, single-threaded.
+#ifndef CLIP_FS_FD_HOLDER_H_
+#define CLIP_FS_FD_HOLDER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace clip {
+
+// An entry returned by List: the caller owns `fd` (a duplicate of the held one).
+struct HeldFd {
+  std::string name;
+  std::string data;
+  int fd = -1;
+};
+
+class FdHolderClient {
+ public:
+  // Connects to a running holder; kUnavailable when none listens at `path`.
+  static absl::StatusOr<std::unique_ptr<FdHolderClient>> Connect(const std::string& path);
+  // Connects, or starts `holder_binary --socket path` detached (its own session, so it
+  // outlives this process) and connects once it listens.
+  static absl::StatusOr<std::unique_ptr<FdHolderClient>> ConnectOrStart(
+      const std::string& path, const std::string& holder_binary,
+      absl::Duration timeout = absl::Seconds(5));
+  ~FdHolderClient();
+
+  absl::Status Put(const std::string& name, const std::string& data, int fd);
+  absl::Status Drop(const std::string& name);
+  absl::StatusOr<std::vector<HeldFd>> List();
+  absl::Status Quit();
+
+ private:
+  explicit FdHolderClient(int sock) : sock_(sock) {}
+  absl::Status Request(char op, const std::string& name, const std::string& data, int fd,
+                       std::vector<HeldFd>* listed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  const int sock_;
+};
+
+// The holder's loop: listens on `path` (replacing a stale socket, mode 0600) and serves
+// until quit or a signal ends the process. Writes its PID to `<path>.pid`.
+absl::Status RunFdHolder(const std::string& path);
+
+}  // namespace clip
+
+#endif  // CLIP_FS_FD_HOLDER_H_

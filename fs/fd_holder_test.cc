@@ -1,0 +1,126 @@
+#include "fs/fd_holder.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace clip {
+namespace {
+
+// Unix socket paths are short (108 bytes): not under TEST_TMPDIR.
+std::string TempSocket(const char* name) {
+  return "/tmp/clip-fdh-" + std::to_string(getpid()) + "-" + name;
+}
+
+// Writes `what` into `fd` and reads it back from `other`: both ends of one pipe.
+bool SamePipe(int fd, int other, const std::string& what) {
+  if (write(fd, what.data(), what.size()) != static_cast<ssize_t>(what.size())) return false;
+  std::string got(what.size(), '\0');
+  return read(other, got.data(), got.size()) == static_cast<ssize_t>(got.size()) && got == what;
+}
+
+TEST(FdHolderTest, PutListDropQuit) {
+  const std::string path = TempSocket("h1.sock");
+  std::thread holder([&] { EXPECT_TRUE(RunFdHolder(path).ok()); });
+  absl::StatusOr<std::unique_ptr<FdHolderClient>> c;
+  for (int i = 0; i < 200; ++i) {
+    c = FdHolderClient::Connect(path);
+    if (c.ok()) break;
+    usleep(10000);
+  }
+  ASSERT_TRUE(c.ok()) << c.status();
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  ASSERT_TRUE((*c)->Put("/mnt/a", std::string("init\0bytes", 10), p[1]).ok());
+  close(p[1]);  // only the holder keeps the write end now
+  int q[2];
+  ASSERT_EQ(pipe(q), 0);
+  ASSERT_TRUE((*c)->Put("grpc-listener", "", q[1]).ok());
+  close(q[1]);
+  {
+    // A second client (the next daemon) sees both, with their data.
+    auto next = FdHolderClient::Connect(path);
+    ASSERT_TRUE(next.ok());
+    auto held = (*next)->List();
+    ASSERT_TRUE(held.ok()) << held.status();
+    ASSERT_EQ(held->size(), 2u);
+    EXPECT_EQ((*held)[0].name, "/mnt/a");
+    EXPECT_EQ((*held)[0].data, std::string("init\0bytes", 10));
+    EXPECT_TRUE(SamePipe((*held)[0].fd, p[0], "through the holder"));
+    EXPECT_EQ((*held)[1].name, "grpc-listener");
+    for (auto& h : *held) close(h.fd);
+  }
+  // Put replaces; drop closes: the read end then sees EOF.
+  ASSERT_TRUE((*c)->Drop("/mnt/a").ok());
+  char b;
+  EXPECT_EQ(read(p[0], &b, 1), 0);
+  EXPECT_TRUE((*c)->Drop("/never/held").ok());
+  auto left = (*c)->List();
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->size(), 1u);
+  close((*left)[0].fd);
+  EXPECT_FALSE((*c)->Put("x", "", -1).ok());
+  ASSERT_TRUE((*c)->Quit().ok());
+  holder.join();
+  EXPECT_EQ(read(q[0], &b, 1), 0);  // quit closed everything
+  EXPECT_NE(access(path.c_str(), F_OK), 0);
+  close(p[0]);
+  close(q[0]);
+}
+
+// Garbage on the socket is refused with an error answer, never a crash; a second holder
+// on a live socket refuses to start.
+TEST(FdHolderTest, BadMessagesAndSecondHolder) {
+  const std::string path = TempSocket("h2.sock");
+  std::thread holder([&] { EXPECT_TRUE(RunFdHolder(path).ok()); });
+  absl::StatusOr<std::unique_ptr<FdHolderClient>> c;
+  for (int i = 0; i < 200 && !c.ok(); ++i, usleep(10000)) c = FdHolderClient::Connect(path);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(RunFdHolder(path).code(), absl::StatusCode::kAlreadyExists);
+  int raw = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(connect(raw, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(send(raw, "XXXXgarbage", 11, 0), 11);
+  char answer[256];
+  ssize_t n = recv(raw, answer, sizeof(answer), 0);
+  ASSERT_GT(n, 5);
+  EXPECT_EQ(answer[4], 'E');
+  close(raw);
+  ASSERT_TRUE((*c)->Quit().ok());
+  holder.join();
+}
+
+// ConnectOrStart starts the real binary in its own session: it outlives its starter.
+TEST(FdHolderTest, StartsTheHolderBinary) {
+  const std::string path = TempSocket("h3.sock");
+  const std::string binary = std::string(getenv("TEST_SRCDIR")) + "/" +
+                             getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
+  auto c = FdHolderClient::ConnectOrStart(path, binary);
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::ifstream pidfile(path + ".pid");
+  pid_t pid = 0;
+  pidfile >> pid;
+  ASSERT_GT(pid, 0);
+  EXPECT_NE(getsid(pid), getsid(0));
+  auto again = FdHolderClient::ConnectOrStart(path, binary);  // connects, starts nothing
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE((*c)->Quit().ok());
+  for (int i = 0; i < 200 && kill(pid, 0) == 0; ++i) usleep(10000);
+  EXPECT_NE(kill(pid, 0), 0);
+}
+
+}  // namespace
+}  // namespace clip
