@@ -123,6 +123,10 @@ int main(int argc, char** argv) {
       ->required();
   mount->add_option("--cache-dir", mount_options.cache_dir, "Disk cache directory");
   mount->add_option("--threads", mount_options.threads, "FUSE worker threads");
+  mount->add_option("--holder", mount_options.holder_socket,
+                    "fd holder socket: the mount survives this process (SIGTERM hands over)");
+  mount->add_option("--holder-binary", mount_options.holder_binary,
+                    "clip-fd-holder to start when none listens at --holder");
   mount->add_option("mountpoint", mount_options.mountpoint, "Where to mount")->required();
   mount->callback([&] { rc = Report(clip::MountCommand(mount_options)); });
 

@@ -1,6 +1,8 @@
 #include "cmd/mount_command.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 
 #include <iostream>
 #include <memory>
@@ -13,6 +15,7 @@
 #include "common/file_blob_reader.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "fs/fd_holder.h"
 #include "fs/fuse_server.h"
 #include "fs/layer_fs.h"
 #include "index/index_format.h"
@@ -90,19 +93,57 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  FuseServer server(options.threads);
-  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, server.Mount(options.mountpoint, fs));
-  std::cerr << "clipctl: mounted " << index->diff_id() << " at " << options.mountpoint << "\n";
+  std::unique_ptr<FdHolderClient> holder;
+  int lock = -1;
+  if (!options.holder_socket.empty()) {
+    // One server per connection: wait until the previous one is gone (its lock goes
+    // with its last thread), then take over what the holder keeps.
+    lock = open((options.holder_socket + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX) != 0) {
+      return absl::InternalError(absl::StrCat("cannot lock ", options.holder_socket, ".lock"));
+    }
+    if (options.holder_binary.empty()) {
+      CLIP_ASSIGN_OR_RETURN(holder, FdHolderClient::Connect(options.holder_socket));
+    } else {
+      CLIP_ASSIGN_OR_RETURN(
+          holder, FdHolderClient::ConnectOrStart(options.holder_socket, options.holder_binary));
+    }
+  }
+  // The holder knows mounts by absolute path. Only the parent is resolved: a stat of
+  // the mountpoint itself would wait for the very server this process is to become.
+  std::string dir = options.mountpoint;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  const std::string base = slash == std::string::npos ? dir : dir.substr(slash + 1);
+  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  char* real = realpath(dir.c_str(), nullptr);
+  if (real == nullptr) return absl::NotFoundError(absl::StrCat(dir, ": no such directory"));
+  const std::string mountpoint = absl::StrCat(real, std::string(real) == "/" ? "" : "/", base);
+  free(real);
+  FuseServer server(options.threads, holder.get());
+  if (holder) {
+    CLIP_ASSIGN_OR_RETURN(std::vector<HeldFd> held, holder->List());
+    server.OfferHeld(std::move(held));
+  }
+  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, server.Mount(mountpoint, fs));
+  server.DropUnclaimed();
+  std::cerr << "clipctl: " << (server.adopted() ? "took over " : "mounted ") << index->diff_id()
+            << " at " << mountpoint << "\n";
   struct timespec tick = {0, 200 * 1000 * 1000};
   for (;;) {
     int sig = sigtimedwait(&set, nullptr, &tick);
+    if (sig == SIGTERM && holder) {
+      std::cerr << "clipctl: handing " << mountpoint << " over\n";
+      server.Detach();
+      break;
+    }
     if (sig == SIGINT || sig == SIGTERM) {
-      std::cerr << "clipctl: unmounting " << options.mountpoint << "\n";
+      std::cerr << "clipctl: unmounting " << mountpoint << "\n";
       CLIP_RETURN_IF_ERROR(server.Unmount(id));
       break;
     }
     if (server.WaitUnmounted(id, absl::ZeroDuration())) {
-      std::cerr << "clipctl: " << options.mountpoint << " was unmounted\n";
+      std::cerr << "clipctl: " << mountpoint << " was unmounted\n";
       break;
     }
   }

@@ -20,6 +20,12 @@ struct MountCommandOptions {
   std::string cache_dir;  // optional disk cache
   uint64_t memory_cache_bytes = 256 << 20;
   int threads = 4;
+  // With a holder socket: the mount's fd goes to clip-fd-holder (started from
+  // `holder_binary` if none listens), a later `clipctl mount` of the same mountpoint takes
+  // the live connection over, and SIGTERM hands over instead of unmounting (SIGINT
+  // still unmounts).
+  std::string holder_socket;
+  std::string holder_binary;
 };
 
 absl::Status MountCommand(const MountCommandOptions& options);

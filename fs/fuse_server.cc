@@ -6,17 +6,22 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/errno_status.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/status_macros.h"
 
 namespace clip {
 
@@ -45,10 +50,6 @@ namespace {
 
 constexpr double kTimeout = 86400;  // Layers are immutable: cache for a day.
 
-struct DirHandle {
-  std::vector<DirEntry> entries;
-};
-
 }  // namespace
 
 struct FuseServer::Mounted {
@@ -56,6 +57,11 @@ struct FuseServer::Mounted {
   std::shared_ptr<const LayerFs> fs;
   fuse_session* se = nullptr;
   int fd = -1;
+  // The kernel's FUSE_INIT request as read (raw bytes), for a later takeover; filled by
+  // the custom read while `capture_init` (only in Mount, before any worker reads).
+  std::string init;
+  bool capture_init = false;
+  bool adopted = false;
   absl::Mutex mu;
   bool closing ABSL_GUARDED_BY(mu) = false;
   bool ended ABSL_GUARDED_BY(mu) = false;
@@ -242,6 +248,9 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   fuse_reply_buf(req, buf.data(), *n);
 }
 
+// Directory handles are stateless (fh 0; every readdir lists the directory again, in
+// the same order): a daemon that takes over a live mount must understand every handle
+// the kernel still holds, and the kernel caches the listing anyway (cache_readdir).
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   OpScope scope(kOpendir);
   absl::StatusOr<std::vector<DirEntry>> entries = M(req)->fs->ReadDir(ino);
@@ -251,21 +260,25 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
                             : StatusToErrno(entries.status())));
     return;
   }
-  auto* h = new DirHandle{*std::move(entries)};
-  fi->fh = reinterpret_cast<uint64_t>(h);
+  fi->fh = 0;
   fi->keep_cache = 1;
   fi->cache_readdir = 1;
   fuse_reply_open(req, fi);
 }
 
 // Entry i of the listing: 0 is ".", 1 is "..", then the children.
-void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi,
-                   bool plus) {
-  auto* h = reinterpret_cast<DirHandle*>(fi->fh);
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
   FuseServer::Mounted* m = M(req);
+  absl::StatusOr<std::vector<DirEntry>> entries = m->fs->ReadDir(ino);
+  if (!entries.ok()) {
+    fuse_reply_err(req, Err(entries.status().code() == absl::StatusCode::kFailedPrecondition
+                                ? ENOTDIR
+                                : StatusToErrno(entries.status())));
+    return;
+  }
   std::string buf(size, '\0');
   size_t used = 0;
-  for (size_t i = static_cast<size_t>(off); i < h->entries.size() + 2; ++i) {
+  for (size_t i = static_cast<size_t>(off); i < entries->size() + 2; ++i) {
     Attr a;
     const char* name;
     if (i < 2) {
@@ -274,8 +287,8 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
       a = *self;
       name = i == 0 ? "." : "..";
     } else {
-      a = h->entries[i - 2].attr;
-      name = h->entries[i - 2].name.c_str();
+      a = (*entries)[i - 2].attr;
+      name = (*entries)[i - 2].name.c_str();
     }
     size_t n;
     if (plus) {
@@ -295,19 +308,18 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   OpScope scope(kReaddir);
-  ReadDirCommon(req, ino, size, off, fi, false);
+  ReadDirCommon(req, ino, size, off, false);
 }
 
-void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   OpScope scope(kReaddirplus);
-  ReadDirCommon(req, ino, size, off, fi, true);
+  ReadDirCommon(req, ino, size, off, true);
 }
 
-void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   OpScope scope(kReleasedir);
-  delete reinterpret_cast<DirHandle*>(fi->fh);
   fuse_reply_err(req, Err(0));
 }
 
@@ -360,6 +372,61 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &st);
 }
 
+// FUSE protocol facts used by the takeover (Debian's linux/fuse.h stops at 7.38).
+constexpr size_t kInHeaderSize = 40;      // fuse_in_header: len, opcode, unique, nodeid, ...
+constexpr uint32_t kOpInit = 26;          // FUSE_INIT
+constexpr uint32_t kInitExt = 1u << 30;   // FUSE_INIT_EXT: flags2 is valid
+constexpr uint32_t kHasResend = 1u << 7;  // FUSE_HAS_RESEND (bit 39) in flags2
+constexpr int32_t kNotifyResend = 7;      // FUSE_NOTIFY_RESEND, protocol 7.40 (Linux 6.9)
+// The unique of the replayed INIT: the kernel's uniques count by 2 and use bits 0 and
+// 63 as flags, so this never collides; its reply is dropped.
+constexpr uint64_t kReplayUnique = uint64_t{1} << 62;
+// What the holder keeps per mount: this prefix (the layout version), then the INIT.
+constexpr absl::string_view kHeldPrefix = "clip-fuse-init-v1\n";
+
+uint32_t U32At(absl::string_view b, size_t at) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + at, sizeof(v));
+  return v;
+}
+
+ssize_t IoRead(int fd, void* buf, size_t len, void* userdata) {
+  ssize_t n = read(fd, buf, len);
+  auto* m = static_cast<FuseServer::Mounted*>(userdata);
+  if (n >= static_cast<ssize_t>(kInHeaderSize) && m->capture_init) {
+    absl::string_view req(static_cast<const char*>(buf), static_cast<size_t>(n));
+    if (U32At(req, 4) == kOpInit) m->init.assign(req.data(), req.size());
+    m->capture_init = false;
+  }
+  return n;
+}
+
+ssize_t IoWritev(int fd, iovec* iov, int count, void*) {
+  if (count > 0 && iov[0].iov_len >= 16) {
+    uint64_t unique;
+    std::memcpy(&unique, static_cast<const char*>(iov[0].iov_base) + 8, sizeof(unique));
+    if (unique == kReplayUnique) {  // libfuse's answer to the replayed INIT: not the kernel's
+      ssize_t total = 0;
+      for (int i = 0; i < count; ++i) total += static_cast<ssize_t>(iov[i].iov_len);
+      return total;
+    }
+  }
+  return writev(fd, iov, count);
+}
+
+// The same I/O for first and later servers, so they negotiate identically (custom I/O
+// also means no splice in libfuse 3.14).
+const fuse_custom_io& Io() {
+  static const fuse_custom_io io = [] {
+    fuse_custom_io i;
+    std::memset(&i, 0, sizeof(i));
+    i.read = IoRead;
+    i.writev = IoWritev;
+    return i;
+  }();
+  return io;
+}
+
 const fuse_lowlevel_ops& Ops() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o;
@@ -386,7 +453,7 @@ const fuse_lowlevel_ops& Ops() {
 
 }  // namespace
 
-FuseServer::FuseServer(int threads) {
+FuseServer::FuseServer(int threads, FdHolderClient* holder) : holder_(holder) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) abort();
   for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Worker(); });
@@ -398,10 +465,153 @@ FuseServer::~FuseServer() {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, m] : mounts_) ids.push_back(id);
   }
-  for (MountId id : ids) (void)Unmount(id);
+  for (MountId id : ids) (void)Unmount(id);  // no-ops after Detach
   stop_ = true;
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, m] : mounts_) {
+    if (m->se != nullptr && detached_) fuse_session_destroy(m->se);  // closes our copy only
+  }
+  for (auto& [name, held] : offered_) close(held.fd);
   close(epoll_fd_);
+}
+
+void FuseServer::OfferHeld(std::vector<HeldFd> held) {
+  absl::MutexLock lock(&mu_);
+  for (HeldFd& h : held) {
+    if (h.name.empty() || h.name[0] != '/') {
+      close(h.fd);
+      continue;
+    }
+    auto [it, added] = offered_.try_emplace(h.name, h);
+    if (!added) {
+      close(it->second.fd);
+      it->second = h;
+    }
+  }
+}
+
+void FuseServer::DropUnclaimed() {
+  std::map<std::string, HeldFd> left;
+  {
+    absl::MutexLock lock(&mu_);
+    left.swap(offered_);
+  }
+  for (auto& [mountpoint, held] : left) {
+    Log(LogLevel::kWarning, "fs",
+        absl::StrCat("held FUSE connection of ", mountpoint,
+                     " belongs to no snapshot any more: unmounted"));
+    umount2(mountpoint.c_str(), MNT_DETACH);
+    close(held.fd);
+    if (holder_ != nullptr) (void)holder_->Drop(mountpoint);
+  }
+}
+
+absl::Status FuseServer::MountFresh(Mounted* m) {
+  const char* argv[] = {"clip", "-o",
+                        "ro,allow_other,default_permissions,fsname=clip,subtype=clip,noatime"};
+  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  m->se = fuse_session_new(&args, &Ops(), sizeof(fuse_lowlevel_ops), m);
+  fuse_opt_free_args(&args);  // libfuse may have copied and extended them
+  if (m->se == nullptr) return absl::InternalError("fuse_session_new failed");
+  // A mount left by a daemon that died without a holder answers ENOTCONN: detach it.
+  umount2(m->mountpoint.c_str(), MNT_DETACH);
+  if (fuse_session_mount(m->se, m->mountpoint.c_str()) != 0) {
+    fuse_session_destroy(m->se);
+    m->se = nullptr;
+    return absl::InternalError(absl::StrCat("cannot mount FUSE at ", m->mountpoint));
+  }
+  m->fd = fuse_session_fd(m->se);
+  auto fail = [&](absl::string_view what) {
+    fuse_session_unmount(m->se);
+    fuse_session_destroy(m->se);
+    m->se = nullptr;
+    return absl::InternalError(absl::StrCat("FUSE mount at ", m->mountpoint, ": ", what));
+  };
+  if (fuse_session_custom_io(m->se, &Io(), m->fd) != 0) return fail("custom I/O refused");
+  // The kernel queued FUSE_INIT at mount: read and answer it here (the fd still blocks),
+  // keeping its bytes for whoever takes this connection over later.
+  m->capture_init = true;
+  fuse_buf buf;
+  std::memset(&buf, 0, sizeof(buf));
+  int res = fuse_session_receive_buf(m->se, &buf);
+  if (res <= 0 || m->init.empty()) {
+    free(buf.mem);
+    return fail("no FUSE_INIT from the kernel");
+  }
+  fuse_session_process_buf(m->se, &buf);
+  free(buf.mem);
+  if (holder_ != nullptr) {
+    absl::Status held = holder_->Put(m->mountpoint, absl::StrCat(kHeldPrefix, m->init), m->fd);
+    if (!held.ok()) {
+      Log(LogLevel::kWarning, "fs",
+          absl::StrCat(m->mountpoint,
+                       ": not handed to the fd holder (will not survive a "
+                       "daemon restart): ",
+                       held.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FuseServer::Adopt(Mounted* m, HeldFd held) {
+  m->fd = held.fd;
+  auto fail = [&](absl::string_view what) {
+    if (m->se != nullptr) {
+      fuse_session_destroy(m->se);  // closes the fd
+      m->se = nullptr;
+    } else {
+      close(m->fd);
+    }
+    m->fd = -1;
+    return absl::DataLossError(
+        absl::StrCat("cannot take over the FUSE connection of ", m->mountpoint, ": ", what));
+  };
+  absl::string_view data = held.data;
+  if (!absl::ConsumePrefix(&data, kHeldPrefix)) return fail("unknown holder data version");
+  std::string init(data);
+  if (init.size() < kInHeaderSize + 16 || U32At(init, 0) != init.size() ||
+      U32At(init, 4) != kOpInit) {
+    return fail("saved FUSE_INIT is malformed");
+  }
+  const char* argv[] = {"clip", "-o",
+                        "ro,allow_other,default_permissions,fsname=clip,subtype=clip,noatime"};
+  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  m->se = fuse_session_new(&args, &Ops(), sizeof(fuse_lowlevel_ops), m);
+  fuse_opt_free_args(&args);
+  if (m->se == nullptr) return fail("fuse_session_new failed");
+  if (fuse_session_custom_io(m->se, &Io(), m->fd) != 0) return fail("custom I/O refused");
+  // libfuse answers everything with EIO until it has seen an INIT: replay the kernel's
+  // own (same buffer sizes, max_write, max_pages, capabilities), reply dropped.
+  std::memcpy(init.data() + 8, &kReplayUnique, sizeof(kReplayUnique));
+  fuse_buf buf;
+  std::memset(&buf, 0, sizeof(buf));
+  buf.size = init.size();
+  buf.mem = init.data();
+  fuse_session_process_buf(m->se, &buf);
+  // Every request the dead server had read but not answered: queued again.
+  const uint32_t flags = U32At(init, kInHeaderSize + 12);
+  const uint32_t flags2 = init.size() >= kInHeaderSize + 20 ? U32At(init, kInHeaderSize + 16) : 0;
+  if ((flags & kInitExt) && (flags2 & kHasResend)) {
+    struct {
+      uint32_t len;
+      int32_t error;
+      uint64_t unique;
+    } resend = {16, kNotifyResend, 0};
+    if (write(m->fd, &resend, sizeof(resend)) != static_cast<ssize_t>(sizeof(resend))) {
+      Log(LogLevel::kWarning, "fs",
+          absl::StrCat(m->mountpoint, ": FUSE_NOTIFY_RESEND failed: ", strerror(errno)));
+    }
+  } else {
+    Log(LogLevel::kWarning, "fs",
+        absl::StrCat(m->mountpoint,
+                     ": this kernel has no FUSE_NOTIFY_RESEND (Linux < 6.9): requests the "
+                     "previous daemon had read but not answered stay blocked"));
+  }
+  m->adopted = true;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpoint,
@@ -409,31 +619,57 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
   auto m = std::make_unique<Mounted>();
   m->mountpoint = mountpoint;
   m->fs = std::move(fs);
-  const char* argv[] = {"clip", "-o",
-                        "ro,allow_other,default_permissions,fsname=clip,subtype=clip,noatime"};
-  fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
-  m->se = fuse_session_new(&args, &Ops(), sizeof(fuse_lowlevel_ops), m.get());
-  fuse_opt_free_args(&args);  // libfuse may have copied and extended them
-  if (m->se == nullptr) return absl::InternalError("fuse_session_new failed");
-  if (fuse_session_mount(m->se, mountpoint.c_str()) != 0) {
-    fuse_session_destroy(m->se);
-    return absl::InternalError(absl::StrCat("cannot mount FUSE at ", mountpoint));
+  std::optional<HeldFd> held;
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = offered_.find(mountpoint); it != offered_.end()) {
+      held = it->second;
+      offered_.erase(it);
+    }
   }
-  m->fd = fuse_session_fd(m->se);
+  if (held) {
+    absl::Status adopted = Adopt(m.get(), *std::move(held));
+    if (adopted.ok()) return Serve(std::move(m));
+    Log(LogLevel::kWarning, "fs", absl::StrCat(adopted.message(), "; mounting again"));
+    if (holder_ != nullptr) (void)holder_->Drop(mountpoint);
+  }
+  CLIP_RETURN_IF_ERROR(MountFresh(m.get()));
+  return Serve(std::move(m));
+}
+
+absl::StatusOr<FuseServer::MountId> FuseServer::Serve(std::unique_ptr<Mounted> m) {
   fcntl(m->fd, F_SETFL, fcntl(m->fd, F_GETFL) | O_NONBLOCK);
   epoll_event ev;
   std::memset(&ev, 0, sizeof(ev));
   ev.events = EPOLLIN | EPOLLONESHOT;
   ev.data.ptr = m.get();
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, m->fd, &ev) != 0) {
-    fuse_session_unmount(m->se);
+    absl::Status st = ErrnoToStatus(errno, "epoll_ctl");
+    umount2(m->mountpoint.c_str(), MNT_DETACH);
+    if (holder_ != nullptr) (void)holder_->Drop(m->mountpoint);
     fuse_session_destroy(m->se);
-    return ErrnoToStatus(errno, "epoll_ctl");
+    return st;
   }
   absl::MutexLock lock(&mu_);
+  if (m->adopted) ++adopted_;
   MountId id = next_id_++;
   mounts_[id] = std::move(m);
   return id;
+}
+
+size_t FuseServer::adopted() const {
+  absl::MutexLock lock(&mu_);
+  return adopted_;
+}
+
+void FuseServer::Detach() {
+  {
+    absl::MutexLock lock(&mu_);
+    detached_ = true;
+  }
+  stop_ = true;
+  for (auto& t : workers_) t.join();  // each finishes the request it serves
+  workers_.clear();
 }
 
 void FuseServer::Retire(Mounted* m) {
@@ -477,6 +713,7 @@ absl::Status FuseServer::Unmount(MountId id) {
   Mounted* m;
   {
     absl::MutexLock lock(&mu_);
+    if (detached_) return absl::OkStatus();  // handed over: the next server owns it
     auto it = mounts_.find(id);
     if (it == mounts_.end()) return absl::NotFoundError(absl::StrCat("no mount ", id));
     m = it->second.get();
@@ -492,8 +729,10 @@ absl::Status FuseServer::Unmount(MountId id) {
     m->mu.Await(absl::Condition(
         +[](Mounted* x) ABSL_EXCLUSIVE_LOCKS_REQUIRED(x->mu) { return x->inflight == 0; }, m));
   }
-  // Lazy unmount; closes the session fd, so open files get ENOTCONN, never a hang.
-  fuse_session_unmount(m->se);
+  // Lazy unmount, then the last fds go (ours and the holder's), so open files get
+  // ENOTCONN, never a hang. (A taken-over session has no mountpoint in libfuse.)
+  umount2(m->mountpoint.c_str(), MNT_DETACH);
+  if (holder_ != nullptr) (void)holder_->Drop(m->mountpoint);
   fuse_session_destroy(m->se);
   absl::MutexLock lock(&m->mu);
   m->ended = true;

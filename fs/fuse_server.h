@@ -12,16 +12,33 @@
 // (`keep_cache`): layers never change. A failed read is EIO, logged (rate-limited) with
 // the layer and path.
 //
-//   FuseServer server(/*threads=*/4);
+// Takeover. With an FdHolderClient, every mount's /dev/fuse fd goes to the holder the
+// moment it is mounted, with the kernel's FUSE_INIT request (read and answered in Mount,
+// its raw bytes kept). A later server (a new daemon) is offered what the holder holds
+// (OfferHeld); Mount of an offered mountpoint then takes that live connection over
+// instead of mounting: a session with custom I/O on the held fd, fed the saved INIT
+// under a unique the kernel never uses (its reply is dropped, so libfuse negotiates
+// exactly what the first server did, without a new INIT), then FUSE_NOTIFY_RESEND so the
+// kernel queues again every request the dead server had read but not answered. Both
+// servers use the same custom I/O, so they negotiate identically. Inode numbers, file
+// and directory handles (stateless, 0) and readdir offsets mean the same in every
+// server, so the kernel's cached inodes, dentries and open files stay valid. Detach
+// (SIGTERM) stops serving and unmounts nothing; the holder keeps the connections.
+// REQUIRES for a takeover: no other process serves the connection any more (the daemon
+// holds its root's lock, released only when the previous daemon is gone).
+//
+//   FuseServer server(/*threads=*/4, holder);
+//   server.OfferHeld(std::move(held));  // a new daemon: what the holder holds
 //   CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, server.Mount("/mnt/layer", fs));
 //   ...
-//   server.Unmount(id);
+//   server.Unmount(id);                 // unmounts, and the holder lets go
 //
 // Thread safety: Mount/Unmount/Wait are safe to call from any thread. Lock order:
 // mu_ before nothing; never held while a request is processed or a reply is sent.
 #ifndef CLIP_FS_FUSE_SERVER_H_
 #define CLIP_FS_FUSE_SERVER_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +47,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "fs/fd_holder.h"
 #include "fs/layer_fs.h"
 
 namespace clip {
@@ -41,15 +59,28 @@ class FuseServer {
  public:
   using MountId = uint64_t;
 
-  explicit FuseServer(int threads = 4);
-  ~FuseServer();  // Unmounts everything still mounted.
+  // `holder` (optional, must outlive the server): where mounts' fds go for a takeover.
+  explicit FuseServer(int threads = 4, FdHolderClient* holder = nullptr);
+  ~FuseServer();  // Unmounts everything still mounted, unless Detach()ed.
   FuseServer(const FuseServer&) = delete;
   FuseServer& operator=(const FuseServer&) = delete;
 
+  // Connections a previous server left in the holder (FdHolderClient::List); the server
+  // owns their fds from now on. Entries whose name is not an absolute path are ignored.
+  void OfferHeld(std::vector<HeldFd> held);
+  // Takes over the offered connection of `mountpoint` if there is one, else mounts
+  // (detaching a stale mount left there first) and hands the fd to the holder.
   absl::StatusOr<MountId> Mount(const std::string& mountpoint, std::shared_ptr<const LayerFs> fs);
+  // Offered connections no Mount took over: unmounted and dropped from the holder.
+  void DropUnclaimed();
   // Lazy unmount (MNT_DETACH): returns even while files are open; the session ends
-  // when the kernel lets go.
+  // when the kernel lets go. The holder lets go of its fd.
   absl::Status Unmount(MountId id);
+  // Handover: finishes the requests being served, stops reading, unmounts nothing
+  // (the holder keeps every connection for the next server). Unmount is a no-op after.
+  void Detach();
+  // How many mounts were taken over rather than mounted.
+  size_t adopted() const;
   // Blocks until the mount has ended (unmounted by anyone) or `timeout` passes.
   bool WaitUnmounted(MountId id, absl::Duration timeout);
   size_t mounts() const;
@@ -60,12 +91,19 @@ class FuseServer {
  private:
   void Worker();
   void Retire(Mounted* m);
+  absl::Status MountFresh(Mounted* m);
+  absl::Status Adopt(Mounted* m, HeldFd held);
+  absl::StatusOr<MountId> Serve(std::unique_ptr<Mounted> m);
 
+  FdHolderClient* const holder_;
   int epoll_fd_ = -1;
   mutable absl::Mutex mu_;
   std::map<MountId, std::unique_ptr<Mounted>> mounts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, HeldFd> offered_ ABSL_GUARDED_BY(mu_);
   MountId next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  bool stop_ = false;
+  size_t adopted_ ABSL_GUARDED_BY(mu_) = 0;
+  bool detached_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;
 };
 
