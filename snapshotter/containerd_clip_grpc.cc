@@ -8,10 +8,12 @@
 //       root = "/var/lib/containerd-clip-grpc"
 //
 // The socket is created 0600 in a 0700 directory; a stale socket from a dead daemon is
-// replaced, a live one is an error. SIGTERM/SIGINT stop serving and exit cleanly.
+// replaced, a live one is an error. The wiring is snapshotter/daemon.h; this file parses
+// flags, waits for a signal and stops: SIGTERM/SIGINT hand over to the next daemon (every
+// mount and the socket stay alive in clip-fd-holder), SIGUSR1 unmounts every layer and
+// ends the holder (a node drain).
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,22 +25,10 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "cache/disk_cache.h"
-#include "cache/memory_cache.h"
-#include "cache/remote_cache.h"
-#include "cache/tiered_span_source.h"
 #include "cmd/build_info.h"
 #include "common/logging.h"
-#include "common/metrics.h"
-#include "common/metrics_server.h"
-#include "fs/fuse_server.h"
-#include "grpcpp/grpcpp.h"
+#include "snapshotter/daemon.h"
 #include "snapshotter/daemon_config.h"
-#include "snapshotter/image_fs_link.h"
-#include "snapshotter/overlay_snapshotter.h"
-#include "snapshotter/registry_setup.h"
-#include "snapshotter/remote_layers.h"
-#include "snapshotter/service.h"
 
 namespace {
 
@@ -62,28 +52,6 @@ void NotifyReady() {
   close(fd);
 }
 using clip::LogLevel;
-
-// kAlreadyExists when another process accepts connections on `path`.
-absl::Status PrepareSocketPath(const std::string& path) {
-  std::string dir = path.substr(0, path.rfind('/'));
-  if (!dir.empty() && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::InternalError(absl::StrCat("mkdir ", dir, ": ", strerror(errno)));
-  }
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  if (live) return absl::AlreadyExistsError(absl::StrCat("another daemon serves ", path));
-  unlink(path.c_str());  // stale, from a daemon that died
-  return absl::OkStatus();
-}
 
 LogLevel ParseLevel(const std::string& s) {
   if (s == "debug") return LogLevel::kDebug;
@@ -134,128 +102,26 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any thread starts
   signal(SIGPIPE, SIG_IGN);
 
-  // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
-  // configured), span caches, one FUSE worker pool for every mounted layer.
-  clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
-  mkdir(config->root.c_str(), 0700);
-  if (!config->containerd_root.empty()) {
-    // containerd 1.6's CRI reports <containerd root>/io.containerd.snapshotter.v1.clip as
-    // the image filesystem (it ignores exports.root); kubelet stats it.
-    absl::StatusOr<std::string> link =
-        clip::EnsureImageFsLink(config->containerd_root, config->root);
-    if (link.ok()) {
-      Log(LogLevel::kInfo, "daemon", absl::StrCat("image filesystem for containerd 1.6: ", *link));
-    } else {
-      Log(LogLevel::kWarning, "daemon",
-          absl::StrCat("containerd 1.6 will report an image filesystem that does not exist: ",
-                       link.status().message()));
-    }
-  }
-  auto disk = clip::DiskCache::Open(
-      {config->root + "/cache", static_cast<uint64_t>(config->cache_max_bytes)});
-  if (!disk.ok()) {
-    Log(LogLevel::kError, "daemon", disk.status().message());
+  absl::StatusOr<std::unique_ptr<clip::Daemon>> daemon = clip::Daemon::Start(*config);
+  if (!daemon.ok()) {
+    Log(LogLevel::kError, "daemon", daemon.status().message());
     return 1;
   }
-  clip::MemoryCache memory(static_cast<uint64_t>(config->memory_cache_bytes));
-  std::unique_ptr<clip::RemoteCache> remote_cache;
-  if (!config->remote_cache.empty()) {
-    clip::RemoteCache::Options co;
-    co.endpoint = config->remote_cache;
-    remote_cache = std::make_unique<clip::RemoteCache>(co);
-  }
-  clip::FillExecutor executor;
-  clip::FuseServer fuse(static_cast<int>(config->fuse_workers));
-  clip::RemoteLayers::Options lo;
-  lo.index_store = config->root + "/indexes";
-  lo.registry = &registry;
-  lo.fuse = &fuse;
-  lo.tiers = clip::CacheTiers{&memory, disk->get(), remote_cache.get(), &executor};
-  lo.remote_index = remote_cache.get();
-  lo.index_on_first_use = config->index_on_first_use;
-  if (config->background_fill.enabled) {
-    clip::BackgroundFill::Options fo;
-    fo.concurrency = static_cast<int>(config->background_fill.concurrency);
-    fo.bytes_per_second = static_cast<uint64_t>(config->background_fill.bytes_per_second);
-    lo.fill = fo;
-    lo.fill_delay = absl::Seconds(config->background_fill.delay_seconds);
-  }
-  clip::RemoteLayers remote(lo);
-  // Opening also remounts every remote snapshot, before the socket accepts anything.
-  auto snapshotter = clip::OverlaySnapshotter::Open(config->root, &remote);
-  if (!snapshotter.ok()) {
-    Log(LogLevel::kError, "daemon", snapshotter.status().message());
-    return 1;
-  }
-  absl::Status sock = PrepareSocketPath(config->address);
-  if (!sock.ok()) {
-    Log(LogLevel::kError, "daemon", sock.message());
-    return 1;
-  }
-  // Prometheus metrics: RPCs (service), FUSE ops (fs), registry bytes (registry) report
-  // into the process-wide registry themselves; caches and mounts are sampled here.
-  using Type = clip::MetricsRegistry::Type;
-  clip::MetricsRegistry& metrics = clip::DefaultMetrics();
-  std::vector<clip::SpanStore*> tiers = {&memory, disk->get()};
-  if (remote_cache) tiers.push_back(remote_cache.get());
-  auto tier_metric = [&](const char* name, const char* help, Type type,
-                         std::atomic<uint64_t> clip::TierCounters::*field) {
-    return metrics.AddCollector(name, help, type, [tiers, field](auto* out) {
-      for (clip::SpanStore* t : tiers) {
-        out->push_back({{{"tier", t->name()}}, static_cast<double>((t->counters().*field).load())});
-      }
-    });
-  };
-  std::vector<clip::MetricsRegistry::CollectorHandle> collectors;
-  collectors.push_back(tier_metric("clip_cache_hits_total", "Span cache hits", Type::kCounter,
-                                   &clip::TierCounters::hits));
-  collectors.push_back(tier_metric("clip_cache_misses_total", "Span cache misses", Type::kCounter,
-                                   &clip::TierCounters::misses));
-  collectors.push_back(tier_metric("clip_cache_read_bytes_total", "Bytes served by a cache tier",
-                                   Type::kCounter, &clip::TierCounters::bytes_read));
-  collectors.push_back(tier_metric("clip_cache_errors_total", "Cache tier failures",
-                                   Type::kCounter, &clip::TierCounters::errors));
-  collectors.push_back(tier_metric("clip_cache_corrupt_total", "Cache entries found corrupt",
-                                   Type::kCounter, &clip::TierCounters::corrupt));
-  collectors.push_back(tier_metric("clip_cache_evictions_total", "Cache entries evicted",
-                                   Type::kCounter, &clip::TierCounters::evictions));
-  collectors.push_back(metrics.AddCollector(
-      "clip_mounted_layers", "Layers mounted lazily through FUSE", Type::kGauge,
-      [&remote](auto* out) { out->push_back({{}, static_cast<double>(remote.mounted())}); }));
-  std::unique_ptr<clip::MetricsServer> metrics_server;
-  if (!config->metrics_address.empty()) {
-    auto started = clip::MetricsServer::Start(config->metrics_address, &metrics);
-    if (!started.ok()) {
-      Log(LogLevel::kError, "daemon", absl::StrCat("metrics: ", started.status().message()));
-      return 1;
-    }
-    metrics_server = *std::move(started);
-    Log(LogLevel::kInfo, "daemon",
-        absl::StrCat("metrics on ", metrics_server->address(), "/metrics"));
-  }
-  clip::SnapshotsService service(**snapshotter);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + config->address, grpc::InsecureServerCredentials());
-  builder.RegisterService(&service);
-  mode_t old = umask(0177);  // the socket: 0600
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  umask(old);
-  if (!server) {
-    Log(LogLevel::kError, "daemon", absl::StrCat("cannot listen on ", config->address));
-    return 1;
-  }
-  chmod(config->address.c_str(), 0600);
-  Log(LogLevel::kInfo, "daemon",
-      absl::StrCat("serving snapshotter root=", config->root, " address=", config->address));
-  NotifyReady();  // after remote snapshots are restored and the socket accepts calls
+  NotifyReady();  // after remote snapshots are restored and the socket is served
   int sig = 0;
   sigwait(&set, &sig);
-  Log(LogLevel::kInfo, "daemon", absl::StrCat("signal ", sig, ": shutting down"));
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  server->Wait();
-  unlink(config->address.c_str());
+  if (sig == SIGUSR1) {
+    Log(LogLevel::kInfo, "daemon", "SIGUSR1: stopping and unmounting every layer");
+    (*daemon)->StopAndUnmount();
+  } else {
+    Log(LogLevel::kInfo, "daemon",
+        absl::StrCat(strsignal(sig), ": handing over to the next daemon (SIGUSR1 unmounts)"));
+    (*daemon)->Handover();
+  }
+  daemon->reset();
   return 0;
 }

@@ -81,10 +81,11 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       (workers ? c.fuse_workers : c.memory_cache_bytes) = *v;
       continue;
     }
-    if (k == "index_on_first_use") {
+    if (k == "index_on_first_use" || k == "takeover") {
       const toml::value<bool>* v = node.as_boolean();
-      if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": index_on_first_use must be true or false"));
-      c.index_on_first_use = v->get();
+      if (!v)
+        return absl::InvalidArgumentError(absl::StrCat(source, ": ", k, " must be true or false"));
+      (k == "takeover" ? c.takeover : c.index_on_first_use) = v->get();
       continue;
     }
     if (k == "background_fill") {
@@ -94,15 +95,17 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       if (!st.ok()) return st;
       continue;
     }
-    std::string* field = k == "root"              ? &c.root
-                         : k == "address"         ? &c.address
-                         : k == "log_level"       ? &c.log_level
-                         : k == "hosts_dir"       ? &c.hosts_dir
-                         : k == "docker_config"   ? &c.docker_config
-                         : k == "metrics_address" ? &c.metrics_address
-                         : k == "remote_cache"    ? &c.remote_cache
-                         : k == "containerd_root" ? &c.containerd_root
-                                                  : nullptr;
+    std::string* field = k == "root"               ? &c.root
+                         : k == "address"          ? &c.address
+                         : k == "log_level"        ? &c.log_level
+                         : k == "hosts_dir"        ? &c.hosts_dir
+                         : k == "docker_config"    ? &c.docker_config
+                         : k == "metrics_address"  ? &c.metrics_address
+                         : k == "remote_cache"     ? &c.remote_cache
+                         : k == "containerd_root"  ? &c.containerd_root
+                         : k == "fd_holder_socket" ? &c.fd_holder_socket
+                         : k == "fd_holder_binary" ? &c.fd_holder_binary
+                                                   : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));
     }

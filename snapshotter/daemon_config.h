@@ -15,6 +15,9 @@
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
 //   index_on_first_use = false     # index layers found without an index, in the background
 //   containerd_root = "/var/lib/containerd"  # where containerd 1.6 looks for clip's image fs
+//   takeover = true               # mounts and the socket survive daemon restarts (fd holder)
+//   fd_holder_socket = ""         # default <root>/fd-holder.sock
+//   fd_holder_binary = ""         # default: clip-fd-holder beside the daemon's binary
 //
 //   [background_fill]              # make mounted layers local in the background
 //   enabled = true
@@ -58,6 +61,11 @@ struct DaemonConfig {
   // (what containerd 1.6's CRI reports as the image filesystem) pointing at `root`.
   // Empty: leave it alone.
   std::string containerd_root = "/var/lib/containerd";
+  // Takeover: every mount's /dev/fuse fd and the listening socket go to clip-fd-holder,
+  // so a crash, restart or upgrade of the daemon never breaks a running container.
+  bool takeover = true;
+  std::string fd_holder_socket;  // empty: <root>/fd-holder.sock
+  std::string fd_holder_binary;  // empty: clip-fd-holder beside this daemon's binary
   struct BackgroundFill {
     bool enabled = false;
     int64_t bytes_per_second = 0;

@@ -102,8 +102,8 @@ void OverlaySnapshotter::RestoreRemote() {
   for (const auto& r : all) {
     if (!r.info.labels.count(kRemoteLabel)) continue;
     std::string mnt = SnapshotDir(r.id) + "/fs";
-    // A mount left by a killed daemon answers ENOTCONN: detach it first.
-    umount2(mnt.c_str(), MNT_DETACH);
+    // The layer's live connection is taken over when the fd holder kept it; a stale
+    // mount (a daemon that died without one) is detached and mounted again.
     absl::StatusOr<bool> m = remote_->Mount(r.info.labels, mnt);
     if (!m.ok() || !*m) {
       // Reported, and the other layers still come back.

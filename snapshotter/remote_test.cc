@@ -453,9 +453,10 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
   ASSERT_TRUE(snap->Remove("sha256:c1").ok());
 }
 
-// The daemon killed (-9) while a reader is busy: reads fail fast (ENOTCONN/EIO), never
-// hang; restarted, it detaches the dead mount and serves the layer again.
-TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
+// The daemon killed (-9) while a reader is busy: the mount outlives it (its fd is in
+// clip-fd-holder), the reader's calls wait, and the restarted daemon takes the live
+// connection over: not one read fails. SIGTERM hands over too; SIGUSR1 unmounts all.
+TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
   Published pub;
   Publish(&pub);
   if (::testing::Test::HasFatalFailure()) return;
@@ -464,14 +465,25 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
   std::string sock = absl::StrCat("/tmp/clip-r-", getpid(), ".sock");
   std::string config = pub.dir + "/config.toml";
   std::string metrics_sock = absl::StrCat("/tmp/clip-m-", getpid(), ".sock");
+  std::string holder_sock = absl::StrCat("/tmp/clip-h-", getpid(), ".sock");
   std::ofstream(config) << absl::StrFormat(
       "root = \"%s/droot\"\naddress = \"%s\"\n"
-      "plain_http = [\"%s\"]\nmetrics_address = \"unix:%s\"\ncontainerd_root = \"%s/croot\"\n",
-      pub.dir, sock, pub.registry->host(), metrics_sock, pub.dir);
+      "plain_http = [\"%s\"]\nmetrics_address = \"unix:%s\"\ncontainerd_root = \"%s/croot\"\n"
+      "fd_holder_socket = \"%s\"\n",
+      pub.dir, sock, pub.registry->host(), metrics_sock, pub.dir, holder_sock);
+  auto serving = [&] {
+    std::string log = ReadFileOrEmpty(pub.dir + "/daemon.log");
+    size_t n = 0;
+    for (size_t at = log.find("serving snapshotter"); at != std::string::npos;
+         at = log.find("serving snapshotter", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
   auto start = [&]() -> pid_t {
-    unlink(sock.c_str());
+    const size_t before = serving();
     pid_t pid = testing::Spawn({daemon, "--config", config}, pub.dir + "/daemon.log").value();
-    for (int i = 0; i < 100 && !Exists(sock); ++i) absl::SleepFor(absl::Milliseconds(50));
+    for (int i = 0; i < 200 && serving() == before; ++i) absl::SleepFor(absl::Milliseconds(25));
     return pid;
   };
   // systemd readiness: the daemon says READY=1 on $NOTIFY_SOCKET once it serves.
@@ -594,32 +606,38 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     EXPECT_EQ(value("clip_mounted_layers"), 1);
 
     std::atomic<bool> stop{false};
-    std::atomic<int> failed_reads{0};
+    std::atomic<int> failed_reads{0}, reads{0};
+    const std::string seq = ReadFileOrEmpty(pub.dir + "/layers/tree/etc/app/seq.txt");
     std::thread reader([&] {
-      std::string buf(1 << 16, '\0');
+      std::string buf(seq.size() + 1, '\0');
       while (!stop) {
         int fd = open((layer_mnt + "/etc/app/seq.txt").c_str(), O_RDONLY);
         if (fd < 0) {
-          ++failed_reads;  // ENOTCONN once the daemon is gone
+          ++failed_reads;
           continue;
         }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // so reads reach the daemon
+        size_t got = 0;
         ssize_t n;
-        while ((n = read(fd, buf.data(), buf.size())) > 0) {
-        }
-        if (n < 0) ++failed_reads;
+        while ((n = read(fd, buf.data() + got, buf.size() - got)) > 0) got += n;
+        if (n < 0 || buf.compare(0, got, seq) != 0 || got != seq.size()) ++failed_reads;
+        ++reads;
         close(fd);
       }
     });
     absl::SleepFor(absl::Milliseconds(200));
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
-    absl::SleepFor(absl::Milliseconds(300));
-    stop = true;
-    reader.join();  // would hang forever if a read on the dead mount blocked
-    EXPECT_GT(failed_reads.load(), 0);
-
+    absl::SleepFor(absl::Milliseconds(300));  // the reader waits on the held connection
     pid = start();
     ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+    absl::SleepFor(absl::Milliseconds(300));
+    stop = true;
+    reader.join();
+    EXPECT_EQ(failed_reads.load(), 0);
+    EXPECT_GT(reads.load(), 2);
+    EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
+                ::testing::HasSubstr("took over 1 live layer mount(s) from the fd holder"));
     EXPECT_EQ(ReadFileOrEmpty(layer_mnt + "/etc/hello.txt"), "hello\n");
     EXPECT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
     GrpcSnapshotter again("unix:" + sock);
@@ -641,7 +659,7 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     EXPECT_FALSE(Mounted(layer_mnt));
     EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
                 ::testing::ContainsRegex("unmounted sha256:[0-9a-f]+ at " + layer_mnt));
-    // SIGTERM unmounts every layer (the records stay; the next start restores them).
+    // SIGTERM hands over: the mount stays; SIGUSR1 (below) unmounts every layer.
     Labels labels2{{kSnapshotRefLabel, "sha256:lazy2"},
                   {kImageRefLabel, pub.image.ToString()},
                   {kLayerDigestLabel, Digest::Of(pub.layer).ToString()},
@@ -649,9 +667,18 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsRestoredOnRestart) {
     ASSERT_EQ(again.Prepare("extract2", "", labels2).status().code(), absl::StatusCode::kAlreadyExists);
     EXPECT_NE(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos);
   }
-  testing::Stop(pid);
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  EXPECT_NE(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos)
+      << "SIGTERM must hand over, not unmount";
+  pid = start();
+  EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
+              ::testing::HasSubstr("(listening socket taken over)"));
+  kill(pid, SIGUSR1);
+  waitpid(pid, nullptr, 0);
   EXPECT_EQ(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos)
-      << "mounts left after SIGTERM";
+      << "mounts left after SIGUSR1";
+  EXPECT_FALSE(Exists(holder_sock)) << "the fd holder outlived SIGUSR1";
   EXPECT_FALSE(Exists(metrics_sock));  // removed on an orderly shutdown
   unlink(sock.c_str());
   RunCommand("grep -o ' " + pub.dir + "[^ ]*' /proc/mounts | xargs -r -n1 umount -l").IgnoreError();

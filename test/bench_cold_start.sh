@@ -108,9 +108,9 @@ start_clip() {  # a fresh daemon: empty root, caches and index store
   done
   echo "containerd does not reach the clip daemon"; exit 1
 }
-stop_clip() {
+stop_clip() {  # a full stop (SIGUSR1): every layer unmounted, the fd holder ended
   [ -n "$clip_pid" ] || return 0
-  kill -TERM "$clip_pid" 2>/dev/null
+  kill -USR1 "$clip_pid" 2>/dev/null
   for _ in $(seq 1 100); do kill -0 "$clip_pid" 2>/dev/null || break; sleep 0.1; done
   clip_pid=""
 }

@@ -38,6 +38,17 @@ e2e_cleanup() {
     wait "$p" 2>/dev/null || true
   done
   E2E_PIDS=()
+  # clip daemons hand their mounts to clip-fd-holder (started by them, in its own
+  # session): stop each holder of ours by the PID it wrote.
+  local h
+  for h in "$E2E_DIR"/clip*/fd-holder.sock.pid; do
+    [ -f "$h" ] || continue
+    p=$(cat "$h" 2>/dev/null)
+    [ -n "$p" ] || continue
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(grep -o " $E2E_DIR[^ ]*" /proc/mounts | sort -r)
   # The namespace's runc state and fifo directories are containerd's, per namespace.
   rm -rf "/run/containerd/runc/$E2E_NS" "/run/containerd/fifo/$E2E_NS" 2>/dev/null || true
@@ -80,7 +91,7 @@ e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.s
   [ -f "$E2E_DIR/clip$n.toml" ] && cfg=(--config "$E2E_DIR/clip$n.toml")
   setsid "$1" "${cfg[@]}" --root "$E2E_DIR/clip$n" --address "$E2E_DIR/clip$n.sock" --log-level debug \
     --containerd-root "$E2E_DIR/c-root$n" \
-    >"$E2E_DIR/clip$n.log" 2>&1 &
+    >>"$E2E_DIR/clip$n.log" 2>&1 &
   E2E_PIDS+=($!)
   e2e_wait "clip daemon $n" test -S "$E2E_DIR/clip$n.sock"
 }

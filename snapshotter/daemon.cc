@@ -1,0 +1,352 @@
+#include "snapshotter/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "grpcpp/server_posix.h"
+#include "snapshotter/image_fs_link.h"
+#include "snapshotter/registry_setup.h"
+
+namespace clip {
+namespace {
+
+absl::Status Errno(absl::string_view what) {
+  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
+}
+
+// kAlreadyExists when another process accepts connections on `path`; a stale socket
+// file (a daemon that died without a holder) is removed.
+absl::Status PrepareSocketPath(const std::string& path) {
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Errno(absl::StrCat("mkdir ", dir));
+  }
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  if (live) return absl::AlreadyExistsError(absl::StrCat("another daemon serves ", path));
+  unlink(path.c_str());
+  return absl::OkStatus();
+}
+
+// The path a listening unix socket is bound to, if it is one.
+std::string BoundPath(int fd) {
+  sockaddr_un addr{};
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      addr.sun_family != AF_UNIX || len <= offsetof(sockaddr_un, sun_path)) {
+    return "";
+  }
+  return std::string(addr.sun_path, strnlen(addr.sun_path, len - offsetof(sockaddr_un, sun_path)));
+}
+
+// clip-fd-holder beside this binary (an installation), or in Bazel's output tree.
+std::string DefaultHolderBinary() {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return "clip-fd-holder";
+  std::string dir(exe, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& candidate : {dir + "/clip-fd-holder", dir + "/../fs/clip-fd-holder"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return dir + "/clip-fd-holder";
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
+  std::unique_ptr<Daemon> d(new Daemon(config));
+  CLIP_RETURN_IF_ERROR(d->Init());
+  return d;
+}
+
+absl::Status Daemon::TakeLock() {
+  const std::string path = config_.root + "/daemon.lock";
+  lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) return Errno(absl::StrCat("open ", path));
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
+  // The previous daemon is still on its way out (a handover finishing its requests).
+  Log(LogLevel::kInfo, "daemon", "waiting for the previous daemon of this root to exit");
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    if (flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("another daemon holds ", path, " (still running after 60 s)"));
+}
+
+void Daemon::ConnectHolder(std::vector<HeldFd>* held) {
+  if (!config_.takeover) return;
+  const std::string socket = config_.fd_holder_socket.empty() ? config_.root + "/fd-holder.sock"
+                                                              : config_.fd_holder_socket;
+  const std::string binary =
+      config_.fd_holder_binary.empty() ? DefaultHolderBinary() : config_.fd_holder_binary;
+  absl::StatusOr<std::unique_ptr<FdHolderClient>> h =
+      FdHolderClient::ConnectOrStart(socket, binary);
+  if (!h.ok()) {
+    Log(LogLevel::kWarning, "daemon",
+        absl::StrCat("no fd holder (", h.status().message(),
+                     "): mounts will not survive a restart of this daemon"));
+    return;
+  }
+  holder_ = *std::move(h);
+  absl::StatusOr<std::vector<HeldFd>> listed = holder_->List();
+  if (!listed.ok()) {
+    Log(LogLevel::kWarning, "daemon",
+        absl::StrCat("fd holder at ", socket, ": ", listed.status().message(),
+                     "; remounting every layer"));
+    return;
+  }
+  *held = *std::move(listed);
+}
+
+absl::Status Daemon::Listen(std::vector<HeldFd>* held) {
+  for (auto it = held->begin(); it != held->end(); ++it) {
+    if (it->name != kHeldListenerName) continue;
+    int fd = it->fd;
+    held->erase(it);
+    struct stat st;
+    if (BoundPath(fd) == config_.address && lstat(config_.address.c_str(), &st) == 0 &&
+        S_ISSOCK(st.st_mode)) {
+      listener_ = fd;
+      listener_taken_over_ = true;
+      return absl::OkStatus();
+    }
+    close(fd);  // another address now, or its file is gone: a new socket
+    if (holder_ != nullptr) (void)holder_->Drop(kHeldListenerName);
+    break;
+  }
+  CLIP_RETURN_IF_ERROR(PrepareSocketPath(config_.address));
+  sockaddr_un addr{};
+  if (config_.address.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", config_.address));
+  }
+  listener_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener_ < 0) return Errno("socket");
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, config_.address.data(), config_.address.size());
+  mode_t old = umask(0177);  // the socket: 0600
+  int bound = bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  umask(old);
+  if (bound != 0 || listen(listener_, 512) != 0) {
+    return Errno(absl::StrCat("listen on ", config_.address));
+  }
+  if (holder_ != nullptr) {
+    absl::Status put = holder_->Put(kHeldListenerName, "", listener_);
+    if (!put.ok()) Log(LogLevel::kWarning, "daemon", put.message());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::Init() {
+  mkdir(config_.root.c_str(), 0700);
+  CLIP_RETURN_IF_ERROR(TakeLock());
+  if (!config_.containerd_root.empty()) {
+    // containerd 1.6's CRI reports <containerd root>/io.containerd.snapshotter.v1.clip as
+    // the image filesystem (it ignores exports.root); kubelet stats it.
+    absl::StatusOr<std::string> link = EnsureImageFsLink(config_.containerd_root, config_.root);
+    if (link.ok()) {
+      Log(LogLevel::kInfo, "daemon", absl::StrCat("image filesystem for containerd 1.6: ", *link));
+    } else {
+      Log(LogLevel::kWarning, "daemon",
+          absl::StrCat("containerd 1.6 will report an image filesystem that does not exist: ",
+                       link.status().message()));
+    }
+  }
+  std::vector<HeldFd> held;
+  ConnectHolder(&held);
+
+  // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
+  // configured), span caches, one FUSE worker pool for every mounted layer.
+  registry_ = std::make_unique<RegistryClient>(RegistryOptionsFrom(config_));
+  CLIP_ASSIGN_OR_RETURN(disk_, DiskCache::Open({config_.root + "/cache",
+                                                static_cast<uint64_t>(config_.cache_max_bytes)}));
+  memory_ = std::make_unique<MemoryCache>(static_cast<uint64_t>(config_.memory_cache_bytes));
+  if (!config_.remote_cache.empty()) {
+    RemoteCache::Options co;
+    co.endpoint = config_.remote_cache;
+    remote_cache_ = std::make_unique<RemoteCache>(co);
+  }
+  executor_ = std::make_unique<FillExecutor>();
+  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), holder_.get());
+  CLIP_RETURN_IF_ERROR(Listen(&held));
+  const size_t held_mounts = held.size();
+  fuse_->OfferHeld(std::move(held));
+  RemoteLayers::Options lo;
+  lo.index_store = config_.root + "/indexes";
+  lo.registry = registry_.get();
+  lo.fuse = fuse_.get();
+  lo.tiers = CacheTiers{memory_.get(), disk_.get(), remote_cache_.get(), executor_.get()};
+  lo.remote_index = remote_cache_.get();
+  lo.index_on_first_use = config_.index_on_first_use;
+  if (config_.background_fill.enabled) {
+    BackgroundFill::Options fo;
+    fo.concurrency = static_cast<int>(config_.background_fill.concurrency);
+    fo.bytes_per_second = static_cast<uint64_t>(config_.background_fill.bytes_per_second);
+    lo.fill = fo;
+    lo.fill_delay = absl::Seconds(config_.background_fill.delay_seconds);
+  }
+  remote_ = std::make_unique<RemoteLayers>(lo);
+  // Opening restores every remote snapshot (taking over its live connection where the
+  // holder has one) before the socket is served.
+  CLIP_ASSIGN_OR_RETURN(snapshotter_, OverlaySnapshotter::Open(config_.root, remote_.get()));
+  fuse_->DropUnclaimed();
+  const size_t restored = remote_->mounted(), adopted = fuse_->adopted();
+  if (restored > 0 || held_mounts > 0) {
+    Log(adopted == restored ? LogLevel::kInfo : LogLevel::kWarning, "daemon",
+        adopted == restored
+            ? absl::StrCat("took over ", adopted, " live layer mount(s) from the fd holder")
+            : absl::StrCat("took over ", adopted, " of ", restored,
+                           " layer mount(s); the others could not be taken over (holder "
+                           "gone, reboot or unreadable state) and were mounted again: "
+                           "containers started before on those layers see ENOTCONN"));
+  }
+  AddMetrics();
+
+  service_ = std::make_unique<SnapshotsService>(*snapshotter_);
+  grpc::ServerBuilder builder;  // no port: connections come from our own listener
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_) return absl::InternalError("cannot start the gRPC server");
+  if (pipe2(wake_, O_CLOEXEC) != 0) return Errno("pipe");
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+  Log(LogLevel::kInfo, "daemon",
+      absl::StrCat("serving snapshotter root=", config_.root, " address=", config_.address,
+                   listener_taken_over_ ? " (listening socket taken over)" : ""));
+  return absl::OkStatus();
+}
+
+void Daemon::AddMetrics() {
+  // Prometheus metrics: RPCs (service), FUSE ops (fs), registry bytes (registry) report
+  // into the process-wide registry themselves; caches and mounts are sampled here.
+  using Type = MetricsRegistry::Type;
+  MetricsRegistry& metrics = DefaultMetrics();
+  std::vector<SpanStore*> tiers = {memory_.get(), disk_.get()};
+  if (remote_cache_) tiers.push_back(remote_cache_.get());
+  auto tier_metric = [&](const char* name, const char* help, Type type,
+                         std::atomic<uint64_t> TierCounters::*field) {
+    return metrics.AddCollector(name, help, type, [tiers, field](auto* out) {
+      for (SpanStore* t : tiers) {
+        out->push_back({{{"tier", t->name()}}, static_cast<double>((t->counters().*field).load())});
+      }
+    });
+  };
+  collectors_.push_back(
+      tier_metric("clip_cache_hits_total", "Span cache hits", Type::kCounter, &TierCounters::hits));
+  collectors_.push_back(tier_metric("clip_cache_misses_total", "Span cache misses", Type::kCounter,
+                                    &TierCounters::misses));
+  collectors_.push_back(tier_metric("clip_cache_read_bytes_total", "Bytes served by a cache tier",
+                                    Type::kCounter, &TierCounters::bytes_read));
+  collectors_.push_back(tier_metric("clip_cache_errors_total", "Cache tier failures",
+                                    Type::kCounter, &TierCounters::errors));
+  collectors_.push_back(tier_metric("clip_cache_corrupt_total", "Cache entries found corrupt",
+                                    Type::kCounter, &TierCounters::corrupt));
+  collectors_.push_back(tier_metric("clip_cache_evictions_total", "Cache entries evicted",
+                                    Type::kCounter, &TierCounters::evictions));
+  RemoteLayers* remote = remote_.get();
+  collectors_.push_back(
+      metrics.AddCollector("clip_mounted_layers", "Layers mounted lazily through FUSE",
+                           Type::kGauge, [remote](auto* out) {
+                             out->push_back({{}, static_cast<double>(remote->mounted())});
+                           }));
+  if (!config_.metrics_address.empty()) {
+    auto started = MetricsServer::Start(config_.metrics_address, &metrics);
+    if (!started.ok()) {
+      Log(LogLevel::kError, "daemon", absl::StrCat("metrics: ", started.status().message()));
+      return;
+    }
+    metrics_server_ = *std::move(started);
+    Log(LogLevel::kInfo, "daemon",
+        absl::StrCat("metrics on ", metrics_server_->address(), "/metrics"));
+  }
+}
+
+void Daemon::AcceptLoop() {
+  for (;;) {
+    pollfd fds[2] = {{listener_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    if ((fds[0].revents & POLLIN) == 0) continue;
+    int c = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) continue;
+    grpc::AddInsecureChannelFromFd(server_.get(), c);  // gRPC owns it now
+  }
+}
+
+void Daemon::StopServing() {
+  if (acceptor_.joinable()) {
+    // Stop accepting; the listening socket itself stays open in the holder, so calls
+    // made until the next daemon runs wait in its backlog instead of being refused.
+    (void)!write(wake_[1], "x", 1);
+    acceptor_.join();
+  }
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server_->Wait();
+  }
+}
+
+void Daemon::Handover() {
+  if (stopped_) return;
+  stopped_ = true;
+  StopServing();
+  fuse_->Detach();  // finishes the requests in hand; unmounts nothing
+  Log(LogLevel::kInfo, "daemon",
+      holder_ ? absl::StrCat("handed ", remote_->mounted(),
+                             " layer mount(s) and the socket over to the fd holder")
+              : "stopped without an fd holder: running containers lose their lazy layers");
+}
+
+void Daemon::StopAndUnmount() {
+  if (stopped_) return;
+  stopped_ = true;
+  StopServing();
+  remote_.reset();  // unmounts every lazy layer (and the holder lets go of each)
+  if (holder_) (void)holder_->Quit();
+  unlink(config_.address.c_str());
+  Log(LogLevel::kInfo, "daemon", "stopped: every layer unmounted, fd holder ended");
+}
+
+Daemon::~Daemon() {
+  if (fuse_ && !stopped_) Handover();
+  metrics_server_.reset();
+  collectors_.clear();
+  service_.reset();
+  server_.reset();
+  snapshotter_.reset();
+  remote_.reset();
+  fuse_.reset();
+  if (listener_ >= 0) close(listener_);
+  for (int fd : wake_) {
+    if (fd >= 0) close(fd);
+  }
+  if (lock_fd_ >= 0) close(lock_fd_);  // the next daemon may start taking over
+}
+
+}  // namespace clip
