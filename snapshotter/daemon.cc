@@ -220,9 +220,9 @@ absl::Status Daemon::Init() {
         adopted == restored
             ? absl::StrCat("took over ", adopted, " live layer mount(s) from the fd holder")
             : absl::StrCat("took over ", adopted, " of ", restored,
-                           " layer mount(s); the others could not be taken over (holder "
-                           "gone, reboot or unreadable state) and were mounted again: "
-                           "containers started before on those layers see ENOTCONN"));
+                           " layer mount(s); falling back to remounting the others (no live "
+                           "connection to take over: fd holder gone, reboot or unreadable "
+                           "state): containers started before on those layers see ENOTCONN"));
   }
   AddMetrics();
 
