@@ -47,13 +47,21 @@ import sys, yaml
 docs = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x]
 ds = next(x for x in docs if x["kind"] == "DaemonSet")
 pod = ds["spec"]["template"]["spec"]
-c = pod["containers"][0]
+cs = {c["name"]: c for c in pod["containers"]}
+c = cs["clip"]
+# The fd holder is a container of its own sharing the daemon's run directory.
+h = cs["fd-holder"]
+assert "clip-fd-holder" in h["command"][0], "fd holder command"
+sock = h["command"][h["command"].index("--socket") + 1]
+assert any(sock.startswith(m["mountPath"] + "/") for m in h["volumeMounts"]), "holder socket dir"
+assert any(sock.startswith(m["mountPath"] + "/") for m in c["volumeMounts"]), "daemon sees the holder"
+assert 'fd_holder_socket = "%s"' % sock in next(x for x in docs if x["kind"] == "ConfigMap")["data"]["config.toml"]
 assert c["securityContext"]["privileged"] is True, "not privileged"
 mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
 assert "/dev/fuse" in mounts, "no /dev/fuse"
 assert mounts["/var/lib/containerd-clip-grpc"].get("mountPropagation") == "Bidirectional", "root propagation"
 vols = {v["name"]: v for v in pod["volumes"]}
-for m in c["volumeMounts"]:
+for m in c["volumeMounts"] + h["volumeMounts"]:
     assert m["name"] in vols, "volume %s undefined" % m["name"]
 PY
 python3 -c '
@@ -64,6 +72,7 @@ print(next(x for x in docs if x["kind"] == "ConfigMap")["data"]["config.toml"])'
 "$daemon" --config "$t/cm.toml" --check-config >/dev/null || error "the DaemonSet's config.toml rejected"
 docker_file_bins=$(grep -c 'containerd-clip-grpc' "$d/Dockerfile")
 [ "$docker_file_bins" -ge 1 ] || error "Dockerfile does not ship the daemon"
+grep -q 'fs/clip-fd-holder' "$d/Dockerfile" || error "Dockerfile does not ship the fd holder"
 
 [ $fail -eq 0 ] && echo "deploy files ok"
 exit $fail
