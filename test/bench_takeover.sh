@@ -102,3 +102,32 @@ print("read stall per takeover (ms): median %.1f  p99 %.1f  max %.1f" % (pct(0.5
 PY
 took=$(grep -c "took over [0-9]* live layer mount" "$t/clip.log")
 echo "daemon log: $took takeovers of the layer's live mount"
+
+# The first Prepare containerd forwards right after a kill -9 and restart (not waiting
+# for the new daemon): the listening socket stayed in the holder, so the call waits in
+# its backlog instead of failing with "dial ... timeout".
+top=$($E2E_CTR snapshots --snapshotter clip ls | awk 'NR > 1 && $2 != "" && $3 == "Committed" {print $1; exit}')
+: > "$t/prepare.txt"
+for i in $(seq 1 10); do
+  kill -KILL "$clip_pid"
+  wait "$clip_pid" 2>/dev/null
+  e2e_clip "$daemon"
+  clip_pid=${E2E_PIDS[-1]}
+  s=$(date +%s%N)
+  if $E2E_CTR snapshots --snapshotter clip prepare "bench-$i" "$top" >/dev/null 2>"$t/prepare.err"; then
+    echo "ok $(( ($(date +%s%N) - s) / 1000000 ))" >> "$t/prepare.txt"
+  else
+    echo "failed $(( ($(date +%s%N) - s) / 1000000 )) $(head -c 200 "$t/prepare.err")" >> "$t/prepare.txt"
+  fi
+  $E2E_CTR snapshots --snapshotter clip rm "bench-$i" >/dev/null 2>&1
+done
+python3 - "$t/prepare.txt" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+ok = sorted(int(r[1]) for r in rows if r[0] == "ok")
+print("first Prepare right after kill -9 + restart: %d of %d succeeded; ms: median %d max %d" %
+      (len(ok), len(rows), ok[len(ok) // 2] if ok else -1, ok[-1] if ok else -1))
+for r in rows:
+    if r[0] != "ok":
+        print("  failed:", " ".join(r[1:]))
+PY
