@@ -639,21 +639,30 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
 
 absl::StatusOr<FuseServer::MountId> FuseServer::Serve(std::unique_ptr<Mounted> m) {
   fcntl(m->fd, F_SETFL, fcntl(m->fd, F_GETFL) | O_NONBLOCK);
+  Mounted* raw = m.get();
+  MountId id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = next_id_++;
+    mounts_[id] = std::move(m);
+  }
+  // Events carry the mount's id, not a pointer: a worker looks it up under mu_, so
+  // Unmount can free a mount a worker was just woken for.
   epoll_event ev;
   std::memset(&ev, 0, sizeof(ev));
   ev.events = EPOLLIN | EPOLLONESHOT;
-  ev.data.ptr = m.get();
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, m->fd, &ev) != 0) {
+  ev.data.u64 = id;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, raw->fd, &ev) != 0) {
     absl::Status st = ErrnoToStatus(errno, "epoll_ctl");
-    umount2(m->mountpoint.c_str(), MNT_DETACH);
-    if (holder_ != nullptr) (void)holder_->Drop(m->mountpoint);
-    fuse_session_destroy(m->se);
+    umount2(raw->mountpoint.c_str(), MNT_DETACH);
+    if (holder_ != nullptr) (void)holder_->Drop(raw->mountpoint);
+    fuse_session_destroy(raw->se);
+    absl::MutexLock lock(&mu_);
+    mounts_.erase(id);
     return st;
   }
   absl::MutexLock lock(&mu_);
-  if (m->adopted) ++adopted_;
-  MountId id = next_id_++;
-  mounts_[id] = std::move(m);
+  if (raw->adopted) ++adopted_;
   return id;
 }
 
@@ -685,9 +694,14 @@ void FuseServer::Worker() {
     epoll_event ev;
     int n = epoll_wait(epoll_fd_, &ev, 1, 200);
     if (n <= 0) continue;
-    auto* m = static_cast<Mounted*>(ev.data.ptr);
+    const MountId id = ev.data.u64;
+    Mounted* m;
     {
-      absl::MutexLock lock(&m->mu);
+      absl::MutexLock lock(&mu_);  // mu_ before Mounted::mu
+      auto it = mounts_.find(id);
+      if (it == mounts_.end()) continue;  // unmounted and freed meanwhile
+      m = it->second.get();
+      absl::MutexLock mounted(&m->mu);
       if (m->closing || m->ended) continue;
       ++m->inflight;
     }
@@ -697,7 +711,7 @@ void FuseServer::Worker() {
       epoll_event again;
       std::memset(&again, 0, sizeof(again));
       again.events = EPOLLIN | EPOLLONESHOT;
-      again.data.ptr = m;
+      again.data.u64 = id;
       epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, m->fd, &again);
       if (res > 0) fuse_session_process_buf(m->se, &buf);
     } else {
@@ -734,8 +748,10 @@ absl::Status FuseServer::Unmount(MountId id) {
   umount2(m->mountpoint.c_str(), MNT_DETACH);
   if (holder_ != nullptr) (void)holder_->Drop(m->mountpoint);
   fuse_session_destroy(m->se);
-  absl::MutexLock lock(&m->mu);
-  m->ended = true;
+  // No worker holds it (closing, nothing in flight; workers look mounts up under mu_):
+  // the layer's state goes with it.
+  absl::MutexLock lock(&mu_);
+  mounts_.erase(id);
   return absl::OkStatus();
 }
 

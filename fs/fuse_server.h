@@ -33,8 +33,10 @@
 //   ...
 //   server.Unmount(id);                 // unmounts, and the holder lets go
 //
-// Thread safety: Mount/Unmount/Wait are safe to call from any thread. Lock order:
-// mu_ before nothing; never held while a request is processed or a reply is sent.
+// Thread safety: Mount/Unmount/Wait are safe to call from any thread, but not
+// WaitUnmounted and Unmount of the same mount at once (Unmount frees the mount's state).
+// Lock order: mu_ before Mounted::mu; neither is held while a request is processed or a
+// reply is sent.
 #ifndef CLIP_FS_FUSE_SERVER_H_
 #define CLIP_FS_FUSE_SERVER_H_
 
@@ -81,7 +83,8 @@ class FuseServer {
   void Detach();
   // How many mounts were taken over rather than mounted.
   size_t adopted() const;
-  // Blocks until the mount has ended (unmounted by anyone) or `timeout` passes.
+  // Blocks until the mount has ended (unmounted by anyone) or `timeout` passes; true
+  // for a mount Unmount has freed.
   bool WaitUnmounted(MountId id, absl::Duration timeout);
   size_t mounts() const;
   int threads() const { return static_cast<int>(workers_.size()); }

@@ -93,6 +93,38 @@ took=$(grep -c "took over" "$work/mount.log")
 [ "$took" -eq 20 ] || error "expected 20 takeovers, saw $took"
 grep -c "handing .* over" "$work/mount.log" | grep -qx 10 || error "SIGTERM did not hand over 10 times"
 
+# State this build cannot read (another layout version): the next server falls back to
+# mounting afresh, says why, and serves; nothing hangs.
+python3 - "$work/h.sock" "$work/mnt" <<'PY' || error "could not rewrite the held state"
+import socket, struct, sys
+path, mnt = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(path)
+def msg(op, name=b"", data=b""):
+    return b"CFH1" + op + struct.pack("<I", len(name)) + name + struct.pack("<I", len(data)) + data
+s.send(msg(b"L"))
+held = {}
+while True:
+    data, fds, _, _ = socket.recv_fds(s, 1 << 17, 4)
+    if data[4:5] == b"Z":
+        break
+    n = struct.unpack("<I", data[5:9])[0]
+    held[data[9:9 + n]] = fds[0]
+fd = held[mnt.encode()]
+socket.send_fds(s, [msg(b"P", mnt.encode(), b"clip-fuse-init-v999\nfuture layout")], [fd])
+assert s.recv(1 << 16)[4:5] == b"K"
+PY
+kill -KILL "$pid"; wait "$pid" 2>/dev/null
+fresh=$(grep -c "^clipctl: mounted" "$work/mount.log")
+start
+for _ in $(seq 1 100); do
+  [ "$(grep -c "^clipctl: mounted" "$work/mount.log")" -gt "$fresh" ] && break
+  sleep 0.05
+done
+grep -q "unknown holder data version; mounting again" "$work/mount.log" ||
+  error "unreadable state was not reported"
+cmp -s "$work/mnt/etc/hello.txt" "$work/ref/etc/hello.txt" || error "no fresh mount after unreadable state"
+
 # SIGINT: a full stop. The mount goes and the holder holds no /dev/fuse fd any more.
 kill -INT "$pid"
 wait "$pid" 2>/dev/null

@@ -300,8 +300,10 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
             << " for etc/hello.txt, " << after_big << " after usr/bin/random3m\n";
   ASSERT_EQ(umount2(rootfs.c_str(), MNT_DETACH), 0);
   ASSERT_TRUE(snap->Remove("container").ok());
+  const size_t served = fuse.mounts();
   ASSERT_TRUE(snap->Remove("sha256:c2").ok());
   ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  EXPECT_EQ(fuse.mounts(), served - 1);  // the lazy layer's state is freed with it
 }
 
 // The registry fails in the middle of a container's reads: the read gets EIO (no hang,
