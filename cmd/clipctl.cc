@@ -127,6 +127,8 @@ int main(int argc, char** argv) {
                     "fd holder socket: the mount survives this process (SIGTERM hands over)");
   mount->add_option("--holder-binary", mount_options.holder_binary,
                     "clip-fd-holder to start when none listens at --holder");
+  mount->add_flag("--systemd-fd-store", mount_options.systemd_fd_store,
+                  "keep the mount's fd in systemd's fd store (under a Type=notify unit)");
   mount->add_option("mountpoint", mount_options.mountpoint, "Where to mount")->required();
   mount->callback([&] { rc = Report(clip::MountCommand(mount_options)); });
 

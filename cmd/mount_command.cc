@@ -18,6 +18,7 @@
 #include "fs/fd_holder.h"
 #include "fs/fuse_server.h"
 #include "fs/layer_fs.h"
+#include "fs/systemd_fd_store.h"
 #include "index/index_format.h"
 #include "index/span_reader.h"
 #include "registry/registry_blob_reader.h"
@@ -93,9 +94,13 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
-  std::unique_ptr<FdHolderClient> holder;
+  std::unique_ptr<FdStore> holder;
   int lock = -1;
-  if (!options.holder_socket.empty()) {
+  if (options.systemd_fd_store) {
+    holder = SystemdFdStore::FromEnvironment();
+    if (holder == nullptr)
+      return absl::FailedPreconditionError("--systemd-fd-store: $NOTIFY_SOCKET is unset");
+  } else if (!options.holder_socket.empty()) {
     // One server per connection: wait until the previous one is gone (its lock goes
     // with its last thread), then take over what the holder keeps.
     lock = open((options.holder_socket + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);

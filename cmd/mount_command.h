@@ -26,6 +26,8 @@ struct MountCommandOptions {
   // still unmounts).
   std::string holder_socket;
   std::string holder_binary;
+  // Instead of a holder: systemd's fd store ($NOTIFY_SOCKET; fds back as LISTEN_FDS).
+  bool systemd_fd_store = false;
 };
 
 absl::Status MountCommand(const MountCommandOptions& options);

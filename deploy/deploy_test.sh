@@ -38,7 +38,7 @@ sed "s|/usr/local/bin/containerd-clip-grpc|$daemon|" "$d/systemd/containerd-clip
   > "$t/containerd-clip-grpc.service"
 out=$(systemd-analyze verify "$t/containerd-clip-grpc.service" 2>&1 | grep -v -e modprobe -e 'containerd.service' -e 'Documentation')
 [ -z "$out" ] || error "systemd-analyze: $out"
-for k in 'Type=notify' 'KillMode=process' 'Restart=always'; do
+for k in 'Type=notify' 'KillMode=process' 'Restart=always' 'FileDescriptorStoreMax=16384' 'NotifyAccess=main'; do
   grep -qx "$k" "$d/systemd/containerd-clip-grpc.service" || error "unit lacks $k"
 done
 

@@ -50,7 +50,21 @@ struct HeldFd {
   int fd = -1;
 };
 
-class FdHolderClient {
+// Where a daemon keeps the fds that must outlive it: clip's own holder process
+// (FdHolderClient) or systemd's file-descriptor store (SystemdFdStore). Named entries,
+// each an fd and a small blob of data; Put replaces an entry of the same name.
+class FdStore {
+ public:
+  virtual ~FdStore() = default;
+  virtual absl::Status Put(const std::string& name, const std::string& data, int fd) = 0;
+  virtual absl::Status Drop(const std::string& name) = 0;
+  // What a previous daemon left; the caller owns the returned fds.
+  virtual absl::StatusOr<std::vector<HeldFd>> List() = 0;
+  // A full stop: nothing is kept any more.
+  virtual absl::Status Quit() = 0;
+};
+
+class FdHolderClient final : public FdStore {
  public:
   // Connects to a running holder; kUnavailable when none listens at `path`.
   static absl::StatusOr<std::unique_ptr<FdHolderClient>> Connect(const std::string& path);
@@ -59,12 +73,12 @@ class FdHolderClient {
   static absl::StatusOr<std::unique_ptr<FdHolderClient>> ConnectOrStart(
       const std::string& path, const std::string& holder_binary,
       absl::Duration timeout = absl::Seconds(5));
-  ~FdHolderClient();
+  ~FdHolderClient() override;
 
-  absl::Status Put(const std::string& name, const std::string& data, int fd);
-  absl::Status Drop(const std::string& name);
-  absl::StatusOr<std::vector<HeldFd>> List();
-  absl::Status Quit();
+  absl::Status Put(const std::string& name, const std::string& data, int fd) override;
+  absl::Status Drop(const std::string& name) override;
+  absl::StatusOr<std::vector<HeldFd>> List() override;
+  absl::Status Quit() override;
 
  private:
   explicit FdHolderClient(int sock) : sock_(sock) {}

@@ -453,7 +453,7 @@ const fuse_lowlevel_ops& Ops() {
 
 }  // namespace
 
-FuseServer::FuseServer(int threads, FdHolderClient* holder) : holder_(holder) {
+FuseServer::FuseServer(int threads, FdStore* holder) : holder_(holder) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) abort();
   for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Worker(); });

@@ -12,7 +12,8 @@
 // (`keep_cache`): layers never change. A failed read is EIO, logged (rate-limited) with
 // the layer and path.
 //
-// Takeover. With an FdHolderClient, every mount's /dev/fuse fd goes to the holder the
+// Takeover. With an FdStore (clip-fd-holder, or systemd's fd store), every mount's
+// /dev/fuse fd goes to it the
 // moment it is mounted, with the kernel's FUSE_INIT request (read and answered in Mount,
 // its raw bytes kept). A later server (a new daemon) is offered what the holder holds
 // (OfferHeld); Mount of an offered mountpoint then takes that live connection over
@@ -62,12 +63,12 @@ class FuseServer {
   using MountId = uint64_t;
 
   // `holder` (optional, must outlive the server): where mounts' fds go for a takeover.
-  explicit FuseServer(int threads = 4, FdHolderClient* holder = nullptr);
+  explicit FuseServer(int threads = 4, FdStore* holder = nullptr);
   ~FuseServer();  // Unmounts everything still mounted, unless Detach()ed.
   FuseServer(const FuseServer&) = delete;
   FuseServer& operator=(const FuseServer&) = delete;
 
-  // Connections a previous server left in the holder (FdHolderClient::List); the server
+  // Connections a previous server left in the store (FdStore::List); the server
   // owns their fds from now on. Entries whose name is not an absolute path are ignored.
   void OfferHeld(std::vector<HeldFd> held);
   // Takes over the offered connection of `mountpoint` if there is one, else mounts
@@ -98,7 +99,7 @@ class FuseServer {
   absl::Status Adopt(Mounted* m, HeldFd held);
   absl::StatusOr<MountId> Serve(std::unique_ptr<Mounted> m);
 
-  FdHolderClient* const holder_;
+  FdStore* const holder_;
   int epoll_fd_ = -1;
   mutable absl::Mutex mu_;
   std::map<MountId, std::unique_ptr<Mounted>> mounts_ ABSL_GUARDED_BY(mu_);

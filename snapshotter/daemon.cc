@@ -100,6 +100,21 @@ absl::Status Daemon::TakeLock() {
 
 void Daemon::ConnectHolder(std::vector<HeldFd>* held) {
   if (!config_.takeover) return;
+  if (config_.fd_store == "systemd" || (config_.fd_store == "auto" && getenv("NOTIFY_SOCKET"))) {
+    holder_ = SystemdFdStore::FromEnvironment();
+    if (holder_ == nullptr) {
+      Log(LogLevel::kWarning, "daemon",
+          "fd_store = \"systemd\" but $NOTIFY_SOCKET is unset: mounts will not survive a "
+          "restart of this daemon");
+      return;
+    }
+    absl::StatusOr<std::vector<HeldFd>> passed = holder_->List();
+    if (passed.ok()) *held = *std::move(passed);
+    Log(LogLevel::kInfo, "daemon",
+        absl::StrCat("systemd's fd store keeps the mounts; it passed ", held->size(),
+                     " fd(s) back"));
+    return;
+  }
   const std::string socket = config_.fd_holder_socket.empty() ? config_.root + "/fd-holder.sock"
                                                               : config_.fd_holder_socket;
   const std::string binary =

@@ -36,6 +36,7 @@
 #include "common/metrics_server.h"
 #include "fs/fd_holder.h"
 #include "fs/fuse_server.h"
+#include "fs/systemd_fd_store.h"
 #include "grpcpp/grpcpp.h"
 #include "registry/registry_client.h"
 #include "snapshotter/daemon_config.h"
@@ -79,7 +80,7 @@ class Daemon {
 
   const DaemonConfig config_;
   int lock_fd_ = -1;
-  std::unique_ptr<FdHolderClient> holder_;
+  std::unique_ptr<FdStore> holder_;  // clip-fd-holder or systemd's fd store
   std::unique_ptr<RegistryClient> registry_;
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;

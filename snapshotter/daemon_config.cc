@@ -104,6 +104,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
                          : k == "remote_cache"     ? &c.remote_cache
                          : k == "containerd_root"  ? &c.containerd_root
                          : k == "fd_holder_socket" ? &c.fd_holder_socket
+                         : k == "fd_store"         ? &c.fd_store
                          : k == "fd_holder_binary" ? &c.fd_holder_binary
                                                    : nullptr;
     if (field == nullptr) {
@@ -116,6 +117,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
   if (!c.containerd_root.empty() && c.containerd_root[0] != '/') {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": containerd_root must be an absolute path (or \"\")"));
+  }
+  if (c.fd_store != "auto" && c.fd_store != "systemd" && c.fd_store != "holder") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": fd_store must be \"auto\", \"systemd\" or \"holder\""));
   }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {

@@ -15,7 +15,9 @@
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
 //   index_on_first_use = false     # index layers found without an index, in the background
 //   containerd_root = "/var/lib/containerd"  # where containerd 1.6 looks for clip's image fs
-//   takeover = true               # mounts and the socket survive daemon restarts (fd holder)
+//   takeover = true               # mounts and the socket survive daemon restarts
+//   fd_store = "auto"             # where: "systemd" (its fd store), "holder" (clip-fd-holder),
+//                                 # "auto" = systemd when $NOTIFY_SOCKET is set, else holder
 //   fd_holder_socket = ""         # default <root>/fd-holder.sock
 //   fd_holder_binary = ""         # default: clip-fd-holder beside the daemon's binary
 //
@@ -64,6 +66,7 @@ struct DaemonConfig {
   // Takeover: every mount's /dev/fuse fd and the listening socket go to clip-fd-holder,
   // so a crash, restart or upgrade of the daemon never breaks a running container.
   bool takeover = true;
+  std::string fd_store = "auto";  // "auto", "systemd" or "holder"
   std::string fd_holder_socket;  // empty: <root>/fd-holder.sock
   std::string fd_holder_binary;  // empty: clip-fd-holder beside this daemon's binary
   struct BackgroundFill {

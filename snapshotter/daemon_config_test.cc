@@ -51,6 +51,24 @@ TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
   }
 }
 
+TEST(DaemonConfigTest, Takeover) {
+  auto d = ParseDaemonConfig("", "t");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->takeover);
+  EXPECT_EQ(d->fd_store, "auto");
+  auto c = ParseDaemonConfig(
+      "takeover = true\nfd_store = \"holder\"\nfd_holder_socket = \"/run/h.sock\"\n"
+      "fd_holder_binary = \"/usr/local/bin/clip-fd-holder\"\n",
+      "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->fd_store, "holder");
+  EXPECT_EQ(c->fd_holder_socket, "/run/h.sock");
+  EXPECT_EQ(ParseDaemonConfig("fd_store = \"disk\"", "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseDaemonConfig("takeover = 1", "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
   auto c = ParseDaemonConfig(
       "metrics_address = \"127.0.0.1:9102\"\nremote_cache = \"http://c:8080\"\n"

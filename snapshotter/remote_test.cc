@@ -471,7 +471,7 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
   std::ofstream(config) << absl::StrFormat(
       "root = \"%s/droot\"\naddress = \"%s\"\n"
       "plain_http = [\"%s\"]\nmetrics_address = \"unix:%s\"\ncontainerd_root = \"%s/croot\"\n"
-      "fd_holder_socket = \"%s\"\n",
+      "fd_store = \"holder\"\nfd_holder_socket = \"%s\"\n",
       pub.dir, sock, pub.registry->host(), metrics_sock, pub.dir, holder_sock);
   auto serving = [&] {
     std::string log = ReadFileOrEmpty(pub.dir + "/daemon.log");

@@ -1,0 +1,178 @@
+#include "fs/systemd_fd_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace clip {
+namespace {
+
+constexpr size_t kMaxFdName = 255;
+
+bool ValidName(const std::string& fdname) {
+  if (fdname.empty() || fdname.size() > kMaxFdName) return false;
+  for (char c : fdname) {
+    if (c < 0x20 || c > 0x7e || c == ':') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<SystemdFdStore> SystemdFdStore::FromEnvironment() {
+  const char* notify = getenv("NOTIFY_SOCKET");
+  if (notify == nullptr || *notify == '\0') return nullptr;
+  std::vector<std::pair<std::string, int>> passed;
+  const char* pid = getenv("LISTEN_PID");
+  const char* count = getenv("LISTEN_FDS");
+  int64_t p = 0, n = 0;
+  if (pid != nullptr && count != nullptr && absl::SimpleAtoi(pid, &p) && p == getpid() &&
+      absl::SimpleAtoi(count, &n) && n > 0 && n < 65536) {
+    const char* names = getenv("LISTEN_FDNAMES");
+    std::vector<std::string> split =
+        names == nullptr ? std::vector<std::string>{} : absl::StrSplit(names, ':');
+    for (int64_t i = 0; i < n; ++i) {
+      int fd = static_cast<int>(3 + i);
+      fcntl(fd, F_SETFD, FD_CLOEXEC);
+      passed.emplace_back(i < static_cast<int64_t>(split.size()) ? split[i] : "", fd);
+    }
+  }
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  return std::make_unique<SystemdFdStore>(notify, std::move(passed));
+}
+
+SystemdFdStore::SystemdFdStore(std::string notify_socket,
+                               std::vector<std::pair<std::string, int>> passed)
+    : notify_socket_(std::move(notify_socket)), passed_(std::move(passed)) {}
+
+SystemdFdStore::~SystemdFdStore() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [name, fd] : passed_) close(fd);
+}
+
+absl::Status SystemdFdStore::Notify(const std::string& message, int fd) {
+  sockaddr_un addr{};
+  if (notify_socket_.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("NOTIFY_SOCKET path too long");
+  }
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, notify_socket_.data(), notify_socket_.size());
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  iovec iov{const_cast<char*>(message.data()), message.size()};
+  msghdr msg{};
+  msg.msg_name = &addr;
+  msg.msg_namelen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + notify_socket_.size());
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (fd >= 0) {
+    memset(control, 0, sizeof(control));
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  int err = errno;
+  close(sock);
+  if (n != static_cast<ssize_t>(message.size())) {
+    return absl::UnavailableError(
+        absl::StrCat("sd_notify to ", notify_socket_, ": ", strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SystemdFdStore::Put(const std::string& name, const std::string& data, int fd) {
+  const std::string fname = "f" + name, dname = "d" + name;
+  if (!ValidName(fname)) {
+    return absl::InvalidArgumentError(absl::StrCat("not a valid systemd FDNAME: ", name));
+  }
+  int memfd = memfd_create("clip-fd-data", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (memfd < 0) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
+  bool written = write(memfd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
+                 fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0;
+  if (!written) {
+    close(memfd);
+    return absl::InternalError(absl::StrCat("memfd: ", strerror(errno)));
+  }
+  absl::MutexLock lock(&mu_);
+  // Replace: systemd keeps every fd sent under a name, so remove the old ones first.
+  absl::Status st = Notify(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=", fname), -1);
+  st.Update(Notify(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=", dname), -1));
+  st.Update(Notify(absl::StrCat("FDSTORE=1\nFDNAME=", dname), memfd));
+  st.Update(Notify(absl::StrCat("FDSTORE=1\nFDNAME=", fname), fd));
+  close(memfd);
+  if (st.ok()) names_.insert(name);
+  return st;
+}
+
+absl::Status SystemdFdStore::Drop(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  names_.erase(name);
+  absl::Status st = Notify(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=f", name), -1);
+  st.Update(Notify(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=d", name), -1));
+  return st;
+}
+
+absl::StatusOr<std::vector<HeldFd>> SystemdFdStore::List() {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, int> fds, data;
+  for (auto& [name, fd] : passed_) {
+    if (name.size() > 1 && name[0] == 'f') {
+      fds[name.substr(1)] = fd;
+    } else if (name.size() > 1 && name[0] == 'd') {
+      data[name.substr(1)] = fd;
+    } else {
+      close(fd);  // not ours
+    }
+  }
+  passed_.clear();
+  std::vector<HeldFd> out;
+  for (auto& [name, fd] : fds) {
+    HeldFd h{name, "", fd};
+    if (auto d = data.find(name); d != data.end()) {
+      char buf[4096];
+      ssize_t n;
+      off_t off = 0;
+      while ((n = pread(d->second, buf, sizeof(buf), off)) > 0) {
+        h.data.append(buf, static_cast<size_t>(n));
+        off += n;
+      }
+    }
+    names_.insert(name);
+    out.push_back(std::move(h));
+  }
+  for (auto& [name, fd] : data) close(fd);
+  return out;
+}
+
+absl::Status SystemdFdStore::Quit() {
+  std::set<std::string> names;
+  {
+    absl::MutexLock lock(&mu_);
+    names.swap(names_);
+  }
+  absl::Status st;
+  for (const std::string& name : names) st.Update(Drop(name));
+  return st;
+}
+
+}  // namespace clip
