@@ -518,19 +518,36 @@ absl::Status FuseServer::MountFresh(Mounted* m) {
   if (m->se == nullptr) return absl::InternalError("fuse_session_new failed");
   // A mount left by a daemon that died without a holder answers ENOTCONN: detach it.
   umount2(m->mountpoint.c_str(), MNT_DETACH);
-  if (fuse_session_mount(m->se, m->mountpoint.c_str()) != 0) {
+  // The mount syscall is ours, not fuse_session_mount's, so a first server and one that
+  // took the connection over hold exactly the same session (libfuse keeps no mountpoint
+  // of its own: a handover that does not unmount leaves nothing behind).
+  m->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (m->fd < 0) {
     fuse_session_destroy(m->se);
     m->se = nullptr;
-    return absl::InternalError(absl::StrCat("cannot mount FUSE at ", m->mountpoint));
+    return ErrnoToStatus(errno, "open /dev/fuse");
   }
-  m->fd = fuse_session_fd(m->se);
-  auto fail = [&](absl::string_view what) {
-    fuse_session_unmount(m->se);
+  const std::string options =
+      absl::StrCat("fd=", m->fd, ",rootmode=40000,user_id=", getuid(), ",group_id=", getgid(),
+                   ",allow_other,default_permissions");
+  if (mount("clip", m->mountpoint.c_str(), "fuse.clip", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOATIME,
+            options.c_str()) != 0) {
+    absl::Status st = ErrnoToStatus(errno, absl::StrCat("cannot mount FUSE at ", m->mountpoint));
+    close(m->fd);
     fuse_session_destroy(m->se);
+    m->se = nullptr;
+    return st;
+  }
+  auto fail = [&](absl::string_view what) {
+    umount2(m->mountpoint.c_str(), MNT_DETACH);
+    fuse_session_destroy(m->se);  // closes the fd once custom I/O took it
     m->se = nullptr;
     return absl::InternalError(absl::StrCat("FUSE mount at ", m->mountpoint, ": ", what));
   };
-  if (fuse_session_custom_io(m->se, &Io(), m->fd) != 0) return fail("custom I/O refused");
+  if (fuse_session_custom_io(m->se, &Io(), m->fd) != 0) {
+    close(m->fd);
+    return fail("custom I/O refused");
+  }
   // The kernel queued FUSE_INIT at mount: read and answer it here (the fd still blocks),
   // keeping its bytes for whoever takes this connection over later.
   m->capture_init = true;
@@ -744,7 +761,7 @@ absl::Status FuseServer::Unmount(MountId id) {
         +[](Mounted* x) ABSL_EXCLUSIVE_LOCKS_REQUIRED(x->mu) { return x->inflight == 0; }, m));
   }
   // Lazy unmount, then the last fds go (ours and the holder's), so open files get
-  // ENOTCONN, never a hang. (A taken-over session has no mountpoint in libfuse.)
+  // ENOTCONN, never a hang.
   umount2(m->mountpoint.c_str(), MNT_DETACH);
   if (holder_ != nullptr) (void)holder_->Drop(m->mountpoint);
   fuse_session_destroy(m->se);
