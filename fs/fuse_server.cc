@@ -170,6 +170,8 @@ void OpInit(void*, fuse_conn_info* conn) {
   // Large reads: the kernel may ask for up to 1 MiB at once where it can.
   conn->max_readahead = 1 << 20;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // Layers never change: the kernel may keep symlink targets like file pages.
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -217,6 +219,11 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, t->c_str());
 }
 
+// Zero-message opens: the first open of a readable file is answered ENOSYS, which the
+// kernel takes as success for this and every later open (FUSE_CAP_NO_OPEN_SUPPORT),
+// keeping pages across opens (FOPEN_KEEP_CACHE is its default then) and sending no
+// OPEN, FLUSH or RELEASE again: a page-cache hit costs no round trip to this daemon.
+// Handles are stateless (fh 0) either way, so a server that takes over understands them.
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   OpScope scope(kOpen);
   if ((fi->flags & O_ACCMODE) != O_RDONLY) {
@@ -229,15 +236,17 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
                                                                          : StatusToErrno(s)));
     return;
   }
-  fi->keep_cache = 1;
-  fuse_reply_open(req, fi);
+  fuse_reply_err(req, ENOSYS);  // "open needs no server": not an error
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   OpScope scope(kRead);
   FuseServer::Mounted* m = M(req);
-  std::string buf(size, '\0');
-  absl::StatusOr<size_t> n = m->fs->Read(ino, static_cast<uint64_t>(off), absl::MakeSpan(buf));
+  // One buffer per worker, reused: no allocation or zero-fill per request.
+  thread_local std::vector<char> buf;
+  if (buf.size() < size) buf.resize(size);
+  absl::StatusOr<size_t> n =
+      m->fs->Read(ino, static_cast<uint64_t>(off), absl::MakeSpan(buf.data(), size));
   if (!n.ok()) {
     m->log.Log(LogLevel::kError, "fs",
                absl::StrCat(m->fs->label(), " ", m->fs->PathOf(ino), ": read of ", size,
@@ -260,10 +269,10 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
                             : StatusToErrno(entries.status())));
     return;
   }
-  fi->fh = 0;
-  fi->keep_cache = 1;
-  fi->cache_readdir = 1;
-  fuse_reply_open(req, fi);
+  // As for files: ENOSYS makes every later opendir zero-message (no OPENDIR or
+  // RELEASEDIR); the kernel then keeps and caches listings (FOPEN_CACHE_DIR).
+  (void)fi;
+  fuse_reply_err(req, ENOSYS);
 }
 
 // Entry i of the listing: 0 is ".", 1 is "..", then the children.

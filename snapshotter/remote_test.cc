@@ -574,6 +574,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
     EXPECT_THAT(log, ::testing::HasSubstr("layer sha256:bare is not lazy: containerd sent no "
                                           "image/layer labels"));
 
+    for (const char* f : {"/etc/hello.txt", "/usr/bin/random700k", "/etc/app/seq.txt"}) {
+      for (int i = 0; i < 3; ++i) EXPECT_FALSE(ReadFileOrEmpty(layer_mnt + f).empty()) << f;
+    }
+
     // Ordinary "no" answers are not errors: no such attribute (ENODATA), a buffer too
     // small (ERANGE), no such file (ENOENT).
     char small[1];
@@ -600,6 +604,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
     EXPECT_GE(value(R"(clip_fuse_ops_total{op="getxattr"})"), 2);
     EXPECT_EQ(value(R"(clip_fuse_op_errors_total{op="getxattr"})"), 0) << *scraped;
     EXPECT_EQ(value(R"(clip_fuse_op_errors_total{op="lookup"})"), 0);
+    // Zero-message opens: only the connection's first open reaches the daemon (ENOSYS,
+    // not counted as an error); every later one is the kernel's alone.
+    EXPECT_EQ(value(R"(clip_fuse_ops_total{op="open"})"), 1) << *scraped;
+    EXPECT_EQ(value(R"(clip_fuse_op_errors_total{op="open"})"), 0);
     EXPECT_GT(value(R"(clip_fuse_op_duration_seconds_count{op="read"})"), 0);
     EXPECT_GE(value(R"(clip_registry_blob_bytes_total{kind="range"})"), 3000000);
     EXPECT_GT(value(R"(clip_cache_hits_total{tier="memory"})"), 0) << *scraped;
