@@ -41,4 +41,9 @@ uint64_t MemoryCache::size_bytes() const {
   return bytes_;
 }
 
+bool MemoryCache::Contains(const Digest& key) const {
+  absl::MutexLock lock(&mu_);
+  return index_.contains(key);
+}
+
 }  // namespace clip

@@ -25,6 +25,7 @@ class MemoryCache final : public SpanStore {
   const char* name() const override { return "memory"; }
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
   absl::Status Put(const Digest& key, const SpanBytes& bytes) override;
+  bool Contains(const Digest& key) const override;
   uint64_t size_bytes() const;
 
  private:

@@ -149,11 +149,53 @@ absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpan(siz
     return absl::OutOfRangeError(absl::StrCat("span ", span, " of ", SpanCount(*index_)));
   }
   Digest key = GetSpanInfo(*index_, span).digest;
-  if (auto hit = TryTier(tiers_.memory, key)) return *hit;
+  if (auto hit = TryTier(tiers_.memory, key)) {
+    MaybeReadAhead(span);
+    return *hit;
+  }
   foreground_.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<SpanBytes> bytes = SingleFlight(span, key, /*fill_memory=*/true);
   foreground_.fetch_sub(1, std::memory_order_relaxed);
+  if (bytes.ok()) MaybeReadAhead(span);
   return bytes;
+}
+
+void TieredSpanSource::MaybeReadAhead(size_t span) const {
+  if (tiers_.readahead == nullptr || tiers_.readahead_spans <= 0 || tiers_.memory == nullptr) {
+    return;
+  }
+  const int64_t previous = last_span_.exchange(static_cast<int64_t>(span));
+  if (previous != static_cast<int64_t>(span) - 1) return;  // not reading in order
+  std::weak_ptr<const TieredSpanSource> weak = weak_from_this();
+  if (weak.expired()) return;  // not owned by a shared_ptr: nothing can outlive a job
+  const size_t count = SpanCount(*index_);
+  for (int k = 1; k <= tiers_.readahead_spans; ++k) {
+    const size_t next = span + static_cast<size_t>(k);
+    if (next >= count) break;
+    const Digest key = GetSpanInfo(*index_, next).digest;
+    if (tiers_.memory->Contains(key)) continue;
+    if (readahead_inflight_.fetch_add(1) >= 2 * tiers_.readahead_spans) {
+      readahead_inflight_.fetch_sub(1);
+      break;
+    }
+    bool queued = tiers_.readahead->Submit([weak, next, key] {
+      std::shared_ptr<const TieredSpanSource> self = weak.lock();
+      if (self == nullptr) return;  // unmounted: nothing to do
+      if (!self->tiers_.memory->Contains(key)) {
+        absl::StatusOr<SpanBytes> got = self->SingleFlight(next, key, /*fill_memory=*/true);
+        if (got.ok()) {
+          self->readaheads_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          self->last_span_.store(-2);  // stop until the reader is sequential again
+        }
+      }
+      self->readahead_inflight_.fetch_sub(1);
+    });
+    if (!queued) {
+      readahead_inflight_.fetch_sub(1);
+      break;
+    }
+  }
 }
 
 absl::StatusOr<uint64_t> TieredSpanSource::Prefetch(size_t span) const {

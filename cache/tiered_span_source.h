@@ -57,9 +57,19 @@ struct CacheTiers {
   SpanStore* disk = nullptr;
   SpanStore* remote = nullptr;
   FillExecutor* executor = nullptr;  // null: fills run inline
+  // Readahead: when a layer's spans are read in order, the next `readahead_spans` are
+  // fetched, inflated and verified into memory on this executor (the other core) while
+  // the reader consumes the current one. Null or 0: none.
+  FillExecutor* readahead = nullptr;
+  int readahead_spans = 0;
 };
 
-class TieredSpanSource final : public SpanSource {
+// Readahead jobs hold only a weak reference: a layer unmounted (its source freed) ends
+// its readahead; a failed readahead stops it until the reader is sequential again. At
+// most 2 * readahead_spans spans of one layer are in flight, and what they fill is the
+// memory tier, bounded by its own budget.
+class TieredSpanSource final : public SpanSource,
+                               public std::enable_shared_from_this<TieredSpanSource> {
  public:
   TieredSpanSource(std::shared_ptr<const index::v1::LayerIndex> index,
                    std::shared_ptr<const SpanSource> origin, CacheTiers tiers);
@@ -73,6 +83,8 @@ class TieredSpanSource final : public SpanSource {
   // Foreground GetSpan calls in progress (the background fill yields to them).
   int foreground_waiting() const { return foreground_.load(std::memory_order_relaxed); }
   uint64_t origin_fetches() const { return origin_fetches_.load(std::memory_order_relaxed); }
+  // Spans fetched ahead of the reader (tests, metrics).
+  uint64_t readaheads() const { return readaheads_.load(std::memory_order_relaxed); }
   const index::v1::LayerIndex& index() const { return *index_; }
 
  private:
@@ -88,6 +100,8 @@ class TieredSpanSource final : public SpanSource {
   absl::StatusOr<SpanBytes> SingleFlight(size_t span, const Digest& key, bool fill_memory) const;
   std::optional<SpanBytes> TryTier(SpanStore* tier, const Digest& key) const;
   void Fill(SpanStore* tier, const Digest& key, const SpanBytes& bytes) const;
+  // After a read of `span`: if the previous read was span - 1, fetch the next ones.
+  void MaybeReadAhead(size_t span) const;
 
   std::shared_ptr<const index::v1::LayerIndex> index_;
   std::shared_ptr<const SpanSource> origin_;
@@ -95,6 +109,9 @@ class TieredSpanSource final : public SpanSource {
   mutable RateLimitedLog log_{absl::Seconds(10)};
   mutable std::atomic<int> foreground_{0};
   mutable std::atomic<uint64_t> origin_fetches_{0};
+  mutable std::atomic<int64_t> last_span_{-2};
+  mutable std::atomic<int> readahead_inflight_{0};
+  mutable std::atomic<uint64_t> readaheads_{0};
   mutable absl::Mutex flights_mu_;
   mutable absl::flat_hash_map<Digest, std::shared_ptr<Flight>> flights_
       ABSL_GUARDED_BY(flights_mu_);

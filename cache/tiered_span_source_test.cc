@@ -63,12 +63,15 @@ class FakeOrigin : public SpanSource {
   absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override {
     calls.fetch_add(1);
     if (delay > absl::ZeroDuration()) absl::SleepFor(delay);
-    if (fail.load()) return absl::UnavailableError("origin down");
+    if (fail.load() || static_cast<int>(span) == fail_span.load()) {
+      return absl::UnavailableError("origin down");
+    }
     return std::make_shared<const std::string>(layer_.spans[span]);
   }
   mutable std::atomic<int> calls{0};
   absl::Duration delay = absl::ZeroDuration();
   std::atomic<bool> fail{false};
+  std::atomic<int> fail_span{-1};
 
  private:
   const FakeLayer& layer_;
@@ -108,6 +111,100 @@ TEST(TieredSpanSourceTest, OriginFillsTiersAndHitsComeFromTheTop) {
   EXPECT_EQ(origin->calls.load(), 1);
   EXPECT_EQ(disk->counters().hits.load(), 1u);
   EXPECT_EQ(again.GetSpan(9).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+CacheTiers WithReadahead(SpanStore* mem, FillExecutor* readahead, int spans) {
+  CacheTiers t{mem, nullptr, nullptr, nullptr};
+  t.readahead = readahead;
+  t.readahead_spans = spans;
+  return t;
+}
+
+// Reading in order fetches the next spans into memory ahead of the reader; the reader
+// then finds them there. Reading out of order fetches nothing ahead.
+TEST(TieredSpanSourceTest, ReadaheadFollowsAnInOrderReader) {
+  FakeLayer layer = MakeLayer(8, 50000, 2);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  MemoryCache mem(1 << 20);
+  FillExecutor readahead(2, 16);
+  auto spans =
+      std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
+  ASSERT_TRUE(spans->GetSpan(5).ok());
+  ASSERT_TRUE(spans->GetSpan(1).ok());  // out of order: nothing ahead
+  readahead.Drain();
+  EXPECT_EQ(spans->readaheads(), 0u);
+  EXPECT_EQ(origin->calls.load(), 2);
+  ASSERT_TRUE(spans->GetSpan(2).ok());  // 1, 2: in order, so 3 and 4 come ahead
+  readahead.Drain();
+  EXPECT_EQ(spans->readaheads(), 2u);
+  EXPECT_EQ(origin->calls.load(), 5);
+  EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[3])));
+  EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[4])));
+  auto s3 = spans->GetSpan(3);  // from memory; 4 is there, 5 too (read before)
+  ASSERT_TRUE(s3.ok());
+  EXPECT_EQ(**s3, layer.spans[3]);
+  readahead.Drain();
+  EXPECT_EQ(origin->calls.load(), 5);
+  ASSERT_TRUE(spans->GetSpan(4).ok());  // ahead again: 6 (5 is in memory)
+  readahead.Drain();
+  EXPECT_EQ(origin->calls.load(), 6);
+  ASSERT_TRUE(spans->GetSpan(6).ok());
+  ASSERT_TRUE(spans->GetSpan(7).ok());  // the last span: nothing past the end
+  readahead.Drain();
+  EXPECT_EQ(origin->calls.load(), 7);
+  // A source not owned by a shared_ptr never reads ahead (nothing could keep it alive).
+  MemoryCache mem2(1 << 20);
+  TieredSpanSource plain(layer.index, origin, WithReadahead(&mem2, &readahead, 2));
+  ASSERT_TRUE(plain.GetSpan(0).ok());
+  ASSERT_TRUE(plain.GetSpan(1).ok());
+  readahead.Drain();
+  EXPECT_EQ(plain.readaheads(), 0u);
+}
+
+// Readahead fetches nothing twice and nothing past what the reader's order names; a
+// layer unmounted meanwhile (its source freed) ends its queued readahead; a failed
+// readahead stops it until the reader is in order again.
+TEST(TieredSpanSourceTest, ReadaheadIsBoundedCancelledAndStopsOnErrors) {
+  FakeLayer layer = MakeLayer(40, 20000, 3);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  origin->delay = absl::Milliseconds(100);
+  MemoryCache mem(8 << 20);
+  FillExecutor readahead(1, 64);
+  auto spans =
+      std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
+  for (size_t i = 0; i < 10; ++i) ASSERT_TRUE(spans->GetSpan(i).ok());
+  spans.reset();  // "unmounted" while readahead jobs wait in the queue (ASan: no use)
+  readahead.Drain();
+  // Each span fetched once (single flight, kept in memory): the ten read and at most
+  // two ahead of the last one, never the 20 that ten triggers would name.
+  EXPECT_LE(origin->calls.load(), 12);
+
+  origin->delay = absl::ZeroDuration();
+  origin->calls = 0;
+  MemoryCache mem2(8 << 20);
+  auto again =
+      std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem2, &readahead, 2));
+  ASSERT_TRUE(again->GetSpan(0).ok());
+  origin->fail = true;
+  EXPECT_FALSE(again->GetSpan(1).ok());  // a failed read starts no readahead
+  readahead.Drain();
+  EXPECT_EQ(again->readaheads(), 0u);
+  origin->fail = false;
+  MemoryCache mem3(8 << 20);
+  auto one =
+      std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem3, &readahead, 1));
+  origin->fail_span = 4;
+  ASSERT_TRUE(one->GetSpan(2).ok());
+  ASSERT_TRUE(one->GetSpan(3).ok());  // in order: 4 ahead, which fails
+  readahead.Drain();
+  EXPECT_EQ(one->readaheads(), 0u);
+  const int calls = origin->calls.load();
+  ASSERT_TRUE(one->GetSpan(10).ok());  // the failure reset the order: nothing ahead
+  readahead.Drain();
+  EXPECT_EQ(origin->calls.load(), calls + 1);
+  ASSERT_TRUE(one->GetSpan(11).ok());  // in order again: 12 ahead
+  readahead.Drain();
+  EXPECT_EQ(one->readaheads(), 1u);
 }
 
 TEST(TieredSpanSourceTest, SingleFlightUnder16Readers) {

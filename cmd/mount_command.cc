@@ -82,9 +82,12 @@ absl::Status MountCommand(const MountCommandOptions& options) {
     CLIP_ASSIGN_OR_RETURN(disk, DiskCache::Open({options.cache_dir, uint64_t{10} << 30}));
   }
   FillExecutor executor;
+  FillExecutor readahead(2, 16);
+  CacheTiers tiers{&memory, disk.get(), nullptr, &executor};
+  tiers.readahead = &readahead;
+  tiers.readahead_spans = 2;
   auto spans = std::make_shared<TieredSpanSource>(
-      index, std::make_shared<SpanInflater>(index, *origin.blob),
-      CacheTiers{&memory, disk.get(), nullptr, &executor});
+      index, std::make_shared<SpanInflater>(index, *origin.blob), tiers);
   auto fs = std::make_shared<LayerFs>(index, spans);
 
   // Signals are taken synchronously below; no thread may receive them.

@@ -140,9 +140,13 @@ int main(int argc, char** argv) {
     clip::MemoryCache mem(64 << 20);
     auto disk = clip::DiskCache::Open({dir + "/cache", uint64_t{4} << 30}).value();
     clip::FillExecutor exec;
+    clip::FillExecutor readahead(2, 16);
+    const char* ra = getenv("CLIP_READAHEAD");  // spans ahead; 0 = off
+    clip::CacheTiers tiers{&mem, disk.get(), nullptr, &exec};
+    tiers.readahead = &readahead;
+    tiers.readahead_spans = ra ? atoi(ra) : 2;
     auto spans = std::make_shared<clip::TieredSpanSource>(
-        big.index, std::make_shared<clip::SpanInflater>(big.index, *big.blob),
-        clip::CacheTiers{&mem, disk.get(), nullptr, &exec});
+        big.index, std::make_shared<clip::SpanInflater>(big.index, *big.blob), tiers);
     std::string mnt = dir + "/m/big";
     (void)RunCommand("mkdir -p " + mnt);
     auto id = server.Mount(mnt, std::make_shared<clip::LayerFs>(big.index, spans)).value();
@@ -160,9 +164,10 @@ int main(int argc, char** argv) {
         Drop(disk->PathFor(clip::GetSpanInfo(*big.index, s).digest));
       }
       clip::MemoryCache fresh(64 << 20);  // no memory hits either
+      clip::CacheTiers tiers2 = tiers;
+      tiers2.memory = &fresh;
       auto spans2 = std::make_shared<clip::TieredSpanSource>(
-          big.index, std::make_shared<clip::SpanInflater>(big.index, *big.blob),
-          clip::CacheTiers{&fresh, disk.get(), nullptr, &exec});
+          big.index, std::make_shared<clip::SpanInflater>(big.index, *big.blob), tiers2);
       std::string mnt2 = dir + "/m/big2";
       (void)RunCommand("mkdir -p " + mnt2);
       auto id2 = server.Mount(mnt2, std::make_shared<clip::LayerFs>(big.index, spans2)).value();

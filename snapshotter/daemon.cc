@@ -206,6 +206,7 @@ absl::Status Daemon::Init() {
     remote_cache_ = std::make_unique<RemoteCache>(co);
   }
   executor_ = std::make_unique<FillExecutor>();
+  readahead_ = std::make_unique<FillExecutor>(2, 32);
   fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), holder_.get());
   CLIP_RETURN_IF_ERROR(Listen(&held));
   const size_t held_mounts = held.size();
@@ -215,6 +216,8 @@ absl::Status Daemon::Init() {
   lo.registry = registry_.get();
   lo.fuse = fuse_.get();
   lo.tiers = CacheTiers{memory_.get(), disk_.get(), remote_cache_.get(), executor_.get()};
+  lo.tiers.readahead = readahead_.get();
+  lo.tiers.readahead_spans = static_cast<int>(config_.readahead_spans);
   lo.remote_index = remote_cache_.get();
   lo.index_on_first_use = config_.index_on_first_use;
   if (config_.background_fill.enabled) {

@@ -86,6 +86,7 @@ class Daemon {
   std::unique_ptr<MemoryCache> memory_;
   std::unique_ptr<RemoteCache> remote_cache_;
   std::unique_ptr<FillExecutor> executor_;
+  std::unique_ptr<FillExecutor> readahead_;
   std::unique_ptr<FuseServer> fuse_;
   std::unique_ptr<RemoteLayers> remote_;
   std::unique_ptr<OverlaySnapshotter> snapshotter_;

@@ -70,6 +70,15 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       c.cache_max_bytes = *v;
       continue;
     }
+    if (k == "readahead_spans") {
+      auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+      if (!v || *v < 0 || *v > 16) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": readahead_spans must be between 0 and 16"));
+      }
+      c.readahead_spans = *v;
+      continue;
+    }
     if (k == "memory_cache_bytes" || k == "fuse_workers") {
       const bool workers = k == "fuse_workers";
       auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
