@@ -79,11 +79,15 @@ print("reads=%d failed=%d wrong=%d max_read_ms=%.1f errnos=%s" %
 sys.exit(0 if st["fail"] == 0 and st["wrong"] == 0 and st["ok"] > 100 else 1)
 PY
 reader=$!
+served() { grep -c -e "^clipctl: took over" -e "^clipctl: mounted" "$work/mount.log"; }
 for sig in KILL KILL KILL KILL KILL KILL KILL KILL KILL KILL TERM TERM TERM TERM TERM TERM TERM TERM TERM TERM; do
   sleep 0.3
   kill -"$sig" "$pid"
   wait "$pid" 2>/dev/null
+  before=$(served)
   start
+  # Serving (signals handled) before the next kill, however slow the start (ASan, load).
+  for _ in $(seq 1 400); do [ "$(served)" -gt "$before" ] && break; sleep 0.025; done
 done
 sleep 0.5
 touch "$work/stop"

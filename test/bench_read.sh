@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Benchmark: read speed through a clip snapshot vs containerd's overlayfs snapshotter, on
+# the same ~0.9 GB three-layer image (264 MB compressed, 37.5k files), as ratios clip time / overlayfs time (1 = parity,
+# > 1 = clip slower), medians of RUNS runs. Each run does overlayfs, then clip:
+#
+#   overlayfs  `ctr images pull --plain-http` (timed: download + unpack), a container of
+#              the image, its rootfs mounted (`ctr snapshots mounts`); each workload with
+#              the page cache dropped ("cold"), then at once again ("warm")
+#   clip       a fresh daemon (empty root: empty memory and disk caches), `clipctl pull`
+#              (lazy; timed), a container, its rootfs mounted (an overlay over the layers'
+#              FUSE mounts, as in lazy_pull_test.sh step 1b);
+#              pass 1 "first read": page cache dropped before each workload, the data
+#                 comes from the registry (loopback docker-registry);
+#              then the daemon is stopped with SIGTERM (hand-over) and started again on
+#              the same root: it takes the live mounts over with an empty memory cache
+#              while the disk cache holds what pass 1 fetched;
+#              pass 2 "disk cache": page cache dropped before each workload;
+#                     "page cache": right after, the same workload again
+#
+# Columns compare clip first read and clip disk cache with overlayfs cold, clip page
+# cache with overlayfs warm (overlayfs's data is on the local disk in both cold cases;
+# note this VM's host caches the disk, so "cold" local reads run at 1.5-2 GB/s).
+#
+# Image (built offline from this machine's files by testdata/bench_read_layers.py, gzip
+# -6 by testdata/make_image.py; cached in ~/.cache/clip-bench-read/ across invocations):
+#   layer 1  ~480 MB in 32.5k files (38k entries under /usr with layer 2's): Python 3.11
+#            (stdlib, dist-packages), the Cloud SDK's bundled Python 3.12 and its Python
+#            library tree (lib/third_party, lib/surface): a deep /usr tree
+#   layer 2  ~373 MB: 12 large real ELF binaries/libraries from /usr (2-40 MB each)
+#   layer 3  5000 small files, 64 B - 16 KiB, half text, half binary, under /srv/small
+# Workloads (testdata/bench_read.c, the same static reader on both sides, timing itself):
+#   sequential  read every file of layer 2 whole, 1 MiB read()s
+#   small       read the 5000 files of layer 3 whole (open, read, close each)
+#   walk        readdir + lstat of every entry under /usr (layers 1 and 2)
+#   layer1      read every file of layer 1 (first read / cold only): with the two
+#               reads above, every file of the image, for the whole-image comparison
+#               "clipctl pull + lazy read of everything" vs "ctr image pull + read"
+#
+#   bazel build -c opt --disk_cache=$HOME/.cache/clip-bazel-disk //cmd:clipctl \
+#     //snapshotter:containerd-clip-grpc //fs:clip-fd-holder
+#   bash test/bench_read.sh [RUNS=3]
+#
+# Prints a line per run and side (seconds per workload), the registry bytes clip fetched
+# per pass, its FUSE requests by operation and the load average, then the markdown table
+# of medians and ratios. One run takes ~50-60 s on the 2-core VM (+ ~1 min the first time,
+# to build the image; delete ~/.cache/clip-bench-read to rebuild it).
+#
+# Needs root (mounts, drop_caches). Starts its own docker-registry, containerd and clip
+# daemons in a private directory and stops them (by PID) at exit. Binaries come from
+# .bazel/out/k8-opt/bin (CLIP_BIN=DIR overrides; DIR/snapshotter/containerd-clip-grpc,
+# DIR/cmd/clipctl, DIR/fs/clip-fd-holder) and are copied first, so a rebuild during the
+# run changes nothing. BENCH_READ_CACHE overrides the image cache directory.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+src=$(pwd)
+runs=${1:-3}
+# The opt output tree itself, not .bazel/bin (which follows whichever configuration was
+# built last); CLIP_BIN overrides it.
+bin="${CLIP_BIN:-$src/.bazel/out/k8-opt/bin}"
+cache_version=v1
+cache="${BENCH_READ_CACHE:-$HOME/.cache/clip-bench-read}/$cache_version"
+for b in snapshotter/containerd-clip-grpc cmd/clipctl fs/clip-fd-holder; do
+  [ -x "$bin/$b" ] || { echo "build first: $bin/$b missing" >&2; exit 1; }
+done
+echo "== binaries from $bin (containerd-clip-grpc built $(date -r "$bin/snapshotter/containerd-clip-grpc" '+%F %T'))"
+[ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 1; }
+
+source "$src/test/e2e_env.sh"
+trap e2e_cleanup EXIT
+t="$E2E_DIR"
+# Private copies: a rebuild elsewhere (or .bazel/bin flipping to another configuration)
+# must not change the binaries under a running benchmark. The daemon finds the holder
+# beside itself.
+mkdir -p "$t/bin"
+cp "$bin/snapshotter/containerd-clip-grpc" "$bin/cmd/clipctl" "$bin/fs/clip-fd-holder" "$t/bin/"
+daemon="$t/bin/containerd-clip-grpc"
+clipctl="$t/bin/clipctl"
+reader="$t/bin/bench_read"
+gcc -O2 -static -o "$reader" test/testdata/bench_read.c || exit 1
+
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# ---- the image (cached) ----
+if [ ! -f "$cache/done" ]; then
+  echo "== building the image in $cache (once)"
+  rm -rf "$cache"
+  mkdir -p "$cache"
+  python3 test/testdata/bench_read_layers.py "$cache/layers" || fail "layers"
+  mv "$cache/layers/"*.list "$cache/"
+  python3 test/testdata/make_image.py "$cache/oci" v1 /usr/bin/python3.11 \
+    "$cache/layers/l1" "$cache/layers/l2" "$cache/layers/l3" || fail "make_image.py"
+  rm -rf "$cache/layers"
+  touch "$cache/done"
+fi
+layout_info() {  # compressed bytes of the layers
+  python3 - "$cache/oci" <<'PY'
+import json, sys
+l = sys.argv[1]; idx = json.load(open(l + "/index.json"))
+m = json.load(open(l + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
+print(sum(x["size"] for x in m["layers"]))
+PY
+}
+compressed=$(layout_info)
+
+echo "== registry, index, containerd"
+e2e_registry
+reg="$E2E_REGISTRY"
+image="$reg/bench/read:v1"
+skopeo copy --quiet --dest-tls-verify=false "oci:$cache/oci:v1" "docker://$image" || fail "skopeo copy"
+"$clipctl" index --plain-http "$reg" --push "$image" >"$t/index.log" 2>&1 || { cat "$t/index.log"; fail "clipctl index"; }
+cat > "$t/clip.toml" <<TOML
+plain_http = ["$reg"]
+log_level = "info"
+metrics_address = "unix:$t/metrics.sock"
+TOML
+e2e_containerd  # its proxy plugin "clip" dials $t/clip.sock, served by start_clip
+ctr="$E2E_CTR"
+
+# ---- the clip daemon ----
+clip_pid=""
+serving() { local n; n=$(grep -c "serving snapshotter" "$t/clip.log" 2>/dev/null); echo "${n:-0}"; }
+forget_pid() {  # drop a reaped PID from e2e_cleanup's list
+  local keep=() p
+  for p in "${E2E_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  E2E_PIDS=("${keep[@]}")
+}
+start_clip() {  # start_clip fresh|takeover
+  [ "$1" = fresh ] && rm -rf "$t/clip"
+  local before
+  before=$(serving)
+  setsid "$daemon" --config "$t/clip.toml" --root "$t/clip" --address "$t/clip.sock" \
+    --containerd-root "$t/c-root" >>"$t/clip.log" 2>&1 &
+  clip_pid=$!
+  E2E_PIDS+=("$clip_pid")
+  for _ in $(seq 1 300); do [ "$(serving)" -gt "$before" ] && break; sleep 0.05; done
+  [ "$(serving)" -gt "$before" ] || { tail -n 20 "$t/clip.log"; fail "clip daemon did not come up"; }
+  [ "$1" = fresh ] || return 0
+  # containerd redials the proxy plugin with backoff: wait until it reaches this daemon.
+  for _ in $(seq 1 300); do
+    if $ctr snapshots --snapshotter clip prepare "probe$$" >/dev/null 2>&1; then
+      $ctr snapshots --snapshotter clip rm "probe$$" >/dev/null 2>&1
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "containerd does not reach the clip daemon"
+}
+stop_clip() {  # stop_clip TERM (hand over: mounts stay) | USR1 (full stop: unmounts)
+  [ -n "$clip_pid" ] || return 0
+  kill -"$1" "$clip_pid" 2>/dev/null
+  wait "$clip_pid" 2>/dev/null
+  forget_pid "$clip_pid"
+  clip_pid=""
+}
+metric() {  # metric NAME [LABELS]: the sum of a counter's series (those with LABELS in
+  # their label set, e.g. 'tier="disk"'); 0 if absent
+  curl -sf --unix-socket "$t/metrics.sock" http://clip/metrics 2>/dev/null |
+    awk -v n="$1" -v l="${2:-}" '($1 == n || index($1, n "{") == 1) && index($1, l) {s += $NF}
+      END {printf "%.0f\n", s}'
+}
+
+fuse_ops() {  # the daemon's FUSE requests by operation since it started, "op=N ..."
+  curl -sf --unix-socket "$t/metrics.sock" http://clip/metrics 2>/dev/null |
+    sed -n 's/^clip_fuse_ops_total{op="\([a-z]*\)"} \([0-9.e+]*\)$/\1 \2/p' |
+    awk '$2 > 0 {printf "%s%s=%.0f", sep, $1, $2; sep = " "}'
+}
+
+# ---- workloads ----
+declare -A res     # res[side,column,workload,run] = seconds
+declare -A amount  # amount[side,workload] = "files=.. bytes=.." / "entries=.."
+workload() {  # workload SIDE COLUMN NAME ROOT RUN
+  local out
+  case $3 in
+    seq) out=$("$reader" files "$4" "$cache/seq.list") ;;
+    small) out=$("$reader" files "$4" "$cache/small.list") ;;
+    layer1) out=$("$reader" files "$4" "$cache/l1.list") ;;
+    walk) out=$("$reader" walk "$4/usr") ;;
+  esac || fail "$1 $2 $3: the reader failed"
+  res[$1,$2,$3,$5]=$(sed 's/^seconds=\([0-9.]*\) .*/\1/' <<<"$out")
+  local what=${out#* }
+  if [ -z "${amount[$1,$3]:-}" ]; then
+    amount[$1,$3]=$what
+  elif [ "${amount[$1,$3]}" != "$what" ]; then
+    fail "$1 $3 read $what, before ${amount[$1,$3]}"
+  fi
+}
+mount_rootfs() {  # mount_rootfs SNAPSHOTTER CONTAINER DIR
+  mkdir -p "$3"
+  $ctr containers create --snapshotter "$1" "$image" "$2" >/dev/null || fail "container $2"
+  local cmd
+  cmd=$($ctr snapshots --snapshotter "$1" mounts "$3" "$2") || fail "mounts of $2"
+  eval "$cmd" || fail "mount $2: $cmd"
+}
+unmount_rootfs() {  # unmount_rootfs CONTAINER DIR
+  umount "$2" || fail "umount $2"
+  $ctr containers rm "$1" >/dev/null || fail "containers rm $1"
+  $ctr images rm --sync "$image" >/dev/null || fail "images rm"
+  [ -z "$($ctr content ls -q)" ] || fail "content left after images rm --sync: $($ctr content ls -q | head -3)"
+}
+
+ws="seq small walk"
+echo "== $runs run(s): image $image, $(wc -l < "$cache/l1.list") + $(wc -l < "$cache/seq.list") + $(wc -l < "$cache/small.list") files"
+for r in $(seq 1 "$runs"); do
+  run_t0=$(now)
+  # overlayfs: containerd's own pull (download everything, unpack), then read.
+  drop_caches
+  t0=$(now)
+  $ctr images pull --plain-http "$image" >/dev/null || fail "ctr images pull"
+  res[ov,pull,-,$r]=$(printf '%.3f' "$(echo "$(now) - $t0" | bc)")
+  mount_rootfs overlayfs "o$r" "$t/rootfs-o"
+  for w in $ws layer1; do
+    drop_caches
+    workload ov cold "$w" "$t/rootfs-o" "$r"
+    [ "$w" = layer1 ] || workload ov warm "$w" "$t/rootfs-o" "$r"
+  done
+  unmount_rootfs "o$r" "$t/rootfs-o"
+  [ -z "$($ctr snapshots --snapshotter overlayfs ls | tail -n +2)" ] || fail "overlayfs snapshots left"
+
+  # clip: fresh daemon (empty caches), lazy pull, read.
+  start_clip fresh
+  drop_caches
+  t0=$(now)
+  out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$image" 2>&1) ||
+    fail "clipctl pull: $out"
+  res[clip,pull,-,$r]=$(printf '%.3f' "$(echo "$(now) - $t0" | bc)")
+  grep -q "3 lazy" <<<"$out" || fail "the pull was not lazy: $out"
+  mount_rootfs clip "c$r" "$t/rootfs-c"
+  b0=$(metric clip_registry_blob_bytes_total)
+  for w in $ws layer1; do
+    drop_caches
+    workload clip first "$w" "$t/rootfs-c" "$r"
+  done
+  res[clip,regbytes1,-,$r]=$(( $(metric clip_registry_blob_bytes_total) - b0 ))
+  ops1=$(fuse_ops)
+  # Hand over to a new daemon: same mounts, empty memory cache, full disk cache.
+  stop_clip TERM
+  start_clip takeover
+  grep -q "took over 3 live layer mount" "$t/clip.log" || fail "the new daemon did not take the 3 mounts over"
+  for w in $ws; do
+    drop_caches
+    workload clip disk "$w" "$t/rootfs-c" "$r"
+    workload clip page "$w" "$t/rootfs-c" "$r"
+  done
+  res[clip,regbytes2,-,$r]=$(metric clip_registry_blob_bytes_total)
+  res[clip,diskbytes2,-,$r]=$(metric clip_cache_read_bytes_total 'tier="disk"')
+  ops2=$(fuse_ops)
+  unmount_rootfs "c$r" "$t/rootfs-c"
+  stop_clip USR1
+  grep -q " $t/clip/" /proc/mounts && fail "clip mounts left after a full stop"
+  rm -rf "$t/clip"
+  for s in ov clip; do
+    [ "$s" = ov ] && line="  run $r overlayfs: ctr image pull ${res[ov,pull,-,$r]} s; cold/warm" ||
+      line="  run $r clip: clipctl pull ${res[clip,pull,-,$r]} s; first/disk/page"
+    for w in $ws layer1; do
+      if [ "$s" = ov ]; then
+        line+=" $w ${res[ov,cold,$w,$r]}/${res[ov,warm,$w,$r]:--}"
+      else
+        line+=" $w ${res[clip,first,$w,$r]}/${res[clip,disk,$w,$r]:--}/${res[clip,page,$w,$r]:--}"
+      fi
+    done
+    echo "$line s"
+  done
+  printf '  run %d: clip registry bytes %.1f MB in the first-read pass, %.1f MB in the disk-cache pass (disk tier served %.1f MB); %.0f s for the run\n' "$r" \
+    "$(echo "${res[clip,regbytes1,-,$r]} / 1000000" | bc -l)" "$(echo "${res[clip,regbytes2,-,$r]} / 1000000" | bc -l)" \
+    "$(echo "${res[clip,diskbytes2,-,$r]} / 1000000" | bc -l)" "$(echo "$(now) - $run_t0" | bc)"
+  echo "  run $r: clip FUSE requests, pull + first-read pass: $ops1"
+  echo "  run $r: clip FUSE requests, disk-cache + page-cache passes: $ops2"
+  echo "  run $r: load average at its end $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine slows FUSE's round trips most)"
+done
+
+# ---- medians and the table ----
+med() {  # med SIDE COLUMN WORKLOAD
+  local v=() r
+  for r in $(seq 1 "$runs"); do v+=("${res[$1,$2,$3,$r]}"); done
+  median "${v[@]}"
+}
+cell() {  # cell CLIP_COLUMN OV_COLUMN WORKLOAD
+  local c o
+  c=$(med clip "$1" "$3"); o=$(med ov "$2" "$3")
+  printf '**%.2f** (%.3f s / %.3f s)' "$(echo "$c / $o" | bc -l)" "$c" "$o"
+}
+field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+seq_bytes=$(field bytes "${amount[clip,seq]}")
+small_bytes=$(field bytes "${amount[clip,small]}")
+l1_bytes=$(field bytes "${amount[clip,layer1]}")
+walk_entries=$(field entries "${amount[clip,walk]}")
+for w in seq small layer1 walk; do
+  [ "${amount[clip,$w]}" = "${amount[ov,$w]}" ] ||
+    echo "note: $w read ${amount[clip,$w]} through clip but ${amount[ov,$w]} through overlayfs"
+done
+echo
+echo "Read through clip vs containerd's overlayfs, medians of $runs run(s); ratio = clip time / overlayfs time (1 = parity)"
+echo "(clip s / overlayfs s): first read and disk cache vs overlayfs with the page cache dropped, page cache vs overlayfs warm."
+echo
+echo "| workload | first read (data from a loopback registry) | spans in disk cache, page cache dropped | second read (page cache) |"
+echo "|---|---|---|---|"
+printf '| sequential, %.0f MB of large binaries (%s files) | %s | %s | %s |\n' "$(echo "$seq_bytes / 1000000" | bc -l)" \
+  "$(field files "${amount[clip,seq]}")" "$(cell first cold seq)" "$(cell disk cold seq)" "$(cell page warm seq)"
+printf '| %s small files, 64 B - 16 KiB (%.1f MB) | %s | %s | %s |\n' "$(field files "${amount[clip,small]}")" \
+  "$(echo "$small_bytes / 1000000" | bc -l)" "$(cell first cold small)" "$(cell disk cold small)" "$(cell page warm small)"
+printf '| find + lstat of /usr (%s entries) | %s | %s | %s |\n' "$walk_entries" \
+  "$(cell first cold walk)" "$(cell disk cold walk)" "$(cell page warm walk)"
+echo
+mb_s() { echo "$1 / $2 / 1000000" | bc -l; }
+printf 'sequential throughput: clip first read %.0f MB/s, clip disk cache %.0f MB/s, clip page cache %.0f MB/s; overlayfs cold %.0f MB/s, warm %.0f MB/s\n' \
+  "$(mb_s "$seq_bytes" "$(med clip first seq)")" "$(mb_s "$seq_bytes" "$(med clip disk seq)")" \
+  "$(mb_s "$seq_bytes" "$(med clip page seq)")" "$(mb_s "$seq_bytes" "$(med ov cold seq)")" \
+  "$(mb_s "$seq_bytes" "$(med ov warm seq)")"
+whole() {  # whole SIDE COLUMN [pull]: the median over runs of reading every file (+ the pull)
+  local v=() r
+  for r in $(seq 1 "$runs"); do
+    v+=("$(echo "${3:+${res[$1,pull,-,$r]} + }${res[$1,$2,seq,$r]} + ${res[$1,$2,small,$r]} + ${res[$1,$2,layer1,$r]}" | bc -l)")
+  done
+  median "${v[@]}"
+}
+wc_=$(whole clip first pull); wo=$(whole ov cold pull)
+total_mb=$(echo "($seq_bytes + $small_bytes + $l1_bytes) / 1000000" | bc -l)
+printf 'whole image (%.0f MB compressed, %.0f MB in %d files), medians: clipctl pull %.2f s, lazy first read of every file %.2f s, together %.2f s; ctr image pull %.2f s, cold read of every file %.2f s, together %.2f s; ratio **%.2f**\n' \
+  "$(echo "$compressed / 1000000" | bc -l)" "$total_mb" \
+  "$(( $(field files "${amount[clip,seq]}") + $(field files "${amount[clip,small]}") + $(field files "${amount[clip,layer1]}") ))" \
+  "$(med clip pull -)" "$(whole clip first)" "$wc_" \
+  "$(med ov pull -)" "$(whole ov cold)" "$wo" "$(echo "$wc_ / $wo" | bc -l)"
+printf 'layer 1 (%.0f MB, %s files) first read: clip %.2f s, overlayfs cold %.2f s\n' "$(echo "$l1_bytes / 1000000" | bc -l)" \
+  "$(field files "${amount[clip,layer1]}")" "$(med clip first layer1)" "$(med ov cold layer1)"
+printf 'clip registry bytes (median): first-read pass %.1f MB; disk-cache pass %.1f MB (spans missing from the disk cache; the disk tier served %.1f MB)\n' \
+  "$(echo "$(med clip regbytes1 -) / 1000000" | bc -l)" "$(echo "$(med clip regbytes2 -) / 1000000" | bc -l)" \
+  "$(echo "$(med clip diskbytes2 -) / 1000000" | bc -l)"
