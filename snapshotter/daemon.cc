@@ -98,17 +98,17 @@ absl::Status Daemon::TakeLock() {
       absl::StrCat("another daemon holds ", path, " (still running after 60 s)"));
 }
 
-void Daemon::ConnectHolder(std::vector<HeldFd>* held) {
+void Daemon::ConnectFdStore(std::vector<HeldFd>* held) {
   if (!config_.takeover) return;
   if (config_.fd_store == "systemd" || (config_.fd_store == "auto" && getenv("NOTIFY_SOCKET"))) {
-    holder_ = SystemdFdStore::FromEnvironment();
-    if (holder_ == nullptr) {
+    fd_store_ = SystemdFdStore::FromEnvironment();
+    if (fd_store_ == nullptr) {
       Log(LogLevel::kWarning, "daemon",
           "fd_store = \"systemd\" but $NOTIFY_SOCKET is unset: mounts will not survive a "
           "restart of this daemon");
       return;
     }
-    absl::StatusOr<std::vector<HeldFd>> passed = holder_->List();
+    absl::StatusOr<std::vector<HeldFd>> passed = fd_store_->List();
     if (passed.ok()) *held = *std::move(passed);
     Log(LogLevel::kInfo, "daemon",
         absl::StrCat("systemd's fd store keeps the mounts; it passed ", held->size(),
@@ -127,8 +127,8 @@ void Daemon::ConnectHolder(std::vector<HeldFd>* held) {
                      "): mounts will not survive a restart of this daemon"));
     return;
   }
-  holder_ = *std::move(h);
-  absl::StatusOr<std::vector<HeldFd>> listed = holder_->List();
+  fd_store_ = *std::move(h);
+  absl::StatusOr<std::vector<HeldFd>> listed = fd_store_->List();
   if (!listed.ok()) {
     Log(LogLevel::kWarning, "daemon",
         absl::StrCat("fd holder at ", socket, ": ", listed.status().message(),
@@ -151,7 +151,7 @@ absl::Status Daemon::Listen(std::vector<HeldFd>* held) {
       return absl::OkStatus();
     }
     close(fd);  // another address now, or its file is gone: a new socket
-    if (holder_ != nullptr) (void)holder_->Drop(kHeldListenerName);
+    if (fd_store_ != nullptr) (void)fd_store_->Drop(kHeldListenerName);
     break;
   }
   CLIP_RETURN_IF_ERROR(PrepareSocketPath(config_.address));
@@ -169,8 +169,8 @@ absl::Status Daemon::Listen(std::vector<HeldFd>* held) {
   if (bound != 0 || listen(listener_, 512) != 0) {
     return Errno(absl::StrCat("listen on ", config_.address));
   }
-  if (holder_ != nullptr) {
-    absl::Status put = holder_->Put(kHeldListenerName, "", listener_);
+  if (fd_store_ != nullptr) {
+    absl::Status put = fd_store_->Put(kHeldListenerName, "", listener_);
     if (!put.ok()) Log(LogLevel::kWarning, "daemon", put.message());
   }
   return absl::OkStatus();
@@ -192,7 +192,7 @@ absl::Status Daemon::Init() {
     }
   }
   std::vector<HeldFd> held;
-  ConnectHolder(&held);
+  ConnectFdStore(&held);
 
   // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
   // configured), span caches, one FUSE worker pool for every mounted layer.
@@ -207,7 +207,7 @@ absl::Status Daemon::Init() {
   }
   executor_ = std::make_unique<FillExecutor>();
   readahead_ = std::make_unique<FillExecutor>(2, 32);
-  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), holder_.get());
+  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), fd_store_.get());
   CLIP_RETURN_IF_ERROR(Listen(&held));
   const size_t held_mounts = held.size();
   fuse_->OfferHeld(std::move(held));
@@ -336,9 +336,9 @@ void Daemon::Handover() {
   StopServing();
   fuse_->Detach();  // finishes the requests in hand; unmounts nothing
   Log(LogLevel::kInfo, "daemon",
-      holder_ ? absl::StrCat("handed ", remote_->mounted(),
-                             " layer mount(s) and the socket over to the fd holder")
-              : "stopped without an fd holder: running containers lose their lazy layers");
+      fd_store_ ? absl::StrCat("handed ", remote_->mounted(),
+                               " layer mount(s) and the socket over to the fd holder")
+                : "stopped without an fd holder: running containers lose their lazy layers");
 }
 
 void Daemon::StopAndUnmount() {
@@ -346,7 +346,7 @@ void Daemon::StopAndUnmount() {
   stopped_ = true;
   StopServing();
   remote_.reset();  // unmounts every lazy layer (and the holder lets go of each)
-  if (holder_) (void)holder_->Quit();
+  if (fd_store_) (void)fd_store_->Quit();
   unlink(config_.address.c_str());
   Log(LogLevel::kInfo, "daemon", "stopped: every layer unmounted, fd holder ended");
 }

@@ -66,13 +66,13 @@ class Daemon {
   size_t adopted_layers() const { return fuse_->adopted(); }
   size_t mounted_layers() const { return remote_->mounted(); }
   bool listener_taken_over() const { return listener_taken_over_; }
-  bool has_holder() const { return holder_ != nullptr; }
+  bool has_fd_store() const { return fd_store_ != nullptr; }
 
  private:
   explicit Daemon(DaemonConfig config) : config_(std::move(config)) {}
   absl::Status Init();
   absl::Status TakeLock();
-  void ConnectHolder(std::vector<HeldFd>* held);
+  void ConnectFdStore(std::vector<HeldFd>* held);
   absl::Status Listen(std::vector<HeldFd>* held);
   void AcceptLoop();
   void StopServing();
@@ -80,7 +80,7 @@ class Daemon {
 
   const DaemonConfig config_;
   int lock_fd_ = -1;
-  std::unique_ptr<FdStore> holder_;  // clip-fd-holder or systemd's fd store
+  std::unique_ptr<FdStore> fd_store_;  // clip-fd-holder or systemd's fd store
   std::unique_ptr<RegistryClient> registry_;
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;

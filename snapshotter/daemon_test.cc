@@ -38,7 +38,7 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
 
   auto first = Daemon::Start(config);
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_TRUE((*first)->has_holder());
+  EXPECT_TRUE((*first)->has_fd_store());
   EXPECT_FALSE((*first)->listener_taken_over());
   {
     GrpcSnapshotter client("unix:" + config.address);
