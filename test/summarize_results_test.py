@@ -1,5 +1,6 @@
 """Tests of summarize_results.py against synthetic bazel output and test.xml files."""
 import os
+import shutil
 import tempfile
 import unittest
 
@@ -25,6 +26,9 @@ ALL_PASS_XML = """<testsuites><testsuite name="B">
 class SummarizeTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)  # the suite leaves nothing in /tmp
 
     def write_xml(self, pkg, name, text):
         d = os.path.join(self.dir, pkg, name)
