@@ -16,6 +16,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "fs/fd_passing.h"
 
 namespace clip {
 namespace {
@@ -52,26 +53,8 @@ absl::Status Send(int sock, char op, absl::string_view name, absl::string_view d
   buf.append(name.data(), name.size());
   PutU32(&buf, static_cast<uint32_t>(data.size()));
   buf.append(data.data(), data.size());
-  iovec iov{buf.data(), buf.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    std::memset(control, 0, sizeof(control));
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t n;
-  do {
-    n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n != static_cast<ssize_t>(buf.size())) return Errno("send");
+  absl::Status sent = SendWithFd(sock, nullptr, 0, buf, fd);
+  if (!sent.ok()) return absl::UnavailableError(absl::StrCat("fd holder: ", sent.message()));
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "fs/fd_passing.h"
 
 namespace clip {
 namespace {
@@ -73,29 +74,13 @@ absl::Status SystemdFdStore::Notify(const std::string& message, int fd) {
   if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
   int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  iovec iov{const_cast<char*>(message.data()), message.size()};
-  msghdr msg{};
-  msg.msg_name = &addr;
-  msg.msg_namelen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + notify_socket_.size());
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
-    memset(control, 0, sizeof(control));
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  }
-  ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-  int err = errno;
+  absl::Status sent = SendWithFd(
+      sock, reinterpret_cast<const sockaddr*>(&addr),
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + notify_socket_.size()), message, fd);
   close(sock);
-  if (n != static_cast<ssize_t>(message.size())) {
+  if (!sent.ok()) {
     return absl::UnavailableError(
-        absl::StrCat("sd_notify to ", notify_socket_, ": ", strerror(err)));
+        absl::StrCat("sd_notify to ", notify_socket_, ": ", sent.message()));
   }
   return absl::OkStatus();
 }
