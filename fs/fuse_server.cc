@@ -75,12 +75,23 @@ namespace {
 // clip_fuse_op_duration_seconds by op) in the process-wide registry. An op runs on one
 // worker thread from entry to reply, so the op in progress is a thread_local.
 enum Op {
-  kLookup, kGetattr, kReadlink, kOpen, kRead, kOpendir, kReaddir, kReaddirplus,
-  kReleasedir, kGetxattr, kListxattr, kStatfs, kOpCount
+  kLookup,
+  kGetattr,
+  kReadlink,
+  kOpen,
+  kRead,
+  kOpendir,
+  kReaddir,
+  kReaddirplus,
+  kReleasedir,
+  kGetxattr,
+  kListxattr,
+  kStatfs,
+  kOpCount
 };
-constexpr const char* kOpNames[kOpCount] = {
-    "lookup", "getattr", "readlink", "open", "read", "opendir", "readdir", "readdirplus",
-    "releasedir", "getxattr", "listxattr", "statfs"};
+constexpr const char* kOpNames[kOpCount] = {"lookup",     "getattr",  "readlink",  "open",
+                                            "read",       "opendir",  "readdir",   "readdirplus",
+                                            "releasedir", "getxattr", "listxattr", "statfs"};
 
 struct OpMetrics {
   Counter* ops;
@@ -188,8 +199,8 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     fuse_reply_entry(req, &e);
   } else {
     fuse_reply_err(req, Err(a.status().code() == absl::StatusCode::kFailedPrecondition
-                            ? ENOTDIR
-                            : StatusToErrno(a.status())));
+                                ? ENOTDIR
+                                : StatusToErrno(a.status())));
   }
 }
 
@@ -232,8 +243,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   absl::Status s = M(req)->fs->Open(ino);
   if (!s.ok()) {
-    fuse_reply_err(req, Err(s.code() == absl::StatusCode::kFailedPrecondition ? EISDIR
-                                                                         : StatusToErrno(s)));
+    fuse_reply_err(
+        req, Err(s.code() == absl::StatusCode::kFailedPrecondition ? EISDIR : StatusToErrno(s)));
     return;
   }
   fuse_reply_err(req, ENOSYS);  // "open needs no server": not an error
@@ -265,8 +276,8 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   absl::StatusOr<std::vector<DirEntry>> entries = M(req)->fs->ReadDir(ino);
   if (!entries.ok()) {
     fuse_reply_err(req, Err(entries.status().code() == absl::StatusCode::kFailedPrecondition
-                            ? ENOTDIR
-                            : StatusToErrno(entries.status())));
+                                ? ENOTDIR
+                                : StatusToErrno(entries.status())));
     return;
   }
   // As for files: ENOSYS makes every later opendir zero-message (no OPENDIR or
@@ -332,12 +343,22 @@ void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
   fuse_reply_err(req, Err(0));
 }
 
+// A layer without any extended attribute answers ENOSYS: the kernel then fails every
+// later getxattr on this mount with EOPNOTSUPP itself, without a round trip. That matters
+// because overlayfs asks its lower layers for its own attributes (opaque, redirect,
+// metacopy) on nearly every lookup, and the kernel caches neither value nor absence.
+// listxattr still answers (an empty list), so tools that list first see no difference.
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   OpScope scope(kGetxattr);
+  if (!M(req)->fs->has_xattrs()) {
+    fuse_reply_err(req, ENOSYS);  // "no xattrs here, ever": not an error
+    return;
+  }
   absl::StatusOr<std::string> v = M(req)->fs->GetXattr(ino, name);
   if (!v.ok()) {
-    fuse_reply_err(req, Err(v.status().code() == absl::StatusCode::kNotFound ? ENODATA
-                                                                        : StatusToErrno(v.status())));
+    fuse_reply_err(
+        req, Err(v.status().code() == absl::StatusCode::kNotFound ? ENODATA
+                                                                  : StatusToErrno(v.status())));
   } else if (size == 0) {
     fuse_reply_xattr(req, v->size());
   } else if (size < v->size()) {
@@ -539,8 +560,8 @@ absl::Status FuseServer::MountFresh(Mounted* m) {
   const std::string options =
       absl::StrCat("fd=", m->fd, ",rootmode=40000,user_id=", getuid(), ",group_id=", getgid(),
                    ",allow_other,default_permissions");
-  if (mount("clip", m->mountpoint.c_str(), "fuse.clip", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOATIME,
-            options.c_str()) != 0) {
+  if (mount("clip", m->mountpoint.c_str(), "fuse.clip",
+            MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOATIME, options.c_str()) != 0) {
     absl::Status st = ErrnoToStatus(errno, absl::StrCat("cannot mount FUSE at ", m->mountpoint));
     close(m->fd);
     fuse_session_destroy(m->se);

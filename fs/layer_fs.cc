@@ -39,6 +39,7 @@ LayerFs::LayerFs(std::shared_ptr<const index::v1::LayerIndex> index,
   for (int i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     if (e.type() == index::v1::DIRECTORY) nlink_[static_cast<size_t>(i)] = 2;
+    if (e.opaque() || e.xattrs_size() > 0) has_xattrs_ = true;
   }
   for (int i = 1; i < entries.size(); ++i) {
     const Entry& e = entries[i];

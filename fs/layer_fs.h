@@ -81,6 +81,9 @@ class LayerFs {
   absl::StatusOr<std::string> GetXattr(uint64_t ino, absl::string_view name) const;
   absl::StatusOr<std::vector<std::string>> ListXattr(uint64_t ino) const;
   FsStats Stats() const { return stats_; }
+  // False when no entry has an extended attribute (nor is opaque): every GetXattr is
+  // then kNotFound, and the adapter may tell the kernel to stop asking.
+  bool has_xattrs() const { return has_xattrs_; }
   // "layer <diff id>" for log lines.
   const std::string& label() const { return label_; }
   std::string PathOf(uint64_t ino) const;
@@ -93,6 +96,7 @@ class LayerFs {
   std::shared_ptr<const index::v1::LayerIndex> index_;
   EntryTree tree_;
   LayerReader reader_;
+  bool has_xattrs_ = false;
   std::vector<uint32_t> nlink_;  // per entry id (targets of hardlinks and directories)
   FsStats stats_;
   std::string label_;

@@ -21,7 +21,9 @@ class LayerFsTest : public ::testing::Test {
     dir_ = new std::string(testing::MakeTempDir("layers"));
     std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                       "/index/testdata/make_layers.sh");
-    ASSERT_TRUE(testing::RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + *dir_ + " >/dev/null 2>&1").ok());
+    ASSERT_TRUE(testing::RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + *dir_ +
+                                    " >/dev/null 2>&1")
+                    .ok());
     blob_ = FileBlobReader::Open(*dir_ + "/posix.tar.gz").value().release();
     auto index = std::make_shared<const index::v1::LayerIndex>(BuildLayerIndex(*blob_).value());
     fs_ = new LayerFs(index, std::make_shared<SpanInflater>(index, *blob_));
@@ -78,8 +80,8 @@ TEST_F(LayerFsTest, ReadDirReadLinkReadAndXattrs) {
   ASSERT_TRUE(entries.ok());
   std::vector<std::string> names;
   for (const auto& e : *entries) names.push_back(e.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"abs-link", "hard1", "hard2", "random3m",
-                                             "random700k", "rel-link"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"abs-link", "hard1", "hard2", "random3m", "random700k",
+                                             "rel-link"}));
   EXPECT_EQ(*fs_->ReadLink(Resolve("usr/bin/rel-link").ino), "../etc/hello.txt");
   EXPECT_FALSE(fs_->ReadLink(Resolve("etc/hello.txt").ino).ok());
   std::string buf(10, '\0');
@@ -121,6 +123,23 @@ TEST_F(LayerFsTest, NamesThatAreNotUtf8) {
   ASSERT_TRUE(xattrs.ok());
   EXPECT_EQ(*xattrs, std::vector<std::string>{"user.na\xefve"});
   EXPECT_EQ(*fs_->GetXattr(file.ino, "user.na\xefve"), std::string("\xff\x00value", 7));
+}
+
+// has_xattrs: true when an entry has an xattr or is opaque, false for a layer with
+// neither (the adapter then answers getxattr ENOSYS once for the whole mount).
+TEST_F(LayerFsTest, HasXattrs) {
+  EXPECT_TRUE(fs_->has_xattrs());
+  auto plain = std::make_shared<index::v1::LayerIndex>();
+  plain->add_entries()->set_type(index::v1::DIRECTORY);
+  index::v1::Entry* f = plain->add_entries();
+  f->set_type(index::v1::REGULAR);
+  f->set_name("f");
+  EXPECT_FALSE(LayerFs(plain, nullptr).has_xattrs());
+  f->add_xattrs()->set_key("user.k");
+  EXPECT_TRUE(LayerFs(plain, nullptr).has_xattrs());
+  f->clear_xattrs();
+  plain->mutable_entries(0)->set_opaque(true);
+  EXPECT_TRUE(LayerFs(plain, nullptr).has_xattrs());
 }
 
 }  // namespace

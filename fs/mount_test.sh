@@ -147,6 +147,24 @@ assert os.listxattr(o + b"/a/new-\xff") == ["user.\udce9"], os.listxattr(o + b"/
 assert os.getxattr(o + b"/a/new-\xff", b"user.\xe9") == b"\xe0"
 assert open(o + b"/d\xff/x\xe9", "rb").read() == b"in\n"
 PY
+  # A layer without any xattr (l1) answers getxattr ENOSYS once: the kernel then says
+  # EOPNOTSUPP itself, with no round trip; layers with xattrs (l2) answer ENODATA.
+  python3 - "$work/ml1" "$work/ml2" <<'PY' || error "getxattr of an xattr-free layer"
+import errno, os, sys
+for _ in range(3):
+    try:
+        os.getxattr(sys.argv[1] + "/a/file", "trusted.overlay.opaque")
+        raise SystemExit("ml1: getxattr succeeded")
+    except OSError as e:
+        assert e.errno == errno.EOPNOTSUPP, e
+assert os.listxattr(sys.argv[1] + "/a/file") == []
+try:
+    os.getxattr(sys.argv[2] + "/a/file", "user.missing")
+    raise SystemExit("ml2: getxattr succeeded")
+except OSError as e:
+    assert e.errno == errno.ENODATA, e
+assert os.getxattr(sys.argv[2] + "/c", "trusted.overlay.opaque") == b"y"
+PY
   umount "$ovl" || error "umount overlay"
 else
   error "overlay mount failed"

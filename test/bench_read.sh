@@ -168,6 +168,8 @@ fuse_ops() {  # the daemon's FUSE requests by operation since it started, "op=N 
     awk '$2 > 0 {printf "%s%s=%.0f", sep, $1, $2; sep = " "}'
 }
 
+fuse_ops_total() { metric clip_fuse_ops_total; }  # all FUSE requests since the start
+
 # ---- workloads ----
 declare -A res     # res[side,column,workload,run] = seconds
 declare -A amount  # amount[side,workload] = "files=.. bytes=.." / "entries=.."
@@ -235,6 +237,7 @@ for r in $(seq 1 "$runs"); do
   done
   res[clip,regbytes1,-,$r]=$(( $(metric clip_registry_blob_bytes_total) - b0 ))
   ops1=$(fuse_ops)
+  page_ops=""
   # Hand over to a new daemon: same mounts, empty memory cache, full disk cache.
   stop_clip TERM
   start_clip takeover
@@ -242,7 +245,9 @@ for r in $(seq 1 "$runs"); do
   for w in $ws; do
     drop_caches
     workload clip disk "$w" "$t/rootfs-c" "$r"
+    n0=$(fuse_ops_total)
     workload clip page "$w" "$t/rootfs-c" "$r"
+    page_ops+=" $w=$(( $(fuse_ops_total) - n0 ))"
   done
   res[clip,regbytes2,-,$r]=$(metric clip_registry_blob_bytes_total)
   res[clip,diskbytes2,-,$r]=$(metric clip_cache_read_bytes_total 'tier="disk"')
@@ -268,6 +273,7 @@ for r in $(seq 1 "$runs"); do
     "$(echo "${res[clip,diskbytes2,-,$r]} / 1000000" | bc -l)" "$(echo "$(now) - $run_t0" | bc)"
   echo "  run $r: clip FUSE requests, pull + first-read pass: $ops1"
   echo "  run $r: clip FUSE requests, disk-cache + page-cache passes: $ops2"
+  echo "  run $r: clip FUSE requests in the page-cache pass:$page_ops"
   echo "  run $r: load average at its end $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine slows FUSE's round trips most)"
 done
 
