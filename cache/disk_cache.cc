@@ -1,18 +1,17 @@
 #include "cache/disk_cache.h"
 
 #include <dirent.h>
-#include <isa-l/crc.h>
 #include <fcntl.h>
+#include <isa-l/crc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -53,6 +52,58 @@ uint32_t GetU32(const char* p) {
   uint32_t v = 0;
   for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
   return v;
+}
+
+// O_DIRECT needs block-aligned buffers, offsets and lengths; 4 KiB covers every
+// logical block size in use.
+constexpr size_t kDirectAlign = 4096;
+
+// A per-thread block-aligned buffer of at least `size` bytes, reused across calls.
+char* AlignedScratch(size_t size) {
+  struct Scratch {
+    char* data = nullptr;
+    size_t size = 0;
+    ~Scratch() { free(data); }
+  };
+  thread_local Scratch s;
+  if (s.size < size) {
+    free(s.data);
+    s.data = nullptr;
+    s.size = 0;
+    void* p = nullptr;
+    if (posix_memalign(&p, kDirectAlign, size) != 0) abort();  // out of memory
+    s.data = static_cast<char*>(p);
+    s.size = size;
+  }
+  return s.data;
+}
+
+// Writes the iovecs whole (short writes and EINTR resumed); `what` names the file.
+absl::Status WriteAll(int fd, const struct iovec* iov, int count, const std::string& what) {
+  size_t total = 0;
+  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+  size_t done = 0;
+  while (done < total) {
+    // Skip what is written of the iovecs.
+    struct iovec rest[4];
+    int n_rest = 0;
+    size_t skip = done;
+    for (int i = 0; i < count && n_rest < 4; ++i) {
+      if (skip >= iov[i].iov_len) {
+        skip -= iov[i].iov_len;
+        continue;
+      }
+      rest[n_rest].iov_base = static_cast<char*>(iov[i].iov_base) + skip;
+      rest[n_rest].iov_len = iov[i].iov_len - skip;
+      skip = 0;
+      ++n_rest;
+    }
+    ssize_t n = writev(fd, rest, n_rest);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoToStatus(n < 0 ? errno : ENOSPC, absl::StrCat("write ", what));
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status MakeDir(const std::string& path) {
@@ -194,7 +245,11 @@ uint64_t DiskCache::size_bytes() const {
 
 absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
   std::string path = PathFor(key);
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Direct I/O where the filesystem has it (see Put): a hit does not leave a second
+  // copy of the span in the page cache beside the reader's FUSE pages.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  bool direct = fd >= 0;
+  if (!direct && errno == EINVAL) fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
       Forget(key);
@@ -212,26 +267,40 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
     return s;
   }
   const size_t file_size = static_cast<size_t>(st.st_size);
-  // The whole file is read: ask for all of it at once rather than readahead windows.
-  posix_fadvise(fd, 0, static_cast<off_t>(file_size), POSIX_FADV_WILLNEED);
-  auto bytes = std::make_shared<std::string>(
-      file_size >= kTrailerSize ? file_size - kTrailerSize : 0, '\0');
-  char trailer[kTrailerSize];
+  // The whole file, trailer included, in one buffer: the scratch block (direct) or the
+  // result string itself (buffered, asked for at once rather than in readahead windows).
+  std::shared_ptr<std::string> bytes;
+  char* dst;
+  size_t want = file_size;
+  if (direct) {
+    want = (file_size + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    dst = AlignedScratch(std::max(want, kDirectAlign));
+  } else {
+    posix_fadvise(fd, 0, static_cast<off_t>(file_size), POSIX_FADV_WILLNEED);
+    bytes = std::make_shared<std::string>(file_size, '\0');
+    dst = bytes->data();
+  }
   size_t done = 0;
-  bool intact = file_size >= kTrailerSize;
-  while (intact && done < bytes->size()) {
-    ssize_t n = pread(fd, bytes->data() + done, bytes->size() - done, static_cast<off_t>(done));
+  while (done < want) {
+    ssize_t n = pread(fd, dst + done, want - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     done += static_cast<size_t>(n);
   }
-  intact = intact && done == bytes->size() &&
-           pread(fd, trailer, kTrailerSize, static_cast<off_t>(done)) ==
-               static_cast<ssize_t>(kTrailerSize) &&
-           std::memcmp(trailer, kTrailerMagic, sizeof(kTrailerMagic)) == 0 &&
-           GetU32(trailer + 12) == kTrailerVersion &&
-           GetU32(trailer + 8) == Crc32c(bytes->data(), bytes->size()) &&
-           (!options_.verify_digest || Digest::Of(*bytes) == key);
+  const size_t data_size = file_size >= kTrailerSize ? file_size - kTrailerSize : 0;
+  const char* trailer = dst + data_size;
+  bool intact = file_size >= kTrailerSize && done >= file_size &&
+                std::memcmp(trailer, kTrailerMagic, sizeof(kTrailerMagic)) == 0 &&
+                GetU32(trailer + 12) == kTrailerVersion &&
+                GetU32(trailer + 8) == Crc32c(dst, data_size);
+  if (intact) {
+    if (direct) {
+      bytes = std::make_shared<std::string>(dst, data_size);
+    } else {
+      bytes->resize(data_size);
+    }
+    intact = !options_.verify_digest || Digest::Of(*bytes) == key;
+  }
   if (intact) futimens(fd, nullptr);  // Recency for LRU, kept across restarts.
   close(fd);
   if (!intact) {
@@ -254,42 +323,39 @@ absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
     return absl::OkStatus();
   }
   static std::atomic<uint64_t> counter{0};
-  std::string tmp = absl::StrCat(options_.root, "/tmp/", key.Hex(), ".", getpid(), ".",
-                                 counter.fetch_add(1));
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  std::string tmp =
+      absl::StrCat(options_.root, "/tmp/", key.Hex(), ".", getpid(), ".", counter.fetch_add(1));
+  // Direct I/O where the filesystem has it: the span goes from an aligned copy to the
+  // disk without a second copy in the page cache (the reader's FUSE pages are the one
+  // cached copy), which also spares a page-cache fill per span. The file is written
+  // padded to whole blocks, then cut to its size. Buffered writes otherwise (tmpfs).
+  std::string trailer = Trailer(*bytes);
+  const size_t total = bytes->size() + trailer.size();
+  const size_t padded = (total + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
+  const bool direct = fd >= 0;
+  if (!direct && errno == EINVAL) {
+    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  }
   if (fd < 0) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
   }
-  // Data then trailer, in one buffer list.
-  std::string trailer = Trailer(*bytes);
-  struct iovec iov[2] = {{const_cast<char*>(bytes->data()), bytes->size()},
-                         {trailer.data(), trailer.size()}};
-  const size_t total = bytes->size() + trailer.size();
-  size_t done = 0;
   absl::Status status;
-  while (done < total) {
-    // Skip what is written of the iovecs.
-    struct iovec rest[2];
-    int count = 0;
-    size_t skip = done;
-    for (const auto& v : iov) {
-      if (skip >= v.iov_len) {
-        skip -= v.iov_len;
-        continue;
-      }
-      rest[count].iov_base = static_cast<char*>(v.iov_base) + skip;
-      rest[count].iov_len = v.iov_len - skip;
-      skip = 0;
-      ++count;
+  if (direct) {
+    char* block = AlignedScratch(padded);
+    std::memcpy(block, bytes->data(), bytes->size());
+    std::memcpy(block + bytes->size(), trailer.data(), trailer.size());
+    std::memset(block + total, 0, padded - total);
+    struct iovec whole = {block, padded};
+    status = WriteAll(fd, &whole, 1, tmp);
+    if (status.ok() && ftruncate(fd, static_cast<off_t>(total)) != 0) {
+      status = ErrnoToStatus(errno, absl::StrCat("truncate ", tmp));
     }
-    ssize_t n = writev(fd, rest, count);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      status = ErrnoToStatus(n < 0 ? errno : ENOSPC, absl::StrCat("write ", tmp));
-      break;
-    }
-    done += static_cast<size_t>(n);
+  } else {
+    struct iovec iov[2] = {{const_cast<char*>(bytes->data()), bytes->size()},
+                           {trailer.data(), trailer.size()}};
+    status = WriteAll(fd, iov, 2, tmp);
   }
   if (close(fd) != 0 && status.ok()) status = ErrnoToStatus(errno, absl::StrCat("close ", tmp));
   if (status.ok()) {

@@ -10,6 +10,12 @@
 // files (torn writes, bit rot, truncation); a root-only directory is trusted against
 // forgery, and `verify_digest` re-checks sha256 on every hit for those who want it.
 //
+// Files are written and read with direct I/O (O_DIRECT) where the filesystem allows it,
+// buffered otherwise (tmpfs): a span read through a FUSE mount is then cached once, in
+// the mount's pages, not a second time as a cache file, and a fill costs no page-cache
+// copy. Direct I/O goes through one block-aligned scratch buffer per calling thread
+// (as large as the largest span it moved, ~2 MiB), kept for the thread's life.
+//
 // Two processes may share a root: files appear atomically, a file evicted by one is a
 // miss for the other, and each keeps its own size accounting (Rescan() re-reads it).
 //
