@@ -148,6 +148,15 @@ absl::StatusOr<size_t> LayerFs::Read(uint64_t ino, uint64_t offset, absl::Span<c
   return reader_.ReadFile(static_cast<uint32_t>(id), offset, dst);
 }
 
+absl::StatusOr<std::vector<SpanSlice>> LayerFs::ReadSlices(uint64_t ino, uint64_t offset,
+                                                           size_t size) const {
+  int64_t id = EntryOf(ino);
+  if (id < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));
+  const Entry& e = index_->entries(static_cast<int>(id));
+  if (e.type() != index::v1::REGULAR) return absl::FailedPreconditionError("not a regular file");
+  return reader_.FileSlices(static_cast<uint32_t>(id), offset, size);
+}
+
 absl::StatusOr<std::string> LayerFs::GetXattr(uint64_t ino, absl::string_view name) const {
   int64_t id = EntryOf(ino);
   if (id < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));

@@ -78,6 +78,9 @@ class LayerFs {
   // Checks that `ino` can be opened for reading (a regular file).
   absl::Status Open(uint64_t ino) const;
   absl::StatusOr<size_t> Read(uint64_t ino, uint64_t offset, absl::Span<char> dst) const;
+  // What Read would copy, as slices of the cached spans (no copy; see LayerReader).
+  absl::StatusOr<std::vector<SpanSlice>> ReadSlices(uint64_t ino, uint64_t offset,
+                                                    size_t size) const;
   absl::StatusOr<std::string> GetXattr(uint64_t ino, absl::string_view name) const;
   absl::StatusOr<std::vector<std::string>> ListXattr(uint64_t ino) const;
   FsStats Stats() const { return stats_; }

@@ -163,8 +163,8 @@ TEST_P(GoodLayerTest, CheckpointPlacementFollowsTheRules) {
   }
   // Interval: each next checkpoint comes no later than the first boundary 2 MiB on.
   for (int i = 0; i + 1 < cps.size(); ++i) {
-    uint64_t limit = first_boundary_at_or_after(cps[i].uncompressed_offset() +
-                                                index->checkpoint_interval());
+    uint64_t limit =
+        first_boundary_at_or_after(cps[i].uncompressed_offset() + index->checkpoint_interval());
     EXPECT_LE(cps[i + 1].uncompressed_offset(), limit) << i;
   }
   uint64_t last_limit = first_boundary_at_or_after(cps[cps.size() - 1].uncompressed_offset() +
@@ -207,7 +207,7 @@ TEST_P(GoodLayerTest, EveryFileEqualsTarExtraction) {
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   std::string out = absl::StrCat(g_dir, "/x-", GetParam());
   Shell(absl::StrCat("rm -rf '", out, "' && mkdir -p '", out, "' && tar --xattrs -xf ", g_dir, "/",
-                   GetParam(), " -C '", out, "'"));
+                     GetParam(), " -C '", out, "'"));
   auto blob = FileBlobReader::Open(g_dir + "/" + GetParam());
   ASSERT_TRUE(blob.ok());
   LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
@@ -274,11 +274,12 @@ TEST_P(GoodLayerTest, ListingMatchesTarTvInArchiveOrder) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layers, GoodLayerTest,
-                         ::testing::Values("gnu.tar.gz", "posix.tar.gz", "posix.tar",
-                                           "pigz.tar.gz", "multi.tar.gz", "real.tar.gz"),
+                         ::testing::Values("gnu.tar.gz", "posix.tar.gz", "posix.tar", "pigz.tar.gz",
+                                           "multi.tar.gz", "real.tar.gz"),
                          [](const auto& info) {
                            std::string n = info.param;
-                           for (char& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           for (char& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
 
@@ -299,8 +300,7 @@ TEST(PythonLayerTest, TarSemantics) {
   EXPECT_EQ(entry("dup.txt")->size(), 20u);  // The later member wins.
   EXPECT_EQ(entry("dir-then-file")->type(), index::v1::REGULAR);
   EXPECT_EQ(entry("dir-then-file/child"), nullptr);
-  EXPECT_NE(entry(std::string(120, 'a') + "/" + std::string(120, 'b') + "/long-name.txt"),
-            nullptr);
+  EXPECT_NE(entry(std::string(120, 'a') + "/" + std::string(120, 'b') + "/long-name.txt"), nullptr);
   EXPECT_EQ(entry("link-long")->link_target(), std::string(300, 't'));
   EXPECT_EQ(entry("big-uid")->uid(), 9999999u);
   EXPECT_EQ(entry("big-uid")->gid(), 8888888u);
@@ -359,6 +359,35 @@ TEST(LayerReaderTest, ConcurrentReadersShareOneReader) {
   EXPECT_EQ(bad.load(), 0);
 }
 
+// Slices: pieces of the spans themselves, in order, that add up to the bytes asked for,
+// also across span boundaries (checkpoint_interval 64 KiB here), and that stay valid
+// after the reader moved on to other spans.
+TEST(LayerReaderTest, SlicesAcrossSpansOutliveTheReadersMemo) {
+  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
+  ASSERT_TRUE(blob.ok());
+  IndexOptions o;
+  o.checkpoint_interval = 64 << 10;
+  auto built = BuildLayerIndex(**blob, o);
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  ASSERT_GT(index->checkpoints_size(), 3);
+  std::string tar = Uncompressed("posix.tar.gz");
+  LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
+  const uint64_t second = index->checkpoints(1).uncompressed_offset();
+  auto slices = reader.SlicesAt(second - 100, 200 << 10);  // 4 spans
+  ASSERT_TRUE(slices.ok()) << slices.status();
+  ASSERT_GE(slices->size(), 3u);
+  EXPECT_EQ((*slices)[0].size, 100u);
+  std::string other(1000, '\0');
+  ASSERT_TRUE(reader.ReadAt(tar.size() - 1000, absl::MakeSpan(other)).ok());  // memo moves on
+  std::string joined;
+  for (const SpanSlice& s : *slices) joined.append(s.data, s.size);
+  EXPECT_EQ(joined, tar.substr(second - 100, 200 << 10));
+  EXPECT_TRUE(reader.SlicesAt(tar.size(), 10)->empty());
+  EXPECT_EQ(reader.SlicesAt(tar.size() - 10, 4096)->at(0).size, 10u);
+  EXPECT_TRUE(reader.SlicesAt(0, 0)->empty());
+}
+
 TEST(LayerFixtureTest, AttributesFromGnuTar) {
   auto index = Build("posix.tar.gz");
   ASSERT_TRUE(index.ok()) << index.status();
@@ -390,7 +419,9 @@ TEST(LayerFixtureTest, AttributesFromGnuTar) {
   EXPECT_EQ(cap.xattrs(0).value().size(), 20u);
   const auto& dir = entry("etc/app");
   ASSERT_EQ(dir.xattrs_size(), 1);
-  EXPECT_EQ(dir.xattrs(0).value(), std::string("\x00\x01" "binary", 8));
+  EXPECT_EQ(dir.xattrs(0).value(), std::string("\x00\x01"
+                                               "binary",
+                                               8));
   int links = 0;
   for (const auto& e : index->entries()) links += e.type() == index::v1::HARDLINK;
   EXPECT_EQ(links, 3);
@@ -483,8 +514,8 @@ TEST(BadLayerTest, CorruptBlobAtReadTimeIsDataLossForThatSpanOnly) {
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   ASSERT_GE(SpanCount(*index), 3u);
   std::string bad = raw;
-  size_t mid = (index->checkpoints(1).compressed_offset() +
-                index->checkpoints(2).compressed_offset()) / 2;
+  size_t mid =
+      (index->checkpoints(1).compressed_offset() + index->checkpoints(2).compressed_offset()) / 2;
   bad[mid] = static_cast<char>(bad[mid] ^ 0x01);
   MemoryBlobReader corrupt(bad);
   SpanInflater spans(index, corrupt);

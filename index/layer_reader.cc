@@ -20,27 +20,32 @@ absl::StatusOr<std::shared_ptr<const std::string>> LayerReader::Span(size_t span
   return bytes;
 }
 
-absl::StatusOr<size_t> LayerReader::ReadAt(uint64_t offset, absl::Span<char> dst) const {
-  const uint64_t size = index_->uncompressed_size();
-  if (offset >= size || dst.empty()) return 0;
-  size_t want = static_cast<size_t>(std::min<uint64_t>(dst.size(), size - offset));
+absl::StatusOr<std::vector<SpanSlice>> LayerReader::SlicesAt(uint64_t offset, size_t size) const {
+  std::vector<SpanSlice> slices;
+  const uint64_t total = index_->uncompressed_size();
+  if (offset >= total || size == 0) return slices;
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(size, total - offset));
   size_t done = 0;
   size_t span = SpanAt(*index_, offset);
   while (done < want) {
     SpanInfo info = GetSpanInfo(*index_, span);
     CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, Span(span));
-    uint64_t pos = offset + done;
-    uint64_t in_span = pos - info.offset;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(want - done, info.size - in_span));
-    std::memcpy(dst.data() + done, bytes->data() + in_span, n);
+    const uint64_t in_span = offset + done - info.offset;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(want - done, info.size - in_span));
+    if (bytes->size() < in_span + n) {
+      return absl::DataLossError(absl::StrCat("span ", span, " has ", bytes->size(),
+                                              " bytes, the index says ", info.size));
+    }
+    const char* data = bytes->data() + in_span;
+    slices.push_back(SpanSlice{std::move(bytes), data, n});
     done += n;
     ++span;
   }
-  return done;
+  return slices;
 }
 
-absl::StatusOr<size_t> LayerReader::ReadFile(uint32_t entry, uint64_t offset,
-                                             absl::Span<char> dst) const {
+absl::StatusOr<std::vector<SpanSlice>> LayerReader::FileSlices(uint32_t entry, uint64_t offset,
+                                                               size_t size) const {
   if (entry >= static_cast<uint32_t>(index_->entries_size())) {
     return absl::NotFoundError(absl::StrCat("no entry ", entry));
   }
@@ -49,9 +54,33 @@ absl::StatusOr<size_t> LayerReader::ReadFile(uint32_t entry, uint64_t offset,
   if (e->type() != index::v1::REGULAR) {
     return absl::InvalidArgumentError(absl::StrCat("entry ", entry, " is not a regular file"));
   }
-  if (offset >= e->size()) return 0;
-  size_t n = static_cast<size_t>(std::min<uint64_t>(dst.size(), e->size() - offset));
-  return ReadAt(e->data_offset() + offset, dst.subspan(0, n));
+  if (offset >= e->size()) return std::vector<SpanSlice>();
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(size, e->size() - offset));
+  return SlicesAt(e->data_offset() + offset, n);
+}
+
+namespace {
+
+size_t CopySlices(const std::vector<SpanSlice>& slices, absl::Span<char> dst) {
+  size_t done = 0;
+  for (const SpanSlice& s : slices) {
+    std::memcpy(dst.data() + done, s.data, s.size);
+    done += s.size;
+  }
+  return done;
+}
+
+}  // namespace
+
+absl::StatusOr<size_t> LayerReader::ReadAt(uint64_t offset, absl::Span<char> dst) const {
+  CLIP_ASSIGN_OR_RETURN(std::vector<SpanSlice> slices, SlicesAt(offset, dst.size()));
+  return CopySlices(slices, dst);
+}
+
+absl::StatusOr<size_t> LayerReader::ReadFile(uint32_t entry, uint64_t offset,
+                                             absl::Span<char> dst) const {
+  CLIP_ASSIGN_OR_RETURN(std::vector<SpanSlice> slices, FileSlices(entry, offset, dst.size()));
+  return CopySlices(slices, dst);
 }
 
 }  // namespace clip

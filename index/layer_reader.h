@@ -8,18 +8,30 @@
 // The most recently used span is kept, so sequential reads smaller than a span
 // inflate each span once; real caching belongs to the SpanSource (cache/).
 //
+// Slices: FileSlices/SlicesAt answer with pieces of the cached spans themselves, each
+// holding its span alive, so a caller that only forwards the bytes (the FUSE reply's
+// iovecs) copies nothing; ReadAt/ReadFile copy those pieces into the caller's buffer.
+//
 // Thread safety: safe for concurrent use.
 #ifndef CLIP_INDEX_LAYER_READER_H_
 #define CLIP_INDEX_LAYER_READER_H_
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "common/blob_reader.h"
 #include "index/span_reader.h"
 
 namespace clip {
+
+// A piece of a span: `size` bytes at `data`, valid while `owner` lives.
+struct SpanSlice {
+  std::shared_ptr<const std::string> owner;
+  const char* data = nullptr;
+  size_t size = 0;
+};
 
 class LayerReader final : public BlobReader {
  public:
@@ -33,6 +45,12 @@ class LayerReader final : public BlobReader {
 
   // Reads regular file (or hardlink to one) `entry` at `offset`; short only at EOF.
   absl::StatusOr<size_t> ReadFile(uint32_t entry, uint64_t offset, absl::Span<char> dst) const;
+
+  // The bytes ReadAt / ReadFile would copy, as slices of the spans in order (empty at
+  // or past the end); their sizes add up to what those would return.
+  absl::StatusOr<std::vector<SpanSlice>> SlicesAt(uint64_t offset, size_t size) const;
+  absl::StatusOr<std::vector<SpanSlice>> FileSlices(uint32_t entry, uint64_t offset,
+                                                    size_t size) const;
 
  private:
   absl::StatusOr<std::shared_ptr<const std::string>> Span(size_t span) const;

@@ -50,6 +50,9 @@
 # .bazel/out/k8-opt/bin (CLIP_BIN=DIR overrides; DIR/snapshotter/containerd-clip-grpc,
 # DIR/cmd/clipctl, DIR/fs/clip-fd-holder) and are copied first, so a rebuild during the
 # run changes nothing. BENCH_READ_CACHE overrides the image cache directory.
+# Profiling: CLIP_BENCH_PERF=FILE records the daemon (perf record -g) during the
+# sequential first read; CLIP_BENCH_LOG_LEVEL=debug logs each span's source and time,
+# CLIP_BENCH_LOG=FILE keeps the daemon's log of the last run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -113,7 +116,7 @@ skopeo copy --quiet --dest-tls-verify=false "oci:$cache/oci:v1" "docker://$image
 "$clipctl" index --plain-http "$reg" --push "$image" >"$t/index.log" 2>&1 || { cat "$t/index.log"; fail "clipctl index"; }
 cat > "$t/clip.toml" <<TOML
 plain_http = ["$reg"]
-log_level = "info"
+log_level = "${CLIP_BENCH_LOG_LEVEL:-info}"
 metrics_address = "unix:$t/metrics.sock"
 TOML
 e2e_containerd  # its proxy plugin "clip" dials $t/clip.sock, served by start_clip
@@ -233,8 +236,16 @@ for r in $(seq 1 "$runs"); do
   b0=$(metric clip_registry_blob_bytes_total)
   for w in $ws layer1; do
     drop_caches
+    perf_pid=""
+    if [ -n "${CLIP_BENCH_PERF:-}" ] && [ "$w" = seq ]; then  # profile the daemon's first read
+      perf record -q -F 1999 -g -o "$CLIP_BENCH_PERF" -p "$clip_pid" 2>/dev/null &
+      perf_pid=$!
+      sleep 0.5
+    fi
     workload clip first "$w" "$t/rootfs-c" "$r"
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid"; fi
   done
+  [ -z "${CLIP_BENCH_LOG:-}" ] || cp "$t/clip.log" "$CLIP_BENCH_LOG"
   res[clip,regbytes1,-,$r]=$(( $(metric clip_registry_blob_bytes_total) - b0 ))
   ops1=$(fuse_ops)
   page_ops=""
