@@ -82,10 +82,10 @@ absl::Status MountCommand(const MountCommandOptions& options) {
     CLIP_ASSIGN_OR_RETURN(disk, DiskCache::Open({options.cache_dir, uint64_t{10} << 30}));
   }
   FillExecutor executor;
-  FillExecutor readahead(2, 16);
+  FillExecutor readahead(4, 32);
   CacheTiers tiers{&memory, disk.get(), nullptr, &executor};
   tiers.readahead = &readahead;
-  tiers.readahead_spans = 2;
+  tiers.readahead_spans = 6;
   auto spans = std::make_shared<TieredSpanSource>(
       index, std::make_shared<SpanInflater>(index, *origin.blob), tiers);
   auto fs = std::make_shared<LayerFs>(index, spans);

@@ -140,11 +140,11 @@ int main(int argc, char** argv) {
     clip::MemoryCache mem(64 << 20);
     auto disk = clip::DiskCache::Open({dir + "/cache", uint64_t{4} << 30}).value();
     clip::FillExecutor exec;
-    clip::FillExecutor readahead(2, 16);
+    clip::FillExecutor readahead(4, 32);
     const char* ra = getenv("CLIP_READAHEAD");  // spans ahead; 0 = off
     clip::CacheTiers tiers{&mem, disk.get(), nullptr, &exec};
     tiers.readahead = &readahead;
-    tiers.readahead_spans = ra ? atoi(ra) : 2;
+    tiers.readahead_spans = ra ? atoi(ra) : 6;
     auto spans = std::make_shared<clip::TieredSpanSource>(
         big.index, std::make_shared<clip::SpanInflater>(big.index, *big.blob), tiers);
     std::string mnt = dir + "/m/big";

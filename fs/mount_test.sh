@@ -32,7 +32,7 @@ mount_layer() {
   mounts+=("$mnt")
   last_pid=$!
   for _ in $(seq 1 100); do
-    grep -q " $mnt fuse.clip " /proc/mounts && return 0
+    grep -qF " ${mnt// /\\040} fuse.clip " /proc/mounts && return 0
     sleep 0.1
   done
   error "mount of $layer did not appear"
@@ -49,7 +49,7 @@ unmount_layer() {
   done
   kill -0 "$pid" 2>/dev/null && error "clipctl $pid did not exit on SIGTERM"
   wait "$pid" 2>/dev/null || error "clipctl $pid exited non-zero"
-  grep -q " $mnt fuse.clip " /proc/mounts && error "$mnt still mounted"
+  grep -qF " ${mnt// /\\040} fuse.clip " /proc/mounts && error "$mnt still mounted"
   return 0
 }
 
@@ -170,6 +170,18 @@ else
   error "overlay mount failed"
 fi
 for i in 1 2 3; do unmount_layer "$work/ml$i" "${pids[$(( ${#pids[@]} - 4 + i ))]}"; done
+
+# 2b. Every mount gets a readahead window of 4096 KiB (the kernel's default is 128),
+# also at a mountpoint whose name mountinfo escapes.
+mnt="$work/with space"
+mount_layer "$work/layers/posix.tar.gz" "$mnt" && {
+  pid=$last_pid
+  ra=$(cat "/sys/class/bdi/$(mountpoint -d "$mnt")/read_ahead_kb")
+  [ "$ra" = 4096 ] || error "readahead window of $mnt is $ra KiB, not 4096"
+  cmp -s "$mnt/usr/bin/random3m" <(tar -xzOf "$work/layers/posix.tar.gz" ./usr/bin/random3m 2>/dev/null || tar -xzOf "$work/layers/posix.tar.gz" usr/bin/random3m) ||
+    error "random3m read through a 4 MiB readahead window differs"
+  unmount_layer "$mnt" "$pid"
+}
 
 # 3. Unmount while busy: a held file does not block shutdown or hang the holder.
 mnt="$work/busy"

@@ -10,7 +10,7 @@
 //   cache_max_bytes = 10737418240            # disk span cache budget
 //   memory_cache_bytes = 268435456           # in-memory span cache (decoded spans)
 //   fuse_workers = 4                         # threads serving FUSE requests, all layers
-//   readahead_spans = 2                      # spans fetched ahead of an in-order reader (0: off)
+//   readahead_spans = 6                      # spans fetched ahead of an in-order reader (0: off)
 //   docker_config = "/root/.docker/config.json"  # registry credentials (auths, helpers)
 //   metrics_address = "127.0.0.1:9102"       # Prometheus /metrics; or "unix:/run/clip.sock"
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
@@ -56,7 +56,7 @@ struct DaemonConfig {
   int64_t cache_max_bytes = int64_t{10} << 30;
   int64_t memory_cache_bytes = int64_t{256} << 20;  // 0: no memory tier
   int64_t fuse_workers = 4;                         // 1..256
-  int64_t readahead_spans = 2;                      // 0..16
+  int64_t readahead_spans = 6;                      // 0..16
   std::string docker_config;  // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
   std::string metrics_address;  // empty: no metrics endpoint
   std::string remote_cache;     // empty: no remote cache

@@ -38,7 +38,7 @@ TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->memory_cache_bytes, int64_t{256} << 20);
   EXPECT_EQ(d->fuse_workers, 4);
-  EXPECT_EQ(d->readahead_spans, 2);
+  EXPECT_EQ(d->readahead_spans, 6);
   EXPECT_EQ(ParseDaemonConfig("readahead_spans = 0", "t")->readahead_spans, 0);
   EXPECT_FALSE(ParseDaemonConfig("readahead_spans = 17", "t").ok());
   auto c = ParseDaemonConfig("memory_cache_bytes = 0\nfuse_workers = 16\n", "t");

@@ -50,9 +50,11 @@
 # .bazel/out/k8-opt/bin (CLIP_BIN=DIR overrides; DIR/snapshotter/containerd-clip-grpc,
 # DIR/cmd/clipctl, DIR/fs/clip-fd-holder) and are copied first, so a rebuild during the
 # run changes nothing. BENCH_READ_CACHE overrides the image cache directory.
-# Profiling: CLIP_BENCH_PERF=FILE records the daemon (perf record -g) during the
-# sequential first read; CLIP_BENCH_LOG_LEVEL=debug logs each span's source and time,
-# CLIP_BENCH_LOG=FILE keeps the daemon's log of the last run.
+# Profiling: CLIP_BENCH_PERF=FILE records the daemon (perf record -g) during one
+# workload of one clip column (CLIP_BENCH_PERF_PASS=first|disk, default first;
+# CLIP_BENCH_PERF_WORKLOAD=seq|small|walk, default seq); CLIP_BENCH_LOG_LEVEL=debug logs each span's source and time,
+# CLIP_BENCH_LOG=FILE keeps the daemon's log of the last run; CLIP_BENCH_TOML adds lines
+# to the daemon's configuration (e.g. 'readahead_spans = 4').
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
@@ -118,6 +120,7 @@ cat > "$t/clip.toml" <<TOML
 plain_http = ["$reg"]
 log_level = "${CLIP_BENCH_LOG_LEVEL:-info}"
 metrics_address = "unix:$t/metrics.sock"
+${CLIP_BENCH_TOML:-}
 TOML
 e2e_containerd  # its proxy plugin "clip" dials $t/clip.sock, served by start_clip
 ctr="$E2E_CTR"
@@ -171,6 +174,20 @@ fuse_ops() {  # the daemon's FUSE requests by operation since it started, "op=N 
     awk '$2 > 0 {printf "%s%s=%.0f", sep, $1, $2; sep = " "}'
 }
 
+perf_pid=""
+perf_start() {  # perf_start COLUMN WORKLOAD: profile the daemon if CLIP_BENCH_PERF asks
+  [ -n "${CLIP_BENCH_PERF:-}" ] && [ "$1" = "${CLIP_BENCH_PERF_PASS:-first}" ] &&
+    [ "$2" = "${CLIP_BENCH_PERF_WORKLOAD:-seq}" ] || return 0
+  perf record -q -F 1999 -g -o "$CLIP_BENCH_PERF" -p "$clip_pid" 2>/dev/null &
+  perf_pid=$!
+  sleep 0.5
+}
+perf_stop() {
+  [ -n "$perf_pid" ] || return 0
+  kill -INT "$perf_pid"
+  wait "$perf_pid"
+  perf_pid=""
+}
 fuse_ops_total() { metric clip_fuse_ops_total; }  # all FUSE requests since the start
 
 # ---- workloads ----
@@ -236,14 +253,9 @@ for r in $(seq 1 "$runs"); do
   b0=$(metric clip_registry_blob_bytes_total)
   for w in $ws layer1; do
     drop_caches
-    perf_pid=""
-    if [ -n "${CLIP_BENCH_PERF:-}" ] && [ "$w" = seq ]; then  # profile the daemon's first read
-      perf record -q -F 1999 -g -o "$CLIP_BENCH_PERF" -p "$clip_pid" 2>/dev/null &
-      perf_pid=$!
-      sleep 0.5
-    fi
+    perf_start first "$w"
     workload clip first "$w" "$t/rootfs-c" "$r"
-    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid"; fi
+    perf_stop
   done
   [ -z "${CLIP_BENCH_LOG:-}" ] || cp "$t/clip.log" "$CLIP_BENCH_LOG"
   res[clip,regbytes1,-,$r]=$(( $(metric clip_registry_blob_bytes_total) - b0 ))
@@ -255,7 +267,9 @@ for r in $(seq 1 "$runs"); do
   grep -q "took over 3 live layer mount" "$t/clip.log" || fail "the new daemon did not take the 3 mounts over"
   for w in $ws; do
     drop_caches
+    perf_start disk "$w"
     workload clip disk "$w" "$t/rootfs-c" "$r"
+    perf_stop
     n0=$(fuse_ops_total)
     workload clip page "$w" "$t/rootfs-c" "$r"
     page_ops+=" $w=$(( $(fuse_ops_total) - n0 ))"
