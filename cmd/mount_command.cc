@@ -76,6 +76,14 @@ absl::Status MountCommand(const MountCommandOptions& options) {
                                                    " bytes; the index is for a layer of ",
                                                    index->compressed_size()));
   }
+  // Signals are taken synchronously below; no thread may receive them, so they are
+  // blocked before the first thread (the executors') starts: a SIGTERM delivered to a
+  // thread that does not block it would kill the process with the mount left behind.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
   MemoryCache memory(options.memory_cache_bytes);
   std::unique_ptr<DiskCache> disk;
   if (!options.cache_dir.empty()) {
@@ -89,13 +97,6 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   auto spans = std::make_shared<TieredSpanSource>(
       index, std::make_shared<SpanInflater>(index, *origin.blob), tiers);
   auto fs = std::make_shared<LayerFs>(index, spans);
-
-  // Signals are taken synchronously below; no thread may receive them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   std::unique_ptr<FdStore> holder;
   int lock = -1;
