@@ -1,5 +1,7 @@
 #include "cache/tiered_span_source.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -13,9 +15,8 @@ FillExecutor::FillExecutor(int threads, size_t max_queued) : max_queued_(max_que
         {
           absl::MutexLock lock(&mu_);
           mu_.Await(absl::Condition(
-              +[](FillExecutor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-                return e->stop_ || !e->jobs_.empty();
-              },
+              +[](FillExecutor* e)
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stop_ || !e->jobs_.empty(); },
               this));
           if (jobs_.empty()) return;  // stop_ and nothing left
           job = std::move(jobs_.front());
@@ -48,9 +49,8 @@ bool FillExecutor::Submit(std::function<void()> job) {
 void FillExecutor::Drain() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](FillExecutor* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-        return e->jobs_.empty() && e->running_ == 0;
-      },
+      +[](FillExecutor* e)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->jobs_.empty() && e->running_ == 0; },
       this));
 }
 
@@ -145,33 +145,48 @@ absl::StatusOr<SpanBytes> TieredSpanSource::SingleFlight(size_t span, const Dige
 }
 
 absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpan(size_t span) const {
+  return GetSpanForRead(span, ReadHint{});
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpanForRead(
+    size_t span, const ReadHint& hint) const {
   if (span >= SpanCount(*index_)) {
     return absl::OutOfRangeError(absl::StrCat("span ", span, " of ", SpanCount(*index_)));
   }
   Digest key = GetSpanInfo(*index_, span).digest;
   if (auto hit = TryTier(tiers_.memory, key)) {
-    MaybeReadAhead(span);
+    MaybeReadAhead(span, hint);
     return *hit;
   }
   foreground_.fetch_add(1, std::memory_order_relaxed);
   absl::StatusOr<SpanBytes> bytes = SingleFlight(span, key, /*fill_memory=*/true);
   foreground_.fetch_sub(1, std::memory_order_relaxed);
-  if (bytes.ok()) MaybeReadAhead(span);
+  if (bytes.ok()) MaybeReadAhead(span, hint);
   return bytes;
 }
 
-void TieredSpanSource::MaybeReadAhead(size_t span) const {
+void TieredSpanSource::MaybeReadAhead(size_t span, const ReadHint& hint) const {
   if (tiers_.readahead == nullptr || tiers_.readahead_spans <= 0 || tiers_.memory == nullptr) {
     return;
   }
   const int64_t previous = last_span_.exchange(static_cast<int64_t>(span));
-  if (previous != static_cast<int64_t>(span) - 1) return;  // not reading in order
+  const bool in_order = previous == static_cast<int64_t>(span) - 1;
+  size_t last = SpanCount(*index_) - 1;  // how far ahead may go
+  int ahead = tiers_.readahead_spans;
+  if (hint.last_span == SIZE_MAX) {  // not a file read: the layer's order only
+    if (!in_order) return;
+  } else if (span < hint.last_span) {  // inside a file: from its start or in order
+    if (!in_order && !hint.file_start) return;
+    last = std::min(last, hint.last_span);
+  } else {  // the file ends here: an in-order reader of the layer gets one span more
+    if (!in_order) return;
+    ahead = 1;
+  }
   std::weak_ptr<const TieredSpanSource> weak = weak_from_this();
   if (weak.expired()) return;  // not owned by a shared_ptr: nothing can outlive a job
-  const size_t count = SpanCount(*index_);
-  for (int k = 1; k <= tiers_.readahead_spans; ++k) {
+  for (int k = 1; k <= ahead; ++k) {
     const size_t next = span + static_cast<size_t>(k);
-    if (next >= count) break;
+    if (next > last) break;
     const Digest key = GetSpanInfo(*index_, next).digest;
     if (tiers_.memory->Contains(key)) continue;
     if (readahead_inflight_.fetch_add(1) >= 2 * tiers_.readahead_spans) {

@@ -64,6 +64,11 @@ struct CacheTiers {
   int readahead_spans = 0;
 };
 
+// Readahead: after a read of span s, up to readahead_spans spans after s are fetched
+// when the reader goes on: it read s - 1 before (in order), or its read starts a file
+// that goes on past s (ReadHint.file_start). A file read never reads ahead past the
+// file's last span; at that last span an in-order reader (files read in archive order)
+// gets one span ahead. Reads without a file (GetSpan) are bounded by the layer only.
 // Readahead jobs hold only a weak reference: a layer unmounted (its source freed) ends
 // its readahead; a failed readahead stops it until the reader is sequential again. At
 // most 2 * readahead_spans spans of one layer are in flight, and what they fill is the
@@ -75,6 +80,8 @@ class TieredSpanSource final : public SpanSource,
                    std::shared_ptr<const SpanSource> origin, CacheTiers tiers);
 
   absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override;
+  absl::StatusOr<std::shared_ptr<const std::string>> GetSpanForRead(
+      size_t span, const ReadHint& hint) const override;
 
   // Makes span `span` durable locally (disk, else memory) without returning it; for
   // the background fill. Returns the bytes that had to be fetched (0 if cached).
@@ -100,8 +107,9 @@ class TieredSpanSource final : public SpanSource,
   absl::StatusOr<SpanBytes> SingleFlight(size_t span, const Digest& key, bool fill_memory) const;
   std::optional<SpanBytes> TryTier(SpanStore* tier, const Digest& key) const;
   void Fill(SpanStore* tier, const Digest& key, const SpanBytes& bytes) const;
-  // After a read of `span`: if the previous read was span - 1, fetch the next ones.
-  void MaybeReadAhead(size_t span) const;
+  // After a read of `span`: fetch the next ones if the reader goes on (see the class
+  // comment).
+  void MaybeReadAhead(size_t span, const ReadHint& hint) const;
 
   std::shared_ptr<const index::v1::LayerIndex> index_;
   std::shared_ptr<const SpanSource> origin_;

@@ -207,6 +207,44 @@ TEST(TieredSpanSourceTest, ReadaheadIsBoundedCancelledAndStopsOnErrors) {
   EXPECT_EQ(one->readaheads(), 1u);
 }
 
+// File reads (ReadHint): a read that starts a file reads ahead at once, never past the
+// file's last span; an in-order reader at a file's last span gets one span more; a file
+// inside one span, or a read in the middle of a file out of order, reads nothing ahead.
+TEST(TieredSpanSourceTest, ReadaheadStaysInsideTheFileBeingRead) {
+  FakeLayer layer = MakeLayer(40, 20000, 4);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  MemoryCache mem(8 << 20);
+  FillExecutor readahead(2, 64);
+  auto spans =
+      std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 6));
+  auto in_memory = [&](size_t i) { return mem.Contains(Digest::Of(layer.spans[i])); };
+  ReadHint file;  // a file in spans 5..8
+  file.last_span = 8;
+  file.file_start = true;
+  ASSERT_TRUE(spans->GetSpanForRead(5, file).ok());
+  readahead.Drain();
+  EXPECT_EQ(spans->readaheads(), 3u);  // 6, 7, 8: not 9..11
+  EXPECT_TRUE(in_memory(8));
+  EXPECT_FALSE(in_memory(9));
+  file.file_start = false;
+  for (size_t i = 6; i <= 8; ++i) ASSERT_TRUE(spans->GetSpanForRead(i, file).ok());
+  readahead.Drain();
+  EXPECT_EQ(spans->readaheads(), 4u);  // in order at the file's end: 9, one more
+  EXPECT_TRUE(in_memory(9));
+  EXPECT_FALSE(in_memory(10));
+  const int calls = origin->calls.load();
+  ReadHint small;  // a file inside span 20, and the middle of a file read out of order
+  small.last_span = 20;
+  small.file_start = true;
+  ASSERT_TRUE(spans->GetSpanForRead(20, small).ok());
+  ReadHint middle;
+  middle.last_span = 35;
+  ASSERT_TRUE(spans->GetSpanForRead(30, middle).ok());
+  readahead.Drain();
+  EXPECT_EQ(origin->calls.load(), calls + 2);
+  EXPECT_EQ(spans->readaheads(), 4u);
+}
+
 TEST(TieredSpanSourceTest, SingleFlightUnder16Readers) {
   FakeLayer layer = MakeLayer(2, 50000, 2);
   auto origin = std::make_shared<FakeOrigin>(layer);
@@ -307,8 +345,8 @@ TEST(BackgroundFillTest, FillsEverySpanWithinTheBandwidthLimit) {
   auto origin = std::make_shared<FakeOrigin>(layer);
   auto disk = DiskCache::Open({testing::MakeTempDir("bf"), 1 << 30}).value();
   MemoryCache mem(1 << 20);
-  auto spans = std::make_shared<TieredSpanSource>(
-      layer.index, origin, CacheTiers{&mem, disk.get(), nullptr, nullptr});
+  auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
+                                                  CacheTiers{&mem, disk.get(), nullptr, nullptr});
   absl::Time start = absl::Now();
   BackgroundFill fill(spans, FillOptions(2, 400000));  // 1 MB at 400 kB/s: >= ~1.5 s
   fill.Start();
@@ -320,7 +358,7 @@ TEST(BackgroundFillTest, FillsEverySpanWithinTheBandwidthLimit) {
   EXPECT_EQ(p.failures, 0u);
   EXPECT_GE(took, absl::Milliseconds(1300));
   for (const auto& s : layer.spans) EXPECT_TRUE(disk->Contains(Digest::Of(s)));
-  EXPECT_EQ(mem.size_bytes(), 0u);  // The hot set is left alone.
+  EXPECT_EQ(mem.size_bytes(), 0u);                 // The hot set is left alone.
   BackgroundFill again(spans, FillOptions(2, 0));  // Everything local: nothing fetched.
   again.Start();
   again.Wait();

@@ -186,6 +186,9 @@ void OpInit(void*, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   // Layers never change: the kernel may keep symlink targets like file pages.
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  // ... and need not look at attributes again before reading cached pages (libfuse
+  // asks for auto_inval_data by default: every read() would check them).
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

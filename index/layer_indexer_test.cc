@@ -388,6 +388,60 @@ TEST(LayerReaderTest, SlicesAcrossSpansOutliveTheReadersMemo) {
   EXPECT_TRUE(reader.SlicesAt(0, 0)->empty());
 }
 
+// File reads tell the span source the file's last span and whether they start the
+// file; stream reads (ReadAt) give no file bound.
+class HintRecorder : public SpanSource {
+ public:
+  explicit HintRecorder(std::shared_ptr<const SpanSource> inner) : inner_(std::move(inner)) {}
+  absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override {
+    return GetSpanForRead(span, ReadHint{});
+  }
+  absl::StatusOr<std::shared_ptr<const std::string>> GetSpanForRead(
+      size_t span, const ReadHint& hint) const override {
+    hints.push_back({span, hint});
+    return inner_->GetSpan(span);
+  }
+  mutable std::vector<std::pair<size_t, ReadHint>> hints;
+
+ private:
+  std::shared_ptr<const SpanSource> inner_;
+};
+
+TEST(LayerReaderTest, FileReadsHintTheFilesLastSpan) {
+  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
+  ASSERT_TRUE(blob.ok());
+  IndexOptions o;
+  o.checkpoint_interval = 64 << 10;
+  auto built = BuildLayerIndex(**blob, o);
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  auto id = EntryTree(*index).Resolve("usr/bin/random3m");
+  ASSERT_TRUE(id);
+  const auto& e = index->entries(static_cast<int>(*id));
+  const size_t first = SpanAt(*index, e.data_offset());
+  const size_t last = SpanAt(*index, e.data_offset() + e.size() - 1);
+  ASSERT_GT(last, first + 2);
+  auto recorder = std::make_shared<HintRecorder>(std::make_shared<SpanInflater>(index, **blob));
+  LayerReader reader(index, recorder);
+  std::string buf(100 << 10, '\0');
+  ASSERT_TRUE(reader.ReadFile(*id, 0, absl::MakeSpan(buf)).ok());  // spans first, first + 1
+  ASSERT_GE(recorder->hints.size(), 2u);
+  EXPECT_EQ(recorder->hints[0].first, first);
+  EXPECT_TRUE(recorder->hints[0].second.file_start);
+  EXPECT_EQ(recorder->hints[0].second.last_span, last);
+  EXPECT_FALSE(recorder->hints[1].second.file_start);  // the same read's next span
+  EXPECT_EQ(recorder->hints[1].second.last_span, last);
+  recorder->hints.clear();
+  ASSERT_TRUE(reader.ReadFile(*id, e.size() - 10, absl::MakeSpan(buf)).ok());
+  ASSERT_EQ(recorder->hints.size(), 1u);
+  EXPECT_EQ(recorder->hints[0].first, last);
+  EXPECT_FALSE(recorder->hints[0].second.file_start);
+  recorder->hints.clear();
+  ASSERT_TRUE(reader.ReadAt(0, absl::MakeSpan(buf)).ok());
+  ASSERT_FALSE(recorder->hints.empty());
+  EXPECT_EQ(recorder->hints[0].second.last_span, SIZE_MAX);
+}
+
 TEST(LayerFixtureTest, AttributesFromGnuTar) {
   auto index = Build("posix.tar.gz");
   ASSERT_TRUE(index.ok()) << index.status();

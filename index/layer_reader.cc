@@ -7,13 +7,15 @@
 
 namespace clip {
 
-absl::StatusOr<std::shared_ptr<const std::string>> LayerReader::Span(size_t span) const {
+absl::StatusOr<std::shared_ptr<const std::string>> LayerReader::Span(size_t span,
+                                                                     const ReadHint& hint) const {
   {
     absl::MutexLock lock(&mu_);
     if (span == last_span_) return last_bytes_;
   }
   // Fetched without the lock: concurrent readers of other spans do not wait.
-  CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, spans_->GetSpan(span));
+  CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes,
+                        spans_->GetSpanForRead(span, hint));
   absl::MutexLock lock(&mu_);
   last_span_ = span;
   last_bytes_ = bytes;
@@ -21,6 +23,11 @@ absl::StatusOr<std::shared_ptr<const std::string>> LayerReader::Span(size_t span
 }
 
 absl::StatusOr<std::vector<SpanSlice>> LayerReader::SlicesAt(uint64_t offset, size_t size) const {
+  return Slices(offset, size, ReadHint{});
+}
+
+absl::StatusOr<std::vector<SpanSlice>> LayerReader::Slices(uint64_t offset, size_t size,
+                                                           ReadHint hint) const {
   std::vector<SpanSlice> slices;
   const uint64_t total = index_->uncompressed_size();
   if (offset >= total || size == 0) return slices;
@@ -29,7 +36,8 @@ absl::StatusOr<std::vector<SpanSlice>> LayerReader::SlicesAt(uint64_t offset, si
   size_t span = SpanAt(*index_, offset);
   while (done < want) {
     SpanInfo info = GetSpanInfo(*index_, span);
-    CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, Span(span));
+    CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, Span(span, hint));
+    hint.file_start = false;  // only the read's first span starts the file
     const uint64_t in_span = offset + done - info.offset;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(want - done, info.size - in_span));
     if (bytes->size() < in_span + n) {
@@ -56,7 +64,10 @@ absl::StatusOr<std::vector<SpanSlice>> LayerReader::FileSlices(uint32_t entry, u
   }
   if (offset >= e->size()) return std::vector<SpanSlice>();
   const size_t n = static_cast<size_t>(std::min<uint64_t>(size, e->size() - offset));
-  return SlicesAt(e->data_offset() + offset, n);
+  ReadHint hint;
+  hint.last_span = SpanAt(*index_, e->data_offset() + e->size() - 1);
+  hint.file_start = offset == 0;
+  return Slices(e->data_offset() + offset, n, hint);
 }
 
 namespace {

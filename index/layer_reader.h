@@ -8,6 +8,9 @@
 // The most recently used span is kept, so sequential reads smaller than a span
 // inflate each span once; real caching belongs to the SpanSource (cache/).
 //
+// File reads tell the span source the file's last span and whether the read starts the
+// file (ReadHint), so readahead stays inside the file being read.
+//
 // Slices: FileSlices/SlicesAt answer with pieces of the cached spans themselves, each
 // holding its span alive, so a caller that only forwards the bytes (the FUSE reply's
 // iovecs) copies nothing; ReadAt/ReadFile copy those pieces into the caller's buffer.
@@ -53,7 +56,8 @@ class LayerReader final : public BlobReader {
                                                     size_t size) const;
 
  private:
-  absl::StatusOr<std::shared_ptr<const std::string>> Span(size_t span) const;
+  absl::StatusOr<std::shared_ptr<const std::string>> Span(size_t span, const ReadHint& hint) const;
+  absl::StatusOr<std::vector<SpanSlice>> Slices(uint64_t offset, size_t size, ReadHint hint) const;
 
   std::shared_ptr<const index::v1::LayerIndex> index_;
   std::shared_ptr<const SpanSource> spans_;

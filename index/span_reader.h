@@ -17,6 +17,7 @@
 #ifndef CLIP_INDEX_SPAN_READER_H_
 #define CLIP_INDEX_SPAN_READER_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,11 +42,26 @@ SpanInfo GetSpanInfo(const index::v1::LayerIndex& index, size_t span);
 // The span holding uncompressed offset `offset` (< uncompressed_size).
 size_t SpanAt(const index::v1::LayerIndex& index, uint64_t offset);
 
+// What a reader knows about the read a span serves, for sources that read ahead: the
+// last span of the file being read (nothing past the file is worth fetching for it),
+// and whether the read starts at the file's first byte (a reader that starts a file
+// usually reads on: a large file is worth reading ahead at once).
+struct ReadHint {
+  size_t last_span = SIZE_MAX;  // SIZE_MAX: not a file read, no bound but the layer's end
+  bool file_start = false;
+};
+
 class SpanSource {
  public:
   virtual ~SpanSource() = default;
   // The verified bytes of span `span` (< SpanCount).
   virtual absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const = 0;
+  // GetSpan for a read described by `hint`; sources that do not read ahead ignore it.
+  virtual absl::StatusOr<std::shared_ptr<const std::string>> GetSpanForRead(
+      size_t span, const ReadHint& hint) const {
+    (void)hint;
+    return GetSpan(span);
+  }
 };
 
 class SpanInflater final : public SpanSource {
