@@ -52,7 +52,8 @@
 # run changes nothing. BENCH_READ_CACHE overrides the image cache directory.
 # Profiling: CLIP_BENCH_PERF=FILE records the daemon (perf record -g) during one
 # workload of one clip column (CLIP_BENCH_PERF_PASS=first|disk, default first;
-# CLIP_BENCH_PERF_WORKLOAD=seq|small|walk, default seq); CLIP_BENCH_LOG_LEVEL=debug logs each span's source and time,
+# CLIP_BENCH_PERF_WORKLOAD=seq|small|walk, default seq; CLIP_BENCH_PERF_ALL=1 records
+# the whole machine, registry and reader too); CLIP_BENCH_LOG_LEVEL=debug logs each span's source and time,
 # CLIP_BENCH_LOG=FILE keeps the daemon's log of the last run; CLIP_BENCH_TOML adds lines
 # to the daemon's configuration (e.g. 'readahead_spans = 4').
 set -uo pipefail
@@ -178,7 +179,11 @@ perf_pid=""
 perf_start() {  # perf_start COLUMN WORKLOAD: profile the daemon if CLIP_BENCH_PERF asks
   [ -n "${CLIP_BENCH_PERF:-}" ] && [ "$1" = "${CLIP_BENCH_PERF_PASS:-first}" ] &&
     [ "$2" = "${CLIP_BENCH_PERF_WORKLOAD:-seq}" ] || return 0
-  perf record -q -F 1999 -g -o "$CLIP_BENCH_PERF" -p "$clip_pid" 2>/dev/null &
+  if [ -n "${CLIP_BENCH_PERF_ALL:-}" ]; then  # the whole machine: registry and reader too
+    perf record -q -F 999 -a -g -o "$CLIP_BENCH_PERF" 2>/dev/null &
+  else
+    perf record -q -F 1999 -g -o "$CLIP_BENCH_PERF" -p "$clip_pid" 2>/dev/null &
+  fi
   perf_pid=$!
   sleep 0.5
 }
