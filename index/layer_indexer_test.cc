@@ -442,6 +442,52 @@ TEST(LayerReaderTest, FileReadsHintTheFilesLastSpan) {
   EXPECT_EQ(recorder->hints[0].second.last_span, SIZE_MAX);
 }
 
+// A run of spans comes from one read of the blob and equals the spans one by one; a
+// corrupt byte in the run fails it (never wrong bytes).
+class CountingBlob : public BlobReader {
+ public:
+  explicit CountingBlob(const BlobReader& inner) : inner_(inner) {}
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, absl::Span<char> dst) const override {
+    ++reads;
+    return inner_.ReadAt(offset, dst);
+  }
+  absl::StatusOr<uint64_t> Size() const override { return inner_.Size(); }
+  mutable std::atomic<int> reads{0};
+
+ private:
+  const BlobReader& inner_;
+};
+
+TEST(SpanInflaterTest, RunOfSpansInOneRead) {
+  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
+  ASSERT_TRUE(blob.ok());
+  IndexOptions o;
+  o.checkpoint_interval = 64 << 10;
+  auto built = BuildLayerIndex(**blob, o);
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  ASSERT_GT(index->checkpoints_size(), 5);
+  CountingBlob counting(**blob);
+  SpanInflater spans(index, counting);
+  auto run = spans.GetSpans(2, 3);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(counting.reads.load(), 1);
+  ASSERT_EQ(run->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(*(*run)[i], **spans.GetSpan(2 + i)) << i;
+  const size_t n = static_cast<size_t>(index->checkpoints_size());
+  EXPECT_TRUE(spans.GetSpans(n - 2, 2).ok());  // the last span ends at the blob's end
+  EXPECT_EQ(spans.GetSpans(n - 1, 2).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(spans.GetSpans(0, 0).status().code(), absl::StatusCode::kOutOfRange);
+
+  std::string bytes = ReadFile(g_dir + "/posix.tar.gz");
+  const auto& cp = index->checkpoints(3);
+  bytes[cp.compressed_offset() + 100] ^= 0x5a;
+  MemoryBlobReader bad_blob(bytes);
+  SpanInflater bad(index, bad_blob);
+  EXPECT_FALSE(bad.GetSpans(2, 3).ok());
+  EXPECT_TRUE(bad.GetSpans(0, 2).ok());
+}
+
 TEST(LayerFixtureTest, AttributesFromGnuTar) {
   auto index = Build("posix.tar.gz");
   ASSERT_TRUE(index.ok()) << index.status();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -99,41 +100,73 @@ size_t SpanAt(const index::v1::LayerIndex& index, uint64_t offset) {
   return static_cast<size_t>(it - cps.begin()) - 1;  // cps[0] is at 0.
 }
 
-absl::StatusOr<std::shared_ptr<const std::string>> SpanInflater::GetSpan(size_t span) const {
-  const index::v1::LayerIndex& index = *index_;
-  if (span >= SpanCount(index)) {
-    return absl::OutOfRangeError(absl::StrCat("span ", span, " of ", SpanCount(index)));
-  }
-  SpanInfo info = GetSpanInfo(index, span);
+namespace {
+
+// Where span `span`'s compressed bytes lie in the blob: [start, end).
+std::pair<uint64_t, uint64_t> CompressedRange(const index::v1::LayerIndex& index, size_t span) {
   const auto& cp = index.checkpoints(static_cast<int>(span));
-  std::string out(info.size, '\0');
-  Digest digest;
-  if (index.compression() == index::v1::NONE) {
-    CLIP_RETURN_IF_ERROR(ReadExactly(blob_, info.offset, absl::MakeSpan(out)));
-    digest = Digest::Of(out);
-  } else {
-    // Compressed bytes from the checkpoint (its partial byte first) to the next one.
-    uint64_t start = cp.compressed_offset() - (cp.bits() > 0 ? 1 : 0);
-    uint64_t end = span + 1 < SpanCount(index)
-                       ? index.checkpoints(static_cast<int>(span + 1)).compressed_offset()
-                       : index.compressed_size();
-    std::string input(end - start, '\0');
-    CLIP_RETURN_IF_ERROR(ReadExactly(blob_, start, absl::MakeSpan(input)));
-    std::string window;
-    if (!cp.window().empty()) {
-      CLIP_ASSIGN_OR_RETURN(window, DecompressWindow(cp.window()));
+  // From the checkpoint (its partial byte first) to the next one.
+  uint64_t start = cp.compressed_offset() - (cp.bits() > 0 ? 1 : 0);
+  uint64_t end = span + 1 < SpanCount(index)
+                     ? index.checkpoints(static_cast<int>(span + 1)).compressed_offset()
+                     : index.compressed_size();
+  return {start, end};
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const std::string>> SpanInflater::GetSpan(size_t span) const {
+  CLIP_ASSIGN_OR_RETURN(std::vector<std::shared_ptr<const std::string>> one, GetSpans(span, 1));
+  return std::move(one[0]);
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<const std::string>>> SpanInflater::GetSpans(
+    size_t first, size_t count) const {
+  const index::v1::LayerIndex& index = *index_;
+  if (count == 0 || first >= SpanCount(index) || count > SpanCount(index) - first) {
+    return absl::OutOfRangeError(
+        absl::StrCat("spans ", first, "+", count, " of ", SpanCount(index)));
+  }
+  // One read for the whole run (one Range request from a registry).
+  const uint64_t run_start = index.compression() == index::v1::NONE
+                                 ? GetSpanInfo(index, first).offset
+                                 : CompressedRange(index, first).first;
+  const uint64_t run_end = index.compression() == index::v1::NONE
+                               ? GetSpanInfo(index, first + count - 1).offset +
+                                     GetSpanInfo(index, first + count - 1).size
+                               : CompressedRange(index, first + count - 1).second;
+  std::string input(run_end - run_start, '\0');
+  CLIP_RETURN_IF_ERROR(ReadExactly(blob_, run_start, absl::MakeSpan(input)));
+  std::vector<std::shared_ptr<const std::string>> out;
+  for (size_t span = first; span < first + count; ++span) {
+    SpanInfo info = GetSpanInfo(index, span);
+    std::string bytes;
+    Digest digest;
+    if (index.compression() == index::v1::NONE) {
+      bytes = input.substr(info.offset - run_start, info.size);
+      digest = Digest::Of(bytes);
+    } else {
+      const auto& cp = index.checkpoints(static_cast<int>(span));
+      auto [start, end] = CompressedRange(index, span);
+      absl::string_view in = absl::string_view(input).substr(start - run_start, end - start);
+      std::string window;
+      if (!cp.window().empty()) {
+        CLIP_ASSIGN_OR_RETURN(window, DecompressWindow(cp.window()));
+      }
+      bytes.assign(info.size, '\0');
+      OverlappedSha256 hasher(bytes.data());
+      absl::Status inflated = InflateFromCheckpoint(in, cp.bits(), window, absl::MakeSpan(bytes),
+                                                    [&](size_t ready) { hasher.Advance(ready); });
+      digest = hasher.Finish(inflated.ok() ? bytes.size() : 0);
+      CLIP_RETURN_IF_ERROR(inflated);
     }
-    OverlappedSha256 hasher(out.data());
-    absl::Status inflated = InflateFromCheckpoint(input, cp.bits(), window, absl::MakeSpan(out),
-                                                  [&](size_t ready) { hasher.Advance(ready); });
-    digest = hasher.Finish(inflated.ok() ? out.size() : 0);
-    CLIP_RETURN_IF_ERROR(inflated);
+    if (digest != info.digest) {
+      return absl::DataLossError(absl::StrCat("span ", span, " at offset ", info.offset,
+                                              " does not match its sha256 ", info.digest.Hex()));
+    }
+    out.push_back(std::make_shared<const std::string>(std::move(bytes)));
   }
-  if (digest != info.digest) {
-    return absl::DataLossError(absl::StrCat("span ", span, " at offset ", info.offset,
-                                            " does not match its sha256 ", info.digest.Hex()));
-  }
-  return std::make_shared<const std::string>(std::move(out));
+  return out;
 }
 
 }  // namespace clip

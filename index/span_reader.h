@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "clip/index/v1/index.pb.h"
@@ -56,6 +57,18 @@ class SpanSource {
   virtual ~SpanSource() = default;
   // The verified bytes of span `span` (< SpanCount).
   virtual absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const = 0;
+  // Spans [first, first + count), as GetSpan would return each; sources that can fetch
+  // a run at once (one Range request) override it.
+  virtual absl::StatusOr<std::vector<std::shared_ptr<const std::string>>> GetSpans(
+      size_t first, size_t count) const {
+    std::vector<std::shared_ptr<const std::string>> out;
+    for (size_t i = first; i < first + count; ++i) {
+      absl::StatusOr<std::shared_ptr<const std::string>> s = GetSpan(i);
+      if (!s.ok()) return s.status();
+      out.push_back(*std::move(s));
+    }
+    return out;
+  }
   // GetSpan for a read described by `hint`; sources that do not read ahead ignore it.
   virtual absl::StatusOr<std::shared_ptr<const std::string>> GetSpanForRead(
       size_t span, const ReadHint& hint) const {
@@ -71,6 +84,9 @@ class SpanInflater final : public SpanSource {
       : index_(std::move(index)), blob_(blob) {}
 
   absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override;
+  // A run of spans from one read of the blob (their compressed bytes are adjacent).
+  absl::StatusOr<std::vector<std::shared_ptr<const std::string>>> GetSpans(
+      size_t first, size_t count) const override;
 
  private:
   std::shared_ptr<const index::v1::LayerIndex> index_;
