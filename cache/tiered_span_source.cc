@@ -54,6 +54,23 @@ void FillExecutor::Drain() {
       this));
 }
 
+void SpanAccessLog::Note(size_t span) {
+  absl::MutexLock lock(&mu_);
+  if (!seen_.insert(static_cast<uint32_t>(span)).second) return;
+  order_.push_back(static_cast<uint32_t>(span));
+  last_new_ = absl::Now();
+}
+
+std::vector<uint32_t> SpanAccessLog::spans() const {
+  absl::MutexLock lock(&mu_);
+  return order_;
+}
+
+absl::Time SpanAccessLog::last_new() const {
+  absl::MutexLock lock(&mu_);
+  return last_new_;
+}
+
 TieredSpanSource::TieredSpanSource(std::shared_ptr<const index::v1::LayerIndex> index,
                                    std::shared_ptr<const SpanSource> origin, CacheTiers tiers)
     : index_(std::move(index)), origin_(std::move(origin)), tiers_(tiers) {}
@@ -115,6 +132,25 @@ absl::StatusOr<SpanBytes> TieredSpanSource::FetchBelowMemory(size_t span, const 
   return bytes;
 }
 
+std::shared_ptr<TieredSpanSource::Flight> TieredSpanSource::Lead(const Digest& key) const {
+  absl::MutexLock lock(&flights_mu_);
+  auto& slot = flights_[key];
+  if (slot) return nullptr;
+  slot = std::make_shared<Flight>();
+  return slot;
+}
+
+void TieredSpanSource::Land(const Digest& key, const std::shared_ptr<Flight>& flight,
+                            absl::StatusOr<SpanBytes> result) const {
+  {
+    absl::MutexLock lock(&flights_mu_);
+    flights_.erase(key);
+  }
+  absl::MutexLock lock(&flight->mu);
+  flight->result = std::move(result);
+  flight->done = true;
+}
+
 absl::StatusOr<SpanBytes> TieredSpanSource::SingleFlight(size_t span, const Digest& key,
                                                          bool fill_memory) const {
   std::shared_ptr<Flight> flight;
@@ -134,14 +170,69 @@ absl::StatusOr<SpanBytes> TieredSpanSource::SingleFlight(size_t span, const Dige
     return flight->result;
   }
   absl::StatusOr<SpanBytes> result = FetchBelowMemory(span, key, fill_memory);
-  {
-    absl::MutexLock lock(&flights_mu_);
-    flights_.erase(key);
-  }
-  absl::MutexLock lock(&flight->mu);
-  flight->result = result;
-  flight->done = true;
+  Land(key, flight, result);
   return result;
+}
+
+void TieredSpanSource::SetAccessLog(std::shared_ptr<SpanAccessLog> log) const {
+  absl::MutexLock lock(&log_mu_);
+  access_log_ = std::move(log);
+}
+
+absl::StatusOr<size_t> TieredSpanSource::Warm(size_t first, size_t count) const {
+  const size_t total = SpanCount(*index_);
+  if (count == 0 || first >= total || count > total - first) {
+    return absl::OutOfRangeError(absl::StrCat("spans ", first, "+", count, " of ", total));
+  }
+  // Spans this call leads, by position; the origin fetches them in adjacent runs.
+  std::vector<std::shared_ptr<Flight>> led(count);
+  std::vector<Digest> keys(count);
+  for (size_t i = 0; i < count; ++i) {
+    keys[i] = GetSpanInfo(*index_, first + i).digest;
+    if (tiers_.memory != nullptr && tiers_.memory->Contains(keys[i])) continue;
+    led[i] = Lead(keys[i]);
+    if (led[i] == nullptr) continue;  // in flight elsewhere: that fetch fills it
+    for (SpanStore* tier : {tiers_.disk, tiers_.remote}) {
+      if (auto hit = TryTier(tier, keys[i])) {
+        Fill(tiers_.memory, keys[i], *hit);
+        if (tier == tiers_.remote) Fill(tiers_.disk, keys[i], *hit);
+        Land(keys[i], led[i], *hit);
+        led[i] = nullptr;
+        break;
+      }
+    }
+  }
+  size_t fetched = 0;
+  absl::Status failed;
+  for (size_t i = 0; i < count;) {
+    if (led[i] == nullptr) {
+      ++i;
+      continue;
+    }
+    size_t run = 1;
+    while (i + run < count && led[i + run] != nullptr) ++run;
+    origin_fetches_.fetch_add(run, std::memory_order_relaxed);
+    absl::StatusOr<std::vector<SpanBytes>> got = origin_->GetSpans(first + i, run);
+    for (size_t k = 0; k < run; ++k) {
+      if (got.ok()) {
+        const SpanBytes& bytes = (*got)[k];
+        Fill(tiers_.memory, keys[i + k], bytes);
+        Fill(tiers_.disk, keys[i + k], bytes);
+        Fill(tiers_.remote, keys[i + k], bytes);
+        Land(keys[i + k], led[i + k], bytes);
+      } else {
+        Land(keys[i + k], led[i + k], got.status());
+      }
+    }
+    if (got.ok()) {
+      fetched += run;
+    } else if (failed.ok()) {
+      failed = got.status();
+    }
+    i += run;
+  }
+  if (!failed.ok()) return failed;
+  return fetched;
 }
 
 absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpan(size_t span) const {
@@ -152,6 +243,10 @@ absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpanForR
     size_t span, const ReadHint& hint) const {
   if (span >= SpanCount(*index_)) {
     return absl::OutOfRangeError(absl::StrCat("span ", span, " of ", SpanCount(*index_)));
+  }
+  {
+    absl::MutexLock lock(&log_mu_);
+    if (access_log_ != nullptr) access_log_->Note(span);
   }
   Digest key = GetSpanInfo(*index_, span).digest;
   if (auto hit = TryTier(tiers_.memory, key)) {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/span_store.h"
 #include "clip/index/v1/index.pb.h"
@@ -50,6 +51,25 @@ class FillExecutor {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
+};
+
+// The spans a layer's readers asked for, each once, in first-read order, with the time
+// of the first and of the latest new span: what an access profile is made of
+// (index/access_profile.h). Safe for concurrent use.
+class SpanAccessLog {
+ public:
+  SpanAccessLog() : started_(absl::Now()) {}
+  void Note(size_t span);
+  std::vector<uint32_t> spans() const;
+  absl::Time started() const { return started_; }
+  absl::Time last_new() const;  // started() while empty
+
+ private:
+  const absl::Time started_;
+  mutable absl::Mutex mu_;
+  std::vector<uint32_t> order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<uint32_t> seen_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_new_ ABSL_GUARDED_BY(mu_) = started_;
 };
 
 struct CacheTiers {
@@ -87,6 +107,18 @@ class TieredSpanSource final : public SpanSource,
   // the background fill. Returns the bytes that had to be fetched (0 if cached).
   absl::StatusOr<uint64_t> Prefetch(size_t span) const;
 
+  // Makes spans [first, first + count) present in memory (and on disk) ahead of their
+  // readers, for an access profile's replay: spans on disk or in the remote tier come
+  // from there, the rest from the origin in one GetSpans call per adjacent run (one
+  // Range request). Spans another fetch already has in flight are left to it; a reader
+  // of a span this call has in flight waits for it (single flight). Returns the spans
+  // fetched from the origin.
+  absl::StatusOr<size_t> Warm(size_t first, size_t count) const;
+
+  // Recording: while a log is set, every span a reader asks for (GetSpan,
+  // GetSpanForRead; not readahead, prefetch or Warm) is noted in it.
+  void SetAccessLog(std::shared_ptr<SpanAccessLog> log) const;
+
   // Foreground GetSpan calls in progress (the background fill yields to them).
   int foreground_waiting() const { return foreground_.load(std::memory_order_relaxed); }
   uint64_t origin_fetches() const { return origin_fetches_.load(std::memory_order_relaxed); }
@@ -120,6 +152,13 @@ class TieredSpanSource final : public SpanSource,
   mutable std::atomic<int64_t> last_span_{-2};
   mutable std::atomic<int> readahead_inflight_{0};
   mutable std::atomic<uint64_t> readaheads_{0};
+  // Becomes the leader of `key`'s flight if none is in flight (then returns it).
+  std::shared_ptr<Flight> Lead(const Digest& key) const;
+  void Land(const Digest& key, const std::shared_ptr<Flight>& flight,
+            absl::StatusOr<SpanBytes> result) const;
+
+  mutable absl::Mutex log_mu_;
+  mutable std::shared_ptr<SpanAccessLog> access_log_ ABSL_GUARDED_BY(log_mu_);
   mutable absl::Mutex flights_mu_;
   mutable absl::flat_hash_map<Digest, std::shared_ptr<Flight>> flights_
       ABSL_GUARDED_BY(flights_mu_);

@@ -68,7 +68,21 @@ class FakeOrigin : public SpanSource {
     }
     return std::make_shared<const std::string>(layer_.spans[span]);
   }
+  absl::StatusOr<std::vector<std::shared_ptr<const std::string>>> GetSpans(
+      size_t first, size_t count) const override {
+    runs.fetch_add(1);
+    const int now = concurrent.fetch_add(1) + 1;
+    int seen = max_concurrent.load();
+    while (now > seen && !max_concurrent.compare_exchange_weak(seen, now)) {
+    }
+    auto got = SpanSource::GetSpans(first, count);
+    concurrent.fetch_sub(1);
+    return got;
+  }
   mutable std::atomic<int> calls{0};
+  mutable std::atomic<int> runs{0};  // GetSpans calls (one Range request each)
+  mutable std::atomic<int> concurrent{0};
+  mutable std::atomic<int> max_concurrent{0};
   absl::Duration delay = absl::ZeroDuration();
   std::atomic<bool> fail{false};
   std::atomic<int> fail_span{-1};
@@ -243,6 +257,72 @@ TEST(TieredSpanSourceTest, ReadaheadStaysInsideTheFileBeingRead) {
   readahead.Drain();
   EXPECT_EQ(origin->calls.load(), calls + 2);
   EXPECT_EQ(spans->readaheads(), 4u);
+}
+
+// Recording notes what readers ask for, each span once in first-read order; readahead
+// and Warm are not readers.
+TEST(TieredSpanSourceTest, AccessLogRecordsReadersOnly) {
+  FakeLayer layer = MakeLayer(12, 10000, 5);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  MemoryCache mem(8 << 20);
+  FillExecutor readahead(2, 16);
+  auto spans =
+      std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
+  auto log = std::make_shared<SpanAccessLog>();
+  spans->SetAccessLog(log);
+  ASSERT_TRUE(spans->GetSpan(5).ok());
+  ASSERT_TRUE(spans->GetSpan(6).ok());  // in order: 7, 8 ahead, not recorded
+  ASSERT_TRUE(spans->Warm(10, 2).ok());
+  ASSERT_TRUE(spans->GetSpan(1).ok());
+  ASSERT_TRUE(spans->GetSpan(5).ok());  // again: once
+  readahead.Drain();
+  EXPECT_EQ(log->spans(), (std::vector<uint32_t>{5, 6, 1}));
+  EXPECT_GE(log->last_new(), log->started());
+  spans->SetAccessLog(nullptr);
+  ASSERT_TRUE(spans->GetSpan(3).ok());
+  EXPECT_EQ(log->spans().size(), 3u);
+}
+
+// Warm: adjacent missing spans come from the origin in one run each; spans in memory or
+// on disk are not fetched again; a reader of a span being warmed waits for it rather
+// than fetching it; a failed run is an error and leaves nothing cached.
+TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
+  FakeLayer layer = MakeLayer(10, 30000, 6);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  MemoryCache mem(8 << 20);
+  auto disk = DiskCache::Open({testing::MakeTempDir("w"), 1 << 30}).value();
+  FillExecutor fills;
+  auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
+                                                  CacheTiers{&mem, disk.get(), nullptr, &fills});
+  ASSERT_TRUE(spans->GetSpan(3).ok());  // in memory (and on disk) already
+  origin->runs = 0;
+  origin->calls = 0;
+  auto warmed = spans->Warm(2, 4);  // 2 | 3 cached | 4, 5
+  ASSERT_TRUE(warmed.ok()) << warmed.status();
+  EXPECT_EQ(*warmed, 3u);
+  EXPECT_EQ(origin->runs.load(), 2);
+  EXPECT_EQ(origin->calls.load(), 3);
+  for (size_t i = 2; i < 6; ++i) EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[i]))) << i;
+  fills.Drain();
+  EXPECT_TRUE(disk->Contains(Digest::Of(layer.spans[5])));
+
+  origin->delay = absl::Milliseconds(200);
+  origin->calls = 0;
+  std::thread warm([&] { EXPECT_TRUE(spans->Warm(6, 3).ok()); });
+  absl::SleepFor(absl::Milliseconds(50));
+  auto s7 = spans->GetSpan(7);  // in flight in the warm run: waits, no fetch of its own
+  warm.join();
+  ASSERT_TRUE(s7.ok()) << s7.status();
+  EXPECT_EQ(**s7, layer.spans[7]);
+  EXPECT_EQ(origin->calls.load(), 3);
+
+  origin->delay = absl::ZeroDuration();
+  origin->fail = true;
+  EXPECT_FALSE(spans->Warm(9, 1).ok());
+  EXPECT_FALSE(mem.Contains(Digest::Of(layer.spans[9])));
+  origin->fail = false;
+  EXPECT_TRUE(spans->GetSpan(9).ok());  // nothing left in flight
+  EXPECT_EQ(spans->Warm(9, 2).status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST(TieredSpanSourceTest, SingleFlightUnder16Readers) {
