@@ -11,6 +11,7 @@
 #include "cache/background_fill.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
+#include "cache/profile_replay.h"
 #include "cache/remote_cache.h"
 #include "cache/testing/nginx_server.h"
 #include "common/testing/subprocess.h"
@@ -323,6 +324,63 @@ TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
   origin->fail = false;
   EXPECT_TRUE(spans->GetSpan(9).ok());  // nothing left in flight
   EXPECT_EQ(spans->Warm(9, 2).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+// Runs: adjacent wanted spans, up to max_run, in the order the profile first names them.
+TEST(ProfileReplayTest, RunsCoalesceAdjacentSpansInProfileOrder) {
+  using Runs = std::vector<std::pair<size_t, size_t>>;
+  EXPECT_EQ(ProfileReplay::Runs({7, 3, 4, 5, 6, 20, 2, 9}, 4),
+            (Runs{{4, 4}, {2, 2}, {20, 1}, {9, 1}}));  // 7 grows back to 4
+  EXPECT_EQ(ProfileReplay::Runs({0, 1, 2, 3, 4, 5, 6, 7, 8}, 4), (Runs{{0, 4}, {4, 4}, {8, 1}}));
+  EXPECT_EQ(ProfileReplay::Runs({5, 4, 3}, 1), (Runs{{5, 1}, {4, 1}, {3, 1}}));
+  EXPECT_TRUE(ProfileReplay::Runs({}, 4).empty());
+}
+
+// A replay fetches every profiled span once, no more runs at once than the executor
+// has threads; a layer unmounted before its queued runs start cancels them; a failing
+// origin is counted, not fatal.
+TEST(ProfileReplayTest, BoundedCancelledOnUnmountAndFailuresCounted) {
+  FakeLayer layer = MakeLayer(64, 20000, 7);
+  auto origin = std::make_shared<FakeOrigin>(layer);
+  origin->delay = absl::Milliseconds(20);
+  MemoryCache mem(16 << 20);
+  FillExecutor replay(3, 256);
+  auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
+                                                  CacheTiers{&mem, nullptr, nullptr, nullptr});
+  std::vector<uint32_t> order;
+  for (uint32_t s = 0; s < 64; s += 2) order.push_back(s);  // 32 runs of one span
+  auto progress = ProfileReplay::Start(spans, order, &replay, {});
+  replay.Drain();
+  EXPECT_EQ(progress->runs_done.load(), 32u);
+  EXPECT_EQ(progress->spans_fetched.load(), 32u);
+  EXPECT_EQ(origin->calls.load(), 32);
+  EXPECT_LE(origin->max_concurrent.load(), 3);
+  EXPECT_GE(origin->max_concurrent.load(), 2);  // it did run in parallel
+  for (uint32_t s : order) EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[s]))) << s;
+
+  origin->calls = 0;
+  origin->delay = absl::Milliseconds(100);
+  MemoryCache mem2(16 << 20);
+  auto doomed = std::make_shared<TieredSpanSource>(layer.index, origin,
+                                                   CacheTiers{&mem2, nullptr, nullptr, nullptr});
+  auto cancelled = ProfileReplay::Start(doomed, order, &replay, {});
+  absl::SleepFor(absl::Milliseconds(30));
+  cancelled->Cancel();  // unmounted: queued runs must not run
+  doomed.reset();
+  replay.Drain();
+  EXPECT_EQ(cancelled->runs_done.load(), 32u);
+  EXPECT_GE(cancelled->cancelled_runs.load(), 20u);
+  EXPECT_LE(origin->calls.load(), 12);
+
+  origin->delay = absl::ZeroDuration();
+  origin->fail = true;
+  MemoryCache mem3(16 << 20);
+  auto failing = std::make_shared<TieredSpanSource>(layer.index, origin,
+                                                    CacheTiers{&mem3, nullptr, nullptr, nullptr});
+  auto failed = ProfileReplay::Start(failing, {1, 2, 9}, &replay, {});
+  replay.Drain();
+  EXPECT_EQ(failed->failed_runs.load(), 2u);
+  EXPECT_EQ(failed->spans_fetched.load(), 0u);
 }
 
 TEST(TieredSpanSourceTest, SingleFlightUnder16Readers) {
