@@ -5,8 +5,7 @@
 
 namespace clip {
 
-RemoteCache::RemoteCache(Options options)
-    : options_(std::move(options)), http_(options_.http) {
+RemoteCache::RemoteCache(Options options) : options_(std::move(options)), http_(options_.http) {
   for (int i = 0; i < std::max(1, options_.writers); ++i) {
     writers_.emplace_back([this] { WriterLoop(); });
   }
@@ -28,15 +27,16 @@ std::string RemoteCache::Url(const Digest& key) const {
   return absl::StrCat(base, "/cas/", key.Hex());
 }
 
-std::string RemoteCache::IndexUrl(const Digest& layer) const {
+std::string RemoteCache::LayerDocUrl(LayerDoc kind, const Digest& layer) const {
   std::string base = options_.endpoint;
   while (!base.empty() && base.back() == '/') base.pop_back();
-  return absl::StrCat(base, "/index/", layer.Hex());
+  return absl::StrCat(base, kind == LayerDoc::kIndex ? "/index/" : "/profile/", layer.Hex());
 }
 
-absl::StatusOr<std::optional<std::string>> RemoteCache::GetIndex(const Digest& layer) {
+absl::StatusOr<std::optional<std::string>> RemoteCache::GetLayerDoc(LayerDoc kind,
+                                                                    const Digest& layer) {
   HttpRequest req;
-  req.url = IndexUrl(layer);
+  req.url = LayerDocUrl(kind, layer);
   req.headers = options_.headers;
   req.tls = options_.tls;
   CLIP_ASSIGN_OR_RETURN(HttpResponse resp, http_.Do(req));
@@ -48,10 +48,11 @@ absl::StatusOr<std::optional<std::string>> RemoteCache::GetIndex(const Digest& l
   return std::move(resp.body);
 }
 
-absl::Status RemoteCache::PutIndex(const Digest& layer, const std::string& encoded) {
+absl::Status RemoteCache::PutLayerDoc(LayerDoc kind, const Digest& layer,
+                                      const std::string& encoded) {
   HttpRequest put;
   put.method = "PUT";
-  put.url = IndexUrl(layer);
+  put.url = LayerDocUrl(kind, layer);
   put.headers = options_.headers;
   put.headers.emplace_back("Content-Type", "application/octet-stream");
   put.tls = options_.tls;
@@ -72,7 +73,8 @@ absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
   absl::StatusOr<HttpResponse> resp = http_.Do(req);
   if (!resp.ok()) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    log_.Log(LogLevel::kWarning, "cache.remote", absl::StrCat("GET failed: ", resp.status().message()));
+    log_.Log(LogLevel::kWarning, "cache.remote",
+             absl::StrCat("GET failed: ", resp.status().message()));
     return resp.status();
   }
   if (resp->status == 404) {
@@ -113,9 +115,8 @@ absl::Status RemoteCache::Put(const Digest& key, const SpanBytes& bytes) {
 void RemoteCache::Flush() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](RemoteCache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-        return c->queue_.empty() && c->busy_ == 0;
-      },
+      +[](RemoteCache* c)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->queue_.empty() && c->busy_ == 0; },
       this));
 }
 
@@ -125,9 +126,8 @@ void RemoteCache::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](RemoteCache* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-            return c->stop_ || !c->queue_.empty();
-          },
+          +[](RemoteCache* c)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->stop_ || !c->queue_.empty(); },
           this));
       if (stop_) return;
       item = std::move(queue_.front());
@@ -161,9 +161,8 @@ bool RemoteCache::Write(const Digest& key, const SpanBytes& bytes) {
   if (!resp.ok() || (resp->status != 200 && resp->status != 201 && resp->status != 204)) {
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     log_.Log(LogLevel::kWarning, "cache.remote",
-             absl::StrCat("PUT failed: ",
-                          resp.ok() ? absl::StrCat("HTTP ", resp->status)
-                                    : std::string(resp.status().message())));
+             absl::StrCat("PUT failed: ", resp.ok() ? absl::StrCat("HTTP ", resp->status)
+                                                    : std::string(resp.status().message())));
     return false;
   }
   counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);

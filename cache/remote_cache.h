@@ -1,8 +1,9 @@
 // RemoteCache: the fleet-shared tier, a plain HTTP content-addressed store:
 // `GET/HEAD/PUT <endpoint>/cas/<hex>` (nginx with WebDAV PUT, bazel-remote, or an
-// object-store gateway serve this). Layers' clip indexes are shared the same way under
-// `<endpoint>/index/<layer digest hex>` (GetIndex/PutIndex; not content-addressed, so
-// the caller verifies what it gets against the layer digest). Reads are synchronous and every hit is verified;
+// object-store gateway serve this). Layers' clip indexes and access profiles are shared
+// the same way under `<endpoint>/index/<layer digest hex>` and `.../profile/<hex>`
+// (GetLayerDoc/PutLayerDoc; not content-addressed, so the caller verifies what it gets
+// against the layer digest). Reads are synchronous and every hit is verified;
 // writes are asynchronous through a bounded queue drained by background writers, so
 // a slow or dead remote never slows a read: when the queue is full, writes are shed
 // (counted in dropped_writes). Failures are logged at most once per 10 s.
@@ -45,18 +46,21 @@ class RemoteCache final : public SpanStore {
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
   absl::Status Put(const Digest& key, const SpanBytes& bytes) override;
 
-  // A layer's clip index as stored by PutIndex: nullopt on 404. Synchronous; the bytes
-  // are unverified (callers decode and check the index's own checksum and layer digest).
-  absl::StatusOr<std::optional<std::string>> GetIndex(const Digest& layer);
-  // Stores a layer's encoded index (synchronous: an index is small and fetched rarely).
-  absl::Status PutIndex(const Digest& layer, const std::string& encoded);
+  // Per-layer documents, shared by the fleet: a layer's clip index
+  // (`<endpoint>/index/<layer hex>`) and its access profile (`.../profile/<layer hex>`).
+  enum class LayerDoc { kIndex, kProfile };
+  // As stored by PutLayerDoc: nullopt on 404. Synchronous; the bytes are unverified
+  // (callers decode them and check their own checksum and layer digest).
+  absl::StatusOr<std::optional<std::string>> GetLayerDoc(LayerDoc kind, const Digest& layer);
+  // Stores one (synchronous: they are small and fetched rarely).
+  absl::Status PutLayerDoc(LayerDoc kind, const Digest& layer, const std::string& encoded);
 
   // Waits until every queued write is done (tests, orderly shutdown).
   void Flush();
 
  private:
   std::string Url(const Digest& key) const;
-  std::string IndexUrl(const Digest& layer) const;
+  std::string LayerDocUrl(LayerDoc kind, const Digest& layer) const;
   void WriterLoop();
   bool Write(const Digest& key, const SpanBytes& bytes);
 

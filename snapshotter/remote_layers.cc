@@ -1,7 +1,9 @@
 #include "snapshotter/remote_layers.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
@@ -36,9 +38,15 @@ bool RemoteLayers::DelayedFill::done() const { return done_; }
 
 RemoteLayers::RemoteLayers(Options options) : options_(std::move(options)) {
   mkdir(options_.index_store.c_str(), 0700);
+  if (!options_.profile_store.empty()) {
+    mkdir(options_.profile_store.c_str(), 0700);
+    keeper_ = std::thread([this] { KeepProfiles(); });
+  }
 }
 
 RemoteLayers::~RemoteLayers() {
+  stop_keeper_.Notify();
+  if (keeper_.joinable()) keeper_.join();
   stopping_ = true;  // index jobs stop at their next read
   std::vector<std::thread> jobs;
   {
@@ -48,6 +56,7 @@ RemoteLayers::~RemoteLayers() {
   for (auto& j : jobs) j.join();
   absl::MutexLock lock(&mu_);
   for (auto& [mnt, layer] : layers_) {
+    if (layer.replay != nullptr) layer.replay->Cancel();
     layer.fill.reset();
     (void)options_.fuse->Unmount(layer.id);
   }
@@ -121,7 +130,8 @@ void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool sh
       WriteFileAtomically(absl::StrCat(options_.index_store, "/", layer.Hex()), encoded);
   if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
   if (share && options_.remote_index != nullptr) {
-    absl::Status shared = options_.remote_index->PutIndex(layer, encoded);
+    absl::Status shared =
+        options_.remote_index->PutLayerDoc(RemoteCache::LayerDoc::kIndex, layer, encoded);
     if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
   }
 }
@@ -147,14 +157,15 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Remo
   if (!bytes && options_.remote_index == nullptr) note("no remote cache configured");
   if (!bytes && options_.remote_index != nullptr) {
     // The fleet's copy; a broken remote cache is logged and skipped, never fatal.
-    absl::StatusOr<std::optional<std::string>> shared = options_.remote_index->GetIndex(layer);
+    absl::StatusOr<std::optional<std::string>> shared =
+        options_.remote_index->GetLayerDoc(RemoteCache::LayerDoc::kIndex, layer);
     if (shared.ok()) {
       bytes = *std::move(shared);
       note(bytes ? "found in the remote cache" : "not in the remote cache");
     } else {
-      Log(LogLevel::kWarning, "remote", absl::StrCat("remote cache index lookup for ",
-                                                     layer.ToString(), ": ",
-                                                     shared.status().message()));
+      Log(LogLevel::kWarning, "remote",
+          absl::StrCat("remote cache index lookup for ", layer.ToString(), ": ",
+                       shared.status().message()));
       note(absl::StrCat("remote cache failed (", shared.status().message(), ")"));
     }
   }
@@ -202,12 +213,12 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Remo
   if (!bytes) return std::nullopt;
   absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(*bytes);
   if (!decoded.ok()) {
-    return absl::Status(decoded.status().code(),
-                        absl::StrCat("index of ", layer.ToString(), ": ", decoded.status().message()));
+    return absl::Status(decoded.status().code(), absl::StrCat("index of ", layer.ToString(), ": ",
+                                                              decoded.status().message()));
   }
   if (decoded->layer_digest() != layer.ToString()) {
-    return absl::DataLossError(absl::StrCat("index found for ", layer.ToString(),
-                                            " describes ", decoded->layer_digest()));
+    return absl::DataLossError(
+        absl::StrCat("index found for ", layer.ToString(), " describes ", decoded->layer_digest()));
   }
   if (!stored) Keep(layer, *bytes, from_registry);
   return std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
@@ -259,8 +270,25 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   if (options_.fill) {
     fill = std::make_unique<DelayedFill>(spans, *options_.fill, options_.fill_delay);
   }
+  std::shared_ptr<SpanAccessLog> recording;
+  std::shared_ptr<ProfileReplay::Progress> replay;
+  if (!options_.profile_store.empty()) {
+    if (std::optional<index::v1::AccessProfile> profile = FindProfile(layer, **index)) {
+      if (options_.replay != nullptr) {
+        std::vector<uint32_t> order(profile->spans().begin(), profile->spans().end());
+        replay = ProfileReplay::Start(spans, order, options_.replay, options_.replay_options);
+        Log(LogLevel::kInfo, "remote",
+            absl::StrCat("replaying the access profile of ", layer.ToString(), ": ", order.size(),
+                         " spans in ", replay->runs_queued.load(), " runs"));
+      }
+    } else {
+      recording = std::make_shared<SpanAccessLog>();
+      spans->SetAccessLog(recording);
+    }
+  }
   absl::MutexLock lock(&mu_);
-  layers_[mountpoint] = Layer{id, layer, *index, std::move(blob), spans, std::move(fill)};
+  layers_[mountpoint] =
+      Layer{id, layer, *index, std::move(blob), spans, std::move(fill), recording, replay};
   return true;
 }
 
@@ -273,6 +301,12 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
     layer = std::move(it->second);
     layers_.erase(it);
   }
+  if (layer.replay != nullptr) layer.replay->Cancel();
+  if (layer.recording != nullptr) {  // unmounted before its readers went quiet
+    layer.spans->SetAccessLog(nullptr);
+    if (!layer.recording->spans().empty())
+      SaveProfile(layer.digest, *layer.index, *layer.recording);
+  }
   layer.fill.reset();  // cancel before the mount goes
   absl::Status st = options_.fuse->Unmount(layer.id);
   Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
@@ -281,6 +315,98 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
                    " spans fetched from the registry while mounted)", st.ok() ? "" : ": ",
                    st.message()));
   return st;
+}
+
+std::shared_ptr<const ProfileReplay::Progress> RemoteLayers::Replay(
+    const std::string& mountpoint) const {
+  absl::MutexLock lock(&mu_);
+  auto it = layers_.find(mountpoint);
+  return it == layers_.end() ? nullptr : it->second.replay;
+}
+
+std::optional<index::v1::AccessProfile> RemoteLayers::FindProfile(
+    const Digest& layer, const index::v1::LayerIndex& index) {
+  const std::string path = absl::StrCat(options_.profile_store, "/", layer.Hex());
+  auto fits = [&](absl::string_view from,
+                  const std::string& bytes) -> std::optional<index::v1::AccessProfile> {
+    absl::StatusOr<index::v1::AccessProfile> p = DecodeProfile(bytes);
+    absl::Status st = p.ok() ? CheckProfileFor(*p, index) : p.status();
+    if (st.ok()) return *std::move(p);
+    Log(LogLevel::kWarning, "remote",
+        absl::StrCat("ignored the access profile of ", layer.ToString(), " from ", from, ": ",
+                     st.message()));
+    return std::nullopt;
+  };
+  if (absl::StatusOr<std::string> local = ReadWholeFile(path); local.ok()) {
+    if (auto p = fits("the local store", *local)) return p;
+    unlink(path.c_str());  // recorded again on this mount
+  }
+  if (options_.remote_index == nullptr) return std::nullopt;
+  absl::StatusOr<std::optional<std::string>> shared =
+      options_.remote_index->GetLayerDoc(RemoteCache::LayerDoc::kProfile, layer);
+  if (!shared.ok()) {
+    Log(LogLevel::kWarning, "remote", shared.status().message());
+    return std::nullopt;
+  }
+  if (!*shared) return std::nullopt;
+  std::optional<index::v1::AccessProfile> p = fits("the remote cache", **shared);
+  if (p) {
+    absl::Status saved = WriteFileAtomically(path, **shared);
+    if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
+  }
+  return p;
+}
+
+void RemoteLayers::SaveProfile(const Digest& layer, const index::v1::LayerIndex& index,
+                               const SpanAccessLog& log) {
+  index::v1::AccessProfile profile = MakeProfile(index, log.spans());
+  profile.set_recorded_unix_seconds(static_cast<uint64_t>(absl::ToUnixSeconds(absl::Now())));
+  profile.set_recorded_millis(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(log.last_new() - log.started())));
+  const std::string encoded = EncodeProfile(profile);
+  absl::Status saved =
+      WriteFileAtomically(absl::StrCat(options_.profile_store, "/", layer.Hex()), encoded);
+  if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
+  if (options_.remote_index != nullptr) {
+    absl::Status shared =
+        options_.remote_index->PutLayerDoc(RemoteCache::LayerDoc::kProfile, layer, encoded);
+    if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
+  }
+  uint64_t bytes = 0;
+  for (uint32_t s : profile.spans()) bytes += GetSpanInfo(index, s).size;
+  Log(LogLevel::kInfo, "remote",
+      absl::StrCat("recorded the access profile of ", layer.ToString(), ": ", profile.spans_size(),
+                   " of ", SpanCount(index), " spans (", bytes, " bytes) read in the first ",
+                   profile.recorded_millis(), " ms"));
+}
+
+void RemoteLayers::KeepProfiles() {
+  const absl::Duration tick = std::min(
+      absl::Milliseconds(250), std::max(absl::Milliseconds(10), options_.profile_quiet / 4));
+  while (!stop_keeper_.WaitForNotificationWithTimeout(tick)) {
+    struct Due {
+      Digest digest;
+      std::shared_ptr<const index::v1::LayerIndex> index;
+      std::shared_ptr<SpanAccessLog> log;
+    };
+    std::vector<Due> due;
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time now = absl::Now();
+      for (auto& [mnt, layer] : layers_) {
+        if (layer.recording == nullptr) continue;
+        const SpanAccessLog& log = *layer.recording;
+        const bool quiet = !log.spans().empty() && now - log.last_new() >= options_.profile_quiet;
+        if (!quiet && now - log.started() < options_.profile_max) continue;
+        layer.spans->SetAccessLog(nullptr);
+        due.push_back({layer.digest, layer.index, std::move(layer.recording)});
+        layer.recording = nullptr;
+      }
+    }
+    for (const Due& d : due) {
+      if (!d.log->spans().empty()) SaveProfile(d.digest, *d.index, *d.log);
+    }
+  }
 }
 
 std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) const {

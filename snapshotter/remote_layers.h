@@ -6,9 +6,9 @@
 // kClipIndexArtifactType, one blob per layer annotated with kClipLayerAnnotation - and
 // mounts the layer through FUSE, its bytes read lazily from the registry through the
 // cache tiers. From the registry, every layer's index of the image comes at once (the
-// other layers are prepared next) and all are kept. A fetched index is verified (its blob digest, then the index's own
-// checksum and its layer digest) and kept in the local store (and, when it came from
-// the registry, offered to the remote cache for the rest of the fleet).
+// other layers are prepared next) and all are kept. A fetched index is verified (its blob digest,
+// then the index's own checksum and its layer digest) and kept in the local store (and, when it
+// came from the registry, offered to the remote cache for the rest of the fleet).
 //
 // Index on first use (optional, off by default): a layer found without an index takes the
 // ordinary path at once, and is indexed in the background (its blob read once from the
@@ -20,6 +20,14 @@
 // start is the busy time - its remaining spans are fetched to the disk cache with
 // BackgroundFill (bandwidth-limited, yielding to foreground reads); Unmount cancels it.
 //
+// Access profiles (optional, `profile_store`): a layer mounted without a profile
+// records the spans its readers ask for until they go quiet for `profile_quiet` (or
+// `profile_max` passes, or it is unmounted), and keeps that as its access profile in the
+// local store and the remote cache. A layer mounted with a profile (local store, else
+// remote cache; checked against the index, ignored with a log line if stale, foreign
+// or corrupt) has the profiled spans fetched at once, in parallel runs, by
+// ProfileReplay; Unmount cancels what is left.
+//
 // Labels read (as containerd's CRI plugin and `clipctl pull` set them):
 // containerd.io/snapshot/cri.image-ref, cri.layer-digest, cri.manifest-digest.
 //
@@ -29,19 +37,21 @@
 
 #include <atomic>
 #include <map>
-#include <set>
-#include <vector>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "cache/background_fill.h"
+#include "cache/profile_replay.h"
 #include "cache/remote_cache.h"
 #include "cache/span_store.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
+#include "index/access_profile.h"
 #include "registry/index_artifact.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
@@ -56,14 +66,22 @@ inline constexpr char kManifestDigestLabel[] = "containerd.io/snapshot/cri.manif
 class RemoteLayers final : public RemoteLayerHook {
  public:
   struct Options {
-    std::string index_store;           // directory of indexes by layer digest hex
+    std::string index_store;  // directory of indexes by layer digest hex
     const RegistryClient* registry = nullptr;
     FuseServer* fuse = nullptr;
-    CacheTiers tiers;                  // memory/disk/remote caches, shared by all layers
+    CacheTiers tiers;                     // memory/disk/remote caches, shared by all layers
     RemoteCache* remote_index = nullptr;  // where fleet-shared indexes live (optional)
     bool index_on_first_use = false;
     std::optional<BackgroundFill::Options> fill;  // unset: no background fill
     absl::Duration fill_delay = absl::Seconds(10);
+    // Access profiles: directory of recorded profiles by layer digest hex; empty: none
+    // recorded or replayed. Replays run on `replay` (its threads bound the runs in
+    // flight across all layers; null: record only).
+    std::string profile_store;
+    FillExecutor* replay = nullptr;
+    ProfileReplay::Options replay_options;
+    absl::Duration profile_quiet = absl::Seconds(5);  // no new span this long: recorded
+    absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer
   };
   explicit RemoteLayers(Options options);
   ~RemoteLayers() override;  // unmounts what it mounted
@@ -77,6 +95,8 @@ class RemoteLayers final : public RemoteLayerHook {
   size_t filled() const;
   // Blocks until no index-on-first-use job is running (tests).
   void WaitIndexing();
+  // The replay progress of the layer at `mountpoint` (null: no profile replayed).
+  std::shared_ptr<const ProfileReplay::Progress> Replay(const std::string& mountpoint) const;
 
   // The index of `layer`, from the store or the registry; nullopt when there is none.
   // `trail` (optional) receives where it looked and what each source answered, for the
@@ -91,6 +111,16 @@ class RemoteLayers final : public RemoteLayerHook {
 
   // Writes a verified index to the local store and, with `share`, the remote cache.
   void Keep(const Digest& layer, const std::string& encoded, bool share);
+
+  // The layer's access profile (local store, then remote cache) if one fits `index`;
+  // profiles that do not decode or fit are logged and ignored.
+  std::optional<index::v1::AccessProfile> FindProfile(const Digest& layer,
+                                                      const index::v1::LayerIndex& index);
+  // Ends a recording: the profile goes to the local store and the remote cache.
+  void SaveProfile(const Digest& layer, const index::v1::LayerIndex& index,
+                   const SpanAccessLog& log);
+  // Ends recordings whose readers went quiet (or ran too long); the keeper thread.
+  void KeepProfiles();
 
   // A fill that starts after a delay unless cancelled first.
   class DelayedFill {
@@ -113,6 +143,8 @@ class RemoteLayers final : public RemoteLayerHook {
     std::unique_ptr<RegistryBlobReader> blob;
     std::shared_ptr<const TieredSpanSource> spans;
     std::unique_ptr<DelayedFill> fill;
+    std::shared_ptr<SpanAccessLog> recording;  // while recording its access profile
+    std::shared_ptr<ProfileReplay::Progress> replay;
   };
   const Options options_;
   mutable absl::Mutex mu_;
@@ -120,6 +152,8 @@ class RemoteLayers final : public RemoteLayerHook {
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed
   std::vector<std::thread> index_jobs_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
+  absl::Notification stop_keeper_;
+  std::thread keeper_;  // KeepProfiles, when profiles are on
 };
 
 }  // namespace clip

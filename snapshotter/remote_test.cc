@@ -29,6 +29,7 @@
 #include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "registry/testing/registry_server.h"
@@ -83,8 +84,9 @@ void Publish(Published* p) {
   p->dir = dir;
   std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                     "/index/testdata/make_layers.sh");
-  ASSERT_TRUE(RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + dir +
-                         "/layers >/dev/null 2>&1").ok());
+  ASSERT_TRUE(
+      RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + dir + "/layers >/dev/null 2>&1")
+          .ok());
   auto registry = testing::RegistryServer::Start({});
   ASSERT_TRUE(registry.ok()) << registry.status();
   p->registry = *std::move(registry);
@@ -103,10 +105,10 @@ void Publish(Published* p) {
   for (const std::string* b : std::vector<const std::string*>{&layer, &config, &other}) {
     ASSERT_TRUE(client.PushBlob(image, Digest::Of(*b), *b).ok());
   }
-  std::string manifest = absl::StrCat(
-      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
-      Desc("application/vnd.oci.image.config.v1+json", config), R"(,"layers":[)",
-      Desc("application/vnd.oci.image.layer.v1.tar+gzip", layer), "]}");
+  std::string manifest =
+      absl::StrCat(R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
+                   Desc("application/vnd.oci.image.config.v1+json", config), R"(,"layers":[)",
+                   Desc("application/vnd.oci.image.layer.v1.tar+gzip", layer), "]}");
   p->manifest_digest = client.PushManifest(image, "v1", kOciManifest, manifest).value();
   const Digest& manifest_digest = p->manifest_digest;
   auto file = FileBlobReader::Open(dir + "/layers/posix.tar.gz").value();
@@ -146,7 +148,8 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
   auto snap = OverlaySnapshotter::Open(root, remote.get()).value();
 
   // Handshake: the layer is mounted lazily and reported as existing.
-  absl::Status prepared = snap->Prepare("extract-1", "", labels_for("sha256:chain1", layer)).status();
+  absl::Status prepared =
+      snap->Prepare("extract-1", "", labels_for("sha256:chain1", layer)).status();
   EXPECT_EQ(prepared.code(), absl::StatusCode::kAlreadyExists) << prepared;
   auto info = snap->Stat("sha256:chain1");
   ASSERT_TRUE(info.ok()) << info.status();
@@ -259,7 +262,8 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
   const std::string& dir = pub.dir;
   ASSERT_TRUE(RunCommand("mkdir -p " + dir + "/plain/srv && echo plain > " + dir +
                          "/plain/srv/plain.txt && tar -czf " + dir + "/plain.tar.gz -C " + dir +
-                         "/plain .").ok());
+                         "/plain .")
+                  .ok());
   const std::string plain = ReadFileOrEmpty(dir + "/plain.tar.gz");
   ASSERT_TRUE(pub.client->PushBlob(pub.image, Digest::Of(plain), plain).ok());
 
@@ -270,11 +274,12 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
 
   EXPECT_EQ(snap->Prepare("extract-1", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
-                .status().code(),
+                .status()
+                .code(),
             absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(px.LayerBytes(pub.layer), 0u);  // mounting reads only the index
-  auto extract = snap->Prepare("extract-2", "sha256:c1",
-                               LazyLabels(px.image, pub, "sha256:c2", plain));
+  auto extract =
+      snap->Prepare("extract-2", "sha256:c1", LazyLabels(px.image, pub, "sha256:c2", plain));
   ASSERT_TRUE(extract.ok()) << extract.status();  // no index: the ordinary path
   std::string target = dir + "/extract";
   ASSERT_TRUE(MountOverlay((*extract)[0], target));
@@ -315,15 +320,17 @@ TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
   RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
   RemoteLayers remote(opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
-  ASSERT_EQ(snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
-                .status().code(),
-            absl::StatusCode::kAlreadyExists);
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
   auto view = snap->View("v", "sha256:c1", {});
   ASSERT_TRUE(view.ok()) << view.status();
   const std::string mnt = (*view)[0].source;
   EXPECT_EQ(ReadFileOrEmpty(mnt + "/etc/hello.txt"), "hello\n");
 
-  ASSERT_TRUE(px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})").ok());
+  ASSERT_TRUE(
+      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})")
+          .ok());
   int fd = open((mnt + "/usr/bin/random3m").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);  // metadata comes from the index
   std::string buf(1 << 20, '\0');
@@ -364,11 +371,15 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
     auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
     if (host == 1) {
       ASSERT_TRUE(px.proxy->Control("/__reset", "{}").ok());
-      ASSERT_TRUE(px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/manifests/"})").ok());
+      ASSERT_TRUE(
+          px.proxy
+              ->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/manifests/"})")
+              .ok());
     }
-    ASSERT_EQ(snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
-                  .status().code(),
-              absl::StatusCode::kAlreadyExists) << "host " << host;
+    ASSERT_EQ(
+        snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+        absl::StatusCode::kAlreadyExists)
+        << "host " << host;
     auto view = snap->View("v", "sha256:c1", {});
     ASSERT_TRUE(view.ok()) << view.status();
     EXPECT_TRUE(ReadFileOrEmpty((*view)[0].source + "/usr/bin/random3m") == want) << host;
@@ -407,7 +418,7 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   ASSERT_TRUE(first.ok()) << first.status();  // no index yet: the ordinary path
   remote.WaitIndexing();
   EXPECT_TRUE(Exists(dir + "/indexes/" + Digest::Of(gnu).Hex()));
-  auto in_remote = shared.GetIndex(Digest::Of(gnu));
+  auto in_remote = shared.GetLayerDoc(RemoteCache::LayerDoc::kIndex, Digest::Of(gnu));
   ASSERT_TRUE(in_remote.ok() && in_remote->has_value());
   EXPECT_EQ(DecodeIndex(**in_remote)->layer_digest(), Digest::Of(gnu).ToString());
   EXPECT_EQ(snap->Prepare("e2", "", LazyLabels(px.image, pub, "sha256:g2", gnu)).status().code(),
@@ -436,13 +447,15 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
   opts.fill_delay = absl::Milliseconds(100);
   RemoteLayers remote(opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
-  ASSERT_EQ(snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
-                .status().code(),
-            absl::StatusCode::kAlreadyExists);
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
   for (int i = 0; i < 300 && remote.filled() == 0; ++i) absl::SleepFor(absl::Milliseconds(100));
   ASSERT_EQ(remote.filled(), 1u);
   EXPECT_LE(px.LayerBytes(pub.layer), pub.layer.size());
-  ASSERT_TRUE(px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})").ok());
+  ASSERT_TRUE(
+      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})")
+          .ok());
   auto view = snap->View("v", "sha256:c1", {});
   ASSERT_TRUE(view.ok()) << view.status();
   const std::string mnt = (*view)[0].source;
@@ -453,6 +466,89 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
   EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);  // nothing needed the registry
   ASSERT_TRUE(snap->Remove("v").ok());
   ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+}
+
+// Access profiles. Host 0 mounts the layer without a profile, reads two files, and once
+// its reads go quiet records the spans they needed (local store and remote cache).
+// Host 1 (its own stores, the same remote cache) mounts the layer and fetches exactly
+// those spans before any read, so its reads then fetch nothing. Host 2 finds a corrupt
+// profile in its store: it is ignored (never replayed) and recorded anew.
+TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
+  auto nginx = testing::NginxCas::Start();
+  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  RemoteCache::Options co;
+  co.endpoint = (*nginx)->endpoint();
+  const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
+  const Digest layer = Digest::Of(pub.layer);
+  FuseServer fuse(2);
+  FillExecutor replay(4, 256);
+  std::vector<uint32_t> recorded;
+  for (int host = 0; host < 3; ++host) {
+    SCOPED_TRACE(host);
+    std::string hdir = absl::StrCat(pub.dir, "/phost", host);
+    mkdir(hdir.c_str(), 0700);
+    const std::string profile_path = hdir + "/profiles/" + layer.Hex();
+    if (host == 2) {
+      mkdir((hdir + "/profiles").c_str(), 0700);
+      std::ofstream(profile_path) << "CLIPPRF\n not a profile";
+    }
+    RemoteCache shared(co);
+    MemoryCache memory(64 << 20);
+    RemoteLayers::Options opts = LayerOptions(hdir, &fuse, {&memory, nullptr, nullptr, nullptr});
+    if (host < 2) opts.remote_index = &shared;
+    opts.profile_store = hdir + "/profiles";
+    opts.replay = &replay;
+    opts.profile_quiet = absl::Milliseconds(300);
+    RemoteLayers remote(opts);
+    auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
+    ASSERT_TRUE(px.proxy->Control("/__reset", "{}").ok());
+    ASSERT_EQ(
+        snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+        absl::StatusCode::kAlreadyExists);
+    auto view = snap->View("v", "sha256:c1", {});
+    ASSERT_TRUE(view.ok()) << view.status();
+    const std::string mnt = (*view)[0].source;
+    uint64_t before_reads = 0;
+    if (host == 1) {
+      auto progress = remote.Replay(mnt);
+      ASSERT_NE(progress, nullptr);
+      for (int i = 0; i < 100 && progress->runs_done.load() < progress->runs_queued.load(); ++i) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      EXPECT_EQ(progress->spans_fetched.load(), recorded.size());
+      EXPECT_EQ(progress->failed_runs.load(), 0u);
+      before_reads = px.LayerBytes(pub.layer);
+      EXPECT_GT(before_reads, 0u);
+    } else {
+      EXPECT_EQ(remote.Replay(mnt), nullptr);
+    }
+    EXPECT_EQ(ReadFileOrEmpty(mnt + "/etc/hello.txt"), "hello\n");
+    EXPECT_TRUE(ReadFileOrEmpty(mnt + "/usr/bin/random3m") == want);
+    if (host == 1) {
+      EXPECT_EQ(px.LayerBytes(pub.layer), before_reads);  // all replayed
+    }
+    if (host != 1) {  // recorded once the reads go quiet
+      absl::StatusOr<index::v1::AccessProfile> p = absl::NotFoundError("none yet");
+      for (int i = 0; i < 100; ++i) {
+        p = DecodeProfile(ReadFileOrEmpty(profile_path));
+        if (p.ok()) break;
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      ASSERT_TRUE(p.ok()) << p.status();
+      EXPECT_GE(p->spans_size(), 2);  // hello.txt's span, then random3m's
+      EXPECT_EQ(p->layer_digest(), layer.ToString());
+      if (host == 0) {
+        recorded.assign(p->spans().begin(), p->spans().end());
+        auto in_remote = shared.GetLayerDoc(RemoteCache::LayerDoc::kProfile, layer);
+        ASSERT_TRUE(in_remote.ok() && in_remote->has_value());
+        EXPECT_EQ(**in_remote, ReadFileOrEmpty(profile_path));
+      }
+    } else {
+      EXPECT_TRUE(DecodeProfile(ReadFileOrEmpty(profile_path)).ok());  // copied from remote
+    }
+    ASSERT_TRUE(snap->Remove("v").ok());
+    ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  }
 }
 
 // The daemon killed (-9) while a reader is busy: the mount outlives it (its fd is in
@@ -671,10 +767,11 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
                 ::testing::ContainsRegex("unmounted sha256:[0-9a-f]+ at " + layer_mnt));
     // SIGTERM hands over: the mount stays; SIGUSR1 (below) unmounts every layer.
     Labels labels2{{kSnapshotRefLabel, "sha256:lazy2"},
-                  {kImageRefLabel, pub.image.ToString()},
-                  {kLayerDigestLabel, Digest::Of(pub.layer).ToString()},
-                  {kManifestDigestLabel, pub.manifest_digest.ToString()}};
-    ASSERT_EQ(again.Prepare("extract2", "", labels2).status().code(), absl::StatusCode::kAlreadyExists);
+                   {kImageRefLabel, pub.image.ToString()},
+                   {kLayerDigestLabel, Digest::Of(pub.layer).ToString()},
+                   {kManifestDigestLabel, pub.manifest_digest.ToString()}};
+    ASSERT_EQ(again.Prepare("extract2", "", labels2).status().code(),
+              absl::StatusCode::kAlreadyExists);
     EXPECT_NE(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos);
   }
   kill(pid, SIGTERM);

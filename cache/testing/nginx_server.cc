@@ -30,6 +30,8 @@ absl::StatusOr<std::unique_ptr<NginxCas>> NginxCas::Start() {
       "    location /cas/ {\n      dav_methods PUT;\n      create_full_put_path on;\n",
       "      dav_access user:rw;\n    }\n",
       "    location /index/ {\n      dav_methods PUT;\n      create_full_put_path on;\n",
+      "      dav_access user:rw;\n    }\n",
+      "    location /profile/ {\n      dav_methods PUT;\n      create_full_put_path on;\n",
       "      dav_access user:rw;\n    }\n  }\n}\n");
   CLIP_ASSIGN_OR_RETURN(n->pid_, Spawn({"nginx", "-p", d, "-c", d + "/nginx.conf"}, d + "/out.log"));
   HttpClient http;
