@@ -775,6 +775,12 @@ size_t FuseServer::adopted() const {
   return adopted_;
 }
 
+bool FuseServer::IsAdopted(MountId id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = mounts_.find(id);
+  return it != mounts_.end() && it->second->adopted;
+}
+
 void FuseServer::Detach() {
   {
     absl::MutexLock lock(&mu_);

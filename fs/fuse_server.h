@@ -87,6 +87,8 @@ class FuseServer {
   void Detach();
   // How many mounts were taken over rather than mounted.
   size_t adopted() const;
+  // True if mount `id` is a live connection taken over, not a new mount.
+  bool IsAdopted(MountId id) const;
   // Blocks until the mount has ended (unmounted by anyone) or `timeout` passes; true
   // for a mount Unmount has freed.
   bool WaitUnmounted(MountId id, absl::Duration timeout);

@@ -222,6 +222,15 @@ absl::Status Daemon::Init() {
   lo.tiers.readahead = readahead_.get();
   lo.tiers.readahead_spans = static_cast<int>(config_.readahead_spans);
   lo.remote_index = remote_cache_.get();
+  if (config_.access_profiles.enabled) {
+    const DaemonConfig::AccessProfiles& ap = config_.access_profiles;
+    replay_ = std::make_unique<FillExecutor>(static_cast<int>(ap.replay_concurrency), 4096);
+    lo.profile_store = config_.root + "/profiles";
+    lo.replay = replay_.get();
+    lo.replay_options.max_run = static_cast<size_t>(ap.max_run_spans);
+    lo.profile_quiet = absl::Seconds(ap.quiet_seconds);
+    lo.profile_max = absl::Seconds(ap.max_seconds);
+  }
   lo.index_on_first_use = config_.index_on_first_use;
   if (config_.background_fill.enabled) {
     BackgroundFill::Options fo;

@@ -87,6 +87,7 @@ class Daemon {
   std::unique_ptr<RemoteCache> remote_cache_;
   std::unique_ptr<FillExecutor> executor_;
   std::unique_ptr<FillExecutor> readahead_;
+  std::unique_ptr<FillExecutor> replay_;  // access profile replays (runs in flight)
   std::unique_ptr<FuseServer> fuse_;
   std::unique_ptr<RemoteLayers> remote_;
   std::unique_ptr<OverlaySnapshotter> snapshotter_;

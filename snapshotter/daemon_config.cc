@@ -40,6 +40,34 @@ absl::Status ParseFill(const toml::table& t, const std::string& source,
   return absl::OkStatus();
 }
 
+absl::Status ParseProfiles(const toml::table& t, const std::string& source,
+                           DaemonConfig::AccessProfiles* p) {
+  for (auto& [key, node] : t) {
+    std::string k(key.str());
+    auto bad = [&](const char* what) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": access_profiles.", k, " must be ", what));
+    };
+    if (k == "enabled") {
+      const toml::value<bool>* v = node.as_boolean();
+      if (!v) return bad("true or false");
+      p->enabled = v->get();
+    } else if (k == "quiet_seconds" || k == "max_seconds") {
+      auto v = node.value<double>();
+      if (!v || *v <= 0) return bad("a positive number");
+      (k == "quiet_seconds" ? p->quiet_seconds : p->max_seconds) = *v;
+    } else if (k == "replay_concurrency" || k == "max_run_spans") {
+      auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+      if (!v || *v < 1 || *v > 64) return bad("between 1 and 64");
+      (k == "replay_concurrency" ? p->replay_concurrency : p->max_run_spans) = *v;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source, ": unknown key \"access_profiles.", k, "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const std::string& source) {
@@ -54,10 +82,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
     std::string k(key.str());
     if (k == "plain_http") {
       const toml::array* arr = node.as_array();
-      if (!arr) return absl::InvalidArgumentError(absl::StrCat(source, ": plain_http must be a list"));
+      if (!arr)
+        return absl::InvalidArgumentError(absl::StrCat(source, ": plain_http must be a list"));
       for (const auto& h : *arr) {
         auto v = h.value<std::string>();
-        if (!v) return absl::InvalidArgumentError(absl::StrCat(source, ": plain_http entries are strings"));
+        if (!v)
+          return absl::InvalidArgumentError(
+              absl::StrCat(source, ": plain_http entries are strings"));
         c.plain_http.push_back(*v);
       }
       continue;
@@ -65,7 +96,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
     if (k == "cache_max_bytes") {
       auto v = node.value<int64_t>();
       if (!v || *v <= 0) {
-        return absl::InvalidArgumentError(absl::StrCat(source, ": cache_max_bytes must be positive"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": cache_max_bytes must be positive"));
       }
       c.cache_max_bytes = *v;
       continue;
@@ -97,9 +129,20 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       (k == "takeover" ? c.takeover : c.index_on_first_use) = v->get();
       continue;
     }
+    if (k == "access_profiles") {
+      const toml::table* pt = node.as_table();
+      if (!pt)
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": access_profiles must be a table"));
+      absl::Status st = ParseProfiles(*pt, source, &c.access_profiles);
+      if (!st.ok()) return st;
+      continue;
+    }
     if (k == "background_fill") {
       const toml::table* ft = node.as_table();
-      if (!ft) return absl::InvalidArgumentError(absl::StrCat(source, ": background_fill must be a table"));
+      if (!ft)
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": background_fill must be a table"));
       absl::Status st = ParseFill(*ft, source, &c.background_fill);
       if (!st.ok()) return st;
       continue;

@@ -28,6 +28,13 @@
 //   concurrency = 2                # spans in flight per layer
 //   delay_seconds = 10             # after the mount (the container's start is the busy time)
 //
+//   [access_profiles]              # record what a layer's first start reads; replay it
+//   enabled = true
+//   quiet_seconds = 5              # the recording ends once reads go quiet this long
+//   max_seconds = 60               # or after this long
+//   replay_concurrency = 8         # runs of spans fetched at once, across all layers
+//   max_run_spans = 4              # adjacent spans fetched with one Range request
+//
 // A missing default file is fine (defaults apply); a missing file named explicitly, an
 // unknown key or a value of the wrong type is an error (typos must not pass silently).
 //
@@ -57,7 +64,7 @@ struct DaemonConfig {
   int64_t memory_cache_bytes = int64_t{256} << 20;  // 0: no memory tier
   int64_t fuse_workers = 4;                         // 1..256
   int64_t readahead_spans = 6;                      // 0..16
-  std::string docker_config;  // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
+  std::string docker_config;    // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
   std::string metrics_address;  // empty: no metrics endpoint
   std::string remote_cache;     // empty: no remote cache
   bool index_on_first_use = false;
@@ -69,14 +76,23 @@ struct DaemonConfig {
   // so a crash, restart or upgrade of the daemon never breaks a running container.
   bool takeover = true;
   std::string fd_store = "auto";  // "auto", "systemd" or "holder"
-  std::string fd_holder_socket;  // empty: <root>/fd-holder.sock
-  std::string fd_holder_binary;  // empty: clip-fd-holder beside this daemon's binary
+  std::string fd_holder_socket;   // empty: <root>/fd-holder.sock
+  std::string fd_holder_binary;   // empty: clip-fd-holder beside this daemon's binary
   struct BackgroundFill {
     bool enabled = false;
     int64_t bytes_per_second = 0;
     int64_t concurrency = 2;
     double delay_seconds = 10;
   } background_fill;
+  // Access profiles (issue 17): record what a layer's first start reads, replay it on
+  // later mounts (also on other hosts, through the remote cache).
+  struct AccessProfiles {
+    bool enabled = true;
+    double quiet_seconds = 5;        // recording ends once reads go quiet this long
+    double max_seconds = 60;         // or after this long
+    int64_t replay_concurrency = 8;  // runs fetched at once, all layers (1..64)
+    int64_t max_run_spans = 4;       // adjacent spans per Range request (1..64)
+  } access_profiles;
 };
 
 // Parses TOML text over the defaults.

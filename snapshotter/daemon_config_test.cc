@@ -39,6 +39,22 @@ TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
   EXPECT_EQ(d->memory_cache_bytes, int64_t{256} << 20);
   EXPECT_EQ(d->fuse_workers, 4);
   EXPECT_EQ(d->readahead_spans, 6);
+  EXPECT_TRUE(d->access_profiles.enabled);
+  EXPECT_EQ(d->access_profiles.replay_concurrency, 8);
+  auto p = ParseDaemonConfig(
+      "[access_profiles]\nenabled = false\nquiet_seconds = 2.5\nreplay_concurrency = 3\n"
+      "max_run_spans = 2\nmax_seconds = 30",
+      "t");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_FALSE(p->access_profiles.enabled);
+  EXPECT_EQ(p->access_profiles.quiet_seconds, 2.5);
+  EXPECT_EQ(p->access_profiles.max_seconds, 30);
+  EXPECT_EQ(p->access_profiles.replay_concurrency, 3);
+  EXPECT_EQ(p->access_profiles.max_run_spans, 2);
+  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\nreplay_concurrency = 0", "t").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\nquiet_seconds = -1", "t").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\nenabled = 1", "t").ok());
+  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\ntypo = 1", "t").ok());
   EXPECT_EQ(ParseDaemonConfig("readahead_spans = 0", "t")->readahead_spans, 0);
   EXPECT_FALSE(ParseDaemonConfig("readahead_spans = 17", "t").ok());
   auto c = ParseDaemonConfig("memory_cache_bytes = 0\nfuse_workers = 16\n", "t");

@@ -272,7 +272,9 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   }
   std::shared_ptr<SpanAccessLog> recording;
   std::shared_ptr<ProfileReplay::Progress> replay;
-  if (!options_.profile_store.empty()) {
+  // A mount taken over from a previous daemon serves a container that has started: its
+  // reads are neither a start to record nor one to prepare for.
+  if (!options_.profile_store.empty() && !options_.fuse->IsAdopted(id)) {
     if (std::optional<index::v1::AccessProfile> profile = FindProfile(layer, **index)) {
       if (options_.replay != nullptr) {
         std::vector<uint32_t> order(profile->spans().begin(), profile->spans().end());
