@@ -14,16 +14,25 @@
 #   loopback  no shaping, no added latency
 #   shaped    1 Gbit/s (htb on the namespace's loopback, registry->client traffic) and
 #             10 ms round trips (delay_proxy.py: 5 ms each way, no netem in this kernel)
+#   rtt50     1 Gbit/s and 50 ms round trips (25 ms each way): a registry far away
 # Registry bytes are counted by the proxy (bytes sent towards the clients).
 #
-#   bazel build -c opt //cmd:clipctl //snapshotter:containerd-clip-grpc
-#   bash test/bench_cold_start.sh [RUNS=3] [IMAGES="py big"] [NETS="loopback shaped"]
+# Per image and network, each run has four parts: overlayfs pull + run; the same image
+# run again while it is local (the floor: a warm local start); clip without an access
+# profile (a fresh daemon, as on a node that never ran the image); clip with the
+# image's access profile (a fresh daemon whose store holds the profiles recorded once,
+# before the runs, by a clip start of the image: as on a node where the profile came
+# from the remote cache). Ratios: speed-up = overlayfs / clip; profile / warm = clip
+# with the profile / the warm local start.
+#
+#   bazel build -c opt //cmd:clipctl //snapshotter:containerd-clip-grpc //fs:clip-fd-holder
+#   bash test/bench_cold_start.sh [RUNS=3] [IMAGES="py big"] [NETS="loopback shaped rtt50"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 src=$(pwd)
 runs=${1:-3}
 images=${2:-"py big"}
-nets=${3:-"loopback shaped"}
+nets=${3:-"loopback shaped rtt50"}
 clipctl="$src/.bazel/bin/cmd/clipctl"
 daemon="$src/.bazel/bin/snapshotter/containerd-clip-grpc"
 source "$src/test/e2e_env.sh"
@@ -89,9 +98,11 @@ e2e_containerd  # its proxy plugin "clip" dials $t/clip.sock, served by start_cl
 ctr="$E2E_CTR"
 
 clip_pid=""
-start_clip() {  # a fresh daemon: empty root, caches and index store
+start_clip() {  # start_clip [PROFILES_DIR]: a fresh daemon: empty root, caches and index
+  # store (with PROFILES_DIR's access profiles in its store when given)
   stop_clip
   rm -rf "$t/clip"
+  if [ -n "${1:-}" ]; then mkdir -p "$t/clip/profiles" && cp "$1"/* "$t/clip/profiles/"; fi
   $X setsid "$daemon" --config "$t/clip.toml" --root "$t/clip" --address "$t/clip.sock" --containerd-root "$t/c-root" \
     >>"$t/clip.log" 2>&1 &
   clip_pid=$!
@@ -115,11 +126,12 @@ stop_clip() {  # a full stop (SIGUSR1): every layer unmounted, the fd holder end
   clip_pid=""
 }
 
-echo "| network | image | compressed | overlayfs pull+run (s) | clip pull+run (s) | speed-up | overlayfs bytes | clip bytes | clip bytes / image |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| network | image | compressed | overlayfs pull+run (s) | warm local run (s) | clip pull+run (s) | speed-up | clip + profile (s) | profile / warm | overlayfs bytes | clip bytes | clip bytes / image | clip + profile bytes / image |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for net in $nets; do
   delay=0
   [ "$net" = shaped ] && delay=5
+  [ "$net" = rtt50 ] && delay=25
   pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   $X setsid python3 test/testdata/delay_proxy.py "$pport" "$reg_direct" "$delay" "$t/proxy.stats" \
     >"$t/proxy-$net.log" 2>&1 &
@@ -128,14 +140,14 @@ for net in $nets; do
   e2e_wait "delay proxy" test -f "$t/proxy.stats"
   reg="127.0.0.1:$pport"
   $X tc qdisc del dev lo root 2>/dev/null
-  if [ "$net" = shaped ]; then
+  if [ "$net" != loopback ]; then
     # Registry -> client traffic (from the proxy's port) at 1 Gbit/s; the rest unshaped.
     $X tc qdisc add dev lo root handle 1: htb default 20
     $X tc class add dev lo parent 1: classid 1:10 htb rate 1gbit ceil 1gbit burst 1mb cburst 1mb
     $X tc class add dev lo parent 1: classid 1:20 htb rate 100gbit
     $X tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport "$pport" 0xffff flowid 1:10
   fi
-  printf 'plain_http = ["%s"]\n' "$reg" > "$t/clip.toml"
+  printf 'plain_http = ["%s"]\n[access_profiles]\nquiet_seconds = 2\n' "$reg" > "$t/clip.toml"
   for i in $images; do
     $X "$clipctl" index --plain-http "$reg" --push "$reg/bench/$i:v1" >"$t/index-$i.log" 2>&1 ||
       { cat "$t/index-$i.log"; exit 1; }
@@ -145,7 +157,22 @@ import json, sys, os
 l = sys.argv[1]; idx = json.load(open(l + "/index.json"))
 m = json.load(open(l + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
 print(sum(x["size"] for x in m["layers"]))' "$t/$i")
-    declare -a ot=() ct=() ob=() cb=()
+    # The image's access profiles: one clip start records them (a full stop ends every
+    # recording); every "clip + profile" run starts from a copy of them.
+    if [ ! -d "$t/profiles-$i" ]; then
+      start_clip
+      $X "$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$image" >"$t/pull.log" 2>&1 ||
+        { echo "clip pull failed"; cat "$t/pull.log"; exit 1; }
+      first=$($X $ctr run --rm --snapshotter clip "$image" "rec" "${cmd[@]}" | head -n 1)
+      [ "$first" = ready ] || { echo "recording run failed (printed '$first')"; exit 1; }
+      sleep 3  # quiet_seconds = 2: the recordings end
+      $ctr images rm --sync "$image" >/dev/null
+      stop_clip
+      mkdir -p "$t/profiles-$i" && cp "$t/clip/profiles/"* "$t/profiles-$i/" ||
+        { echo "no access profile recorded"; tail -n 20 "$t/clip.log"; exit 1; }
+      echo "  $i: recorded $(ls "$t/profiles-$i" | wc -l) access profile(s): $(grep -c 'recorded the access profile' "$t/clip.log") log line(s)" >&2
+    fi
+    declare -a ot=() ct=() ob=() cb=() wt=() pt=() pb=()
     for r in $(seq 1 "$runs"); do
       # overlayfs: containerd's own pull (download everything, unpack), then run.
       drop_caches
@@ -156,6 +183,12 @@ print(sum(x["size"] for x in m["layers"]))' "$t/$i")
       sleep 0.5; b1=$(bytes)
       if [ "$first" != ready ]; then echo "overlayfs run $r failed (printed '$first')"; exit 1; fi
       ot+=("$(echo "$t1 - $t0" | bc)"); ob+=($((b1 - b0)))
+      # The floor: the same image again, already local (page cache warm).
+      t0=$(date +%s.%N)
+      first=$($X $ctr run --rm --snapshotter overlayfs "$image" "w$r" "${cmd[@]}" | head -n 1)
+      t1=$(date +%s.%N)
+      [ "$first" = ready ] || { echo "warm run $r failed (printed '$first')"; exit 1; }
+      wt+=("$(echo "$t1 - $t0" | bc)")
       $ctr images rm --sync "$image" >/dev/null
       # clip: fresh daemon, lazy pull, run.
       start_clip
@@ -169,16 +202,30 @@ print(sum(x["size"] for x in m["layers"]))' "$t/$i")
       if [ "$first" != ready ]; then echo "clip run $r failed (printed '$first')"; cat "$t/pull.log"; exit 1; fi
       ct+=("$(echo "$t1 - $t0" | bc)"); cb+=($((b1 - b0)))
       $ctr images rm --sync "$image" >/dev/null
-      echo "  run $r $net $i: overlayfs ${ot[-1]} s ${ob[-1]} B; clip ${ct[-1]} s ${cb[-1]} B" >&2
+      # clip with the access profiles: fresh daemon and caches, profiles in its store.
+      start_clip "$t/profiles-$i"
+      drop_caches
+      b0=$(bytes); t0=$(date +%s.%N)
+      $X "$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$image" >"$t/pull.log" 2>&1 ||
+        { echo "clip pull failed"; cat "$t/pull.log"; }
+      first=$($X $ctr run --rm --snapshotter clip "$image" "p$r" "${cmd[@]}" | head -n 1)
+      t1=$(date +%s.%N)
+      sleep 0.5; b1=$(bytes)
+      if [ "$first" != ready ]; then echo "clip + profile run $r failed (printed '$first')"; exit 1; fi
+      grep -q "replaying the access profile" "$t/clip.log" || { echo "no profile was replayed"; exit 1; }
+      pt+=("$(echo "$t1 - $t0" | bc)"); pb+=($((b1 - b0)))
+      $ctr images rm --sync "$image" >/dev/null
+      echo "  run $r $net $i: overlayfs ${ot[-1]} s ${ob[-1]} B; warm ${wt[-1]} s; clip ${ct[-1]} s ${cb[-1]} B; clip + profile ${pt[-1]} s ${pb[-1]} B" >&2
     done
     stop_clip
-    mo=$(median "${ot[@]}"); mc=$(median "${ct[@]}")
-    mob=$(median "${ob[@]}"); mcb=$(median "${cb[@]}")
-    printf '| %s | %s | %.0f MB | %.2f | %.2f | %.1fx | %.0f MB | %.1f MB | %.1f%% |\n' "$net" "$i" \
-      "$(echo "$size / 1000000" | bc -l)" "$mo" "$mc" "$(echo "$mo / $mc" | bc -l)" \
+    mo=$(median "${ot[@]}"); mc=$(median "${ct[@]}"); mw=$(median "${wt[@]}"); mp=$(median "${pt[@]}")
+    mob=$(median "${ob[@]}"); mcb=$(median "${cb[@]}"); mpb=$(median "${pb[@]}")
+    printf '| %s | %s | %.0f MB | %.2f | %.2f | %.2f | %.1fx | %.2f | %.2f | %.0f MB | %.1f MB | %.1f%% | %.1f%% |\n' \
+      "$net" "$i" "$(echo "$size / 1000000" | bc -l)" "$mo" "$mw" "$mc" "$(echo "$mo / $mc" | bc -l)" \
+      "$mp" "$(echo "$mp / $mw" | bc -l)" \
       "$(echo "$mob / 1000000" | bc -l)" "$(echo "$mcb / 1000000" | bc -l)" \
-      "$(echo "100 * $mcb / $size" | bc -l)"
-    unset ot ct ob cb
+      "$(echo "100 * $mcb / $size" | bc -l)" "$(echo "100 * $mpb / $size" | bc -l)"
+    unset ot ct ob cb wt pt pb
   done
   kill -TERM "$proxy_pid"; wait "$proxy_pid" 2>/dev/null; rm -f "$t/proxy.stats"
 done

@@ -132,10 +132,10 @@ e2e_blob_bytes() {  # e2e_blob_bytes [HEX]: blob bytes the proxy served (all, or
     python3 -c 'import json,sys; s=json.load(sys.stdin); k=sys.argv[1]; print(s.get("blob_bytes" + (":" + k if k else ""), 0))' "${1:-}"
 }
 
-e2e_nginx() {  # e2e_nginx: WebDAV remote cache (/cas/, /index/) on loopback; sets E2E_NGINX
+e2e_nginx() {  # e2e_nginx: WebDAV remote cache (/cas/, /index/, /profile/) on loopback; sets E2E_NGINX
   local port d="$E2E_DIR/nginx"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  mkdir -p "$d/data/cas" "$d/data/index" "$d/tmp"
+  mkdir -p "$d/data/cas" "$d/data/index" "$d/data/profile" "$d/tmp"
   cat > "$d/nginx.conf" <<CONF
 daemon off; master_process off; user root root; worker_processes 1;
 pid $d/nginx.pid; error_log $d/error.log warn;
@@ -148,6 +148,7 @@ http {
     listen 127.0.0.1:$port; root $d/data;
     location /cas/ { dav_methods PUT; create_full_put_path on; dav_access user:rw; }
     location /index/ { dav_methods PUT; create_full_put_path on; dav_access user:rw; }
+    location /profile/ { dav_methods PUT; create_full_put_path on; dav_access user:rw; }
   }
 }
 CONF

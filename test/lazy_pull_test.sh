@@ -8,7 +8,8 @@
 #   3. an image without an index still pulls (downloaded + unpacked) and runs;
 #   4. images rm removes the lazy snapshots and their mounts;
 #   5. a second clip daemon (own root, own disk cache, own containerd) sharing the
-#      remote cache runs the first image without fetching a layer byte from the registry.
+#      remote cache runs the first image without fetching a layer byte from the registry,
+#      replaying the access profiles the first daemon recorded when A first ran.
 set -uo pipefail
 src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 daemon="$src/snapshotter/containerd-clip-grpc"
@@ -60,7 +61,8 @@ for i in a b; do
     { error "clipctl index $i"; cat "$t/index-$i.log"; }
 done
 e2e_nginx
-printf 'plain_http = ["%s"]\nremote_cache = "%s"\n' "$reg" "$E2E_NGINX" > "$t/clip.toml"
+printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
+  "$reg" "$E2E_NGINX" > "$t/clip.toml"
 e2e_clip "$daemon"
 e2e_containerd
 ctr1="$E2E_CTR"
@@ -150,8 +152,15 @@ fuse=$(grep -c " $t/clip/.* fuse" /proc/mounts)
 
 # 5. A second host: own daemon, disk cache and containerd; the same remote cache.
 for _ in $(seq 1 50); do [ -n "$(ls "$t/nginx/data/index")" ] && break; sleep 0.1; done
+# A's first start recorded the spans it read, per layer, once its reads went quiet
+# (1 s): into the daemon's store and the remote cache.
+recorded=$(grep -c "recorded the access profile of sha256:" "$t/clip.log")
+[ "$recorded" -ge 1 ] || error "no access profile recorded for A's first start"
+[ -n "$(ls "$t/nginx/data/profile" 2>/dev/null)" ] || error "no access profile in the remote cache"
+[ -n "$(ls "$t/clip/profiles" 2>/dev/null)" ] || error "no access profile in the local store"
 sleep 1  # the remote cache's writes are asynchronous
-printf 'plain_http = ["%s"]\nremote_cache = "%s"\n' "$reg" "$E2E_NGINX" > "$t/clip2.toml"
+printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
+  "$reg" "$E2E_NGINX" > "$t/clip2.toml"
 e2e_clip "$daemon" 2
 e2e_containerd 2
 ctr2="$E2E_CTR"
@@ -165,6 +174,8 @@ fetched2=0
 while read -r hex size; do fetched2=$((fetched2 + $(e2e_blob_bytes "$hex"))); done < <(layer_digests "$t/a")
 echo "host 2: registry served $fetched2 layer bytes (host 1: $fetched)"
 [ "$fetched2" -eq 0 ] || error "host 2 fetched $fetched2 layer bytes from the registry"
+replayed=$(grep -c "replaying the access profile of sha256:" "$t/clip2.log")
+[ "$replayed" -eq "$recorded" ] || error "host 2 replayed $replayed access profiles, host 1 recorded $recorded"
 $ctr2 images rm --sync "$reg/e2e/a:v1" >/dev/null
 
 if [ "$E2E_FAIL" -ne 0 ]; then
