@@ -25,6 +25,8 @@
 # from the remote cache). Ratios: speed-up = overlayfs / clip; profile / warm = clip
 # with the profile / the warm local start.
 #
+# CLIP_BENCH_LOG=FILE keeps the clip daemon's log.
+#
 #   bazel build -c opt //cmd:clipctl //snapshotter:containerd-clip-grpc //fs:clip-fd-holder
 #   bash test/bench_cold_start.sh [RUNS=3] [IMAGES="py big"] [NETS="loopback shaped rtt50"]
 set -uo pipefail
@@ -208,6 +210,7 @@ print(sum(x["size"] for x in m["layers"]))' "$t/$i")
       b0=$(bytes); t0=$(date +%s.%N)
       $X "$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$image" >"$t/pull.log" 2>&1 ||
         { echo "clip pull failed"; cat "$t/pull.log"; }
+      tp=$(date +%s.%N)
       first=$($X $ctr run --rm --snapshotter clip "$image" "p$r" "${cmd[@]}" | head -n 1)
       t1=$(date +%s.%N)
       sleep 0.5; b1=$(bytes)
@@ -215,9 +218,10 @@ print(sum(x["size"] for x in m["layers"]))' "$t/$i")
       grep -q "replaying the access profile" "$t/clip.log" || { echo "no profile was replayed"; exit 1; }
       pt+=("$(echo "$t1 - $t0" | bc)"); pb+=($((b1 - b0)))
       $ctr images rm --sync "$image" >/dev/null
-      echo "  run $r $net $i: overlayfs ${ot[-1]} s ${ob[-1]} B; warm ${wt[-1]} s; clip ${ct[-1]} s ${cb[-1]} B; clip + profile ${pt[-1]} s ${pb[-1]} B" >&2
+      echo "  run $r $net $i: overlayfs ${ot[-1]} s ${ob[-1]} B; warm ${wt[-1]} s; clip ${ct[-1]} s ${cb[-1]} B; clip + profile ${pt[-1]} s (pull $(echo "$tp - $t0" | bc) s) ${pb[-1]} B" >&2
     done
     stop_clip
+    [ -z "${CLIP_BENCH_LOG:-}" ] || cp "$t/clip.log" "$CLIP_BENCH_LOG"
     mo=$(median "${ot[@]}"); mc=$(median "${ct[@]}"); mw=$(median "${wt[@]}"); mp=$(median "${pt[@]}")
     mob=$(median "${ob[@]}"); mcb=$(median "${cb[@]}"); mpb=$(median "${pb[@]}")
     printf '| %s | %s | %.0f MB | %.2f | %.2f | %.2f | %.1fx | %.2f | %.2f | %.0f MB | %.1f MB | %.1f%% | %.1f%% |\n' \
