@@ -472,7 +472,8 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
 // its reads go quiet records the spans they needed (local store and remote cache).
 // Host 1 (its own stores, the same remote cache) mounts the layer and fetches exactly
 // those spans before any read, so its reads then fetch nothing. Host 2 finds a corrupt
-// profile in its store: it is ignored (never replayed) and recorded anew.
+// profile in its store, host 3 one of another layer: each is ignored (never replayed,
+// the start does not fail) and recorded anew.
 TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
   auto nginx = testing::NginxCas::Start();
   ASSERT_TRUE(nginx.ok()) << nginx.status();
@@ -483,19 +484,23 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
   FuseServer fuse(2);
   FillExecutor replay(4, 256);
   std::vector<uint32_t> recorded;
-  for (int host = 0; host < 3; ++host) {
+  for (int host = 0; host < 4; ++host) {
     SCOPED_TRACE(host);
     std::string hdir = absl::StrCat(pub.dir, "/phost", host);
     mkdir(hdir.c_str(), 0700);
     const std::string profile_path = hdir + "/profiles/" + layer.Hex();
-    if (host == 2) {
+    if (host >= 2) {
       mkdir((hdir + "/profiles").c_str(), 0700);
-      std::ofstream(profile_path) << "CLIPPRF\n not a profile";
+      index::v1::LayerIndex other;  // a well-formed profile, of another layer
+      other.set_layer_digest(Digest::Of("another layer").ToString());
+      other.add_checkpoints()->set_span_sha256(std::string(32, 'x'));
+      std::ofstream(profile_path) << (host == 2 ? std::string("CLIPPRF\n not a profile")
+                                                : EncodeProfile(MakeProfile(other, {0})));
     }
     RemoteCache shared(co);
     MemoryCache memory(64 << 20);
     RemoteLayers::Options opts = LayerOptions(hdir, &fuse, {&memory, nullptr, nullptr, nullptr});
-    if (host < 2) opts.remote_index = &shared;
+    if (host < 2) opts.remote_index = &shared;  // hosts 2 and 3: their own store only
     opts.profile_store = hdir + "/profiles";
     opts.replay = &replay;
     opts.profile_quiet = absl::Milliseconds(300);
