@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
   index->add_option("--platform", image_index.platform, "os/arch[/variant] (default: the host's)");
   index->add_option("--store", image_index.store_dir,
                     "Also write each index to DIR/<layer hex> (the daemon's <root>/indexes)");
+  index->add_option("--profiles", image_index.profiles_dir,
+                    "With --push: also publish access profiles from DIR/<layer hex> (the "
+                    "daemon's <root>/profiles)");
   index->add_option("--plain-http", plain_http, "Registry host reached over plain HTTP");
   index->add_option("-j,--jobs", image_index.jobs, "Layers indexed at a time");
   index->callback([&] {

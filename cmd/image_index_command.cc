@@ -18,6 +18,7 @@
 #include "common/file_blob_reader.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "registry/index_artifact.h"
@@ -84,7 +85,8 @@ absl::Status IndexOne(const RegistryClient& registry, const Reference& repo,
                       const std::string& tmp_dir, Progress& progress, Job& job) {
   std::string path = absl::StrCat(tmp_dir, "/clip-layer-XXXXXX");
   int fd = mkstemp(path.data());
-  if (fd < 0) return absl::InternalError(absl::StrCat("mkstemp in ", tmp_dir, ": ", strerror(errno)));
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("mkstemp in ", tmp_dir, ": ", strerror(errno)));
   unlink(path.c_str());  // anonymous: nothing left behind whatever happens
   absl::Status status = registry.FetchBlob(repo, job.layer.digest, [&](absl::string_view chunk) {
     const char* p = chunk.data();
@@ -108,8 +110,8 @@ absl::Status IndexOne(const RegistryClient& registry, const Reference& repo,
   CLIP_RETURN_IF_ERROR(blob.status());
   CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index, BuildLayerIndex(**blob));
   if (index.layer_digest() != job.layer.digest.ToString()) {
-    return absl::DataLossError(absl::StrCat("layer ", job.layer.digest.ToString(),
-                                            " indexed as ", index.layer_digest()));
+    return absl::DataLossError(
+        absl::StrCat("layer ", job.layer.digest.ToString(), " indexed as ", index.layer_digest()));
   }
   job.entries = index.entries_size();
   job.uncompressed = index.uncompressed_size();
@@ -169,11 +171,29 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
                            j.layer.digest.ToString(), Mb(j.layer.size), j.encoded.size(),
                            j.uncompressed ? 100.0 * j.encoded.size() / j.uncompressed : 0.0,
                            Mb(j.uncompressed), j.entries);
-    indexes.push_back({j.layer.digest, j.encoded});
+    LayerIndexBlob blob{j.layer.digest, j.encoded, ""};
+    if (!options.profiles_dir.empty()) {
+      absl::StatusOr<std::string> profile =
+          ReadWholeFile(absl::StrCat(options.profiles_dir, "/", j.layer.digest.Hex()));
+      if (profile.ok()) {
+        absl::StatusOr<index::v1::AccessProfile> p = DecodeProfile(*profile);
+        absl::StatusOr<index::v1::LayerIndex> index = DecodeIndex(j.encoded);
+        absl::Status fits = !p.ok()       ? p.status()
+                            : !index.ok() ? index.status()
+                                          : CheckProfileFor(*p, *index);
+        if (fits.ok()) {
+          blob.profile = *std::move(profile);
+          out << absl::StrFormat("    access profile: %d spans\n", p->spans_size());
+        } else {
+          out << "    access profile not published: " << fits.message() << "\n";
+        }
+      }
+    }
+    indexes.push_back(std::move(blob));
     if (!options.store_dir.empty()) {
       mkdir(options.store_dir.c_str(), 0700);
-      CLIP_RETURN_IF_ERROR(
-          WriteFileAtomically(absl::StrCat(options.store_dir, "/", j.layer.digest.Hex()), j.encoded));
+      CLIP_RETURN_IF_ERROR(WriteFileAtomically(
+          absl::StrCat(options.store_dir, "/", j.layer.digest.Hex()), j.encoded));
     }
   }
   if (options.push) {

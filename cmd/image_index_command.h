@@ -27,7 +27,10 @@ struct ImageIndexOptions {
   std::string platform;  // empty: the host's
   bool push = false;
   std::string store_dir;  // optional
-  std::string tmp_dir;    // empty: $TMPDIR or /var/tmp
+  // Access profiles to publish with the indexes (--push): DIR/<layer hex>, as the daemon
+  // keeps them in <root>/profiles. Each is checked against the layer's new index.
+  std::string profiles_dir;  // optional
+  std::string tmp_dir;       // empty: $TMPDIR or /var/tmp
   int jobs = 2;
   bool progress = false;  // draw the progress line (callers pass isatty(stderr))
 };

@@ -84,15 +84,19 @@ std::string IndexArtifactManifest(const Descriptor& subject,
   w.EndObject();
   w.Key("layers");
   w.StartArray();
-  for (const LayerIndexBlob& i : indexes) {
+  auto entry = [&](const char* media_type, const Digest& layer, const std::string& blob) {
     w.StartObject();
-    WriteDescriptor(w, kClipIndexMediaType, Digest::Of(i.encoded), i.encoded.size());
+    WriteDescriptor(w, media_type, Digest::Of(blob), blob.size());
     w.Key("annotations");
     w.StartObject();
     w.Key(kClipLayerAnnotation);
-    w.String(i.layer.ToString().c_str());
+    w.String(layer.ToString().c_str());
     w.EndObject();
     w.EndObject();
+  };
+  for (const LayerIndexBlob& i : indexes) entry(kClipIndexMediaType, i.layer, i.encoded);
+  for (const LayerIndexBlob& i : indexes) {  // after every index (see the header)
+    if (!i.profile.empty()) entry(kClipProfileMediaType, i.layer, i.profile);
   }
   w.EndArray();
   w.Key("subject");
@@ -109,13 +113,16 @@ absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const 
   CLIP_RETURN_IF_ERROR(client.PushBlob(repo, Digest::Of(kEmptyJson), kEmptyJson));
   for (const LayerIndexBlob& i : indexes) {
     CLIP_RETURN_IF_ERROR(client.PushBlob(repo, Digest::Of(i.encoded), i.encoded));
+    if (!i.profile.empty()) {
+      CLIP_RETURN_IF_ERROR(client.PushBlob(repo, Digest::Of(i.profile), i.profile));
+    }
   }
   std::string artifact = IndexArtifactManifest(subject, indexes);
   CLIP_ASSIGN_OR_RETURN(Digest digest, client.PushManifest(repo, "", kOciManifest, artifact));
   // The fallback tag, for registries without the referrers API. Kept up to date even
   // when the registry has the API: a mirror without it may serve the image later.
-  CLIP_ASSIGN_OR_RETURN(Reference tag,
-                        Reference::Parse(absl::StrCat(repo.Name(), ":sha256-", subject.digest.Hex())));
+  CLIP_ASSIGN_OR_RETURN(
+      Reference tag, Reference::Parse(absl::StrCat(repo.Name(), ":sha256-", subject.digest.Hex())));
   std::optional<std::string> existing;
   absl::StatusOr<Manifest> current = client.FetchManifest(tag);
   if (current.ok()) {
@@ -126,21 +133,23 @@ absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const 
   CLIP_ASSIGN_OR_RETURN(std::string fallback, FallbackIndex(existing, digest, artifact.size()));
   if (!existing || fallback != *existing) {
     CLIP_RETURN_IF_ERROR(
-        client.PushManifest(repo, absl::StrCat("sha256-", subject.digest.Hex()), kOciIndex, fallback)
+        client
+            .PushManifest(repo, absl::StrCat("sha256-", subject.digest.Hex()), kOciIndex, fallback)
             .status());
   }
   return digest;
 }
 
 absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryClient& client,
-                                                                  const Reference& repo,
-                                                                  const Digest& subject) {
+                                                                 const Reference& repo,
+                                                                 const Digest& subject) {
   CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> artifacts,
                         client.Referrers(repo, subject, kClipIndexArtifactType));
   std::vector<PublishedIndex> out;
   std::set<std::string> seen;
   // The newest artifact last (fallback tags append): walk from the end, first one wins.
   for (auto a = artifacts.rbegin(); a != artifacts.rend(); ++a) {
+    const size_t first_of_artifact = out.size();
     CLIP_ASSIGN_OR_RETURN(Manifest m, client.FetchManifest(repo.WithDigest(a->digest)));
     rapidjson::Document doc;
     doc.Parse(m.bytes.data(), m.bytes.size());
@@ -160,8 +169,18 @@ absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryC
       }
       absl::StatusOr<Digest> layer = Digest::Parse(ann[kClipLayerAnnotation].GetString());
       absl::StatusOr<Digest> blob = Digest::Parse(l["digest"].GetString());
-      if (!layer.ok() || !blob.ok() || !seen.insert(layer->ToString()).second) continue;
-      out.push_back({*layer, *blob});
+      if (!layer.ok() || !blob.ok()) continue;
+      const std::string media =
+          l.HasMember("mediaType") && l["mediaType"].IsString() ? l["mediaType"].GetString() : "";
+      if (media == kClipProfileMediaType) {  // belongs to this artifact's index of the layer
+        for (size_t k = first_of_artifact; k < out.size(); ++k) {
+          if (out[k].layer == *layer && !out[k].profile) out[k].profile = *blob;
+        }
+        continue;
+      }
+      if (!media.empty() && media != kClipIndexMediaType) continue;  // unknown: skipped
+      if (!seen.insert(layer->ToString()).second) continue;
+      out.push_back({*layer, *blob, std::nullopt});
     }
   }
   return out;
@@ -169,32 +188,50 @@ absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryC
 
 absl::StatusOr<std::map<std::string, std::string>> FetchPublishedIndexes(
     const RegistryClient& client, const Reference& repo, const Digest& subject, int parallel) {
-  CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> all, ListPublishedIndexes(client, repo, subject));
+  CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> all,
+                        ListPublishedIndexes(client, repo, subject));
   return FetchIndexBlobs(client, repo, all, parallel);
 }
 
 absl::StatusOr<std::map<std::string, std::string>> FetchIndexBlobs(
     const RegistryClient& client, const Reference& repo, const std::vector<PublishedIndex>& all,
-    int parallel) {
-  std::vector<absl::StatusOr<std::string>> got(all.size(), absl::UnknownError("not fetched"));
+    int parallel, std::map<std::string, std::string>* profiles) {
+  // One list of blobs (indexes, then the profiles asked for), fetched `parallel` at a time.
+  struct Wanted {
+    const PublishedIndex* of;
+    Digest blob;
+    bool profile;
+  };
+  std::vector<Wanted> wanted;
+  for (const PublishedIndex& p : all) wanted.push_back({&p, p.blob, false});
+  if (profiles != nullptr) {
+    for (const PublishedIndex& p : all) {
+      if (p.profile) wanted.push_back({&p, *p.profile, true});
+    }
+  }
+  std::vector<absl::StatusOr<std::string>> got(wanted.size(), absl::UnknownError("not fetched"));
   std::atomic<size_t> next{0};
   std::vector<std::thread> workers;
-  for (int w = 0; w < std::max(1, std::min<int>(parallel, static_cast<int>(all.size()))); ++w) {
+  for (int w = 0; w < std::max(1, std::min<int>(parallel, static_cast<int>(wanted.size()))); ++w) {
     workers.emplace_back([&] {
-      for (size_t i; (i = next.fetch_add(1)) < all.size();) {
-        got[i] = FetchBlobToString(client, repo, all[i].blob);
+      for (size_t i; (i = next.fetch_add(1)) < wanted.size();) {
+        got[i] = FetchBlobToString(client, repo, wanted[i].blob);
       }
     });
   }
   for (auto& t : workers) t.join();
   std::map<std::string, std::string> out;
-  for (size_t i = 0; i < all.size(); ++i) {
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    const std::string layer = wanted[i].of->layer.ToString();
+    if (wanted[i].profile) {  // optional: a profile that does not come is no error
+      if (got[i].ok()) (*profiles)[layer] = *std::move(got[i]);
+      continue;
+    }
     if (!got[i].ok()) {
       return absl::Status(got[i].status().code(),
-                          absl::StrCat("index of ", all[i].layer.ToString(), ": ",
-                                       got[i].status().message()));
+                          absl::StrCat("index of ", layer, ": ", got[i].status().message()));
     }
-    out[all[i].layer.ToString()] = *std::move(got[i]);
+    out[layer] = *std::move(got[i]);
   }
   return out;
 }

@@ -5,8 +5,13 @@
 //    "artifactType":"application/vnd.clip.index.v1",
 //    "config": <the OCI empty descriptor, "{}">,
 //    "layers": [ {"mediaType":"application/vnd.clip.index.v1", "digest":<index blob>,
-//                 "size":N, "annotations":{"dev.clip.layer.digest":<layer digest>}}, ...],
+//                 "size":N, "annotations":{"dev.clip.layer.digest":<layer digest>}}, ...,
+//                then, optionally, one per layer with an access profile (index/FORMAT.md):
+//                {"mediaType":"application/vnd.clip.profile.v1", ... the same annotation}],
 //    "subject": <the image manifest's descriptor>}
+//
+// Profiles come after every index: a reader that predates them and takes the first
+// entry per layer still finds the index.
 //
 // Discovery is the OCI 1.1 referrers API; for registries without it (docker-registry),
 // Publish also maintains the `sha256-<manifest hex>` tag: an OCI index listing the
@@ -30,12 +35,14 @@ namespace clip {
 
 inline constexpr char kClipIndexArtifactType[] = "application/vnd.clip.index.v1";
 inline constexpr char kClipIndexMediaType[] = "application/vnd.clip.index.v1";
+inline constexpr char kClipProfileMediaType[] = "application/vnd.clip.profile.v1";
 inline constexpr char kClipLayerAnnotation[] = "dev.clip.layer.digest";
 inline constexpr char kOciEmptyMediaType[] = "application/vnd.oci.empty.v1+json";
 
 struct LayerIndexBlob {
-  Digest layer;             // the image layer the index describes
-  std::string encoded;      // the encoded clip index (index/FORMAT.md)
+  Digest layer;         // the image layer the index describes
+  std::string encoded;  // the encoded clip index (index/FORMAT.md)
+  std::string profile = {};  // its encoded access profile; empty: none
 };
 
 // The artifact manifest's JSON for `indexes` of the manifest `subject`.
@@ -52,19 +59,21 @@ absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const 
 struct PublishedIndex {
   Digest layer;
   Digest blob;
+  std::optional<Digest> profile = {};  // the layer's access profile blob, if published with it
 };
 absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryClient& client,
-                                                                  const Reference& repo,
-                                                                  const Digest& subject);
+                                                                 const Reference& repo,
+                                                                 const Digest& subject);
 
 // Every published index of `subject` by layer digest string, the blobs fetched
 // `parallel` at a time, each verified against its descriptor's digest.
 absl::StatusOr<std::map<std::string, std::string>> FetchPublishedIndexes(
     const RegistryClient& client, const Reference& repo, const Digest& subject, int parallel = 4);
-// The index blobs of `which` (from ListPublishedIndexes), by layer digest string.
+// The index blobs of `which` (from ListPublishedIndexes), by layer digest string; with
+// `profiles`, also their access profile blobs (same round of requests) into it.
 absl::StatusOr<std::map<std::string, std::string>> FetchIndexBlobs(
     const RegistryClient& client, const Reference& repo, const std::vector<PublishedIndex>& which,
-    int parallel = 4);
+    int parallel = 4, std::map<std::string, std::string>* profiles = nullptr);
 
 }  // namespace clip
 

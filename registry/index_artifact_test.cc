@@ -23,9 +23,10 @@ class IndexArtifactTest : public ::testing::Test {
     // A minimal image manifest to refer to.
     std::string config = "{}";
     ASSERT_TRUE(client_->PushBlob(repo_, Digest::Of(config), config).ok());
-    manifest_ = absl::StrCat(R"({"schemaVersion":2,"mediaType":")", kOciManifest,
-                             R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")",
-                             Digest::Of(config).ToString(), R"(","size":2},"layers":[]})");
+    manifest_ = absl::StrCat(
+        R"({"schemaVersion":2,"mediaType":")", kOciManifest,
+        R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")",
+        Digest::Of(config).ToString(), R"(","size":2},"layers":[]})");
     subject_.media_type = kOciManifest;
     subject_.digest = client_->PushManifest(repo_, "v1", kOciManifest, manifest_).value();
     subject_.size = static_cast<int64_t>(manifest_.size());
@@ -55,7 +56,8 @@ TEST_F(IndexArtifactTest, ManifestShape) {
 
 TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
   Digest a = Digest::Of("layer a"), b = Digest::Of("layer b"), c = Digest::Of("layer c");
-  auto artifact = PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a"}, {b, "index of b"}});
+  auto artifact =
+      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a"}, {b, "index of b"}});
   ASSERT_TRUE(artifact.ok()) << artifact.status();
   auto first = FetchPublishedIndexes(*client_, repo_, subject_.digest);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -65,7 +67,9 @@ TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
   EXPECT_TRUE(FetchPublishedIndexes(*client_, repo_, Digest::Of("other"))->empty());
 
   // Publishing again (a re-index) appends to the fallback tag: both found, newest wins.
-  ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
+  ASSERT_TRUE(
+      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}})
+          .ok());
   auto referrers = client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType);
   ASSERT_TRUE(referrers.ok()) << referrers.status();
   EXPECT_EQ(referrers->size(), 2u);
@@ -87,12 +91,52 @@ TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
             (std::map<std::string, std::string>{{b.ToString(), "index of b"}}));
   EXPECT_TRUE(FetchIndexBlobs(*client_, repo_, {})->empty());
   // Idempotent: the same artifact again does not grow the list.
-  ASSERT_TRUE(PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}).ok());
+  ASSERT_TRUE(
+      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}})
+          .ok());
   EXPECT_EQ(client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType)->size(), 2u);
 }
 
+// Access profiles travel in the same artifact, after every index (a reader that takes
+// the first entry per layer still gets the index), and are found with their index.
+TEST_F(IndexArtifactTest, ProfilesTravelWithTheirIndexes) {
+  Digest a = Digest::Of("layer a"), b = Digest::Of("layer b");
+  std::string json = IndexArtifactManifest(subject_, {{a, "IA", "PA"}, {b, "IB", ""}});
+  rapidjson::Document doc;
+  doc.Parse(json.c_str());
+  ASSERT_FALSE(doc.HasParseError());
+  ASSERT_EQ(doc["layers"].Size(), 3u);
+  EXPECT_STREQ(doc["layers"][0]["mediaType"].GetString(), kClipIndexMediaType);
+  EXPECT_STREQ(doc["layers"][1]["mediaType"].GetString(), kClipIndexMediaType);
+  EXPECT_STREQ(doc["layers"][2]["mediaType"].GetString(), kClipProfileMediaType);
+  EXPECT_EQ(doc["layers"][2]["annotations"][kClipLayerAnnotation].GetString(), a.ToString());
+
+  ASSERT_TRUE(
+      PublishIndexArtifact(*client_, repo_, subject_, {{a, "IA", "PA"}, {b, "IB", ""}}).ok());
+  auto listed = ListPublishedIndexes(*client_, repo_, subject_.digest);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  for (const PublishedIndex& p : *listed) {
+    if (p.layer == a) {
+      ASSERT_TRUE(p.profile.has_value());
+      EXPECT_EQ(*p.profile, Digest::Of("PA"));
+    } else {
+      EXPECT_FALSE(p.profile.has_value());
+    }
+  }
+  std::map<std::string, std::string> profiles;
+  auto indexes = FetchIndexBlobs(*client_, repo_, *listed, 4, &profiles);
+  ASSERT_TRUE(indexes.ok()) << indexes.status();
+  EXPECT_EQ(*indexes,
+            (std::map<std::string, std::string>{{a.ToString(), "IA"}, {b.ToString(), "IB"}}));
+  EXPECT_EQ(profiles, (std::map<std::string, std::string>{{a.ToString(), "PA"}}));
+  // Without asking for profiles, none are fetched (and the indexes are the same).
+  EXPECT_EQ(*FetchPublishedIndexes(*client_, repo_, subject_.digest), *indexes);
+}
+
 TEST_F(IndexArtifactTest, ForeignFallbackTagIsNotOverwritten) {
-  Reference tag = Reference::Parse(absl::StrCat(repo_.Name(), ":sha256-", subject_.digest.Hex())).value();
+  Reference tag =
+      Reference::Parse(absl::StrCat(repo_.Name(), ":sha256-", subject_.digest.Hex())).value();
   ASSERT_TRUE(client_->PushManifest(tag, tag.tag(), kOciManifest, manifest_).ok());
   auto st = PublishIndexArtifact(*client_, repo_, subject_, {{Digest::Of("l"), "i"}});
   EXPECT_EQ(st.status().code(), absl::StatusCode::kFailedPrecondition) << st.status();

@@ -191,7 +191,26 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Remo
                       manifest->ToString(),
                       published ? ", this layer's among them" : ", none for this layer"));
     if (!published) wanted.clear();
-    CLIP_ASSIGN_OR_RETURN(auto all, FetchIndexBlobs(*options_.registry, image, wanted));
+    // Access profiles published with the indexes come in the same round; one recorded
+    // on this node (already in the store) is kept rather than replaced.
+    std::map<std::string, std::string> profiles;
+    CLIP_ASSIGN_OR_RETURN(auto all,
+                          FetchIndexBlobs(*options_.registry, image, wanted, 4,
+                                          options_.profile_store.empty() ? nullptr : &profiles));
+    for (const auto& [other, encoded] : profiles) {
+      absl::StatusOr<Digest> d = Digest::Parse(other);
+      if (!d.ok()) continue;
+      const std::string path = absl::StrCat(options_.profile_store, "/", d->Hex());
+      struct stat st;
+      if (stat(path.c_str(), &st) == 0) continue;
+      if (absl::Status ok = DecodeProfile(encoded).status(); !ok.ok()) {
+        Log(LogLevel::kWarning, "remote",
+            absl::StrCat("published access profile of ", other, " ignored: ", ok.message()));
+        continue;
+      }
+      absl::Status saved = WriteFileAtomically(path, encoded);
+      if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
+    }
     for (auto& [other, encoded] : all) {
       if (other == layer.ToString()) {
         bytes = std::move(encoded);

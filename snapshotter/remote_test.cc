@@ -556,6 +556,47 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
   }
 }
 
+// An access profile published with the image's indexes (clipctl index --push
+// --profiles) reaches a host that never ran the image: its first mount replays it.
+TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
+  auto file = FileBlobReader::Open(pub.dir + "/layers/posix.tar.gz").value();
+  index::v1::LayerIndex index = BuildLayerIndex(*file).value();
+  ASSERT_GE(index.checkpoints_size(), 3);
+  const std::string profile = EncodeProfile(MakeProfile(index, {2, 0}));
+  auto manifest = pub.client->FetchManifest(pub.image);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  Descriptor subject;
+  subject.media_type = kOciManifest;
+  subject.digest = pub.manifest_digest;
+  subject.size = static_cast<int64_t>(manifest->bytes.size());
+  ASSERT_TRUE(PublishIndexArtifact(*pub.client, pub.image, subject,
+                                   {{Digest::Of(pub.layer), EncodeIndex(index), profile}})
+                  .ok());
+  const std::string& dir = pub.dir;
+  FuseServer fuse(2);
+  MemoryCache memory(64 << 20);
+  FillExecutor replay(4, 64);
+  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
+  opts.profile_store = dir + "/profiles";
+  opts.replay = &replay;
+  RemoteLayers remote(opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
+  auto view = snap->View("v", "sha256:c1", {});
+  ASSERT_TRUE(view.ok()) << view.status();
+  auto progress = remote.Replay((*view)[0].source);
+  ASSERT_NE(progress, nullptr);
+  replay.Drain();
+  EXPECT_EQ(progress->runs_done.load(), 2u);  // spans 2 and 0: not adjacent
+  EXPECT_EQ(progress->spans_fetched.load(), 2u);
+  EXPECT_EQ(ReadFileOrEmpty(dir + "/profiles/" + Digest::Of(pub.layer).Hex()), profile);
+  EXPECT_EQ(ReadFileOrEmpty((*view)[0].source + "/etc/hello.txt"), "hello\n");
+  ASSERT_TRUE(snap->Remove("v").ok());
+  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+}
+
 // The daemon killed (-9) while a reader is busy: the mount outlives it (its fd is in
 // clip-fd-holder), the reader's calls wait, and the restarted daemon takes the live
 // connection over: not one read fails. SIGTERM hands over too; SIGUSR1 unmounts all.

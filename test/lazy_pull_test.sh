@@ -158,6 +158,11 @@ recorded=$(grep -c "recorded the access profile of sha256:" "$t/clip.log")
 [ "$recorded" -ge 1 ] || error "no access profile recorded for A's first start"
 [ -n "$(ls "$t/nginx/data/profile" 2>/dev/null)" ] || error "no access profile in the remote cache"
 [ -n "$(ls "$t/clip/profiles" 2>/dev/null)" ] || error "no access profile in the local store"
+# Published with the indexes: each profile is checked against the layer's index.
+"$clipctl" index --plain-http "$reg" --push --profiles "$t/clip/profiles" "$reg/e2e/a:v1" \
+  >"$t/index-a-profiles.log" 2>&1 || { error "clipctl index --push --profiles"; cat "$t/index-a-profiles.log"; }
+published=$(grep -c "access profile: [0-9]* spans" "$t/index-a-profiles.log")
+[ "$published" -eq "$recorded" ] || error "published $published access profiles, recorded $recorded"
 sleep 1  # the remote cache's writes are asynchronous
 printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
   "$reg" "$E2E_NGINX" > "$t/clip2.toml"
