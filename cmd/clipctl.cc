@@ -11,6 +11,7 @@
 #include "cmd/index_commands.h"
 #include "cmd/lazy_pull.h"
 #include "cmd/mount_command.h"
+#include "cmd/record_command.h"
 #include "snapshotter/daemon_config.h"
 #include "snapshotter/registry_setup.h"
 
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
   clip::ImageIndexOptions image_index;
   std::string config_path = clip::kDefaultConfigPath;
   std::vector<std::string> plain_http;
-  auto* config_opt = index->add_option("--config", config_path,
-                                       "The daemon's TOML (registry hosts, credentials)");
+  auto* config_opt =
+      index->add_option("--config", config_path, "The daemon's TOML (registry hosts, credentials)");
   index->add_option("image", image_index.image, "Image reference (e.g. registry:5000/app:v1)");
   index->add_flag("--push", image_index.push, "Publish the indexes to the image's registry");
   index->add_option("--platform", image_index.platform, "os/arch[/variant] (default: the host's)");
@@ -89,7 +90,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> pull_plain_http;
   std::string pull_config = clip::kDefaultConfigPath;
   CLI::App* pull = app.add_subcommand(
-      "pull", "Pull an image into containerd lazily: layers with a clip index are mounted, not downloaded");
+      "pull",
+      "Pull an image into containerd lazily: layers with a clip index are mounted, not downloaded");
   pull->add_option("image", pull_options.image, "Image reference")->required();
   pull->add_option("--address,-a", pull_options.containerd_address, "containerd's socket");
   pull->add_option("--namespace,-n", pull_options.ns, "containerd namespace");
@@ -117,12 +119,56 @@ int main(int argc, char** argv) {
               << r->downloaded_bytes << " layer bytes downloaded\n";
   });
 
+  clip::RecordOptions record_options;
+  std::vector<std::string> record_plain_http;
+  std::string record_config = clip::kDefaultConfigPath;
+  double record_wait = 30;
+  CLI::App* record = app.add_subcommand(
+      "record",
+      "Record an image's access profiles on this node: pull it lazily, run one container of "
+      "it (ctr run), keep what each layer read at start (IMAGE [-- CMD...])");
+  record->add_option("image", record_options.pull.image, "Image reference")->required();
+  record->add_option("command", record_options.command,
+                     "The container's command (default: the image's own)");
+  record->add_option("--address,-a", record_options.pull.containerd_address, "containerd's socket");
+  record->add_option("--namespace,-n", record_options.pull.ns, "containerd namespace");
+  record->add_option("--snapshotter", record_options.pull.snapshotter,
+                     "containerd snapshotter name");
+  record->add_option("--platform", record_options.pull.platform, "os/arch[/variant]");
+  record->add_option("--plain-http", record_plain_http, "Registry host reached over plain HTTP");
+  record->add_option("--root", record_options.daemon_root,
+                     "The clip daemon's root (its profiles are in <root>/profiles)");
+  record->add_option("--ctr", record_options.ctr, "containerd's client (default: ctr on PATH)");
+  record->add_option("-o,--output", record_options.output_dir,
+                     "Copy the profiles to DIR/<layer hex> (for index --push --profiles)");
+  record->add_flag("--keep-image", record_options.keep_image,
+                   "Keep the image (then wait for the recordings to end)");
+  record->add_option("--wait", record_wait, "With --keep-image: seconds to wait (30)");
+  auto* record_config_opt = record->add_option("--config", record_config,
+                                               "The daemon's TOML (registry hosts, credentials)");
+  record->callback([&] {
+    absl::StatusOr<clip::DaemonConfig> config =
+        clip::LoadDaemonConfig(record_config, record_config_opt->count() > 0);
+    if (!config.ok()) {
+      rc = Report(config.status());
+      return;
+    }
+    for (auto& h : record_plain_http) config->plain_http.push_back(h);
+    if (record_config_opt->count() > 0 && record->get_option("--root")->count() == 0) {
+      record_options.daemon_root = config->root;
+    }
+    record_options.wait = absl::Seconds(record_wait);
+    clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
+    rc = Report(clip::RecordCommand(record_options, registry, std::cout));
+  });
+
   clip::MountCommandOptions mount_options;
   CLI::App* mount = app.add_subcommand(
       "mount", "Serve one layer through FUSE in the foreground (until unmounted or Ctrl-C)");
   mount->add_option("--index", mount_options.index_path, "Index file")->required();
-  mount->add_option("--layer", mount_options.layer,
-                    "Layer file, or blob URL http[s]://HOST/v2/REPO/blobs/sha256:HEX")
+  mount
+      ->add_option("--layer", mount_options.layer,
+                   "Layer file, or blob URL http[s]://HOST/v2/REPO/blobs/sha256:HEX")
       ->required();
   mount->add_option("--cache-dir", mount_options.cache_dir, "Disk cache directory");
   mount->add_option("--threads", mount_options.threads, "FUSE worker threads");

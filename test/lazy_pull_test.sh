@@ -163,6 +163,18 @@ recorded=$(grep -c "recorded the access profile of sha256:" "$t/clip.log")
   >"$t/index-a-profiles.log" 2>&1 || { error "clipctl index --push --profiles"; cat "$t/index-a-profiles.log"; }
 published=$(grep -c "access profile: [0-9]* spans" "$t/index-a-profiles.log")
 [ "$published" -eq "$recorded" ] || error "published $published access profiles, recorded $recorded"
+# clipctl record: drops the earlier profiles, pulls A lazily, runs one container of it,
+# removes the image (the daemon ends the recordings as it unmounts) and reports them.
+out=$("$clipctl" record -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" --root "$t/clip" \
+  -o "$t/recorded" "$reg/e2e/a:v1" -- /hello /etc/base 2>&1) || error "clipctl record: $out"
+grep -q "hello from a clip snapshot" <<<"$out" || error "clipctl record: the container did not run: $out"
+grep -q "recorded [1-9][0-9]* access profile(s) of $reg/e2e/a:v1" <<<"$out" || error "clipctl record: $out"
+[ "$(ls "$t/recorded" | wc -l)" -ge 1 ] || error "clipctl record -o wrote no profile"
+[ -z "$($ctr1 images ls -q)" ] || error "clipctl record left the image behind"
+out=$("$clipctl" record -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" --root "$t/clip" \
+  "$reg/e2e/c:v1" 2>&1) && error "clipctl record of an image without indexes succeeded"
+grep -q "no lazily mounted layer" <<<"$out" || error "clipctl record without indexes: unclear: $out"
+[ -z "$($ctr1 images ls -q)" ] || error "a failed clipctl record left the image it pulled"
 sleep 1  # the remote cache's writes are asynchronous
 printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
   "$reg" "$E2E_NGINX" > "$t/clip2.toml"
