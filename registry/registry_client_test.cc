@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "gtest/gtest.h"
 #include "common/file_blob_reader.h"
+#include "gtest/gtest.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "index/span_reader.h"
@@ -48,8 +48,8 @@ struct Image {
 Image PushImage(const RegistryClient& client, const Reference& ref, uint64_t seed,
                 const std::string& arch = "amd64") {
   Image img;
-  img.config = absl::StrFormat(R"({"architecture":"%s","os":"linux","rootfs":{"type":"layers"}})",
-                               arch);
+  img.config =
+      absl::StrFormat(R"({"architecture":"%s","os":"linux","rootfs":{"type":"layers"}})", arch);
   img.layer = RandomBytes(3 << 20, seed);
   img.manifest = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
@@ -112,10 +112,13 @@ TEST_F(PlainRegistryTest, PushResolveAndReadBlobs) {
   EXPECT_EQ(*size, img.layer.size());
 
   std::string streamed;
-  ASSERT_TRUE(client.FetchBlob(ref, layer, [&](absl::string_view c) {
-                      streamed.append(c.data(), c.size());
-                      return absl::OkStatus();
-                    }).ok());
+  ASSERT_TRUE(client
+                  .FetchBlob(ref, layer,
+                             [&](absl::string_view c) {
+                               streamed.append(c.data(), c.size());
+                               return absl::OkStatus();
+                             })
+                  .ok());
   EXPECT_TRUE(streamed == img.layer);
 
   std::mt19937_64 rng(3);
@@ -151,10 +154,12 @@ TEST_F(PlainRegistryTest, IndexSelectsThePlatform) {
   Image b = PushImage(client, arm, 11, "arm64");
   std::string index = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
-      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},)",
-                      kOciManifest, b.manifest_digest.ToString(), b.manifest.size()),
-      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
-                      kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
+      absl::StrFormat(
+          R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}},)",
+          kOciManifest, b.manifest_digest.ToString(), b.manifest.size()),
+      absl::StrFormat(
+          R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
+          kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
   Reference multi = Ref(registry_->host() + "/clip/multi:latest");
   ASSERT_TRUE(client.PushManifest(multi, "latest", kOciIndex, index).ok());
   auto m = client.Resolve(multi, Platform{"linux", "amd64", ""});
@@ -188,8 +193,8 @@ TEST_F(PlainRegistryTest, ReferrersThroughTheTagFallback) {
       R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
       absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"artifactType":"%s"}]})",
                       kOciManifest, art->ToString(), artifact.size(), kType));
-  ASSERT_TRUE(client.PushManifest(ref, "sha256-" + img.manifest_digest.Hex(), kOciIndex, fallback)
-                  .ok());
+  ASSERT_TRUE(
+      client.PushManifest(ref, "sha256-" + img.manifest_digest.Hex(), kOciIndex, fallback).ok());
   auto found = client.Referrers(ref, img.manifest_digest, kType);
   ASSERT_TRUE(found.ok()) << found.status();
   ASSERT_EQ(found->size(), 1u);
@@ -306,8 +311,9 @@ TEST_F(PlainRegistryTest, DockerManifestListResolves) {
   Image a = PushImage(client, amd, 70, "amd64");
   std::string list = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kDockerManifestList, R"(","manifests":[)",
-      absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
-                      kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
+      absl::StrFormat(
+          R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
+          kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
   Reference ref = Ref(registry_->host() + "/clip/dlist:latest");
   ASSERT_TRUE(client.PushManifest(ref, "latest", kDockerManifestList, list).ok());
   auto top = client.FetchManifest(ref);
@@ -330,9 +336,11 @@ class FaultTest : public PlainRegistryTest {
     ASSERT_TRUE(proxy_->Control("/__reset", "{}").ok());
   }
   void Arm(const std::string& mode, int count, const std::string& match = "/blobs/") {
-    ASSERT_TRUE(proxy_->Control("/__fault", absl::StrFormat(R"({"mode":"%s","count":%d,"match":"%s"})",
-                                                         mode, count, match))
-                    .ok());
+    ASSERT_TRUE(
+        proxy_
+            ->Control("/__fault", absl::StrFormat(R"({"mode":"%s","count":%d,"match":"%s"})", mode,
+                                                  count, match))
+            .ok());
   }
   int Stat(const std::string& name) { return proxy_->Stat(name).value_or(-1); }
 
@@ -340,6 +348,36 @@ class FaultTest : public PlainRegistryTest {
   Reference ref_ = Ref("x/y");
   Image img_;
 };
+
+// A registry with the referrers API: its answer is used (filtered by artifact type),
+// not the tag fallback that is asked at the same time.
+TEST_F(FaultTest, ReferrersApiAnswerWinsOverTheFallback) {
+  RegistryClient client = Client(proxy_->host());
+  const std::string kType = "application/vnd.clip.index.v1";
+  const Digest a = Digest::Of("artifact a"), b = Digest::Of("artifact b");
+  std::string body = absl::StrFormat(
+      R"({"schemaVersion":2,"mediaType":"%s","manifests":[)"
+      R"({"mediaType":"%s","digest":"%s","size":10,"artifactType":"%s"},)"
+      R"({"mediaType":"%s","digest":"%s","size":10,"artifactType":"application/other"}]})",
+      kOciIndex, kOciManifest, a.ToString(), kType, kOciManifest, b.ToString());
+  ASSERT_TRUE(proxy_
+                  ->Control("/__referrers", absl::StrCat(R"({"path":"/v2/clip/faulty/referrers/)",
+                                                         img_.manifest_digest.ToString(),
+                                                         R"(","body":)", body, "}"))
+                  .ok());
+  // A fallback tag that says otherwise (it lists the image itself): not used when the
+  // API answers.
+  std::string fallback = absl::StrFormat(
+      R"({"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":1,"artifactType":"%s"}]})",
+      kOciIndex, kOciManifest, img_.manifest_digest.ToString(), kType);
+  ASSERT_TRUE(
+      client.PushManifest(ref_, "sha256-" + img_.manifest_digest.Hex(), kOciIndex, fallback).ok());
+  auto found = client.Referrers(ref_, img_.manifest_digest, kType);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].digest, a);
+  EXPECT_EQ(client.Referrers(ref_, img_.manifest_digest)->size(), 2u);
+}
 
 TEST_F(FaultTest, TransientFaultsAreRetriedAndBytesAreRight) {
   RegistryClient client = Client(proxy_->host());
@@ -408,9 +446,8 @@ TEST_F(FaultTest, BearerTokenFlowCachesAndRefreshes) {
 }
 
 TEST_F(FaultTest, BearerTokenWithCredentials) {
-  ASSERT_TRUE(proxy_->Control("/__bearer",
-                              R"({"enabled":true,"user":"alice","password":"pw1"})")
-                  .ok());
+  ASSERT_TRUE(
+      proxy_->Control("/__bearer", R"({"enabled":true,"user":"alice","password":"pw1"})").ok());
   RegistryClient anonymous = Client(proxy_->host());
   EXPECT_EQ(anonymous.FetchManifest(ref_).status().code(), absl::StatusCode::kPermissionDenied);
   RegistryClient::Options o = FastRetries();
@@ -501,10 +538,10 @@ namespace clip {
 namespace {
 
 TEST(ImageManifestTest, ParsesLayersAndRejectsIndexes) {
-  auto m = ParseImageManifest(
-      R"({"schemaVersion":2,"config":{"mediaType":"c","digest":"sha256:)" + std::string(64, 'a') +
-      R"(","size":3},"layers":[{"mediaType":"l","digest":"sha256:)" + std::string(64, 'b') +
-      R"(","size":9}]})");
+  auto m = ParseImageManifest(R"({"schemaVersion":2,"config":{"mediaType":"c","digest":"sha256:)" +
+                              std::string(64, 'a') +
+                              R"(","size":3},"layers":[{"mediaType":"l","digest":"sha256:)" +
+                              std::string(64, 'b') + R"(","size":9}]})");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->config.size, 3);
   ASSERT_EQ(m->layers.size(), 1u);

@@ -14,6 +14,9 @@ Control (JSON over HTTP, on the proxy itself):
         require Bearer tokens issued by GET /token (Basic auth checked when a user
         is set; anonymous otherwise).
   POST /__revoke  invalidate every issued token (the client must refresh on 401).
+  POST /__referrers {"path": "/v2/<repo>/referrers/<digest>", "body": <OCI index>}
+        answer GET of that path (query ignored) with 200 and the body: a registry with
+        the OCI 1.1 referrers API (docker-registry 2.8 has none).
   POST /__clear   clear armed faults (the registry "recovers").
   POST /__reset   clear armed faults and counters.
   GET  /__stats   counters: requests, faults, tokens, auth headers seen on redirects,
@@ -35,6 +38,7 @@ FAULTS = []  # [mode, remaining, match]
 BEARER = {"enabled": False}
 TOKENS = set()
 STATS = {"requests": 0, "faults": 0, "tokens": 0, "redirect_auth": 0, "redirected": 0}
+REFERRERS = {}  # path -> canned OCI index body
 
 
 def take_fault(path):
@@ -76,6 +80,8 @@ class Handler(BaseHTTPRequestHandler):
                 BEARER.update(data)
             elif self.path == "/__revoke":
                 TOKENS.clear()
+            elif self.path == "/__referrers":
+                REFERRERS[data["path"]] = json.dumps(data["body"]).encode()
             elif self.path == "/__clear":
                 FAULTS.clear()
             elif self.path == "/__reset":
@@ -127,6 +133,10 @@ class Handler(BaseHTTPRequestHandler):
                                  'scope="repository:%s:pull"' % (port, "x"))
                     return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
                                       [("WWW-Authenticate", challenge)])
+        with LOCK:
+            canned = REFERRERS.get(self.path.split("?")[0]) if self.command == "GET" else None
+        if canned is not None:
+            return self.reply(200, canned, [("Content-Type", "application/vnd.oci.image.index.v1+json")])
         req_body = self.body()
         fault = take_fault(self.path)
         if fault == "reset":
