@@ -359,20 +359,29 @@ TEST(LayerReaderTest, ConcurrentReadersShareOneReader) {
   EXPECT_EQ(bad.load(), 0);
 }
 
+// posix.tar.gz indexed with 64 KiB spans: many spans in a small fixture.
+void IndexWithSmallSpans(std::unique_ptr<FileBlobReader>* blob,
+                         std::shared_ptr<const LayerIndex>* index) {
+  auto opened = FileBlobReader::Open(g_dir + "/posix.tar.gz");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  IndexOptions o;
+  o.checkpoint_interval = 64 << 10;
+  auto built = BuildLayerIndex(**opened, o);
+  ASSERT_TRUE(built.ok()) << built.status();
+  *blob = *std::move(opened);
+  *index = std::make_shared<const LayerIndex>(*std::move(built));
+}
+
 // Slices: pieces of the spans themselves, in order, that add up to the bytes asked for,
 // also across span boundaries (checkpoint_interval 64 KiB here), and that stay valid
 // after the reader moved on to other spans.
 TEST(LayerReaderTest, SlicesAcrossSpansOutliveTheReadersMemo) {
-  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
-  ASSERT_TRUE(blob.ok());
-  IndexOptions o;
-  o.checkpoint_interval = 64 << 10;
-  auto built = BuildLayerIndex(**blob, o);
-  ASSERT_TRUE(built.ok()) << built.status();
-  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  std::unique_ptr<FileBlobReader> blob;
+  std::shared_ptr<const LayerIndex> index;
+  ASSERT_NO_FATAL_FAILURE(IndexWithSmallSpans(&blob, &index));
   ASSERT_GT(index->checkpoints_size(), 3);
   std::string tar = Uncompressed("posix.tar.gz");
-  LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
+  LayerReader reader(index, std::make_shared<SpanInflater>(index, *blob));
   const uint64_t second = index->checkpoints(1).uncompressed_offset();
   auto slices = reader.SlicesAt(second - 100, 200 << 10);  // 4 spans
   ASSERT_TRUE(slices.ok()) << slices.status();
@@ -408,20 +417,16 @@ class HintRecorder : public SpanSource {
 };
 
 TEST(LayerReaderTest, FileReadsHintTheFilesLastSpan) {
-  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
-  ASSERT_TRUE(blob.ok());
-  IndexOptions o;
-  o.checkpoint_interval = 64 << 10;
-  auto built = BuildLayerIndex(**blob, o);
-  ASSERT_TRUE(built.ok()) << built.status();
-  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  std::unique_ptr<FileBlobReader> blob;
+  std::shared_ptr<const LayerIndex> index;
+  ASSERT_NO_FATAL_FAILURE(IndexWithSmallSpans(&blob, &index));
   auto id = EntryTree(*index).Resolve("usr/bin/random3m");
   ASSERT_TRUE(id);
   const auto& e = index->entries(static_cast<int>(*id));
   const size_t first = SpanAt(*index, e.data_offset());
   const size_t last = SpanAt(*index, e.data_offset() + e.size() - 1);
   ASSERT_GT(last, first + 2);
-  auto recorder = std::make_shared<HintRecorder>(std::make_shared<SpanInflater>(index, **blob));
+  auto recorder = std::make_shared<HintRecorder>(std::make_shared<SpanInflater>(index, *blob));
   LayerReader reader(index, recorder);
   std::string buf(100 << 10, '\0');
   ASSERT_TRUE(reader.ReadFile(*id, 0, absl::MakeSpan(buf)).ok());  // spans first, first + 1
@@ -459,15 +464,11 @@ class CountingBlob : public BlobReader {
 };
 
 TEST(SpanInflaterTest, RunOfSpansInOneRead) {
-  auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
-  ASSERT_TRUE(blob.ok());
-  IndexOptions o;
-  o.checkpoint_interval = 64 << 10;
-  auto built = BuildLayerIndex(**blob, o);
-  ASSERT_TRUE(built.ok()) << built.status();
-  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  std::unique_ptr<FileBlobReader> blob;
+  std::shared_ptr<const LayerIndex> index;
+  ASSERT_NO_FATAL_FAILURE(IndexWithSmallSpans(&blob, &index));
   ASSERT_GT(index->checkpoints_size(), 5);
-  CountingBlob counting(**blob);
+  CountingBlob counting(*blob);
   SpanInflater spans(index, counting);
   auto run = spans.GetSpans(2, 3);
   ASSERT_TRUE(run.ok()) << run.status();
