@@ -23,6 +23,19 @@ int Report(const absl::Status& status) {
   return 1;
 }
 
+// Checkpoint placement, shared by `index IMAGE` and `index build`.
+void AddIndexOptions(CLI::App* app, clip::IndexOptions& options) {
+  app->add_option("--small-file-interval", options.small_file_interval,
+                  "Also a checkpoint every SIZE of small files (e.g. 256K; 0: off), within "
+                  "--max-index-ratio")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
+  app->add_option("--max-index-ratio", options.max_index_ratio,
+                  "Small-file checkpoints stop where the index would pass this share of the layer")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,6 +65,7 @@ int main(int argc, char** argv) {
                     "daemon's <root>/profiles)");
   index->add_option("--plain-http", plain_http, "Registry host reached over plain HTTP");
   index->add_option("-j,--jobs", image_index.jobs, "Layers indexed at a time");
+  AddIndexOptions(index, image_index.index);
   index->callback([&] {
     if (!index->get_subcommands().empty()) return;
     if (image_index.image.empty()) {
@@ -74,11 +88,18 @@ int main(int argc, char** argv) {
   CLI::App* build = index->add_subcommand("build", "Build the index of a layer file");
   build->add_option("--layer", layer, "Layer blob (gzip or plain tar)")->required();
   build->add_option("-o,--output", output, "Index file to write")->required();
-  build->callback([&] { rc = Report(clip::IndexBuildCommand(layer, output, std::cout)); });
+  clip::IndexOptions build_index;
+  AddIndexOptions(build, build_index);
+  build->callback(
+      [&] { rc = Report(clip::IndexBuildCommand(layer, output, build_index, std::cout)); });
 
   CLI::App* inspect = index->add_subcommand("inspect", "List an index like tar -tv");
   inspect->add_option("index", index_file, "Index file")->required();
-  inspect->callback([&] { rc = Report(clip::IndexInspectCommand(index_file, std::cout)); });
+  bool inspect_spans = false;
+  inspect->add_flag("--spans", inspect_spans,
+                    "List the spans (N UOFF ULEN COFF CLEN WINDOW), not the entries");
+  inspect->callback(
+      [&] { rc = Report(clip::IndexInspectCommand(index_file, inspect_spans, std::cout)); });
 
   CLI::App* cat = index->add_subcommand("cat", "Print one file of a layer through its index");
   cat->add_option("index", index_file, "Index file")->required();

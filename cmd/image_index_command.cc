@@ -81,8 +81,9 @@ class Progress {
   absl::Time drawn_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
-absl::Status IndexOne(const RegistryClient& registry, const Reference& repo,
-                      const std::string& tmp_dir, Progress& progress, Job& job) {
+absl::Status IndexOne(const RegistryClient& registry, const IndexOptions& index_options,
+                      const Reference& repo, const std::string& tmp_dir, Progress& progress,
+                      Job& job) {
   std::string path = absl::StrCat(tmp_dir, "/clip-layer-XXXXXX");
   int fd = mkstemp(path.data());
   if (fd < 0)
@@ -108,7 +109,7 @@ absl::Status IndexOne(const RegistryClient& registry, const Reference& repo,
   auto blob = FileBlobReader::Open(absl::StrCat("/proc/self/fd/", fd));
   close(fd);
   CLIP_RETURN_IF_ERROR(blob.status());
-  CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index, BuildLayerIndex(**blob));
+  CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index, BuildLayerIndex(**blob, index_options));
   if (index.layer_digest() != job.layer.digest.ToString()) {
     return absl::DataLossError(
         absl::StrCat("layer ", job.layer.digest.ToString(), " indexed as ", index.layer_digest()));
@@ -153,7 +154,7 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
   for (int w = 0; w < std::max(1, options.jobs); ++w) {
     workers.emplace_back([&] {
       for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
-        jobs[i].status = IndexOne(registry, ref, tmp, progress, jobs[i]);
+        jobs[i].status = IndexOne(registry, options.index, ref, tmp, progress, jobs[i]);
         progress.LayerDone();
       }
     });

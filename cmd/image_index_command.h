@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "index/layer_indexer.h"
 #include "registry/registry_client.h"
 
 namespace clip {
@@ -31,6 +32,7 @@ struct ImageIndexOptions {
   // keeps them in <root>/profiles. Each is checked against the layer's new index.
   std::string profiles_dir;  // optional
   std::string tmp_dir;       // empty: $TMPDIR or /var/tmp
+  IndexOptions index;        // checkpoint placement
   int jobs = 2;
   bool progress = false;  // draw the progress line (callers pass isatty(stderr))
 };

@@ -133,9 +133,9 @@ void PrintLine(const std::string& mode, const std::string& owner, const std::str
 }  // namespace
 
 absl::Status IndexBuildCommand(const std::string& layer_path, const std::string& index_path,
-                               std::ostream& out) {
+                               const IndexOptions& options, std::ostream& out) {
   CLIP_ASSIGN_OR_RETURN(auto blob, FileBlobReader::Open(layer_path));
-  absl::StatusOr<LayerIndex> index = BuildLayerIndex(*blob);
+  absl::StatusOr<LayerIndex> index = BuildLayerIndex(*blob, options);
   if (!index.ok()) {
     return absl::Status(index.status().code(),
                         absl::StrCat(layer_path, ": ", index.status().message()));
@@ -154,8 +154,24 @@ absl::Status IndexBuildCommand(const std::string& layer_path, const std::string&
   return absl::OkStatus();
 }
 
-absl::Status IndexInspectCommand(const std::string& index_path, std::ostream& out) {
+absl::Status IndexInspectCommand(const std::string& index_path, bool spans, std::ostream& out) {
   CLIP_ASSIGN_OR_RETURN(LayerIndex index, LoadIndex(index_path));
+  if (spans) {
+    // One line per span: number, uncompressed offset and length, compressed offset and
+    // length (what a fetch of it reads), stored window bytes.
+    for (int i = 0; i < index.checkpoints_size(); ++i) {
+      const auto& cp = index.checkpoints(i);
+      bool last = i + 1 == index.checkpoints_size();
+      uint64_t uend =
+          last ? index.uncompressed_size() : index.checkpoints(i + 1).uncompressed_offset();
+      uint64_t cend = last ? index.compressed_size() : index.checkpoints(i + 1).compressed_offset();
+      uint64_t cstart = cp.compressed_offset() - (cp.bits() ? 1 : 0);
+      out << absl::StrFormat("span %d %d %d %d %d %d\n", i, cp.uncompressed_offset(),
+                             uend - cp.uncompressed_offset(), cstart, cend - cstart,
+                             cp.window().size());
+    }
+    return absl::OkStatus();
+  }
   EntryTree tree(index);
   for (int i = 0; i < index.entries_size(); ++i) {
     const Entry& e = index.entries(i);

@@ -9,15 +9,18 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "index/layer_indexer.h"
 
 namespace clip {
 
 // `clipctl index build --layer LAYER -o INDEX`: prints a one-line summary.
 absl::Status IndexBuildCommand(const std::string& layer_path, const std::string& index_path,
-                               std::ostream& out);
+                               const IndexOptions& options, std::ostream& out);
 
 // `clipctl index inspect INDEX`: one `tar -tv`-like line per member, then a summary.
-absl::Status IndexInspectCommand(const std::string& index_path, std::ostream& out);
+// With `spans`: one line per span instead, "span N UOFF ULEN COFF CLEN WINDOW" (its
+// uncompressed range, the compressed bytes a fetch reads, its stored window's size).
+absl::Status IndexInspectCommand(const std::string& index_path, bool spans, std::ostream& out);
 
 // `clipctl index cat INDEX --layer LAYER PATH`: the file's bytes.
 absl::Status IndexCatCommand(const std::string& index_path, const std::string& layer_path,

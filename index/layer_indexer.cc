@@ -143,10 +143,11 @@ class HashWorker {
 class IndexBuilder {
  public:
   explicit IndexBuilder(const IndexOptions& options)
-      : options_(options),
-        parser_([this](const TarMember& m) {
+      : options_(options), parser_([this](const TarMember& m) {
+          ++members_;
           if (m.type == TarType::kRegular && m.size > options_.large_file_threshold) {
             large_starts_.push_back(m.data_offset);
+            large_files_.push_back({m.data_offset, m.data_offset + m.size});
           }
           return table_.Add(m);
         }) {}
@@ -171,6 +172,34 @@ class IndexBuilder {
     cp->set_uncompressed_offset(uoff);
     if (!window.empty()) cp->set_window(CompressWindow(window));
     last_checkpoint_ = uoff;
+    spent_ += kCheckpointCostEstimate + cp->window().size();
+    if (!cp->window().empty()) last_window_size_ = cp->window().size();
+    while (!large_files_.empty() && large_files_.front().end <= uoff) large_files_.pop_front();
+  }
+
+  // Where the small-file rule would cut next: `small_file_interval` bytes of output
+  // outside large files past the last checkpoint. 0 when the rule is off.
+  uint64_t NextSmallFileCut() const {
+    if (options_.small_file_interval == 0) return 0;
+    uint64_t from = last_checkpoint_;
+    for (const Range& r : large_files_) {
+      if (r.start <= from && from < r.end) from = r.end;
+    }
+    return from + options_.small_file_interval;
+  }
+
+  // Whether a small-file checkpoint at uncompressed `uoff` (not inside a large file)
+  // keeps the index within its budget of the output so far; `window` is whether it
+  // carries one (gzip).
+  bool SmallFileCutFits(uint64_t uoff, bool window) const {
+    uint64_t next = NextSmallFileCut();
+    if (next == 0 || uoff < next) return false;
+    for (const Range& r : large_files_) {
+      if (r.start <= uoff && uoff < r.end) return false;
+    }
+    double cost = static_cast<double>(spent_ + members_ * kEntryCostEstimate +
+                                      kCheckpointCostEstimate + (window ? last_window_size_ : 0));
+    return cost <= options_.max_index_ratio * static_cast<double>(uoff);
   }
 
   // Large-file data starts seen since the last call, in stream order.
@@ -199,10 +228,15 @@ class IndexBuilder {
     index_.set_uncompressed_size(total_);
     index_.set_checkpoint_interval(options_.checkpoint_interval);
     index_.set_large_file_threshold(options_.large_file_threshold);
+    index_.set_small_file_interval(options_.small_file_interval);
     return std::move(index_);
   }
 
  private:
+  struct Range {
+    uint64_t start, end;
+  };
+
   void FinishSpan() { hashes_.FinishSpan(); }
 
   IndexOptions options_;
@@ -210,9 +244,16 @@ class IndexBuilder {
   TarParser parser_;
   HashWorker hashes_;
   std::vector<uint64_t> large_starts_;
+  // Data of the large files not yet behind the last checkpoint, in stream order.
+  std::deque<Range> large_files_;
   LayerIndex index_;
   uint64_t total_ = 0;
   uint64_t last_checkpoint_ = 0;
+  // The small-file budget: bytes spent on checkpoints, members seen, and the last
+  // window's compressed size (the estimate for the next; 16 KiB before the first).
+  uint64_t spent_ = 0;
+  uint64_t members_ = 0;
+  uint64_t last_window_size_ = 16 << 10;
 };
 
 absl::StatusOr<LayerIndex> IndexTar(BlobStream& blob, absl::string_view first,
@@ -232,6 +273,10 @@ absl::StatusOr<LayerIndex> IndexTar(BlobStream& blob, absl::string_view first,
       uint64_t cut = b.last_checkpoint() + options.checkpoint_interval;
       while (next_cut < cuts.size() && cuts[next_cut] <= b.last_checkpoint()) ++next_cut;
       if (next_cut < cuts.size() && cuts[next_cut] < cut) cut = cuts[next_cut];
+      uint64_t small = b.NextSmallFileCut();
+      if (small != 0 && small < cut && small <= b.total() && b.SmallFileCutFits(small, false)) {
+        cut = small;
+      }
       uint64_t end = std::min(cut, b.total());
       b.HashSpan(chunk.substr(pos - start, end - pos));
       pos = end;
@@ -339,7 +384,7 @@ absl::StatusOr<LayerIndex> IndexGzip(BlobStream& blob, absl::string_view first,
     b_bits = bits;
     b_uoff = e;
     if (!b.has_checkpoints() || want_here ||
-        e - b.last_checkpoint() >= b.options().checkpoint_interval) {
+        e - b.last_checkpoint() >= b.options().checkpoint_interval || b.SmallFileCutFits(e, true)) {
       if (b.has_checkpoints() && e == b.last_checkpoint()) continue;  // e.g. an empty block
       size_t wstart = pos - std::min<size_t>(pos, std::min<uint64_t>(e, kDeflateWindowSize));
       b.AddCheckpoint(coff, bits, e, absl::string_view(out.get() + wstart, pos - wstart));
@@ -354,6 +399,10 @@ absl::StatusOr<LayerIndex> IndexGzip(BlobStream& blob, absl::string_view first,
 absl::StatusOr<LayerIndex> BuildLayerIndex(const BlobReader& layer, const IndexOptions& options) {
   if (options.checkpoint_interval == 0) {
     return absl::InvalidArgumentError("checkpoint interval must be positive");
+  }
+  if (options.small_file_interval > options.checkpoint_interval) {
+    return absl::InvalidArgumentError(
+        "small-file interval must not exceed the checkpoint interval");
   }
   BlobStream blob(layer);
   CLIP_ASSIGN_OR_RETURN(absl::string_view first, blob.Next());

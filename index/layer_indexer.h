@@ -12,6 +12,14 @@
 // `large_file_threshold`, so a read of a large file inflates from near its first
 // byte. Placing that one means looking back one boundary: output since the last
 // boundary is kept unhashed in the work buffer until the next boundary decides.
+// Optionally (`small_file_interval` > 0) also the first boundary after every
+// `small_file_interval` bytes of output outside large files since the previous
+// checkpoint, while the index stays within `max_index_ratio` of the layer's
+// uncompressed bytes so far: regions of small files get short spans, so a start
+// that reads a few hundred small files fetches less around each one. The budget is
+// spent as the stream goes (checkpoint windows at their compressed size, entries at
+// kEntryCostEstimate bytes each), so it is spread over the layer, not used up by its
+// first megabytes.
 // Uncompressed tar layers get checkpoints at exactly those offsets (every byte is a
 // boundary) and no windows. zstd layers are kUnimplemented.
 //
@@ -36,7 +44,16 @@ namespace clip {
 struct IndexOptions {
   uint64_t checkpoint_interval = 2 << 20;
   uint64_t large_file_threshold = 512 << 10;
+  // 0: off. Otherwise at most checkpoint_interval.
+  uint64_t small_file_interval = 0;
+  double max_index_ratio = 0.01;
 };
+
+// What one entry is assumed to add to an encoded index, for the small-file budget
+// (measured on Debian layers: about 12 bytes, deflated with the rest).
+inline constexpr uint64_t kEntryCostEstimate = 16;
+// What a checkpoint adds besides its window: offsets, bits and the span digest.
+inline constexpr uint64_t kCheckpointCostEstimate = 48;
 
 absl::StatusOr<index::v1::LayerIndex> BuildLayerIndex(const BlobReader& layer,
                                                       const IndexOptions& options = {});

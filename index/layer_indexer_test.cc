@@ -105,6 +105,15 @@ std::vector<uint64_t> Boundaries(const std::string& gz) {
   return out;
 }
 
+// Test names from layer file names: gnu.tar.gz -> gnu_tar_gz.
+std::string LayerTestName(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = info.param;
+  for (char& c : n) {
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return n;
+}
+
 class GoodLayerTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoodLayerTest, DigestsAndDeterminism) {
@@ -237,7 +246,7 @@ TEST_P(GoodLayerTest, ListingMatchesTarTvInArchiveOrder) {
   std::string idx = absl::StrCat(g_dir, "/", GetParam(), ".idx");
   std::ofstream(idx, std::ios::binary) << EncodeIndex(*index);
   std::ostringstream ours;
-  ASSERT_TRUE(IndexInspectCommand(idx, ours).ok());
+  ASSERT_TRUE(IndexInspectCommand(idx, false, ours).ok());
   std::string theirs =
       Shell(absl::StrCat("TZ=UTC LC_ALL=C.UTF-8 tar -tvf ", g_dir, "/", GetParam()));
   struct Listing {
@@ -276,12 +285,7 @@ TEST_P(GoodLayerTest, ListingMatchesTarTvInArchiveOrder) {
 INSTANTIATE_TEST_SUITE_P(Layers, GoodLayerTest,
                          ::testing::Values("gnu.tar.gz", "posix.tar.gz", "posix.tar", "pigz.tar.gz",
                                            "multi.tar.gz", "real.tar.gz"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+                         LayerTestName);
 
 TEST(PythonLayerTest, TarSemantics) {
   auto index = Build("python.tar.gz");
@@ -357,6 +361,106 @@ TEST(LayerReaderTest, ConcurrentReadersShareOneReader) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);
+}
+
+// Small-file checkpoints: with the budget unbounded, no span of small files runs past
+// the first boundary `small_file_interval` on; none is cut inside a large file's data
+// (those keep the 2 MiB rule); every span still inflates to the tar's bytes; the same
+// layer gives the same index. With the 1% budget the index stays under 1% of the
+// layer and still gains checkpoints on a layer of many small files (real.tar.gz).
+class SmallFileCheckpointTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SmallFileCheckpointTest, ShortSpansAmongSmallFilesWithinTheBudget) {
+  const std::string name = GetParam();
+  auto blob = FileBlobReader::Open(g_dir + "/" + name);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  std::string tar = Uncompressed(name);
+  auto plain = BuildLayerIndex(**blob);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  IndexOptions o;
+  o.small_file_interval = name == "real.tar.gz" ? 128 << 10 : 16 << 10;  // fixtures' sizes
+  o.max_index_ratio = 1.0;
+  auto built = BuildLayerIndex(**blob, o);
+  ASSERT_TRUE(built.ok()) << built.status();
+  auto index = std::make_shared<const LayerIndex>(*std::move(built));
+  EXPECT_EQ(index->small_file_interval(), o.small_file_interval);
+  // pigz.tar.gz's few small files sit in one deflate block: no boundary to add there.
+  if (name != "pigz.tar.gz") {
+    EXPECT_GT(index->checkpoints_size(), plain->checkpoints_size());
+  }
+
+  std::vector<uint64_t> boundaries;
+  if (index->compression() == index::v1::GZIP)
+    boundaries = Boundaries(ReadFile(g_dir + "/" + name));
+  auto first_boundary_at_or_after = [&](uint64_t d) -> uint64_t {
+    if (index->compression() == index::v1::NONE) return d;
+    auto it = std::lower_bound(boundaries.begin(), boundaries.end(), d);
+    return it == boundaries.end() ? UINT64_MAX : *it;
+  };
+  auto boundary_at_or_before = [&](uint64_t d) -> uint64_t {
+    if (index->compression() == index::v1::NONE) return d;
+    auto it = std::upper_bound(boundaries.begin(), boundaries.end(), d);
+    return it == boundaries.begin() ? 0 : *(it - 1);
+  };
+  std::vector<std::pair<uint64_t, uint64_t>> large;  // data ranges of large files
+  std::set<uint64_t> large_rule;                     // checkpoints the large-file rule places
+  for (const auto& e : index->entries()) {
+    if (e.type() == index::v1::REGULAR && e.size() > index->large_file_threshold()) {
+      large.emplace_back(e.data_offset(), e.data_offset() + e.size());
+      large_rule.insert(boundary_at_or_before(e.data_offset()));
+    }
+  }
+  auto overlaps_large = [&](uint64_t a, uint64_t b) {
+    for (auto [s, e] : large) {
+      if (s < b && a < e) return true;
+    }
+    return false;
+  };
+  const auto& cps = index->checkpoints();
+  for (int i = 0; i + 1 < cps.size(); ++i) {
+    uint64_t a = cps[i].uncompressed_offset(), b = cps[i + 1].uncompressed_offset();
+    if (!overlaps_large(a, b)) {
+      EXPECT_LE(b, first_boundary_at_or_after(a + o.small_file_interval)) << "span " << i;
+    }
+    for (auto [s, e] : large) {
+      // Inside a large file's data only the interval rule cuts.
+      if (s <= a && b < e && !large_rule.count(b)) {
+        EXPECT_GE(b - a, index->checkpoint_interval()) << i;
+      }
+    }
+  }
+  auto spans = std::make_shared<SpanInflater>(index, **blob);
+  for (size_t i = 0; i < SpanCount(*index); ++i) {
+    auto bytes = spans->GetSpan(i);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    SpanInfo info = GetSpanInfo(*index, i);
+    ASSERT_EQ(**bytes, tar.substr(info.offset, info.size)) << "span " << i;
+  }
+  MemoryBlobReader mem(ReadFile(g_dir + "/" + name));
+  auto again = BuildLayerIndex(mem, o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(EncodeIndex(*again), EncodeIndex(*index));
+
+  o.max_index_ratio = 0.01;
+  auto budgeted = BuildLayerIndex(**blob, o);
+  ASSERT_TRUE(budgeted.ok()) << budgeted.status();
+  EXPECT_LT(EncodeIndex(*budgeted).size(), tar.size() / 100);
+  EXPECT_GE(budgeted->checkpoints_size(), plain->checkpoints_size());
+  EXPECT_LE(budgeted->checkpoints_size(), index->checkpoints_size());
+  if (name == "real.tar.gz") {
+    EXPECT_GT(budgeted->checkpoints_size(), plain->checkpoints_size());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layers, SmallFileCheckpointTest,
+                         ::testing::Values("real.tar.gz", "posix.tar", "pigz.tar.gz"),
+                         LayerTestName);
+
+TEST(SmallFileCheckpointTest, IntervalLongerThanTheCheckpointIntervalIsRefused) {
+  MemoryBlobReader mem(ReadFile(g_dir + "/gnu.tar.gz"));
+  IndexOptions o;
+  o.small_file_interval = o.checkpoint_interval + 1;
+  EXPECT_EQ(BuildLayerIndex(mem, o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // posix.tar.gz indexed with 64 KiB spans: many spans in a small fixture.
@@ -632,7 +736,25 @@ TEST(BadLayerTest, CorruptBlobAtReadTimeIsDataLossForThatSpanOnly) {
 TEST(IndexCommandsTest, BuildInspectCat) {
   std::string idx = g_dir + "/cmd.idx";
   std::ostringstream out;
-  ASSERT_TRUE(IndexBuildCommand(g_dir + "/gnu.tar.gz", idx, out).ok());
+  ASSERT_TRUE(IndexBuildCommand(g_dir + "/gnu.tar.gz", idx, {}, out).ok());
+  // --spans: one line per span, covering the layer in order.
+  std::ostringstream span_lines;
+  ASSERT_TRUE(IndexInspectCommand(idx, true, span_lines).ok());
+  auto built = Build("gnu.tar.gz");
+  ASSERT_TRUE(built.ok());
+  std::vector<std::string> lines = absl::StrSplit(span_lines.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), SpanCount(*built));
+  uint64_t next_u = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::vector<std::string> f = absl::StrSplit(lines[i], ' ');
+    ASSERT_EQ(f.size(), 7u) << lines[i];
+    EXPECT_EQ(f[0], "span");
+    EXPECT_EQ(f[1], absl::StrCat(i));
+    EXPECT_EQ(f[2], absl::StrCat(next_u));
+    next_u += std::stoull(f[3]);
+    EXPECT_EQ(f[6], absl::StrCat(built->checkpoints(static_cast<int>(i)).window().size()));
+  }
+  EXPECT_EQ(next_u, built->uncompressed_size());
   std::ostringstream cat;
   ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "etc/app/seq.txt", cat).ok());
   EXPECT_EQ(cat.str(), ReadFile(g_dir + "/tree/etc/app/seq.txt"));
@@ -641,9 +763,10 @@ TEST(IndexCommandsTest, BuildInspectCat) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(IndexCatCommand(idx, g_dir + "/posix.tar.gz", "etc/hello.txt", none).code(),
             absl::StatusCode::kInvalidArgument);  // Another layer.
-  EXPECT_EQ(IndexBuildCommand(g_dir + "/dotdot.tar.gz", g_dir + "/bad.idx", out).code(),
+  EXPECT_EQ(IndexBuildCommand(g_dir + "/dotdot.tar.gz", g_dir + "/bad.idx", {}, out).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(IndexInspectCommand(g_dir + "/gnu.tar.gz", out).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(IndexInspectCommand(g_dir + "/gnu.tar.gz", false, out).code(),
+            absl::StatusCode::kDataLoss);
   // Names that are not UTF-8: built, written, read back and served byte for byte.
   std::ostringstream latin1;
   ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "caf\xe9", latin1).ok());

@@ -25,7 +25,8 @@
 # from the remote cache). Ratios: speed-up = overlayfs / clip; profile / warm = clip
 # with the profile / the warm local start.
 #
-# CLIP_BENCH_LOG=FILE keeps the clip daemon's log.
+# CLIP_BENCH_LOG=FILE keeps the clip daemon's log. CLIP_BENCH_INDEX_ARGS: extra flags for
+# `clipctl index --push` (e.g. "--small-file-interval 512K").
 #
 #   bazel build -c opt //cmd:clipctl //snapshotter:containerd-clip-grpc //fs:clip-fd-holder
 #   bash test/bench_cold_start.sh [RUNS=3] [IMAGES="py big"] [NETS="loopback shaped rtt50"]
@@ -151,7 +152,9 @@ for net in $nets; do
   fi
   printf 'plain_http = ["%s"]\n[access_profiles]\nquiet_seconds = 2\n' "$reg" > "$t/clip.toml"
   for i in $images; do
-    $X "$clipctl" index --plain-http "$reg" --push "$reg/bench/$i:v1" >"$t/index-$i.log" 2>&1 ||
+    # shellcheck disable=SC2086  # word splitting intended
+    $X "$clipctl" index --plain-http "$reg" --push ${CLIP_BENCH_INDEX_ARGS:-} "$reg/bench/$i:v1" \
+      >"$t/index-$i.log" 2>&1 ||
       { cat "$t/index-$i.log"; exit 1; }
     image="$reg/bench/$i:v1"
     size=$(python3 -c '
