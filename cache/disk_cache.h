@@ -1,6 +1,8 @@
 // DiskCache: the local disk tier. One file per span, named by its digest under a
 // sharded directory (`<root>/ab/cd/abcd...`), written to `<root>/tmp/` first and
-// renamed into place, so no partial file is ever visible, also after a crash. A
+// renamed into place, so a running reader never sees a partial file. Nothing is
+// fsynced (a cache is refilled cheaply): after a power loss a file may be torn or
+// empty, and what protects readers then is the trailer's checksum, below. A
 // size budget is kept with least-recently-used eviction; recency is the file's mtime
 // (updated on every hit), so the order survives restarts. Only verified spans are put
 // here (the origin and the remote tier check sha256), and each file carries a 16-byte

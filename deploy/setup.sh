@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package clip needs to build, test and run end to end.
 # Idempotent: when everything is present it returns after one dpkg query.
-# Used by both README commands (scripts/demo.sh and scripts/test.sh).
+# Used by both README commands (deploy/demo.sh and test/run_all.sh).
 set -euo pipefail
 
 # Build: compilers, Bazel, and the Debian -dev libraries the WORKSPACE maps to @system//:*.
@@ -9,7 +9,7 @@ BUILD_PACKAGES=(
   bazel-bootstrap g++ clang libclang-rt-14-dev pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libfuse3-dev zlib1g-dev libcurl4-openssl-dev rapidjson-dev libabsl-dev
-  libgtest-dev libgmock-dev libssl-dev liblmdb-dev libisal-dev
+  libgtest-dev libgmock-dev libssl-dev libisal-dev
   libtomlplusplus-dev libcli11-dev libsqlite3-dev
 )
 # Run and test: the real programs users run beside clip, and fixture tools.

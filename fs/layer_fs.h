@@ -1,5 +1,5 @@
 // LayerFs: the read-only filesystem of one image layer, served from its clip index and
-// a span source, as a plain class the libfuse adapter (fuse_adapter.h) translates to.
+// a span source, as a plain class the libfuse adapter (FuseServer, fuse_server.h) translates to.
 // Tests drive it without a mount.
 //
 // Design. Inode numbers are entry ids + 1 (the root is inode 1), so they are stable

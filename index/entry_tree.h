@@ -37,7 +37,8 @@ class EntryTree {
 
  private:
   const index::v1::LayerIndex& index_;
-  // Children of every directory, concatenated; dir_start_[id]..dir_start_[id+1].
+  // Children of every directory, concatenated; directory id's are
+  // children_[start_[id]..start_[id + 1]).
   std::vector<uint32_t> children_;
   std::vector<uint32_t> start_;
 };

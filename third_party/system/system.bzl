@@ -37,7 +37,6 @@ _LIBRARIES = {
     "gtest": (["gtest"], []),
     "gtest_main": (["gtest_main"], []),
     "isal": (["libisal"], []),
-    "lmdb": (["lmdb"], []),
     "protobuf": (["protobuf"], []),
     "rapidjson": (["RapidJSON"], []),
     "sqlite3": (["sqlite3"], []),
