@@ -26,7 +26,8 @@
 # with the profile / the warm local start.
 #
 # CLIP_BENCH_LOG=FILE keeps the clip daemon's log. CLIP_BENCH_INDEX_ARGS: extra flags for
-# `clipctl index --push` (e.g. "--small-file-interval 512K").
+# `clipctl index --push` (e.g. "--small-file-interval 512K"). CLIP_BENCH_REQUESTS=FILE
+# logs the registry connections and requests, timed, to FILE.<network>.
 #
 #   bazel build -c opt //cmd:clipctl //snapshotter:containerd-clip-grpc //fs:clip-fd-holder
 #   bash test/bench_cold_start.sh [RUNS=3] [IMAGES="py big"] [NETS="loopback shaped rtt50"]
@@ -136,7 +137,8 @@ for net in $nets; do
   [ "$net" = shaped ] && delay=5
   [ "$net" = rtt50 ] && delay=25
   pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  $X setsid python3 test/testdata/delay_proxy.py "$pport" "$reg_direct" "$delay" "$t/proxy.stats" \
+  DELAY_PROXY_LOG=${CLIP_BENCH_REQUESTS:+$CLIP_BENCH_REQUESTS.$net} \
+    $X setsid python3 test/testdata/delay_proxy.py "$pport" "$reg_direct" "$delay" "$t/proxy.stats" \
     >"$t/proxy-$net.log" 2>&1 &
   proxy_pid=$!
   E2E_PIDS+=($proxy_pid)
