@@ -15,6 +15,7 @@
 #include "containerd/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "rapidjson/document.h"
+#include "snapshotter/snapshot_labels.h"
 
 namespace clip {
 namespace {
@@ -24,15 +25,6 @@ namespace diff = ::containerd::services::diff::v1;
 namespace images = ::containerd::services::images::v1;
 namespace leases = ::containerd::services::leases::v1;
 namespace snapshots = ::containerd::services::snapshots::v1;
-
-// Labels the snapshotter reads to mount a layer lazily (the CRI plugin's names).
-constexpr char kTargetRef[] = "containerd.io/snapshot.ref";
-constexpr char kImageRef[] = "containerd.io/snapshot/cri.image-ref";
-constexpr char kLayerDigest[] = "containerd.io/snapshot/cri.layer-digest";
-constexpr char kManifestDigest[] = "containerd.io/snapshot/cri.manifest-digest";
-constexpr char kImageLayers[] = "containerd.io/snapshot/cri.image-layers";
-// containerd limits a label to 4096 bytes; the CRI plugin trims the layer list the same way.
-constexpr size_t kMaxLabelBytes = 4000;
 
 absl::Status FromGrpc(const grpc::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -317,17 +309,17 @@ absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Ref
       continue;
     }
     std::map<std::string, std::string> labels = {
-        {kTargetRef, name},
-        {kImageRef, ref.ToString()},
-        {kLayerDigest, layer.digest.ToString()},
-        {kManifestDigest, manifest.digest.ToString()}};
+        {kSnapshotRefLabel, name},
+        {kImageRefLabel, ref.ToString()},
+        {kLayerDigestLabel, layer.digest.ToString()},
+        {kManifestDigestLabel, manifest.digest.ToString()}};
     std::string rest;
     for (size_t j = i; j < image.layers.size(); ++j) {
       std::string d = image.layers[j].digest.ToString();
       if (rest.size() + d.size() + 1 > kMaxLabelBytes) break;
       absl::StrAppend(&rest, rest.empty() ? "" : ",", d);
     }
-    labels[kImageLayers] = rest;
+    labels[kImageLayersLabel] = rest;
     const std::string key = absl::StrCat("extract-", absl::ToUnixNanos(absl::Now()), "-", name);
     CLIP_ASSIGN_OR_RETURN(auto prepared, c.Prepare(key, parent, labels));
     if (!prepared) {

@@ -21,6 +21,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "snapshotter/filters.h"
+#include "snapshotter/snapshot_labels.h"
 
 namespace clip {
 namespace {

@@ -49,10 +49,6 @@ class RemoteLayerHook {
   }
 };
 
-inline constexpr char kSnapshotRefLabel[] = "containerd.io/snapshot.ref";
-// containerd forwards labels with this prefix to proxy snapshotters and back.
-inline constexpr char kRemoteLabel[] = "containerd.io/snapshot/clip.remote";
-
 class OverlaySnapshotter final : public Snapshotter {
  public:
   // `remote` (optional) must outlive the snapshotter.

@@ -14,6 +14,7 @@
 #include "index/layer_indexer.h"
 #include "index/span_reader.h"
 #include "registry/index_artifact.h"
+#include "snapshotter/snapshot_labels.h"
 
 namespace clip {
 

@@ -59,10 +59,6 @@
 
 namespace clip {
 
-inline constexpr char kImageRefLabel[] = "containerd.io/snapshot/cri.image-ref";
-inline constexpr char kLayerDigestLabel[] = "containerd.io/snapshot/cri.layer-digest";
-inline constexpr char kManifestDigestLabel[] = "containerd.io/snapshot/cri.manifest-digest";
-
 class RemoteLayers final : public RemoteLayerHook {
  public:
   struct Options {

@@ -35,6 +35,7 @@
 #include "registry/testing/registry_server.h"
 #include "snapshotter/grpc_snapshotter.h"
 #include "snapshotter/remote_layers.h"
+#include "snapshotter/snapshot_labels.h"
 
 namespace clip {
 namespace {
