@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "cache/layer_doc_store.h"
 #include "common/file_blob_reader.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -174,16 +175,17 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
                            Mb(j.uncompressed), j.entries);
     LayerIndexBlob blob{j.layer.digest, j.encoded, ""};
     if (!options.profiles_dir.empty()) {
-      absl::StatusOr<std::string> profile =
-          ReadWholeFile(absl::StrCat(options.profiles_dir, "/", j.layer.digest.Hex()));
-      if (profile.ok()) {
-        absl::StatusOr<index::v1::AccessProfile> p = DecodeProfile(*profile);
+      absl::StatusOr<std::optional<std::string>> stored =
+          LayerDocStore(options.profiles_dir).Get(j.layer.digest);
+      if (stored.ok() && stored->has_value()) {
+        std::string profile = **std::move(stored);
+        absl::StatusOr<index::v1::AccessProfile> p = DecodeProfile(profile);
         absl::StatusOr<index::v1::LayerIndex> index = DecodeIndex(j.encoded);
         absl::Status fits = !p.ok()       ? p.status()
                             : !index.ok() ? index.status()
                                           : CheckProfileFor(*p, *index);
         if (fits.ok()) {
-          blob.profile = *std::move(profile);
+          blob.profile = std::move(profile);
           out << absl::StrFormat("    access profile: %d spans\n", p->spans_size());
         } else {
           out << "    access profile not published: " << fits.message() << "\n";
@@ -192,9 +194,9 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
     }
     indexes.push_back(std::move(blob));
     if (!options.store_dir.empty()) {
-      mkdir(options.store_dir.c_str(), 0700);
-      CLIP_RETURN_IF_ERROR(WriteFileAtomically(
-          absl::StrCat(options.store_dir, "/", j.layer.digest.Hex()), j.encoded));
+      const LayerDocStore store(options.store_dir);
+      CLIP_RETURN_IF_ERROR(store.Create());
+      CLIP_RETURN_IF_ERROR(store.Put(j.layer.digest, j.encoded));
     }
   }
   if (options.push) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cache/layer_doc_store.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 #include "index/access_profile.h"
@@ -37,12 +38,11 @@ absl::StatusOr<int> Run(const std::vector<std::string>& argv) {
 
 absl::Status RecordCommand(const RecordOptions& options, const RegistryClient& registry,
                            std::ostream& out) {
-  const std::string store = options.daemon_root + "/profiles";
+  const LayerDocStore store(options.daemon_root + "/profiles");
   CLIP_ASSIGN_OR_RETURN(ResolvedImage image,
                         ResolveImage(registry, options.pull.image, options.pull.platform));
   for (const Descriptor& layer : image.image.layers) {
-    const std::string path = absl::StrCat(store, "/", layer.digest.Hex());
-    if (unlink(path.c_str()) == 0) {
+    if (store.Remove(layer.digest)) {
       out << "  layer " << layer.digest.ToString() << ": earlier access profile dropped\n";
     }
   }
@@ -85,12 +85,11 @@ absl::Status RecordCommand(const RecordOptions& options, const RegistryClient& r
   const absl::Time deadline = absl::Now() + (options.keep_image ? options.wait : absl::Seconds(2));
   int recorded = 0;
   for (const Descriptor& layer : image.image.layers) {
-    const std::string path = absl::StrCat(store, "/", layer.digest.Hex());
-    absl::StatusOr<std::string> bytes;
-    while (!(bytes = ReadWholeFile(path)).ok() && absl::Now() < deadline) {
+    std::optional<std::string> bytes;
+    while (!(bytes = store.Get(layer.digest).value_or(std::nullopt)) && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(100));
     }
-    if (!bytes.ok()) {
+    if (!bytes) {
       out << "  layer " << layer.digest.ToString() << ": no access profile (not read at start)\n";
       continue;
     }
@@ -100,9 +99,9 @@ absl::Status RecordCommand(const RecordOptions& options, const RegistryClient& r
     out << "  layer " << layer.digest.ToString() << ": access profile of " << p->spans_size()
         << " spans, read in the first " << p->recorded_millis() << " ms\n";
     if (!options.output_dir.empty()) {
-      mkdir(options.output_dir.c_str(), 0755);
-      CLIP_RETURN_IF_ERROR(
-          WriteFileAtomically(absl::StrCat(options.output_dir, "/", layer.digest.Hex()), *bytes));
+      const LayerDocStore output(options.output_dir);
+      CLIP_RETURN_IF_ERROR(output.Create(0755));
+      CLIP_RETURN_IF_ERROR(output.Put(layer.digest, *bytes));
     }
   }
   out << "recorded " << recorded << " access profile(s) of " << options.pull.image

@@ -37,10 +37,18 @@ RemoteLayers::DelayedFill::~DelayedFill() {
 
 bool RemoteLayers::DelayedFill::done() const { return done_; }
 
-RemoteLayers::RemoteLayers(Options options) : options_(std::move(options)) {
-  mkdir(options_.index_store.c_str(), 0700);
+RemoteLayers::RemoteLayers(Options options)
+    : options_(std::move(options)),
+      indexes_(options_.index_store),
+      profiles_(options_.profile_store) {
+  // A store that cannot be made fails each write, logged; indexes are still used.
+  if (absl::Status made = indexes_.Create(); !made.ok()) {
+    Log(LogLevel::kWarning, "remote", made.message());
+  }
   if (!options_.profile_store.empty()) {
-    mkdir(options_.profile_store.c_str(), 0700);
+    if (absl::Status made = profiles_.Create(); !made.ok()) {
+      Log(LogLevel::kWarning, "remote", made.message());
+    }
     keeper_ = std::thread([this] { KeepProfiles(); });
   }
 }
@@ -127,8 +135,7 @@ void RemoteLayers::WaitIndexing() {
 
 void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool share) {
   // The stores are optimisations: a failed write is logged, the index still used.
-  absl::Status saved =
-      WriteFileAtomically(absl::StrCat(options_.index_store, "/", layer.Hex()), encoded);
+  absl::Status saved = indexes_.Put(layer, encoded);
   if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
   if (share && options_.remote_index != nullptr) {
     absl::Status shared =
@@ -144,14 +151,7 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Remo
     Log(LogLevel::kDebug, "remote", absl::StrCat("index of ", layer.ToString(), ": ", what));
     if (trail != nullptr) absl::StrAppend(trail, trail->empty() ? "" : "; ", what);
   };
-  std::string path = absl::StrCat(options_.index_store, "/", layer.Hex());
-  std::optional<std::string> stored;
-  absl::StatusOr<std::string> read = ReadWholeFile(path);
-  if (read.ok()) {
-    stored = *std::move(read);
-  } else if (read.status().code() != absl::StatusCode::kNotFound) {
-    return read.status();
-  }
+  CLIP_ASSIGN_OR_RETURN(std::optional<std::string> stored, indexes_.Get(layer));
   note(stored ? "found in the local store" : "not in the local store");
   std::optional<std::string> bytes = stored;
   bool from_registry = false;
@@ -180,11 +180,10 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Remo
     std::vector<PublishedIndex> wanted;
     bool published = false;
     for (const PublishedIndex& p : listed) {
-      struct stat st;
       if (p.layer == layer) {
         published = true;
         wanted.push_back(p);
-      } else if (stat(absl::StrCat(options_.index_store, "/", p.layer.Hex()).c_str(), &st) != 0) {
+      } else if (!indexes_.Contains(p.layer)) {
         wanted.push_back(p);
       }
     }
@@ -201,15 +200,13 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Remo
     for (const auto& [other, encoded] : profiles) {
       absl::StatusOr<Digest> d = Digest::Parse(other);
       if (!d.ok()) continue;
-      const std::string path = absl::StrCat(options_.profile_store, "/", d->Hex());
-      struct stat st;
-      if (stat(path.c_str(), &st) == 0) continue;
+      if (profiles_.Contains(*d)) continue;
       if (absl::Status ok = DecodeProfile(encoded).status(); !ok.ok()) {
         Log(LogLevel::kWarning, "remote",
             absl::StrCat("published access profile of ", other, " ignored: ", ok.message()));
         continue;
       }
-      absl::Status saved = WriteFileAtomically(path, encoded);
+      absl::Status saved = profiles_.Put(*d, encoded);
       if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
     }
     for (auto& [other, encoded] : all) {
@@ -348,7 +345,6 @@ std::shared_ptr<const ProfileReplay::Progress> RemoteLayers::Replay(
 
 std::optional<index::v1::AccessProfile> RemoteLayers::FindProfile(
     const Digest& layer, const index::v1::LayerIndex& index) {
-  const std::string path = absl::StrCat(options_.profile_store, "/", layer.Hex());
   auto fits = [&](absl::string_view from,
                   const std::string& bytes) -> std::optional<index::v1::AccessProfile> {
     absl::StatusOr<index::v1::AccessProfile> p = DecodeProfile(bytes);
@@ -359,9 +355,10 @@ std::optional<index::v1::AccessProfile> RemoteLayers::FindProfile(
                      st.message()));
     return std::nullopt;
   };
-  if (absl::StatusOr<std::string> local = ReadWholeFile(path); local.ok()) {
-    if (auto p = fits("the local store", *local)) return p;
-    unlink(path.c_str());  // recorded again on this mount
+  if (absl::StatusOr<std::optional<std::string>> local = profiles_.Get(layer);
+      local.ok() && local->has_value()) {
+    if (auto p = fits("the local store", **local)) return p;
+    profiles_.Remove(layer);  // recorded again on this mount
   }
   if (options_.remote_index == nullptr) return std::nullopt;
   absl::StatusOr<std::optional<std::string>> shared =
@@ -373,7 +370,7 @@ std::optional<index::v1::AccessProfile> RemoteLayers::FindProfile(
   if (!*shared) return std::nullopt;
   std::optional<index::v1::AccessProfile> p = fits("the remote cache", **shared);
   if (p) {
-    absl::Status saved = WriteFileAtomically(path, **shared);
+    absl::Status saved = profiles_.Put(layer, **shared);
     if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
   }
   return p;
@@ -386,8 +383,7 @@ void RemoteLayers::SaveProfile(const Digest& layer, const index::v1::LayerIndex&
   profile.set_recorded_millis(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(log.last_new() - log.started())));
   const std::string encoded = EncodeProfile(profile);
-  absl::Status saved =
-      WriteFileAtomically(absl::StrCat(options_.profile_store, "/", layer.Hex()), encoded);
+  absl::Status saved = profiles_.Put(layer, encoded);
   if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
   if (options_.remote_index != nullptr) {
     absl::Status shared =
@@ -443,9 +439,8 @@ std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) 
   }
   SnapshotUsage usage;
   usage.inodes = index->entries_size();
-  struct stat st;
-  if (stat(absl::StrCat(options_.index_store, "/", digest.Hex()).c_str(), &st) == 0) {
-    usage.size += st.st_size;
+  if (std::optional<uint64_t> size = indexes_.SizeOf(digest)) {
+    usage.size += static_cast<int64_t>(*size);
   }
   if (options_.tiers.disk != nullptr) {
     for (size_t s = 0; s < SpanCount(*index); ++s) {

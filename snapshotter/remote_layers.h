@@ -46,6 +46,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "cache/background_fill.h"
+#include "cache/layer_doc_store.h"
 #include "cache/profile_replay.h"
 #include "cache/remote_cache.h"
 #include "cache/span_store.h"
@@ -143,6 +144,8 @@ class RemoteLayers final : public RemoteLayerHook {
     std::shared_ptr<ProfileReplay::Progress> replay;
   };
   const Options options_;
+  const LayerDocStore indexes_;   // options_.index_store
+  const LayerDocStore profiles_;  // options_.profile_store (unused when that is empty)
   mutable absl::Mutex mu_;
   std::map<std::string, Layer> layers_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed
