@@ -6,14 +6,12 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "fs/layer_fs.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "index/span_reader.h"
-#include "registry/index_artifact.h"
 #include "snapshotter/snapshot_labels.h"
 
 namespace clip {
@@ -41,6 +39,13 @@ RemoteLayers::RemoteLayers(Options options)
     : options_(std::move(options)),
       indexes_(options_.index_store),
       profiles_(options_.profile_store) {
+  index_chain_.push_back(std::make_unique<LocalStoreIndexSource>(indexes_));
+  index_chain_.push_back(std::make_unique<RemoteCacheIndexSource>(options_.remote_index));
+  if (options_.registry != nullptr) {
+    index_chain_.push_back(std::make_unique<RegistryIndexSource>(
+        *options_.registry, indexes_, options_.profile_store.empty() ? nullptr : &profiles_,
+        [this](const Digest& d, const std::string& encoded) { Keep(d, encoded, /*share=*/true); }));
+  }
   // A store that cannot be made fails each write, logged; indexes are still used.
   if (absl::Status made = indexes_.Create(); !made.ok()) {
     Log(LogLevel::kWarning, "remote", made.message());
@@ -147,98 +152,10 @@ void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool sh
 absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> RemoteLayers::FindIndex(
     const Reference& image, const Digest& layer, const std::optional<Digest>& manifest,
     std::string* trail) {
-  auto note = [&](absl::string_view what) {
-    Log(LogLevel::kDebug, "remote", absl::StrCat("index of ", layer.ToString(), ": ", what));
-    if (trail != nullptr) absl::StrAppend(trail, trail->empty() ? "" : "; ", what);
-  };
-  CLIP_ASSIGN_OR_RETURN(std::optional<std::string> stored, indexes_.Get(layer));
-  note(stored ? "found in the local store" : "not in the local store");
-  std::optional<std::string> bytes = stored;
-  bool from_registry = false;
-  if (!bytes && options_.remote_index == nullptr) note("no remote cache configured");
-  if (!bytes && options_.remote_index != nullptr) {
-    // The fleet's copy; a broken remote cache is logged and skipped, never fatal.
-    absl::StatusOr<std::optional<std::string>> shared =
-        options_.remote_index->GetLayerDoc(RemoteCache::LayerDoc::kIndex, layer);
-    if (shared.ok()) {
-      bytes = *std::move(shared);
-      note(bytes ? "found in the remote cache" : "not in the remote cache");
-    } else {
-      Log(LogLevel::kWarning, "remote",
-          absl::StrCat("remote cache index lookup for ", layer.ToString(), ": ",
-                       shared.status().message()));
-      note(absl::StrCat("remote cache failed (", shared.status().message(), ")"));
-    }
-  }
-  if (!bytes && !manifest) note("registry not asked (no manifest digest label)");
-  if (!bytes && manifest && options_.registry != nullptr) {
-    // The image's other layers come next (containerd prepares them one after another):
-    // fetch the published indexes not stored yet all at once and keep them, one round of
-    // requests instead of one per layer. A layer without one costs only the listing.
-    CLIP_ASSIGN_OR_RETURN(std::vector<PublishedIndex> listed,
-                          ListPublishedIndexes(*options_.registry, image, *manifest));
-    std::vector<PublishedIndex> wanted;
-    bool published = false;
-    for (const PublishedIndex& p : listed) {
-      if (p.layer == layer) {
-        published = true;
-        wanted.push_back(p);
-      } else if (!indexes_.Contains(p.layer)) {
-        wanted.push_back(p);
-      }
-    }
-    note(absl::StrCat("registry: ", listed.size(), " index(es) published for manifest ",
-                      manifest->ToString(),
-                      published ? ", this layer's among them" : ", none for this layer"));
-    if (!published) wanted.clear();
-    // Access profiles published with the indexes come in the same round; one recorded
-    // on this node (already in the store) is kept rather than replaced.
-    std::map<std::string, std::string> profiles;
-    CLIP_ASSIGN_OR_RETURN(auto all,
-                          FetchIndexBlobs(*options_.registry, image, wanted, 4,
-                                          options_.profile_store.empty() ? nullptr : &profiles));
-    for (const auto& [other, encoded] : profiles) {
-      absl::StatusOr<Digest> d = Digest::Parse(other);
-      if (!d.ok()) continue;
-      if (profiles_.Contains(*d)) continue;
-      if (absl::Status ok = DecodeProfile(encoded).status(); !ok.ok()) {
-        Log(LogLevel::kWarning, "remote",
-            absl::StrCat("published access profile of ", other, " ignored: ", ok.message()));
-        continue;
-      }
-      absl::Status saved = profiles_.Put(*d, encoded);
-      if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
-    }
-    for (auto& [other, encoded] : all) {
-      if (other == layer.ToString()) {
-        bytes = std::move(encoded);
-        from_registry = true;
-        note("found in the registry");
-        continue;
-      }
-      absl::StatusOr<Digest> d = Digest::Parse(other);
-      absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(encoded);
-      if (!d.ok() || !decoded.ok() || decoded->layer_digest() != other) {
-        Log(LogLevel::kWarning, "remote",
-            absl::StrCat("published index of ", other, " is invalid; ignored: ",
-                         decoded.ok() ? "describes another layer" : decoded.status().message()));
-        continue;
-      }
-      Keep(*d, encoded, /*share=*/true);
-    }
-  }
-  if (!bytes) return std::nullopt;
-  absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(*bytes);
-  if (!decoded.ok()) {
-    return absl::Status(decoded.status().code(), absl::StrCat("index of ", layer.ToString(), ": ",
-                                                              decoded.status().message()));
-  }
-  if (decoded->layer_digest() != layer.ToString()) {
-    return absl::DataLossError(
-        absl::StrCat("index found for ", layer.ToString(), " describes ", decoded->layer_digest()));
-  }
-  if (!stored) Keep(layer, *bytes, from_registry);
-  return std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
+  return clip::FindIndex(
+      index_chain_, IndexQuery{image, layer, manifest},
+      [this](const Digest& d, const std::string& encoded, bool share) { Keep(d, encoded, share); },
+      trail);
 }
 
 absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string& mountpoint) {

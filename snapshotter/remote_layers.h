@@ -53,9 +53,9 @@
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
 #include "index/access_profile.h"
-#include "registry/index_artifact.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
+#include "snapshotter/index_sources.h"
 #include "snapshotter/overlay_snapshotter.h"
 
 namespace clip {
@@ -95,9 +95,9 @@ class RemoteLayers final : public RemoteLayerHook {
   // The replay progress of the layer at `mountpoint` (null: no profile replayed).
   std::shared_ptr<const ProfileReplay::Progress> Replay(const std::string& mountpoint) const;
 
-  // The index of `layer`, from the store or the registry; nullopt when there is none.
-  // `trail` (optional) receives where it looked and what each source answered, for the
-  // log line that says why a layer is or is not lazy.
+  // The index of `layer` from the chain of index_sources.h (local store, remote cache,
+  // registry); nullopt when there is none. `trail` (optional) receives where it looked
+  // and what each source answered, for the log line that says why a layer is or is not lazy.
   absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
       const Reference& image, const Digest& layer, const std::optional<Digest>& manifest,
       std::string* trail = nullptr);
@@ -146,6 +146,8 @@ class RemoteLayers final : public RemoteLayerHook {
   const Options options_;
   const LayerDocStore indexes_;   // options_.index_store
   const LayerDocStore profiles_;  // options_.profile_store (unused when that is empty)
+  // Local store, remote cache, registry (index_sources.h).
+  std::vector<std::unique_ptr<IndexSource>> index_chain_;
   mutable absl::Mutex mu_;
   std::map<std::string, Layer> layers_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed

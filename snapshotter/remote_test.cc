@@ -32,6 +32,7 @@
 #include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
+#include "registry/index_artifact.h"
 #include "registry/testing/registry_server.h"
 #include "snapshotter/grpc_snapshotter.h"
 #include "snapshotter/remote_layers.h"
