@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/coding.h"
 #include "common/errno_status.h"
 #include "common/status_macros.h"
 
@@ -43,15 +44,9 @@ uint32_t Crc32c(const char* data, size_t size) {
 std::string Trailer(const std::string& data) {
   std::string t(kTrailerMagic, sizeof(kTrailerMagic));
   uint32_t crc = Crc32c(data.data(), data.size());
-  for (int i = 0; i < 4; ++i) t.push_back(static_cast<char>(crc >> (8 * i)));
-  for (int i = 0; i < 4; ++i) t.push_back(static_cast<char>(kTrailerVersion >> (8 * i)));
+  PutFixed32(&t, crc);
+  PutFixed32(&t, kTrailerVersion);
   return t;
-}
-
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
-  return v;
 }
 
 // O_DIRECT needs block-aligned buffers, offsets and lengths; 4 KiB covers every
@@ -291,8 +286,8 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
   const char* trailer = dst + data_size;
   bool intact = file_size >= kTrailerSize && done >= file_size &&
                 std::memcmp(trailer, kTrailerMagic, sizeof(kTrailerMagic)) == 0 &&
-                GetU32(trailer + 12) == kTrailerVersion &&
-                GetU32(trailer + 8) == Crc32c(dst, data_size);
+                DecodeFixed32(trailer + 12) == kTrailerVersion &&
+                DecodeFixed32(trailer + 8) == Crc32c(dst, data_size);
   if (intact) {
     if (direct) {
       bytes = std::make_shared<std::string>(dst, data_size);

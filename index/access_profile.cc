@@ -4,23 +4,12 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/coding.h"
 
 namespace clip {
 namespace {
 
 using index::v1::AccessProfile;
-
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t GetLe(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 absl::Status Invalid(absl::string_view what) {
   return absl::DataLossError(absl::StrCat("access profile: ", what));
@@ -52,9 +41,9 @@ std::string EncodeProfile(const AccessProfile& profile) {
   std::string payload;
   profile.SerializeToString(&payload);
   std::string out(kProfileMagic, sizeof(kProfileMagic));
-  PutU32(&out, kProfileFormatVersion);
-  PutU32(&out, 0);  // flags
-  PutU64(&out, payload.size());
+  PutFixed32(&out, kProfileFormatVersion);
+  PutFixed32(&out, 0);  // flags
+  PutFixed64(&out, payload.size());
   out += payload;
   Digest sum = Digest::Of(out);
   out.append(reinterpret_cast<const char*>(sum.bytes().data()), Digest::kSize);
@@ -66,14 +55,14 @@ absl::StatusOr<AccessProfile> DecodeProfile(absl::string_view bytes) {
   if (std::memcmp(bytes.data(), kProfileMagic, sizeof(kProfileMagic)) != 0) {
     return Invalid("bad magic (not a clip access profile)");
   }
-  const uint64_t version = GetLe(bytes.data() + 8, 4);
+  const uint64_t version = DecodeFixed32(bytes.data() + 8);
   if (version != kProfileFormatVersion) {
     return absl::UnimplementedError(absl::StrCat("access profile: format version ", version,
                                                  " is not supported (this build reads ",
                                                  kProfileFormatVersion, ")"));
   }
-  if (GetLe(bytes.data() + 12, 4) != 0) return Invalid("unknown flags");
-  const uint64_t length = GetLe(bytes.data() + 16, 8);
+  if (DecodeFixed32(bytes.data() + 12) != 0) return Invalid("unknown flags");
+  const uint64_t length = DecodeFixed64(bytes.data() + 16);
   if (length != bytes.size() - kProfileHeaderSize - kProfileTrailerSize) {
     return Invalid("payload length does not match the file size (truncated?)");
   }

@@ -9,6 +9,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "common/coding.h"
 #include "common/digest.h"
 #include "common/status_macros.h"
 #include "index/gzip_checkpoint.h"
@@ -19,23 +20,6 @@ namespace {
 using index::v1::LayerIndex;
 
 constexpr uint32_t kFlagDeflatedPayload = 1;
-
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 absl::StatusOr<std::string> Inflate(absl::string_view in, uint64_t size) {
   std::string out(size, '\0');
@@ -64,10 +48,10 @@ std::string EncodeIndex(const LayerIndex& index) {
   index.SerializeToString(&payload);
   std::string compressed = RawDeflate(payload, 6);
   std::string out(kIndexMagic, sizeof(kIndexMagic));
-  PutU32(&out, kIndexFormatVersion);
-  PutU32(&out, kFlagDeflatedPayload);
-  PutU64(&out, compressed.size());
-  PutU64(&out, payload.size());
+  PutFixed32(&out, kIndexFormatVersion);
+  PutFixed32(&out, kFlagDeflatedPayload);
+  PutFixed64(&out, compressed.size());
+  PutFixed64(&out, payload.size());
   out += compressed;
   Digest sum = Digest::Of(out);
   out.append(reinterpret_cast<const char*>(sum.bytes().data()), Digest::kSize);
@@ -79,16 +63,16 @@ absl::StatusOr<LayerIndex> DecodeIndex(absl::string_view bytes) {
   if (std::memcmp(bytes.data(), kIndexMagic, sizeof(kIndexMagic)) != 0) {
     return Invalid("bad magic (not a clip index)");
   }
-  uint32_t version = GetU32(bytes.data() + 8);
+  uint32_t version = DecodeFixed32(bytes.data() + 8);
   if (version < kOldestReadableIndexVersion || version > kIndexFormatVersion) {
     return absl::UnimplementedError(absl::StrCat(
         "index: format version ", version, " is not supported (this build reads versions ",
         kOldestReadableIndexVersion, " to ", kIndexFormatVersion,
         "); re-index the layer with this build's `clipctl index`"));
   }
-  uint32_t flags = GetU32(bytes.data() + 12);
-  uint64_t stored = GetU64(bytes.data() + 16);
-  uint64_t payload_size = GetU64(bytes.data() + 24);
+  uint32_t flags = DecodeFixed32(bytes.data() + 12);
+  uint64_t stored = DecodeFixed64(bytes.data() + 16);
+  uint64_t payload_size = DecodeFixed64(bytes.data() + 24);
   if ((flags & ~kFlagDeflatedPayload) != 0) return Invalid("unknown flags");
   if (stored != bytes.size() - kIndexHeaderSize - kIndexTrailerSize) {
     return Invalid("payload length does not match the file size (truncated?)");

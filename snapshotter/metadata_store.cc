@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/coding.h"
 #include "common/status_macros.h"
 
 namespace clip {
@@ -54,7 +55,7 @@ std::string EncodeLabels(const Labels& labels) {
   std::string out;
   auto put = [&](const std::string& s) {
     uint32_t n = static_cast<uint32_t>(s.size());
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(n >> (8 * i)));
+    PutFixed32(&out, n);
     out += s;
   };
   for (const auto& [k, v] : labels) {
@@ -70,8 +71,7 @@ absl::StatusOr<Labels> DecodeLabels(const void* data, int size) {
   size_t n = static_cast<size_t>(size), pos = 0;
   auto get = [&](std::string* s) {
     if (n - pos < 4) return false;
-    uint32_t len = 0;
-    for (int i = 3; i >= 0; --i) len = len << 8 | static_cast<unsigned char>(p[pos + i]);
+    uint32_t len = DecodeFixed32(p + pos);
     pos += 4;
     if (n - pos < len) return false;
     s->assign(p + pos, len);
