@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "common/coding.h"
 #include "common/errno_status.h"
+#include "common/file_io.h"
 #include "common/status_macros.h"
 
 namespace clip {
@@ -74,33 +75,6 @@ char* AlignedScratch(size_t size) {
 }
 
 // Writes the iovecs whole (short writes and EINTR resumed); `what` names the file.
-absl::Status WriteAll(int fd, const struct iovec* iov, int count, const std::string& what) {
-  size_t total = 0;
-  for (int i = 0; i < count; ++i) total += iov[i].iov_len;
-  size_t done = 0;
-  while (done < total) {
-    // Skip what is written of the iovecs.
-    struct iovec rest[4];
-    int n_rest = 0;
-    size_t skip = done;
-    for (int i = 0; i < count && n_rest < 4; ++i) {
-      if (skip >= iov[i].iov_len) {
-        skip -= iov[i].iov_len;
-        continue;
-      }
-      rest[n_rest].iov_base = static_cast<char*>(iov[i].iov_base) + skip;
-      rest[n_rest].iov_len = iov[i].iov_len - skip;
-      skip = 0;
-      ++n_rest;
-    }
-    ssize_t n = writev(fd, rest, n_rest);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoToStatus(n < 0 ? errno : ENOSPC, absl::StrCat("write ", what));
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status MakeDir(const std::string& path) {
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, absl::StrCat("mkdir ", path));
@@ -317,53 +291,40 @@ absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
     Record(key, bytes->size() + kTrailerSize);
     return absl::OkStatus();
   }
-  static std::atomic<uint64_t> counter{0};
-  std::string tmp =
-      absl::StrCat(options_.root, "/tmp/", key.Hex(), ".", getpid(), ".", counter.fetch_add(1));
   // Direct I/O where the filesystem has it: the span goes from an aligned copy to the
   // disk without a second copy in the page cache (the reader's FUSE pages are the one
   // cached copy), which also spares a page-cache fill per span. The file is written
   // padded to whole blocks, then cut to its size. Buffered writes otherwise (tmpfs).
+  // No fsync: see the header (the trailer's checksum guards a torn file).
   std::string trailer = Trailer(*bytes);
   const size_t total = bytes->size() + trailer.size();
   const size_t padded = (total + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
-  const bool direct = fd >= 0;
-  if (!direct && errno == EINVAL) {
-    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  }
-  if (fd < 0) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
-    return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
-  }
-  absl::Status status;
-  if (direct) {
-    char* block = AlignedScratch(padded);
-    std::memcpy(block, bytes->data(), bytes->size());
-    std::memcpy(block + bytes->size(), trailer.data(), trailer.size());
-    std::memset(block + total, 0, padded - total);
-    struct iovec whole = {block, padded};
-    status = WriteAll(fd, &whole, 1, tmp);
-    if (status.ok() && ftruncate(fd, static_cast<off_t>(total)) != 0) {
-      status = ErrnoToStatus(errno, absl::StrCat("truncate ", tmp));
+  absl::Status status = [&]() -> absl::Status {
+    CLIP_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file,
+                          AtomicFile::Create(path, {.tmp_dir = absl::StrCat(options_.root, "/tmp"),
+                                                    .sync = false,
+                                                    .direct = true,
+                                                    .mode = 0600}));
+    if (file->direct()) {
+      char* block = AlignedScratch(padded);
+      std::memcpy(block, bytes->data(), bytes->size());
+      std::memcpy(block + bytes->size(), trailer.data(), trailer.size());
+      std::memset(block + total, 0, padded - total);
+      struct iovec whole = {block, padded};
+      CLIP_RETURN_IF_ERROR(file->Write(&whole, 1));
+      CLIP_RETURN_IF_ERROR(file->Truncate(total));
+    } else {
+      struct iovec iov[2] = {{const_cast<char*>(bytes->data()), bytes->size()},
+                             {trailer.data(), trailer.size()}};
+      CLIP_RETURN_IF_ERROR(file->Write(iov, 2));
     }
-  } else {
-    struct iovec iov[2] = {{const_cast<char*>(bytes->data()), bytes->size()},
-                           {trailer.data(), trailer.size()}};
-    status = WriteAll(fd, iov, 2, tmp);
-  }
-  if (close(fd) != 0 && status.ok()) status = ErrnoToStatus(errno, absl::StrCat("close ", tmp));
-  if (status.ok()) {
-    std::string hex = key.Hex();
-    std::string a = absl::StrCat(options_.root, "/", hex.substr(0, 2));
-    status = MakeDir(a);
-    if (status.ok()) status = MakeDir(absl::StrCat(a, "/", hex.substr(2, 2)));
-    if (status.ok() && rename(tmp.c_str(), path.c_str()) != 0) {
-      status = ErrnoToStatus(errno, absl::StrCat("rename to ", path));
-    }
-  }
+    const std::string hex = key.Hex();
+    const std::string shard = absl::StrCat(options_.root, "/", hex.substr(0, 2));
+    CLIP_RETURN_IF_ERROR(MakeDir(shard));
+    CLIP_RETURN_IF_ERROR(MakeDir(absl::StrCat(shard, "/", hex.substr(2, 2))));
+    return file->Commit();
+  }();
   if (!status.ok()) {
-    unlink(tmp.c_str());
     counters_.errors.fetch_add(1, std::memory_order_relaxed);
     return status;
   }
