@@ -2,7 +2,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace clip {
@@ -61,6 +65,38 @@ absl::StatusCode CodeForErrno(int e) {
 absl::Status ErrnoToStatus(int error_number, absl::string_view context) {
   return absl::Status(CodeForErrno(error_number),
                       absl::StrCat(context, ": ", std::strerror(error_number)));
+}
+
+constexpr char kErrnoPayload[] = "type.clip.dev/errno";
+
+absl::Status WithErrno(absl::Status status, int error_number) {
+  if (!status.ok()) status.SetPayload(kErrnoPayload, absl::Cord(absl::StrCat(error_number)));
+  return status;
+}
+
+int StatusToErrno(const absl::Status& s) {
+  if (auto carried = s.GetPayload(kErrnoPayload)) {
+    int e = 0;
+    if (absl::SimpleAtoi(std::string(*carried), &e) && e > 0) return e;
+  }
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kNotFound:
+      return ENOENT;
+    case absl::StatusCode::kInvalidArgument:
+      return EINVAL;
+    case absl::StatusCode::kPermissionDenied:
+      return EACCES;
+    case absl::StatusCode::kOutOfRange:
+      return ERANGE;
+    case absl::StatusCode::kUnimplemented:
+      return ENOSYS;
+    case absl::StatusCode::kResourceExhausted:
+      return ENOMEM;
+    default:
+      return EIO;  // Unavailable, DataLoss, Internal: the bytes could not be served.
+  }
 }
 
 }  // namespace clip

@@ -1,9 +1,14 @@
-// ErrnoToStatus: turns a failed system call's errno into an absl::Status.
+// Between errno and absl::Status, both ways, in one place. The core speaks
+// absl::Status; system calls and the FUSE protocol speak errno.
 //
-// The core speaks absl::Status; system calls speak errno. This is the one place the
-// mapping lives (the FUSE edge maps back with StatusToErrno in fs/).
+// ErrnoToStatus turns a failed system call's errno into a Status. StatusToErrno is
+// what a Status becomes at the FUSE edge: the errno the error carries (WithErrno: a
+// filesystem error whose errno is not its code's, e.g. ENOTDIR, ENODATA), else one
+// mapped from its code.
 //
 //   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+//   return WithErrno(absl::FailedPreconditionError("not a directory"), ENOTDIR);
+//   fuse_reply_err(req, StatusToErrno(status));
 //
 // Thread safety: pure functions.
 #ifndef CLIP_COMMON_ERRNO_STATUS_H_
@@ -18,6 +23,14 @@ namespace clip {
 // kAlreadyExists, EACCES/EPERM -> kPermissionDenied, ...) and whose message is
 // "<context>: <strerror>".
 absl::Status ErrnoToStatus(int error_number, absl::string_view context);
+
+// `status` carrying `error_number` for the FUSE edge (code and message unchanged).
+absl::Status WithErrno(absl::Status status, int error_number);
+
+// The errno `status` carries, else: OK 0, NotFound ENOENT, InvalidArgument EINVAL,
+// PermissionDenied EACCES, OutOfRange ERANGE, Unimplemented ENOSYS, ResourceExhausted
+// ENOMEM, anything else EIO (the bytes could not be served).
+int StatusToErrno(const absl::Status& status);
 
 }  // namespace clip
 

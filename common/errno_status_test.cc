@@ -20,5 +20,27 @@ TEST(ErrnoStatusTest, MapsCodesAndKeepsContext) {
   EXPECT_FALSE(ErrnoToStatus(0, "").ok());  // A failure without errno is still a failure.
 }
 
+TEST(ErrnoStatusTest, FuseEdgeErrnoFromCodeOrCarried) {
+  EXPECT_EQ(StatusToErrno(absl::OkStatus()), 0);
+  EXPECT_EQ(StatusToErrno(absl::NotFoundError("x")), ENOENT);
+  EXPECT_EQ(StatusToErrno(absl::InvalidArgumentError("x")), EINVAL);
+  EXPECT_EQ(StatusToErrno(absl::PermissionDeniedError("x")), EACCES);
+  EXPECT_EQ(StatusToErrno(absl::OutOfRangeError("x")), ERANGE);
+  EXPECT_EQ(StatusToErrno(absl::UnimplementedError("x")), ENOSYS);
+  EXPECT_EQ(StatusToErrno(absl::ResourceExhaustedError("x")), ENOMEM);
+  EXPECT_EQ(StatusToErrno(absl::DataLossError("x")), EIO);
+  EXPECT_EQ(StatusToErrno(absl::UnavailableError("x")), EIO);
+  EXPECT_EQ(StatusToErrno(absl::FailedPreconditionError("x")), EIO);
+  // Carried: the code and message stay, the edge answers the errno.
+  absl::Status notdir = WithErrno(absl::FailedPreconditionError("not a directory"), ENOTDIR);
+  EXPECT_EQ(notdir.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(notdir.message(), "not a directory");
+  EXPECT_EQ(StatusToErrno(notdir), ENOTDIR);
+  EXPECT_EQ(StatusToErrno(WithErrno(absl::NotFoundError("attr"), ENODATA)), ENODATA);
+  EXPECT_TRUE(WithErrno(absl::OkStatus(), EIO).ok());
+  // System call errors map by code at the edge (a reset connection is EIO to a reader).
+  EXPECT_EQ(StatusToErrno(ErrnoToStatus(ECONNRESET, "fetch")), EIO);
+}
+
 }  // namespace
 }  // namespace clip

@@ -85,7 +85,9 @@ TEST(AtomicFileTest, CommitRenamesAndAbandonRemoves) {
 TEST(AtomicFileTest, DirectWhereAllowed) {
   for (std::string dir : {std::string(getenv("TEST_TMPDIR")), std::string("/dev/shm")}) {
     const std::string path = dir + "/direct-doc";
-    auto file = AtomicFile::Create(path, {.direct = true});
+    AtomicFile::Options direct;
+    direct.direct = true;
+    auto file = AtomicFile::Create(path, direct);
     ASSERT_TRUE(file.ok()) << file.status();
     void* block = nullptr;
     ASSERT_EQ(posix_memalign(&block, 4096, 4096), 0);

@@ -28,27 +28,6 @@
 
 namespace clip {
 
-int StatusToErrno(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return 0;
-    case absl::StatusCode::kNotFound:
-      return ENOENT;
-    case absl::StatusCode::kInvalidArgument:
-      return EINVAL;
-    case absl::StatusCode::kPermissionDenied:
-      return EACCES;
-    case absl::StatusCode::kOutOfRange:
-      return ERANGE;
-    case absl::StatusCode::kUnimplemented:
-      return ENOSYS;
-    case absl::StatusCode::kResourceExhausted:
-      return ENOMEM;
-    default:
-      return EIO;  // Unavailable, DataLoss, Internal: the bytes could not be served.
-  }
-}
-
 namespace {
 
 constexpr double kTimeout = 86400;  // Layers are immutable: cache for a day.
@@ -204,9 +183,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     e.entry_timeout = kTimeout;
     fuse_reply_entry(req, &e);
   } else {
-    fuse_reply_err(req, Err(a.status().code() == absl::StatusCode::kFailedPrecondition
-                                ? ENOTDIR
-                                : StatusToErrno(a.status())));
+    fuse_reply_err(req, Err(StatusToErrno(a.status())));
   }
 }
 
@@ -249,8 +226,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   absl::Status s = M(req)->fs->Open(ino);
   if (!s.ok()) {
-    fuse_reply_err(
-        req, Err(s.code() == absl::StatusCode::kFailedPrecondition ? EISDIR : StatusToErrno(s)));
+    fuse_reply_err(req, Err(StatusToErrno(s)));
     return;
   }
   fuse_reply_err(req, ENOSYS);  // "open needs no server": not an error
@@ -287,9 +263,7 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   OpScope scope(kOpendir);
   absl::StatusOr<std::vector<DirEntry>> entries = M(req)->fs->ReadDir(ino);
   if (!entries.ok()) {
-    fuse_reply_err(req, Err(entries.status().code() == absl::StatusCode::kFailedPrecondition
-                                ? ENOTDIR
-                                : StatusToErrno(entries.status())));
+    fuse_reply_err(req, Err(StatusToErrno(entries.status())));
     return;
   }
   // As for files: ENOSYS makes every later opendir zero-message (no OPENDIR or
@@ -303,9 +277,7 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
   FuseServer::Mounted* m = M(req);
   absl::StatusOr<std::vector<DirEntry>> entries = m->fs->ReadDir(ino);
   if (!entries.ok()) {
-    fuse_reply_err(req, Err(entries.status().code() == absl::StatusCode::kFailedPrecondition
-                                ? ENOTDIR
-                                : StatusToErrno(entries.status())));
+    fuse_reply_err(req, Err(StatusToErrno(entries.status())));
     return;
   }
   std::string buf(size, '\0');
@@ -368,9 +340,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   }
   absl::StatusOr<std::string> v = M(req)->fs->GetXattr(ino, name);
   if (!v.ok()) {
-    fuse_reply_err(
-        req, Err(v.status().code() == absl::StatusCode::kNotFound ? ENODATA
-                                                                  : StatusToErrno(v.status())));
+    fuse_reply_err(req, Err(StatusToErrno(v.status())));
   } else if (size == 0) {
     fuse_reply_xattr(req, v->size());
   } else if (size < v->size()) {

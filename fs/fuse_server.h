@@ -58,9 +58,6 @@
 
 namespace clip {
 
-// The errno a Status becomes at the FUSE edge.
-int StatusToErrno(const absl::Status& status);
-
 class FuseServer {
  public:
   using MountId = uint64_t;

@@ -3,7 +3,10 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <cerrno>
+
 #include "absl/strings/str_cat.h"
+#include "common/errno_status.h"
 #include "common/status_macros.h"
 
 namespace clip {
@@ -103,7 +106,7 @@ absl::StatusOr<Attr> LayerFs::Lookup(uint64_t parent, absl::string_view name) co
   int64_t dir = EntryOf(parent);
   if (dir < 0) return absl::NotFoundError(absl::StrCat("no inode ", parent));
   if (index_->entries(static_cast<int>(dir)).type() != index::v1::DIRECTORY) {
-    return absl::FailedPreconditionError("not a directory");
+    return WithErrno(absl::FailedPreconditionError("not a directory"), ENOTDIR);
   }
   std::optional<uint32_t> child = tree_.Lookup(static_cast<uint32_t>(dir), name);
   if (!child) return absl::NotFoundError(std::string(name));
@@ -114,7 +117,7 @@ absl::StatusOr<std::vector<DirEntry>> LayerFs::ReadDir(uint64_t ino) const {
   int64_t dir = EntryOf(ino);
   if (dir < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));
   if (index_->entries(static_cast<int>(dir)).type() != index::v1::DIRECTORY) {
-    return absl::FailedPreconditionError("not a directory");
+    return WithErrno(absl::FailedPreconditionError("not a directory"), ENOTDIR);
   }
   std::vector<DirEntry> out;
   for (uint32_t child : tree_.Children(static_cast<uint32_t>(dir))) {
@@ -136,7 +139,9 @@ absl::Status LayerFs::Open(uint64_t ino) const {
   int64_t id = EntryOf(ino);
   if (id < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));
   auto t = index_->entries(static_cast<int>(id)).type();
-  if (t == index::v1::DIRECTORY) return absl::FailedPreconditionError("is a directory");
+  if (t == index::v1::DIRECTORY) {
+    return WithErrno(absl::FailedPreconditionError("is a directory"), EISDIR);
+  }
   return absl::OkStatus();
 }
 
@@ -165,7 +170,7 @@ absl::StatusOr<std::string> LayerFs::GetXattr(uint64_t ino, absl::string_view na
   for (const auto& x : e.xattrs()) {
     if (x.key() == name) return x.value();
   }
-  return absl::NotFoundError("no such attribute");
+  return WithErrno(absl::NotFoundError("no such attribute"), ENODATA);
 }
 
 absl::StatusOr<std::vector<std::string>> LayerFs::ListXattr(uint64_t ino) const {
