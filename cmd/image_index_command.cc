@@ -166,8 +166,7 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
   std::vector<LayerIndexBlob> indexes;
   for (const Job& j : jobs) {
     if (!j.status.ok()) {
-      return absl::Status(j.status.code(), absl::StrCat("layer ", j.layer.digest.ToString(), ": ",
-                                                        j.status.message()));
+      return WithContext(j.status, absl::StrCat("layer ", j.layer.digest.ToString()));
     }
     out << absl::StrFormat("  %s %s -> index %d bytes (%.3f%% of %s), %d entries\n",
                            j.layer.digest.ToString(), Mb(j.layer.size), j.encoded.size(),

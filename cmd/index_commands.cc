@@ -26,7 +26,7 @@ absl::StatusOr<LayerIndex> LoadIndex(const std::string& path) {
   CLIP_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(path));
   absl::StatusOr<LayerIndex> index = DecodeIndex(bytes);
   if (!index.ok()) {
-    return absl::Status(index.status().code(), absl::StrCat(path, ": ", index.status().message()));
+    return WithContext(index.status(), path);
   }
   return index;
 }
@@ -137,13 +137,11 @@ absl::Status IndexBuildCommand(const std::string& layer_path, const std::string&
   CLIP_ASSIGN_OR_RETURN(auto blob, FileBlobReader::Open(layer_path));
   absl::StatusOr<LayerIndex> index = BuildLayerIndex(*blob, options);
   if (!index.ok()) {
-    return absl::Status(index.status().code(),
-                        absl::StrCat(layer_path, ": ", index.status().message()));
+    return WithContext(index.status(), layer_path);
   }
   absl::StatusOr<std::string> bytes = EncodeCheckedIndex(*index);
   if (!bytes.ok()) {
-    return absl::Status(bytes.status().code(),
-                        absl::StrCat(layer_path, ": ", bytes.status().message()));
+    return WithContext(bytes.status(), layer_path);
   }
   CLIP_RETURN_IF_ERROR(WriteFileAtomically(index_path, *bytes));
   out << absl::StrFormat(

@@ -65,8 +65,7 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   CLIP_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(options.index_path));
   absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(bytes);
   if (!decoded.ok()) {
-    return absl::Status(decoded.status().code(),
-                        absl::StrCat(options.index_path, ": ", decoded.status().message()));
+    return WithContext(decoded.status(), options.index_path);
   }
   auto index = std::make_shared<const index::v1::LayerIndex>(*std::move(decoded));
   CLIP_ASSIGN_OR_RETURN(Origin origin, OpenLayer(options.layer));

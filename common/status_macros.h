@@ -9,12 +9,32 @@
 //     return Decode(bytes);
 //   }
 //
-// Thread safety: macros only; they evaluate their argument once.
+// WithContext says where an error happened without losing what it was:
+//
+//     if (!index.ok()) return WithContext(index.status(), path);  // "<path>: <message>"
+//
+// Thread safety: macros only, they evaluate their argument once; WithContext is pure.
 #ifndef CLIP_COMMON_STATUS_MACROS_H_
 #define CLIP_COMMON_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace clip {
+
+// `status` with "<context>: " before its message; same code and payloads. OK stays OK.
+inline absl::Status WithContext(const absl::Status& status, absl::string_view context) {
+  if (status.ok()) return status;
+  absl::Status out(status.code(), absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
+}  // namespace clip
 
 // Evaluates `expr` (an absl::Status); returns it from the enclosing function if not OK.
 #define CLIP_RETURN_IF_ERROR(expr)                              \

@@ -64,5 +64,16 @@ TEST(StatusMacrosTest, AssignOrReturn) {
   EXPECT_EQ(e.status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(WithContextTest, PrefixesTheMessageKeepsCodeAndPayloads) {
+  absl::Status s = absl::NotFoundError("no such file");
+  s.SetPayload("type.test/x", absl::Cord("payload"));
+  absl::Status w = WithContext(s, "/var/lib/x");
+  EXPECT_EQ(w.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(w.message(), "/var/lib/x: no such file");
+  ASSERT_TRUE(w.GetPayload("type.test/x").has_value());
+  EXPECT_EQ(std::string(*w.GetPayload("type.test/x")), "payload");
+  EXPECT_TRUE(WithContext(absl::OkStatus(), "ignored").ok());
+}
+
 }  // namespace
 }  // namespace clip

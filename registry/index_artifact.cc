@@ -228,8 +228,7 @@ absl::StatusOr<std::map<std::string, std::string>> FetchIndexBlobs(
       continue;
     }
     if (!got[i].ok()) {
-      return absl::Status(got[i].status().code(),
-                          absl::StrCat("index of ", layer, ": ", got[i].status().message()));
+      return WithContext(got[i].status(), absl::StrCat("index of ", layer));
     }
     out[layer] = *std::move(got[i]);
   }

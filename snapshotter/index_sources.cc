@@ -111,8 +111,7 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Find
     if (!bytes) continue;
     absl::StatusOr<index::v1::LayerIndex> decoded = DecodeIndex(*bytes);
     if (!decoded.ok()) {
-      return absl::Status(decoded.status().code(),
-                          absl::StrCat("index of ", layer, ": ", decoded.status().message()));
+      return WithContext(decoded.status(), absl::StrCat("index of ", layer));
     }
     if (decoded->layer_digest() != layer) {
       return absl::DataLossError(
