@@ -14,11 +14,15 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 SpanBytes Random(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -29,7 +33,7 @@ SpanBytes Random(size_t n, uint64_t seed) {
 
 std::unique_ptr<DiskCache> Open(const std::string& root, uint64_t max_bytes) {
   auto c = DiskCache::Open({root, max_bytes});
-  EXPECT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c, IsOk());
   return c.ok() ? *std::move(c) : nullptr;
 }
 
@@ -39,7 +43,7 @@ TEST(DiskCacheTest, PutGetAndLayout) {
   SpanBytes span = Random(100000, 1);
   Digest key = Digest::Of(*span);
   EXPECT_FALSE((*disk->Get(key)).has_value());
-  ASSERT_TRUE(disk->Put(key, span).ok());
+  ASSERT_THAT(disk->Put(key, span), IsOk());
   std::string hex = key.Hex();
   EXPECT_EQ(disk->PathFor(key), root + "/" + hex.substr(0, 2) + "/" + hex.substr(2, 2) + "/" + hex);
   auto hit = disk->Get(key);
@@ -55,8 +59,8 @@ TEST(DiskCacheTest, CorruptAndTruncatedFilesAreDroppedNeverServed) {
   auto disk = Open(root, 1 << 30);
   SpanBytes a = Random(50000, 2), b = Random(50000, 3);
   Digest ka = Digest::Of(*a), kb = Digest::Of(*b);
-  ASSERT_TRUE(disk->Put(ka, a).ok());
-  ASSERT_TRUE(disk->Put(kb, b).ok());
+  ASSERT_THAT(disk->Put(ka, a), IsOk());
+  ASSERT_THAT(disk->Put(kb, b), IsOk());
   {
     std::fstream f(disk->PathFor(ka), std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(25000);
@@ -67,7 +71,7 @@ TEST(DiskCacheTest, CorruptAndTruncatedFilesAreDroppedNeverServed) {
   EXPECT_FALSE((*disk->Get(kb)).has_value());
   EXPECT_EQ(disk->counters().corrupt.load(), 2u);
   EXPECT_FALSE(disk->Contains(ka));  // Dropped, so the next fill replaces it.
-  ASSERT_TRUE(disk->Put(ka, a).ok());
+  ASSERT_THAT(disk->Put(ka, a), IsOk());
   EXPECT_TRUE((*disk->Get(ka)).has_value());
 }
 
@@ -103,7 +107,7 @@ TEST(DiskCacheTest, DirectAndBufferedIoAllSizes) {
       SCOPED_TRACE(size);
       SpanBytes span = Random(size, size + 7);
       Digest key = Digest::Of(*span);
-      ASSERT_TRUE(disk->Put(key, span).ok());
+      ASSERT_THAT(disk->Put(key, span), IsOk());
       struct stat st;
       ASSERT_EQ(stat(disk->PathFor(key).c_str(), &st), 0);
       EXPECT_EQ(static_cast<size_t>(st.st_size), size + DiskCache::kTrailerSize);
@@ -119,7 +123,7 @@ TEST(DiskCacheTest, DirectAndBufferedIoAllSizes) {
     }
     EXPECT_EQ(disk->counters().corrupt.load(), 0u);
   }
-  EXPECT_TRUE(testing::RunCommand("rm -rf " + shm).ok());
+  EXPECT_THAT(testing::RunCommand("rm -rf " + shm), IsOk());
 }
 
 // A file swapped for another well-formed entry passes the CRC; verify_digest catches it.
@@ -128,8 +132,8 @@ TEST(DiskCacheTest, VerifyDigestCatchesSwappedEntries) {
   auto plain = Open(root, 1 << 30);
   SpanBytes a = Random(4000, 20), b = Random(4000, 21);
   Digest ka = Digest::Of(*a), kb = Digest::Of(*b);
-  ASSERT_TRUE(plain->Put(ka, a).ok());
-  ASSERT_TRUE(plain->Put(kb, b).ok());
+  ASSERT_THAT(plain->Put(ka, a), IsOk());
+  ASSERT_THAT(plain->Put(kb, b), IsOk());
   ASSERT_EQ(rename(plain->PathFor(kb).c_str(), plain->PathFor(ka).c_str()), 0);
   auto strict = DiskCache::Open({root, 1 << 30, /*verify_digest=*/true}).value();
   EXPECT_FALSE((*strict->Get(ka)).has_value());
@@ -145,13 +149,13 @@ TEST(DiskCacheTest, EvictsLeastRecentlyUsedAlsoAcrossRestarts) {
     for (int i = 0; i < 10; ++i) {
       spans.push_back(Random(10000, 100 + i));
       keys.push_back(Digest::Of(*spans.back()));
-      ASSERT_TRUE(disk->Put(keys.back(), spans.back()).ok());
+      ASSERT_THAT(disk->Put(keys.back(), spans.back()), IsOk());
       absl::SleepFor(absl::Milliseconds(5));  // distinct mtimes
     }
     ASSERT_TRUE((*disk->Get(keys[0])).has_value());  // 0 becomes the most recent
     absl::SleepFor(absl::Milliseconds(5));
     SpanBytes extra = Random(10000, 999);
-    ASSERT_TRUE(disk->Put(Digest::Of(*extra), extra).ok());  // evicts 1, the LRU
+    ASSERT_THAT(disk->Put(Digest::Of(*extra), extra), IsOk());  // evicts 1, the LRU
     EXPECT_FALSE(disk->Contains(keys[1]));
     EXPECT_TRUE(disk->Contains(keys[0]));
     EXPECT_LE(disk->size_bytes(), 10 * (10000 + DiskCache::kTrailerSize));
@@ -230,14 +234,14 @@ TEST(DiskCacheTest, CrashedWriterLeavesNoPartialFile) {
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   auto disk = Open(root, uint64_t{1} << 34);
-  ASSERT_TRUE(disk->Rescan().ok());
+  ASSERT_THAT(disk->Rescan(), IsOk());
   std::string listing =
       testing::RunCommand("cd " + root + " && find . -type f -path './[0-9a-f][0-9a-f]/*'").value();
   int entries = 0;
   for (absl::string_view line : absl::StrSplit(listing, '\n', absl::SkipEmpty())) {
     std::string hex(line.substr(line.rfind('/') + 1));
     auto key = Digest::ParseHex(hex);
-    ASSERT_TRUE(key.ok()) << line;
+    ASSERT_THAT(key, IsOk()) << line;
     auto hit = disk->Get(*key);
     ASSERT_TRUE(hit.ok() && hit->has_value()) << "entry " << hex << " does not verify";
     ++entries;

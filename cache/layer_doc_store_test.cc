@@ -5,10 +5,14 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 std::string FreshDir(const std::string& name) {
   std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", name);
@@ -18,8 +22,8 @@ std::string FreshDir(const std::string& name) {
 
 TEST(LayerDocStoreTest, PutGetSizeRemove) {
   LayerDocStore store(FreshDir("docs"));
-  ASSERT_TRUE(store.Create().ok());
-  ASSERT_TRUE(store.Create().ok());  // already there: fine
+  ASSERT_THAT(store.Create(), IsOk());
+  ASSERT_THAT(store.Create(), IsOk());  // already there: fine
   struct stat st;
   ASSERT_EQ(stat(store.dir().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
@@ -27,17 +31,17 @@ TEST(LayerDocStoreTest, PutGetSizeRemove) {
   const Digest a = Digest::Of("layer a"), b = Digest::Of("layer b");
   EXPECT_EQ(store.PathOf(a), absl::StrCat(store.dir(), "/", a.Hex()));
   auto missing = store.Get(a);
-  ASSERT_TRUE(missing.ok()) << missing.status();
+  ASSERT_THAT(missing, IsOk());
   EXPECT_FALSE(missing->has_value());
   EXPECT_FALSE(store.Contains(a));
 
-  ASSERT_TRUE(store.Put(a, "index of a").ok());
+  ASSERT_THAT(store.Put(a, "index of a"), IsOk());
   auto got = store.Get(a);
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ(**got, "index of a");
   EXPECT_EQ(store.SizeOf(a), 10u);
   EXPECT_FALSE(store.Contains(b));
-  ASSERT_TRUE(store.Put(a, "newer").ok());  // replaced whole
+  ASSERT_THAT(store.Put(a, "newer"), IsOk());  // replaced whole
   EXPECT_EQ(**store.Get(a), "newer");
 
   EXPECT_TRUE(store.Remove(a));
@@ -47,16 +51,16 @@ TEST(LayerDocStoreTest, PutGetSizeRemove) {
 
 TEST(LayerDocStoreTest, ErrorsAreNotMisses) {
   LayerDocStore store(FreshDir("docs-errors"));
-  ASSERT_TRUE(store.Create().ok());
+  ASSERT_THAT(store.Create(), IsOk());
   const Digest a = Digest::Of("layer a");
   ASSERT_EQ(mkdir(store.PathOf(a).c_str(), 0700), 0);  // a directory where the file goes
-  EXPECT_FALSE(store.Get(a).ok());
+  EXPECT_THAT(store.Get(a), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_FALSE(store.Contains(a));
-  EXPECT_FALSE(store.Put(a, "x").ok());
+  EXPECT_THAT(store.Put(a, "x"), StatusIs(absl::StatusCode::kInvalidArgument));
 
   LayerDocStore orphan(FreshDir("no-parent") + "/below");
-  EXPECT_FALSE(orphan.Create().ok());
-  EXPECT_FALSE(orphan.Put(a, "x").ok());
+  EXPECT_THAT(orphan.Create(), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(orphan.Put(a, "x"), StatusIs(absl::StatusCode::kNotFound));
 }
 
 }  // namespace

@@ -14,11 +14,15 @@
 #include "cache/profile_replay.h"
 #include "cache/remote_cache.h"
 #include "cache/testing/nginx_server.h"
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 // A layer of `n` spans of `size` random bytes: an index with their digests, and an
 // origin that serves them (counting calls, optionally slow or failing).
@@ -113,16 +117,16 @@ TEST(TieredSpanSourceTest, OriginFillsTiersAndHitsComeFromTheTop) {
   auto disk = DiskCache::Open({testing::MakeTempDir("d"), 1 << 30}).value();
   TieredSpanSource spans(layer.index, origin, {&mem, disk.get(), nullptr, nullptr});
   auto s = spans.GetSpan(2);
-  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_THAT(s, IsOk());
   EXPECT_EQ(**s, layer.spans[2]);
   EXPECT_EQ(origin->calls.load(), 1);
   EXPECT_TRUE(disk->Contains(Digest::Of(layer.spans[2])));
-  ASSERT_TRUE(spans.GetSpan(2).ok());  // memory hit
+  ASSERT_THAT(spans.GetSpan(2), IsOk());  // memory hit
   EXPECT_EQ(mem.counters().hits.load(), 1u);
   // A fresh memory tier: the disk serves it, the origin is not asked again.
   MemoryCache mem2(1 << 20);
   TieredSpanSource again(layer.index, origin, {&mem2, disk.get(), nullptr, nullptr});
-  ASSERT_TRUE(again.GetSpan(2).ok());
+  ASSERT_THAT(again.GetSpan(2), IsOk());
   EXPECT_EQ(origin->calls.load(), 1);
   EXPECT_EQ(disk->counters().hits.load(), 1u);
   EXPECT_EQ(again.GetSpan(9).status().code(), absl::StatusCode::kOutOfRange);
@@ -144,34 +148,34 @@ TEST(TieredSpanSourceTest, ReadaheadFollowsAnInOrderReader) {
   FillExecutor readahead(2, 16);
   auto spans =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
-  ASSERT_TRUE(spans->GetSpan(5).ok());
-  ASSERT_TRUE(spans->GetSpan(1).ok());  // out of order: nothing ahead
+  ASSERT_THAT(spans->GetSpan(5), IsOk());
+  ASSERT_THAT(spans->GetSpan(1), IsOk());  // out of order: nothing ahead
   readahead.Drain();
   EXPECT_EQ(spans->readaheads(), 0u);
   EXPECT_EQ(origin->calls.load(), 2);
-  ASSERT_TRUE(spans->GetSpan(2).ok());  // 1, 2: in order, so 3 and 4 come ahead
+  ASSERT_THAT(spans->GetSpan(2), IsOk());  // 1, 2: in order, so 3 and 4 come ahead
   readahead.Drain();
   EXPECT_EQ(spans->readaheads(), 2u);
   EXPECT_EQ(origin->calls.load(), 5);
   EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[3])));
   EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[4])));
   auto s3 = spans->GetSpan(3);  // from memory; 4 is there, 5 too (read before)
-  ASSERT_TRUE(s3.ok());
+  ASSERT_THAT(s3, IsOk());
   EXPECT_EQ(**s3, layer.spans[3]);
   readahead.Drain();
   EXPECT_EQ(origin->calls.load(), 5);
-  ASSERT_TRUE(spans->GetSpan(4).ok());  // ahead again: 6 (5 is in memory)
+  ASSERT_THAT(spans->GetSpan(4), IsOk());  // ahead again: 6 (5 is in memory)
   readahead.Drain();
   EXPECT_EQ(origin->calls.load(), 6);
-  ASSERT_TRUE(spans->GetSpan(6).ok());
-  ASSERT_TRUE(spans->GetSpan(7).ok());  // the last span: nothing past the end
+  ASSERT_THAT(spans->GetSpan(6), IsOk());
+  ASSERT_THAT(spans->GetSpan(7), IsOk());  // the last span: nothing past the end
   readahead.Drain();
   EXPECT_EQ(origin->calls.load(), 7);
   // A source not owned by a shared_ptr never reads ahead (nothing could keep it alive).
   MemoryCache mem2(1 << 20);
   TieredSpanSource plain(layer.index, origin, WithReadahead(&mem2, &readahead, 2));
-  ASSERT_TRUE(plain.GetSpan(0).ok());
-  ASSERT_TRUE(plain.GetSpan(1).ok());
+  ASSERT_THAT(plain.GetSpan(0), IsOk());
+  ASSERT_THAT(plain.GetSpan(1), IsOk());
   readahead.Drain();
   EXPECT_EQ(plain.readaheads(), 0u);
 }
@@ -187,7 +191,7 @@ TEST(TieredSpanSourceTest, ReadaheadIsBoundedCancelledAndStopsOnErrors) {
   FillExecutor readahead(1, 64);
   auto spans =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
-  for (size_t i = 0; i < 10; ++i) ASSERT_TRUE(spans->GetSpan(i).ok());
+  for (size_t i = 0; i < 10; ++i) ASSERT_THAT(spans->GetSpan(i), IsOk());
   spans.reset();  // "unmounted" while readahead jobs wait in the queue (ASan: no use)
   readahead.Drain();
   // Each span fetched once (single flight, kept in memory): the ten read and at most
@@ -199,9 +203,10 @@ TEST(TieredSpanSourceTest, ReadaheadIsBoundedCancelledAndStopsOnErrors) {
   MemoryCache mem2(8 << 20);
   auto again =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem2, &readahead, 2));
-  ASSERT_TRUE(again->GetSpan(0).ok());
+  ASSERT_THAT(again->GetSpan(0), IsOk());
   origin->fail = true;
-  EXPECT_FALSE(again->GetSpan(1).ok());  // a failed read starts no readahead
+  EXPECT_THAT(again->GetSpan(1),
+              StatusIs(absl::StatusCode::kUnavailable));  // a failed read starts no readahead
   readahead.Drain();
   EXPECT_EQ(again->readaheads(), 0u);
   origin->fail = false;
@@ -209,15 +214,15 @@ TEST(TieredSpanSourceTest, ReadaheadIsBoundedCancelledAndStopsOnErrors) {
   auto one =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem3, &readahead, 1));
   origin->fail_span = 4;
-  ASSERT_TRUE(one->GetSpan(2).ok());
-  ASSERT_TRUE(one->GetSpan(3).ok());  // in order: 4 ahead, which fails
+  ASSERT_THAT(one->GetSpan(2), IsOk());
+  ASSERT_THAT(one->GetSpan(3), IsOk());  // in order: 4 ahead, which fails
   readahead.Drain();
   EXPECT_EQ(one->readaheads(), 0u);
   const int calls = origin->calls.load();
-  ASSERT_TRUE(one->GetSpan(10).ok());  // the failure reset the order: nothing ahead
+  ASSERT_THAT(one->GetSpan(10), IsOk());  // the failure reset the order: nothing ahead
   readahead.Drain();
   EXPECT_EQ(origin->calls.load(), calls + 1);
-  ASSERT_TRUE(one->GetSpan(11).ok());  // in order again: 12 ahead
+  ASSERT_THAT(one->GetSpan(11), IsOk());  // in order again: 12 ahead
   readahead.Drain();
   EXPECT_EQ(one->readaheads(), 1u);
 }
@@ -236,13 +241,13 @@ TEST(TieredSpanSourceTest, ReadaheadStaysInsideTheFileBeingRead) {
   ReadHint file;  // a file in spans 5..8
   file.last_span = 8;
   file.file_start = true;
-  ASSERT_TRUE(spans->GetSpanForRead(5, file).ok());
+  ASSERT_THAT(spans->GetSpanForRead(5, file), IsOk());
   readahead.Drain();
   EXPECT_EQ(spans->readaheads(), 3u);  // 6, 7, 8: not 9..11
   EXPECT_TRUE(in_memory(8));
   EXPECT_FALSE(in_memory(9));
   file.file_start = false;
-  for (size_t i = 6; i <= 8; ++i) ASSERT_TRUE(spans->GetSpanForRead(i, file).ok());
+  for (size_t i = 6; i <= 8; ++i) ASSERT_THAT(spans->GetSpanForRead(i, file), IsOk());
   readahead.Drain();
   EXPECT_EQ(spans->readaheads(), 4u);  // in order at the file's end: 9, one more
   EXPECT_TRUE(in_memory(9));
@@ -251,10 +256,10 @@ TEST(TieredSpanSourceTest, ReadaheadStaysInsideTheFileBeingRead) {
   ReadHint small;  // a file inside span 20, and the middle of a file read out of order
   small.last_span = 20;
   small.file_start = true;
-  ASSERT_TRUE(spans->GetSpanForRead(20, small).ok());
+  ASSERT_THAT(spans->GetSpanForRead(20, small), IsOk());
   ReadHint middle;
   middle.last_span = 35;
-  ASSERT_TRUE(spans->GetSpanForRead(30, middle).ok());
+  ASSERT_THAT(spans->GetSpanForRead(30, middle), IsOk());
   readahead.Drain();
   EXPECT_EQ(origin->calls.load(), calls + 2);
   EXPECT_EQ(spans->readaheads(), 4u);
@@ -271,16 +276,16 @@ TEST(TieredSpanSourceTest, AccessLogRecordsReadersOnly) {
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
   auto log = std::make_shared<SpanAccessLog>();
   spans->SetAccessLog(log);
-  ASSERT_TRUE(spans->GetSpan(5).ok());
-  ASSERT_TRUE(spans->GetSpan(6).ok());  // in order: 7, 8 ahead, not recorded
-  ASSERT_TRUE(spans->Warm(10, 2).ok());
-  ASSERT_TRUE(spans->GetSpan(1).ok());
-  ASSERT_TRUE(spans->GetSpan(5).ok());  // again: once
+  ASSERT_THAT(spans->GetSpan(5), IsOk());
+  ASSERT_THAT(spans->GetSpan(6), IsOk());  // in order: 7, 8 ahead, not recorded
+  ASSERT_THAT(spans->Warm(10, 2), IsOk());
+  ASSERT_THAT(spans->GetSpan(1), IsOk());
+  ASSERT_THAT(spans->GetSpan(5), IsOk());  // again: once
   readahead.Drain();
   EXPECT_EQ(log->spans(), (std::vector<uint32_t>{5, 6, 1}));
   EXPECT_GE(log->last_new(), log->started());
   spans->SetAccessLog(nullptr);
-  ASSERT_TRUE(spans->GetSpan(3).ok());
+  ASSERT_THAT(spans->GetSpan(3), IsOk());
   EXPECT_EQ(log->spans().size(), 3u);
 }
 
@@ -295,11 +300,11 @@ TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
   FillExecutor fills;
   auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
                                                   CacheTiers{&mem, disk.get(), nullptr, &fills});
-  ASSERT_TRUE(spans->GetSpan(3).ok());  // in memory (and on disk) already
+  ASSERT_THAT(spans->GetSpan(3), IsOk());  // in memory (and on disk) already
   origin->runs = 0;
   origin->calls = 0;
   auto warmed = spans->Warm(2, 4);  // 2 | 3 cached | 4, 5
-  ASSERT_TRUE(warmed.ok()) << warmed.status();
+  ASSERT_THAT(warmed, IsOk());
   EXPECT_EQ(*warmed, 3u);
   EXPECT_EQ(origin->runs.load(), 2);
   EXPECT_EQ(origin->calls.load(), 3);
@@ -309,20 +314,20 @@ TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
 
   origin->delay = absl::Milliseconds(200);
   origin->calls = 0;
-  std::thread warm([&] { EXPECT_TRUE(spans->Warm(6, 3).ok()); });
+  std::thread warm([&] { EXPECT_THAT(spans->Warm(6, 3), IsOk()); });
   absl::SleepFor(absl::Milliseconds(50));
   auto s7 = spans->GetSpan(7);  // in flight in the warm run: waits, no fetch of its own
   warm.join();
-  ASSERT_TRUE(s7.ok()) << s7.status();
+  ASSERT_THAT(s7, IsOk());
   EXPECT_EQ(**s7, layer.spans[7]);
   EXPECT_EQ(origin->calls.load(), 3);
 
   origin->delay = absl::ZeroDuration();
   origin->fail = true;
-  EXPECT_FALSE(spans->Warm(9, 1).ok());
+  EXPECT_THAT(spans->Warm(9, 1), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_FALSE(mem.Contains(Digest::Of(layer.spans[9])));
   origin->fail = false;
-  EXPECT_TRUE(spans->GetSpan(9).ok());  // nothing left in flight
+  EXPECT_THAT(spans->GetSpan(9), IsOk());  // nothing left in flight
   EXPECT_EQ(spans->Warm(9, 2).status().code(), absl::StatusCode::kOutOfRange);
 }
 
@@ -408,17 +413,17 @@ TEST(TieredSpanSourceTest, BrokenTiersAreSkippedAndCorruptDiskIsRefetched) {
   BrokenStore broken_disk, broken_remote;
   TieredSpanSource spans(layer.index, origin, {nullptr, &broken_disk, &broken_remote, nullptr});
   auto s = spans.GetSpan(0);
-  ASSERT_TRUE(s.ok()) << s.status();  // Served from the origin despite both tiers.
+  ASSERT_THAT(s, IsOk());  // Served from the origin despite both tiers.
   EXPECT_EQ(**s, layer.spans[0]);
   EXPECT_GE(broken_disk.counters().errors.load(), 2u);
 
   auto disk = DiskCache::Open({testing::MakeTempDir("d"), 1 << 30}).value();
   TieredSpanSource with_disk(layer.index, origin, {nullptr, disk.get(), nullptr, nullptr});
-  ASSERT_TRUE(with_disk.GetSpan(1).ok());
+  ASSERT_THAT(with_disk.GetSpan(1), IsOk());
   ASSERT_EQ(truncate(disk->PathFor(Digest::Of(layer.spans[1])).c_str(), 10), 0);
   int before = origin->calls.load();
   auto again = with_disk.GetSpan(1);
-  ASSERT_TRUE(again.ok());
+  ASSERT_THAT(again, IsOk());
   EXPECT_EQ(**again, layer.spans[1]);
   EXPECT_EQ(origin->calls.load(), before + 1);
 
@@ -430,14 +435,14 @@ TEST(TieredSpanSourceTest, BrokenTiersAreSkippedAndCorruptDiskIsRefetched) {
 // never reach the origin. A dead remote only costs speed.
 TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   auto nginx = testing::NginxCas::Start();
-  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  ASSERT_THAT(nginx, IsOk());
   FakeLayer layer = MakeLayer(6, 200000, 4);
   auto origin = std::make_shared<FakeOrigin>(layer);
   RemoteCache remote(RemoteAt((*nginx)->endpoint()));
   FillExecutor executor;
   auto disk1 = DiskCache::Open({testing::MakeTempDir("n1"), 1 << 30}).value();
   TieredSpanSource node1(layer.index, origin, {nullptr, disk1.get(), &remote, &executor});
-  for (size_t i = 0; i < 6; ++i) ASSERT_TRUE(node1.GetSpan(i).ok());
+  for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node1.GetSpan(i), IsOk());
   executor.Drain();
   remote.Flush();
   EXPECT_EQ(origin->calls.load(), 6);
@@ -447,7 +452,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   TieredSpanSource node2(layer.index, origin, {nullptr, disk2.get(), &remote, &executor});
   for (size_t i = 0; i < 6; ++i) {
     auto s = node2.GetSpan(i);
-    ASSERT_TRUE(s.ok()) << s.status();
+    ASSERT_THAT(s, IsOk());
     EXPECT_EQ(**s, layer.spans[i]);
   }
   executor.Drain();
@@ -457,11 +462,11 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
 
   // A corrupted remote entry is never served: the origin is asked instead.
   std::string hex = Digest::Of(layer.spans[0]).Hex();
-  ASSERT_TRUE(testing::RunCommand("printf garbage > " + (*nginx)->PathFor(hex)).ok());
+  ASSERT_THAT(testing::RunCommand("printf garbage > " + (*nginx)->PathFor(hex)), IsOk());
   auto disk3 = DiskCache::Open({testing::MakeTempDir("n3"), 1 << 30}).value();
   TieredSpanSource node3(layer.index, origin, {nullptr, disk3.get(), &remote, &executor});
   auto s0 = node3.GetSpan(0);
-  ASSERT_TRUE(s0.ok());
+  ASSERT_THAT(s0, IsOk());
   EXPECT_EQ(**s0, layer.spans[0]);
   EXPECT_EQ(remote.counters().corrupt.load(), 1u);
   EXPECT_EQ(origin->calls.load(), 7);
@@ -472,7 +477,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   auto disk4 = DiskCache::Open({testing::MakeTempDir("n4"), 1 << 30}).value();
   TieredSpanSource node4(layer.index, origin, {nullptr, disk4.get(), &dead, &executor});
   absl::Time start = absl::Now();
-  for (size_t i = 0; i < 6; ++i) ASSERT_TRUE(node4.GetSpan(i).ok());
+  for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node4.GetSpan(i), IsOk());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_GE(dead.counters().errors.load(), 6u);
   executor.Drain();

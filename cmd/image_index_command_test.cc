@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "index/index_format.h"
@@ -22,6 +23,9 @@
 namespace clip {
 namespace {
 
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
+
 std::string Desc(const std::string& media_type, const std::string& bytes) {
   return absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d})", media_type,
                          Digest::Of(bytes).ToString(), bytes.size());
@@ -29,7 +33,7 @@ std::string Desc(const std::string& media_type, const std::string& bytes) {
 
 TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
   auto registry = testing::RegistryServer::Start({.tls = true, .htpasswd = true});
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_THAT(registry, IsOk());
   const std::string host = (*registry)->host();
   std::string dir = testing::MakeTempDir("imgidx");
   // The daemon's configuration: hosts.toml with the CA, docker config with the password.
@@ -60,7 +64,7 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
   Reference image = Reference::Parse(host + "/app/web:v1").value();
   for (const std::string* blob : {&a, &b, &zstd, &cfg}) {
     absl::Status pushed = client.PushBlob(image, Digest::Of(*blob), *blob);
-    ASSERT_TRUE(pushed.ok()) << pushed;
+    ASSERT_THAT(pushed, IsOk());
   }
   std::string manifest = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
@@ -77,18 +81,18 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
   options.tmp_dir = dir;
   std::ostringstream out, progress;
   absl::Status st = ImageIndexCommand(options, client, out, progress);
-  ASSERT_TRUE(st.ok()) << st << "\n" << out.str();
+  ASSERT_THAT(st, IsOk()) << st << "\n" << out.str();
   EXPECT_NE(out.str().find("not indexable"), std::string::npos) << out.str();
   EXPECT_NE(out.str().find("pushed"), std::string::npos) << out.str();
   EXPECT_TRUE(progress.str().empty());  // not a terminal
 
   auto published = FetchPublishedIndexes(client, image, manifest_digest);
-  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_THAT(published, IsOk());
   ASSERT_EQ(published->size(), 2u);
   for (const std::string* layer : {&a, &b}) {
     const std::string& encoded = published->at(Digest::Of(*layer).ToString());
     auto decoded = DecodeIndex(encoded);
-    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ASSERT_THAT(decoded, IsOk());
     EXPECT_EQ(decoded->layer_digest(), Digest::Of(*layer).ToString());
     EXPECT_EQ(testing::ReadFileOrEmpty(options.store_dir + "/" + Digest::Of(*layer).Hex()), encoded);
   }
@@ -100,7 +104,7 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
   anonymous.docker_config = dir + "/none.json";
   RegistryClient no_auth(RegistryOptionsFrom(anonymous));
   absl::Status denied = ImageIndexCommand(options, no_auth, out, progress);
-  EXPECT_FALSE(denied.ok());
+  EXPECT_THAT(denied, StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied) << denied;
 }
 
@@ -112,7 +116,7 @@ TEST(ImageIndexCommandTest, BadReferenceAndMissingImage) {
   EXPECT_EQ(ImageIndexCommand(options, client, out, progress).code(),
             absl::StatusCode::kInvalidArgument);
   auto registry = testing::RegistryServer::Start({});
-  ASSERT_TRUE(registry.ok());
+  ASSERT_THAT(registry, IsOk());
   DaemonConfig config;
   config.plain_http = {(*registry)->host()};
   RegistryClient plain(RegistryOptionsFrom(config));

@@ -3,10 +3,14 @@
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 constexpr char kEmpty[] =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -23,11 +27,11 @@ TEST(DigestTest, KnownVectors) {
 
 TEST(DigestTest, ParseAndPrintRoundTrip) {
   auto d = Digest::Parse(std::string("sha256:") + kAbc);
-  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_THAT(d, IsOk());
   EXPECT_EQ(*d, Digest::Of("abc"));
   EXPECT_EQ(d->Hex(), kAbc);
   auto h = Digest::ParseHex(kAbc);
-  ASSERT_TRUE(h.ok());
+  ASSERT_THAT(h, IsOk());
   EXPECT_EQ(*h, *d);
   EXPECT_EQ(Digest::FromBytes(d->bytes()), *d);
 }

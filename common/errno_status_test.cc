@@ -2,10 +2,14 @@
 
 #include <cerrno>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 TEST(ErrnoStatusTest, MapsCodesAndKeepsContext) {
   absl::Status s = ErrnoToStatus(ENOENT, "open /x");
@@ -17,7 +21,8 @@ TEST(ErrnoStatusTest, MapsCodesAndKeepsContext) {
   EXPECT_EQ(ErrnoToStatus(ECONNRESET, "").code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ErrnoToStatus(ENOTEMPTY, "").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ErrnoToStatus(EIO, "").code(), absl::StatusCode::kInternal);
-  EXPECT_FALSE(ErrnoToStatus(0, "").ok());  // A failure without errno is still a failure.
+  EXPECT_THAT(ErrnoToStatus(0, ""),
+              StatusIs(absl::StatusCode::kUnknown));  // A failure without errno is still a failure.
 }
 
 TEST(ErrnoStatusTest, FuseEdgeErrnoFromCodeOrCarried) {
@@ -37,7 +42,7 @@ TEST(ErrnoStatusTest, FuseEdgeErrnoFromCodeOrCarried) {
   EXPECT_EQ(notdir.message(), "not a directory");
   EXPECT_EQ(StatusToErrno(notdir), ENOTDIR);
   EXPECT_EQ(StatusToErrno(WithErrno(absl::NotFoundError("attr"), ENODATA)), ENODATA);
-  EXPECT_TRUE(WithErrno(absl::OkStatus(), EIO).ok());
+  EXPECT_THAT(WithErrno(absl::OkStatus(), EIO), IsOk());
   // System call errors map by code at the edge (a reset connection is EIO to a reader).
   EXPECT_EQ(StatusToErrno(ErrnoToStatus(ECONNRESET, "fetch")), EIO);
 }

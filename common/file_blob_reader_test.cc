@@ -10,10 +10,14 @@
 #include <vector>
 
 #include "common/memory_blob_reader.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 std::string TempDir() {
   const char* t = getenv("TEST_TMPDIR");
@@ -37,18 +41,18 @@ void CheckContract(const BlobReader& blob, const std::string& want) {
   ASSERT_EQ(*blob.Size(), want.size());
   std::string buf(100, 'x');
   auto n = blob.ReadAt(10, absl::MakeSpan(buf));
-  ASSERT_TRUE(n.ok());
+  ASSERT_THAT(n, IsOk());
   EXPECT_EQ(*n, 100u);
   EXPECT_EQ(buf, want.substr(10, 100));
   // Short only at the end.
   n = blob.ReadAt(want.size() - 30, absl::MakeSpan(buf));
-  ASSERT_TRUE(n.ok());
+  ASSERT_THAT(n, IsOk());
   EXPECT_EQ(*n, 30u);
   EXPECT_EQ(buf.substr(0, 30), want.substr(want.size() - 30));
   EXPECT_EQ(*blob.ReadAt(want.size(), absl::MakeSpan(buf)), 0u);
   EXPECT_EQ(*blob.ReadAt(want.size() + 1000, absl::MakeSpan(buf)), 0u);
   EXPECT_EQ(*blob.ReadAt(0, absl::Span<char>()), 0u);
-  EXPECT_TRUE(ReadExactly(blob, 0, absl::MakeSpan(buf)).ok());
+  EXPECT_THAT(ReadExactly(blob, 0, absl::MakeSpan(buf)), IsOk());
   EXPECT_EQ(ReadExactly(blob, want.size() - 1, absl::MakeSpan(buf)).code(),
             absl::StatusCode::kOutOfRange);
 }
@@ -56,7 +60,7 @@ void CheckContract(const BlobReader& blob, const std::string& want) {
 TEST(FileBlobReaderTest, Contract) {
   std::string data = Pattern(1 << 20);
   auto blob = FileBlobReader::Open(WriteFile("contract", data));
-  ASSERT_TRUE(blob.ok()) << blob.status();
+  ASSERT_THAT(blob, IsOk());
   CheckContract(**blob, data);
   CheckContract(MemoryBlobReader(data), data);
 }
@@ -64,7 +68,7 @@ TEST(FileBlobReaderTest, Contract) {
 TEST(FileBlobReaderTest, ConcurrentRandomReads) {
   std::string data = Pattern(4 << 20);
   auto blob = FileBlobReader::Open(WriteFile("concurrent", data));
-  ASSERT_TRUE(blob.ok());
+  ASSERT_THAT(blob, IsOk());
   std::vector<std::thread> threads;
   std::vector<int> mismatches(8, 0);
   for (int t = 0; t < 8; ++t) {
@@ -95,7 +99,7 @@ TEST(FileBlobReaderTest, OpenErrors) {
 TEST(FileBlobReaderTest, FileThatShrinksWhileOpenIsDataLoss) {
   std::string path = WriteFile("shrinks", Pattern(8192));
   auto blob = FileBlobReader::Open(path);
-  ASSERT_TRUE(blob.ok());
+  ASSERT_THAT(blob, IsOk());
   ASSERT_EQ(truncate(path.c_str(), 100), 0);
   std::string buf(4096, '\0');
   EXPECT_EQ((*blob)->ReadAt(0, absl::MakeSpan(buf)).status().code(), absl::StatusCode::kDataLoss);
@@ -103,7 +107,7 @@ TEST(FileBlobReaderTest, FileThatShrinksWhileOpenIsDataLoss) {
 
 TEST(FileBlobReaderTest, EmptyFile) {
   auto blob = FileBlobReader::Open(WriteFile("empty", ""));
-  ASSERT_TRUE(blob.ok());
+  ASSERT_THAT(blob, IsOk());
   EXPECT_EQ(*(*blob)->Size(), 0u);
   char c;
   EXPECT_EQ(*(*blob)->ReadAt(0, absl::MakeSpan(&c, 1)), 0u);

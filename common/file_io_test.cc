@@ -9,22 +9,27 @@
 #include <string>
 #include <vector>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
 
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
+
 TEST(FileIoTest, WriteAtomicallyThenRead) {
   std::string path = std::string(getenv("TEST_TMPDIR")) + "/f";
   std::string bytes(100000, 'x');
   bytes[5] = '\0';
-  ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
-  ASSERT_TRUE(WriteFileAtomically(path, bytes + "more").ok());  // replaces
+  ASSERT_THAT(WriteFileAtomically(path, bytes), IsOk());
+  ASSERT_THAT(WriteFileAtomically(path, bytes + "more"), IsOk());  // replaces
   auto back = ReadWholeFile(path);
-  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(*back, bytes + "more");
   EXPECT_EQ(ReadWholeFile(path + ".missing").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_FALSE(WriteFileAtomically("/nonexistent-dir/f", "x").ok());
+  EXPECT_THAT(WriteFileAtomically("/nonexistent-dir/f", "x"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 std::vector<std::string> Names(const std::string& dir) {
@@ -48,14 +53,14 @@ TEST(AtomicFileTest, CommitRenamesAndAbandonRemoves) {
   const std::string path = root + "/out/doc";
   {
     auto file = AtomicFile::Create(path, {.tmp_dir = root + "/tmp", .sync = false, .mode = 0600});
-    ASSERT_TRUE(file.ok()) << file.status();
+    ASSERT_THAT(file, IsOk());
     std::string a = "hello ", b = "world";
     struct iovec iov[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
-    ASSERT_TRUE((*file)->Write(iov, 2).ok());
+    ASSERT_THAT((*file)->Write(iov, 2), IsOk());
     EXPECT_EQ(Names(root + "/tmp").size(), 1u);
     EXPECT_TRUE(Names(root + "/out").empty());  // not visible before Commit
-    ASSERT_TRUE((*file)->Truncate(9).ok());
-    ASSERT_TRUE((*file)->Commit().ok());
+    ASSERT_THAT((*file)->Truncate(9), IsOk());
+    ASSERT_THAT((*file)->Commit(), IsOk());
   }
   EXPECT_EQ(*ReadWholeFile(path), "hello wor");
   struct stat st;
@@ -64,20 +69,21 @@ TEST(AtomicFileTest, CommitRenamesAndAbandonRemoves) {
   EXPECT_TRUE(Names(root + "/tmp").empty());
   {
     auto file = AtomicFile::Create(path, {.tmp_dir = root + "/tmp"});
-    ASSERT_TRUE(file.ok());
+    ASSERT_THAT(file, IsOk());
     std::string c = "abandoned";
     struct iovec one = {c.data(), c.size()};
-    ASSERT_TRUE((*file)->Write(&one, 1).ok());
+    ASSERT_THAT((*file)->Write(&one, 1), IsOk());
   }  // destroyed without Commit
   EXPECT_TRUE(Names(root + "/tmp").empty());
   EXPECT_EQ(*ReadWholeFile(path), "hello wor");
   {
     auto file = AtomicFile::Create(root + "/missing/doc", {.tmp_dir = root + "/tmp"});
-    ASSERT_TRUE(file.ok());
-    EXPECT_FALSE((*file)->Commit().ok());
+    ASSERT_THAT(file, IsOk());
+    EXPECT_THAT((*file)->Commit(), StatusIs(absl::StatusCode::kNotFound));
   }
   EXPECT_TRUE(Names(root + "/tmp").empty());
-  EXPECT_FALSE(AtomicFile::Create(path, {.tmp_dir = root + "/no-such-dir"}).ok());
+  EXPECT_THAT(AtomicFile::Create(path, {.tmp_dir = root + "/no-such-dir"}),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 // Direct I/O where the filesystem allows it, buffered where it refuses (tmpfs): the
@@ -88,14 +94,14 @@ TEST(AtomicFileTest, DirectWhereAllowed) {
     AtomicFile::Options direct;
     direct.direct = true;
     auto file = AtomicFile::Create(path, direct);
-    ASSERT_TRUE(file.ok()) << file.status();
+    ASSERT_THAT(file, IsOk());
     void* block = nullptr;
     ASSERT_EQ(posix_memalign(&block, 4096, 4096), 0);
     memset(block, 'd', 4096);
     struct iovec whole = {block, 4096};
-    ASSERT_TRUE((*file)->Write(&whole, 1).ok()) << dir << " direct " << (*file)->direct();
-    ASSERT_TRUE((*file)->Truncate(100).ok());
-    ASSERT_TRUE((*file)->Commit().ok());
+    ASSERT_THAT((*file)->Write(&whole, 1), IsOk()) << dir << " direct " << (*file)->direct();
+    ASSERT_THAT((*file)->Truncate(100), IsOk());
+    ASSERT_THAT((*file)->Commit(), IsOk());
     free(block);
     EXPECT_EQ(*ReadWholeFile(path), std::string(100, 'd')) << dir;
     unlink(path.c_str());

@@ -16,10 +16,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 // A connected client socket, closed on destruction; receives time out after 10 s so a
 // server bug fails the test instead of hanging it.
@@ -128,7 +132,7 @@ class MetricsServerTest : public ::testing::Test {
 
   std::unique_ptr<MetricsServer> StartTcp(MetricsServer::Options options = {}) {
     auto server = MetricsServer::Start("127.0.0.1:0", &registry_, options);
-    EXPECT_TRUE(server.ok()) << server.status();
+    EXPECT_THAT(server, IsOk());
     return server.ok() ? *std::move(server) : nullptr;
   }
 
@@ -276,7 +280,7 @@ TEST_F(MetricsServerTest, DestructorDoesNotWaitForClients) {
 
 TEST_F(MetricsServerTest, LocalhostAndIpv6Loopback) {
   auto server = MetricsServer::Start("localhost:0", &registry_);
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_THAT(server, IsOk());
   EXPECT_EQ(Get((*server)->port(), "/metrics").code, 200);
 
   auto v6 = MetricsServer::Start("[::1]:0", &registry_);
@@ -297,7 +301,7 @@ TEST_F(MetricsServerTest, NonLoopbackRefusedUnlessAllowed) {
   MetricsServer::Options options;
   options.allow_non_loopback = true;
   auto server = MetricsServer::Start("0.0.0.0:0", &registry_, options);
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_THAT(server, IsOk());
   EXPECT_EQ(Get((*server)->port(), "/metrics").code, 200);
 }
 
@@ -347,7 +351,7 @@ class MetricsServerUnixTest : public MetricsServerTest {
 
 TEST_F(MetricsServerUnixTest, ServesOnUnixSocket) {
   auto server = MetricsServer::Start("unix:" + path_, &registry_);
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_THAT(server, IsOk());
   EXPECT_EQ((*server)->port(), 0);
   EXPECT_EQ((*server)->address(), "unix:" + path_);
   struct stat st;
@@ -366,13 +370,13 @@ TEST_F(MetricsServerUnixTest, ServesOnUnixSocket) {
 TEST_F(MetricsServerUnixTest, ReplacesStaleSocket) {
   MakeStaleSocket();
   auto server = MetricsServer::Start("unix:" + path_, &registry_);
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_THAT(server, IsOk());
   EXPECT_EQ(ParseReply(Client::Unix(path_).Exchange("GET /metrics HTTP/1.1\r\n\r\n")).code, 200);
 }
 
 TEST_F(MetricsServerUnixTest, RefusesSocketInUse) {
   auto first = MetricsServer::Start("unix:" + path_, &registry_);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_THAT(first, IsOk());
   auto second = MetricsServer::Start("unix:" + path_, &registry_);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists) << second.status();
   EXPECT_EQ(ParseReply(Client::Unix(path_).Exchange("GET /metrics HTTP/1.1\r\n\r\n")).code, 200);
@@ -392,7 +396,7 @@ TEST_F(MetricsServerUnixTest, CustomSocketMode) {
   MetricsServer::Options options;
   options.unix_socket_mode = 0600;
   auto server = MetricsServer::Start("unix:" + path_, &registry_, options);
-  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_THAT(server, IsOk());
   struct stat st;
   ASSERT_EQ(lstat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);

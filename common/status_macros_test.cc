@@ -3,10 +3,14 @@
 #include <memory>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 int g_calls = 0;
 
@@ -50,14 +54,14 @@ TEST(StatusMacrosTest, ReturnIfErrorPropagatesTheStatus) {
 
 TEST(StatusMacrosTest, ReturnIfErrorContinuesOnOk) {
   int reached = 0;
-  EXPECT_TRUE(ReturnIfError(false, &reached).ok());
+  EXPECT_THAT(ReturnIfError(false, &reached), IsOk());
   EXPECT_EQ(reached, 1);
 }
 
 TEST(StatusMacrosTest, AssignOrReturn) {
   g_calls = 0;
   absl::StatusOr<int> v = AssignOrReturn(true);
-  ASSERT_TRUE(v.ok());
+  ASSERT_THAT(v, IsOk());
   EXPECT_EQ(*v, 14);
   EXPECT_EQ(g_calls, 2);
   absl::StatusOr<int> e = AssignOrReturn(false);
@@ -72,7 +76,7 @@ TEST(WithContextTest, PrefixesTheMessageKeepsCodeAndPayloads) {
   EXPECT_EQ(w.message(), "/var/lib/x: no such file");
   ASSERT_TRUE(w.GetPayload("type.test/x").has_value());
   EXPECT_EQ(std::string(*w.GetPayload("type.test/x")), "payload");
-  EXPECT_TRUE(WithContext(absl::OkStatus(), "ignored").ok());
+  EXPECT_THAT(WithContext(absl::OkStatus(), "ignored"), IsOk());
 }
 
 }  // namespace

@@ -13,10 +13,14 @@
 #include <string>
 #include <thread>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 // Unix socket paths are short (108 bytes): not under TEST_TMPDIR.
 std::string TempSocket(const char* name) {
@@ -32,28 +36,28 @@ bool SamePipe(int fd, int other, const std::string& what) {
 
 TEST(FdHolderTest, PutListDropQuit) {
   const std::string path = TempSocket("h1.sock");
-  std::thread holder([&] { EXPECT_TRUE(RunFdHolder(path).ok()); });
+  std::thread holder([&] { EXPECT_THAT(RunFdHolder(path), IsOk()); });
   absl::StatusOr<std::unique_ptr<FdHolderClient>> c;
   for (int i = 0; i < 200; ++i) {
     c = FdHolderClient::Connect(path);
     if (c.ok()) break;
     usleep(10000);
   }
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   int p[2];
   ASSERT_EQ(pipe(p), 0);
-  ASSERT_TRUE((*c)->Put("/mnt/a", std::string("init\0bytes", 10), p[1]).ok());
+  ASSERT_THAT((*c)->Put("/mnt/a", std::string("init\0bytes", 10), p[1]), IsOk());
   close(p[1]);  // only the holder keeps the write end now
   int q[2];
   ASSERT_EQ(pipe(q), 0);
-  ASSERT_TRUE((*c)->Put("grpc-listener", "", q[1]).ok());
+  ASSERT_THAT((*c)->Put("grpc-listener", "", q[1]), IsOk());
   close(q[1]);
   {
     // A second client (the next daemon) sees both, with their data.
     auto next = FdHolderClient::Connect(path);
-    ASSERT_TRUE(next.ok());
+    ASSERT_THAT(next, IsOk());
     auto held = (*next)->List();
-    ASSERT_TRUE(held.ok()) << held.status();
+    ASSERT_THAT(held, IsOk());
     ASSERT_EQ(held->size(), 2u);
     EXPECT_EQ((*held)[0].name, "/mnt/a");
     EXPECT_EQ((*held)[0].data, std::string("init\0bytes", 10));
@@ -62,16 +66,16 @@ TEST(FdHolderTest, PutListDropQuit) {
     for (auto& h : *held) close(h.fd);
   }
   // Put replaces; drop closes: the read end then sees EOF.
-  ASSERT_TRUE((*c)->Drop("/mnt/a").ok());
+  ASSERT_THAT((*c)->Drop("/mnt/a"), IsOk());
   char b;
   EXPECT_EQ(read(p[0], &b, 1), 0);
-  EXPECT_TRUE((*c)->Drop("/never/held").ok());
+  EXPECT_THAT((*c)->Drop("/never/held"), IsOk());
   auto left = (*c)->List();
-  ASSERT_TRUE(left.ok());
+  ASSERT_THAT(left, IsOk());
   ASSERT_EQ(left->size(), 1u);
   close((*left)[0].fd);
-  EXPECT_FALSE((*c)->Put("x", "", -1).ok());
-  ASSERT_TRUE((*c)->Quit().ok());
+  EXPECT_THAT((*c)->Put("x", "", -1), StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_THAT((*c)->Quit(), IsOk());
   holder.join();
   EXPECT_EQ(read(q[0], &b, 1), 0);  // quit closed everything
   EXPECT_NE(access(path.c_str(), F_OK), 0);
@@ -83,10 +87,10 @@ TEST(FdHolderTest, PutListDropQuit) {
 // on a live socket refuses to start.
 TEST(FdHolderTest, BadMessagesAndSecondHolder) {
   const std::string path = TempSocket("h2.sock");
-  std::thread holder([&] { EXPECT_TRUE(RunFdHolder(path).ok()); });
+  std::thread holder([&] { EXPECT_THAT(RunFdHolder(path), IsOk()); });
   absl::StatusOr<std::unique_ptr<FdHolderClient>> c;
   for (int i = 0; i < 200 && !c.ok(); ++i, usleep(10000)) c = FdHolderClient::Connect(path);
-  ASSERT_TRUE(c.ok());
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(RunFdHolder(path).code(), absl::StatusCode::kAlreadyExists);
   int raw = socket(AF_UNIX, SOCK_SEQPACKET, 0);
   sockaddr_un addr{};
@@ -99,7 +103,7 @@ TEST(FdHolderTest, BadMessagesAndSecondHolder) {
   ASSERT_GT(n, 5);
   EXPECT_EQ(answer[4], 'E');
   close(raw);
-  ASSERT_TRUE((*c)->Quit().ok());
+  ASSERT_THAT((*c)->Quit(), IsOk());
   holder.join();
 }
 
@@ -109,15 +113,15 @@ TEST(FdHolderTest, StartsTheHolderBinary) {
   const std::string binary = std::string(getenv("TEST_SRCDIR")) + "/" +
                              getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
   auto c = FdHolderClient::ConnectOrStart(path, binary);
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   std::ifstream pidfile(path + ".pid");
   pid_t pid = 0;
   pidfile >> pid;
   ASSERT_GT(pid, 0);
   EXPECT_NE(getsid(pid), getsid(0));
   auto again = FdHolderClient::ConnectOrStart(path, binary);  // connects, starts nothing
-  ASSERT_TRUE(again.ok());
-  ASSERT_TRUE((*c)->Quit().ok());
+  ASSERT_THAT(again, IsOk());
+  ASSERT_THAT((*c)->Quit(), IsOk());
   for (int i = 0; i < 200 && kill(pid, 0) == 0; ++i) usleep(10000);
   EXPECT_NE(kill(pid, 0), 0);
 }

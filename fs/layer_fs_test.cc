@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_blob_reader.h"
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "index/layer_indexer.h"
@@ -15,15 +16,18 @@
 namespace clip {
 namespace {
 
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
+
 class LayerFsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(testing::MakeTempDir("layers"));
     std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                       "/index/testdata/make_layers.sh");
-    ASSERT_TRUE(testing::RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + *dir_ +
-                                    " >/dev/null 2>&1")
-                    .ok());
+    ASSERT_THAT(testing::RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + *dir_ +
+                                    " >/dev/null 2>&1"),
+                IsOk());
     blob_ = FileBlobReader::Open(*dir_ + "/posix.tar.gz").value().release();
     auto index = std::make_shared<const index::v1::LayerIndex>(BuildLayerIndex(*blob_).value());
     fs_ = new LayerFs(index, std::make_shared<SpanInflater>(index, *blob_));
@@ -35,7 +39,7 @@ class LayerFsTest : public ::testing::Test {
       size_t slash = path.find('/', start);
       std::string part = path.substr(start, slash - start);
       auto a = fs_->Lookup(ino, part);
-      EXPECT_TRUE(a.ok()) << path << ": " << a.status();
+      EXPECT_THAT(a, IsOk()) << path << ": " << a.status();
       if (!a.ok()) return Attr{};
       ino = a->ino;
       start = slash == std::string::npos ? path.size() : slash + 1;
@@ -77,25 +81,26 @@ TEST_F(LayerFsTest, AttributesAndInodes) {
 
 TEST_F(LayerFsTest, ReadDirReadLinkReadAndXattrs) {
   auto entries = fs_->ReadDir(Resolve("usr/bin").ino);
-  ASSERT_TRUE(entries.ok());
+  ASSERT_THAT(entries, IsOk());
   std::vector<std::string> names;
   for (const auto& e : *entries) names.push_back(e.name);
   EXPECT_EQ(names, (std::vector<std::string>{"abs-link", "hard1", "hard2", "random3m", "random700k",
                                              "rel-link"}));
   EXPECT_EQ(*fs_->ReadLink(Resolve("usr/bin/rel-link").ino), "../etc/hello.txt");
-  EXPECT_FALSE(fs_->ReadLink(Resolve("etc/hello.txt").ino).ok());
+  EXPECT_THAT(fs_->ReadLink(Resolve("etc/hello.txt").ino),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   std::string buf(10, '\0');
   auto n = fs_->Read(Resolve("etc/hello.txt").ino, 1, absl::MakeSpan(buf));
-  ASSERT_TRUE(n.ok());
+  ASSERT_THAT(n, IsOk());
   EXPECT_EQ(buf.substr(0, *n), "ello\n");
   EXPECT_EQ(*fs_->Read(Resolve("etc/hello.txt").ino, 100, absl::MakeSpan(buf)), 0u);
-  EXPECT_FALSE(fs_->Open(Resolve("etc").ino).ok());
+  EXPECT_THAT(fs_->Open(Resolve("etc").ino), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(*fs_->GetXattr(Resolve("etc/hello.txt").ino, "user.comment"), "hi there");
   EXPECT_EQ(fs_->GetXattr(Resolve("etc/hello.txt").ino, "user.none").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(*fs_->GetXattr(Resolve("opaque-dir").ino, kOpaqueXattr), "y");
   auto list = fs_->ListXattr(Resolve("opaque-dir").ino);
-  ASSERT_TRUE(list.ok());
+  ASSERT_THAT(list, IsOk());
   EXPECT_EQ(*list, std::vector<std::string>{kOpaqueXattr});
   EXPECT_EQ(fs_->Lookup(Resolve("opaque-dir").ino, ".wh..wh..opq").status().code(),
             absl::StatusCode::kNotFound);  // the marker is not a file
@@ -108,19 +113,19 @@ TEST_F(LayerFsTest, NamesThatAreNotUtf8) {
   Attr dir = Resolve("bytes-\xff\xfe");
   EXPECT_TRUE(S_ISDIR(dir.mode));
   auto entries = fs_->ReadDir(dir.ino);
-  ASSERT_TRUE(entries.ok());
+  ASSERT_THAT(entries, IsOk());
   std::vector<std::string> names;
   for (const auto& e : *entries) names.push_back(e.name);
   EXPECT_EQ(names, std::vector<std::string>{"\xe9t\xe9"});
   std::string buf(16, '\0');
   auto n = fs_->Read(Resolve("bytes-\xff\xfe/\xe9t\xe9").ino, 0, absl::MakeSpan(buf));
-  ASSERT_TRUE(n.ok()) << n.status();
+  ASSERT_THAT(n, IsOk());
   EXPECT_EQ(buf.substr(0, *n), "inside\n");
   EXPECT_EQ(*fs_->ReadLink(Resolve("link-\xe0").ino), "caf\xe9");
   Attr file = Resolve("caf\xe9");
   EXPECT_EQ(Resolve("hard-\xe9").ino, file.ino);
   auto xattrs = fs_->ListXattr(file.ino);
-  ASSERT_TRUE(xattrs.ok());
+  ASSERT_THAT(xattrs, IsOk());
   EXPECT_EQ(*xattrs, std::vector<std::string>{"user.na\xefve"});
   EXPECT_EQ(*fs_->GetXattr(file.ino, "user.na\xefve"), std::string("\xff\x00value", 7));
 }

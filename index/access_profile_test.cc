@@ -2,10 +2,14 @@
 // checks against an index.
 #include "index/access_profile.h"
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using index::v1::AccessProfile;
 using index::v1::LayerIndex;
@@ -26,12 +30,12 @@ TEST(AccessProfileTest, RoundTripKeepsFirstReadOrderOnce) {
   p.set_recorded_unix_seconds(1700000000);
   p.set_recorded_millis(2500);
   auto back = DecodeProfile(EncodeProfile(p));
-  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(std::vector<uint32_t>(back->spans().begin(), back->spans().end()),
             (std::vector<uint32_t>{7, 0, 3, 9}));
   EXPECT_EQ(back->span_count(), 10u);
   EXPECT_EQ(back->recorded_millis(), 2500u);
-  EXPECT_TRUE(CheckProfileFor(*back, index).ok());
+  EXPECT_THAT(CheckProfileFor(*back, index), IsOk());
 }
 
 TEST(AccessProfileTest, CorruptTruncatedAndOtherVersionsAreRefused) {
@@ -41,7 +45,7 @@ TEST(AccessProfileTest, CorruptTruncatedAndOtherVersionsAreRefused) {
     std::string bad = good;
     bad[i] ^= 0x20;
     auto d = DecodeProfile(bad);
-    ASSERT_FALSE(d.ok()) << "byte " << i;
+    ASSERT_THAT(d, ::testing::Not(IsOk())) << "byte " << i;
     EXPECT_TRUE(d.status().code() == absl::StatusCode::kDataLoss ||
                 d.status().code() == absl::StatusCode::kUnimplemented)
         << d.status();

@@ -3,11 +3,15 @@
 #include <string>
 
 #include "common/digest.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using index::v1::LayerIndex;
 
@@ -44,7 +48,7 @@ LayerIndex Small() {
 TEST(IndexFormatTest, RoundTrip) {
   std::string bytes = EncodeIndex(Small());
   auto back = DecodeIndex(bytes);
-  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->SerializeAsString(), Small().SerializeAsString());
 }
 
@@ -56,7 +60,7 @@ TEST(IndexFormatTest, EveryCorruptionAndTruncationIsRejected) {
       std::string bad = bytes;
       bad[i] = static_cast<char>(bad[i] ^ flip);
       auto r = DecodeIndex(bad);
-      ASSERT_FALSE(r.ok()) << "byte " << i;
+      ASSERT_THAT(r, ::testing::Not(IsOk())) << "byte " << i;
       if (i < 8 || i >= 12) {
         EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << i;
       }
@@ -82,7 +86,7 @@ TEST(IndexFormatTest, VersionsReadAndRefused) {
   std::string bytes = EncodeIndex(Small());
   EXPECT_EQ(static_cast<uint32_t>(bytes[8]), kIndexFormatVersion);
   auto v1 = DecodeIndex(Reframed(bytes, 1));
-  ASSERT_TRUE(v1.ok()) << v1.status();
+  ASSERT_THAT(v1, IsOk());
   EXPECT_EQ(v1->SerializeAsString(), Small().SerializeAsString());
   for (uint32_t version : {0u, kIndexFormatVersion + 1}) {
     auto r = DecodeIndex(Reframed(bytes, version));
@@ -109,9 +113,9 @@ TEST(IndexFormatTest, NamesAreBytes) {
   s->set_type(index::v1::SYMLINK);
   s->set_link_target("../\xc3(bad utf-8");
   auto checked = EncodeCheckedIndex(index);
-  ASSERT_TRUE(checked.ok()) << checked.status();
+  ASSERT_THAT(checked, IsOk());
   auto back = DecodeIndex(*checked);
-  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_THAT(back, IsOk());
   EXPECT_EQ(back->entries(1).name(), latin1);
   EXPECT_EQ(back->entries(1).uname(), "\xe9l\xe8ve");
   EXPECT_EQ(back->entries(1).xattrs(0).key(), "user." + odd);
@@ -122,7 +126,7 @@ TEST(IndexFormatTest, NamesAreBytes) {
 // What does not read back as built is never written or published.
 TEST(IndexFormatTest, CheckedEncodingRefusesWhatDoesNotReadBack) {
   auto good = EncodeCheckedIndex(Small());
-  ASSERT_TRUE(good.ok()) << good.status();
+  ASSERT_THAT(good, IsOk());
   EXPECT_EQ(*good, EncodeIndex(Small()));
   LayerIndex bad = Small();
   bad.mutable_entries(1)->set_name("a/b");

@@ -24,6 +24,7 @@
 #include "common/digest.h"
 #include "common/file_blob_reader.h"
 #include "common/memory_blob_reader.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/entry_tree.h"
@@ -33,6 +34,9 @@
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using index::v1::LayerIndex;
 
@@ -118,7 +122,7 @@ class GoodLayerTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoodLayerTest, DigestsAndDeterminism) {
   auto index = Build(GetParam());
-  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_THAT(index, IsOk());
   std::string raw = ReadFile(g_dir + "/" + GetParam());
   std::string tar = Uncompressed(GetParam());
   EXPECT_EQ(index->layer_digest(), Digest::Of(raw).ToString());
@@ -128,11 +132,11 @@ TEST_P(GoodLayerTest, DigestsAndDeterminism) {
   // Same bytes in, same index out (from a file or from memory, as from a registry).
   MemoryBlobReader mem(raw);
   auto again = BuildLayerIndex(mem);
-  ASSERT_TRUE(again.ok());
+  ASSERT_THAT(again, IsOk());
   std::string encoded = EncodeIndex(*index);
   EXPECT_EQ(EncodeIndex(*again), encoded);
   auto decoded = DecodeIndex(encoded);
-  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_THAT(decoded, IsOk());
   EXPECT_EQ(decoded->SerializeAsString(), index->SerializeAsString());
   // Size target: under 1% of the uncompressed layer for these multi-MB layers.
   EXPECT_LT(encoded.size(), tar.size() / 100);
@@ -140,7 +144,7 @@ TEST_P(GoodLayerTest, DigestsAndDeterminism) {
 
 TEST_P(GoodLayerTest, CheckpointPlacementFollowsTheRules) {
   auto index = Build(GetParam());
-  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_THAT(index, IsOk());
   const auto& cps = index->checkpoints();
   std::set<uint64_t> at;
   for (const auto& cp : cps) at.insert(cp.uncompressed_offset());
@@ -183,11 +187,11 @@ TEST_P(GoodLayerTest, CheckpointPlacementFollowsTheRules) {
 
 TEST_P(GoodLayerTest, RandomReadsEqualGunzip) {
   auto built = Build(GetParam());
-  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_THAT(built, IsOk());
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   std::string tar = Uncompressed(GetParam());
   auto blob = FileBlobReader::Open(g_dir + "/" + GetParam());
-  ASSERT_TRUE(blob.ok());
+  ASSERT_THAT(blob, IsOk());
   auto spans = std::make_shared<SpanInflater>(index, **blob);
   std::mt19937_64 rng(42);
   std::string buf;
@@ -196,7 +200,7 @@ TEST_P(GoodLayerTest, RandomReadsEqualGunzip) {
     uint64_t off = rng() % tar.size();
     buf.assign(1 + rng() % (i % 3 == 0 ? 5 << 20 : 8192), '\0');
     auto n = reader.ReadAt(off, absl::MakeSpan(buf));
-    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_THAT(n, IsOk());
     size_t want = std::min<size_t>(buf.size(), tar.size() - off);
     ASSERT_EQ(*n, want);
     ASSERT_EQ(buf.substr(0, want), tar.substr(off, want)) << "offset " << off;
@@ -204,7 +208,7 @@ TEST_P(GoodLayerTest, RandomReadsEqualGunzip) {
   // Every span on its own, verified.
   for (size_t s = 0; s < SpanCount(*index); ++s) {
     auto bytes = spans->GetSpan(s);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    ASSERT_THAT(bytes, IsOk());
     SpanInfo info = GetSpanInfo(*index, s);
     EXPECT_EQ(**bytes, tar.substr(info.offset, info.size));
   }
@@ -212,13 +216,13 @@ TEST_P(GoodLayerTest, RandomReadsEqualGunzip) {
 
 TEST_P(GoodLayerTest, EveryFileEqualsTarExtraction) {
   auto built = Build(GetParam());
-  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_THAT(built, IsOk());
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   std::string out = absl::StrCat(g_dir, "/x-", GetParam());
   Shell(absl::StrCat("rm -rf '", out, "' && mkdir -p '", out, "' && tar --xattrs -xf ", g_dir, "/",
                      GetParam(), " -C '", out, "'"));
   auto blob = FileBlobReader::Open(g_dir + "/" + GetParam());
-  ASSERT_TRUE(blob.ok());
+  ASSERT_THAT(blob, IsOk());
   LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
   EntryTree tree(*index);
   int files = 0;
@@ -228,7 +232,7 @@ TEST_P(GoodLayerTest, EveryFileEqualsTarExtraction) {
     std::string want = ReadFile(out + "/" + tree.Path(id));
     std::string got(want.size() + 10, '\0');
     auto n = reader.ReadFile(id, 0, absl::MakeSpan(got));
-    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_THAT(n, IsOk());
     got.resize(*n);
     EXPECT_EQ(got.size(), want.size()) << tree.Path(id);
     EXPECT_TRUE(got == want) << tree.Path(id);
@@ -242,11 +246,11 @@ TEST_P(GoodLayerTest, EveryFileEqualsTarExtraction) {
 // opaque marker is printed after its directory, so it is compared apart from the order.
 TEST_P(GoodLayerTest, ListingMatchesTarTvInArchiveOrder) {
   auto index = Build(GetParam());
-  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_THAT(index, IsOk());
   std::string idx = absl::StrCat(g_dir, "/", GetParam(), ".idx");
   std::ofstream(idx, std::ios::binary) << EncodeIndex(*index);
   std::ostringstream ours;
-  ASSERT_TRUE(IndexInspectCommand(idx, false, ours).ok());
+  ASSERT_THAT(IndexInspectCommand(idx, false, ours), IsOk());
   std::string theirs =
       Shell(absl::StrCat("TZ=UTC LC_ALL=C.UTF-8 tar -tvf ", g_dir, "/", GetParam()));
   struct Listing {
@@ -289,7 +293,7 @@ INSTANTIATE_TEST_SUITE_P(Layers, GoodLayerTest,
 
 TEST(PythonLayerTest, TarSemantics) {
   auto index = Build("python.tar.gz");
-  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_THAT(index, IsOk());
   EntryTree tree(*index);
   auto entry = [&](const std::string& path) -> const index::v1::Entry* {
     auto id = tree.Resolve(path);
@@ -324,7 +328,7 @@ TEST(PythonLayerTest, TarSemantics) {
   EXPECT_EQ(entry("")->mtime_sec(), 1000);
 
   auto gnu = Build("python-gnu.tar.gz");
-  ASSERT_TRUE(gnu.ok()) << gnu.status();
+  ASSERT_THAT(gnu, IsOk());
   EntryTree gtree(*gnu);
   EXPECT_TRUE(gtree.Resolve(std::string(200, 'g') + "/file"));
   auto gl = gtree.Resolve("gnu-link");
@@ -338,11 +342,11 @@ TEST(PythonLayerTest, TarSemantics) {
 // One reader shared by many threads (its span memo included) returns the right bytes.
 TEST(LayerReaderTest, ConcurrentReadersShareOneReader) {
   auto built = Build("posix.tar.gz");
-  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_THAT(built, IsOk());
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   std::string tar = Uncompressed("posix.tar.gz");
   auto blob = FileBlobReader::Open(g_dir + "/posix.tar.gz");
-  ASSERT_TRUE(blob.ok());
+  ASSERT_THAT(blob, IsOk());
   LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
   std::vector<std::thread> threads;
   std::atomic<int> bad{0};
@@ -373,15 +377,15 @@ class SmallFileCheckpointTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(SmallFileCheckpointTest, ShortSpansAmongSmallFilesWithinTheBudget) {
   const std::string name = GetParam();
   auto blob = FileBlobReader::Open(g_dir + "/" + name);
-  ASSERT_TRUE(blob.ok()) << blob.status();
+  ASSERT_THAT(blob, IsOk());
   std::string tar = Uncompressed(name);
   auto plain = BuildLayerIndex(**blob);
-  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_THAT(plain, IsOk());
   IndexOptions o;
   o.small_file_interval = name == "real.tar.gz" ? 128 << 10 : 16 << 10;  // fixtures' sizes
   o.max_index_ratio = 1.0;
   auto built = BuildLayerIndex(**blob, o);
-  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_THAT(built, IsOk());
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   EXPECT_EQ(index->small_file_interval(), o.small_file_interval);
   // pigz.tar.gz's few small files sit in one deflate block: no boundary to add there.
@@ -432,18 +436,18 @@ TEST_P(SmallFileCheckpointTest, ShortSpansAmongSmallFilesWithinTheBudget) {
   auto spans = std::make_shared<SpanInflater>(index, **blob);
   for (size_t i = 0; i < SpanCount(*index); ++i) {
     auto bytes = spans->GetSpan(i);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    ASSERT_THAT(bytes, IsOk());
     SpanInfo info = GetSpanInfo(*index, i);
     ASSERT_EQ(**bytes, tar.substr(info.offset, info.size)) << "span " << i;
   }
   MemoryBlobReader mem(ReadFile(g_dir + "/" + name));
   auto again = BuildLayerIndex(mem, o);
-  ASSERT_TRUE(again.ok());
+  ASSERT_THAT(again, IsOk());
   EXPECT_EQ(EncodeIndex(*again), EncodeIndex(*index));
 
   o.max_index_ratio = 0.01;
   auto budgeted = BuildLayerIndex(**blob, o);
-  ASSERT_TRUE(budgeted.ok()) << budgeted.status();
+  ASSERT_THAT(budgeted, IsOk());
   EXPECT_LT(EncodeIndex(*budgeted).size(), tar.size() / 100);
   EXPECT_GE(budgeted->checkpoints_size(), plain->checkpoints_size());
   EXPECT_LE(budgeted->checkpoints_size(), index->checkpoints_size());
@@ -467,11 +471,11 @@ TEST(SmallFileCheckpointTest, IntervalLongerThanTheCheckpointIntervalIsRefused) 
 void IndexWithSmallSpans(std::unique_ptr<FileBlobReader>* blob,
                          std::shared_ptr<const LayerIndex>* index) {
   auto opened = FileBlobReader::Open(g_dir + "/posix.tar.gz");
-  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_THAT(opened, IsOk());
   IndexOptions o;
   o.checkpoint_interval = 64 << 10;
   auto built = BuildLayerIndex(**opened, o);
-  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_THAT(built, IsOk());
   *blob = *std::move(opened);
   *index = std::make_shared<const LayerIndex>(*std::move(built));
 }
@@ -488,11 +492,11 @@ TEST(LayerReaderTest, SlicesAcrossSpansOutliveTheReadersMemo) {
   LayerReader reader(index, std::make_shared<SpanInflater>(index, *blob));
   const uint64_t second = index->checkpoints(1).uncompressed_offset();
   auto slices = reader.SlicesAt(second - 100, 200 << 10);  // 4 spans
-  ASSERT_TRUE(slices.ok()) << slices.status();
+  ASSERT_THAT(slices, IsOk());
   ASSERT_GE(slices->size(), 3u);
   EXPECT_EQ((*slices)[0].size, 100u);
   std::string other(1000, '\0');
-  ASSERT_TRUE(reader.ReadAt(tar.size() - 1000, absl::MakeSpan(other)).ok());  // memo moves on
+  ASSERT_THAT(reader.ReadAt(tar.size() - 1000, absl::MakeSpan(other)), IsOk());  // memo moves on
   std::string joined;
   for (const SpanSlice& s : *slices) joined.append(s.data, s.size);
   EXPECT_EQ(joined, tar.substr(second - 100, 200 << 10));
@@ -533,7 +537,7 @@ TEST(LayerReaderTest, FileReadsHintTheFilesLastSpan) {
   auto recorder = std::make_shared<HintRecorder>(std::make_shared<SpanInflater>(index, *blob));
   LayerReader reader(index, recorder);
   std::string buf(100 << 10, '\0');
-  ASSERT_TRUE(reader.ReadFile(*id, 0, absl::MakeSpan(buf)).ok());  // spans first, first + 1
+  ASSERT_THAT(reader.ReadFile(*id, 0, absl::MakeSpan(buf)), IsOk());  // spans first, first + 1
   ASSERT_GE(recorder->hints.size(), 2u);
   EXPECT_EQ(recorder->hints[0].first, first);
   EXPECT_TRUE(recorder->hints[0].second.file_start);
@@ -541,12 +545,12 @@ TEST(LayerReaderTest, FileReadsHintTheFilesLastSpan) {
   EXPECT_FALSE(recorder->hints[1].second.file_start);  // the same read's next span
   EXPECT_EQ(recorder->hints[1].second.last_span, last);
   recorder->hints.clear();
-  ASSERT_TRUE(reader.ReadFile(*id, e.size() - 10, absl::MakeSpan(buf)).ok());
+  ASSERT_THAT(reader.ReadFile(*id, e.size() - 10, absl::MakeSpan(buf)), IsOk());
   ASSERT_EQ(recorder->hints.size(), 1u);
   EXPECT_EQ(recorder->hints[0].first, last);
   EXPECT_FALSE(recorder->hints[0].second.file_start);
   recorder->hints.clear();
-  ASSERT_TRUE(reader.ReadAt(0, absl::MakeSpan(buf)).ok());
+  ASSERT_THAT(reader.ReadAt(0, absl::MakeSpan(buf)), IsOk());
   ASSERT_FALSE(recorder->hints.empty());
   EXPECT_EQ(recorder->hints[0].second.last_span, SIZE_MAX);
 }
@@ -575,12 +579,12 @@ TEST(SpanInflaterTest, RunOfSpansInOneRead) {
   CountingBlob counting(*blob);
   SpanInflater spans(index, counting);
   auto run = spans.GetSpans(2, 3);
-  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_THAT(run, IsOk());
   EXPECT_EQ(counting.reads.load(), 1);
   ASSERT_EQ(run->size(), 3u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(*(*run)[i], **spans.GetSpan(2 + i)) << i;
   const size_t n = static_cast<size_t>(index->checkpoints_size());
-  EXPECT_TRUE(spans.GetSpans(n - 2, 2).ok());  // the last span ends at the blob's end
+  EXPECT_THAT(spans.GetSpans(n - 2, 2), IsOk());  // the last span ends at the blob's end
   EXPECT_EQ(spans.GetSpans(n - 1, 2).status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(spans.GetSpans(0, 0).status().code(), absl::StatusCode::kOutOfRange);
 
@@ -589,13 +593,13 @@ TEST(SpanInflaterTest, RunOfSpansInOneRead) {
   bytes[cp.compressed_offset() + 100] ^= 0x5a;
   MemoryBlobReader bad_blob(bytes);
   SpanInflater bad(index, bad_blob);
-  EXPECT_FALSE(bad.GetSpans(2, 3).ok());
-  EXPECT_TRUE(bad.GetSpans(0, 2).ok());
+  EXPECT_THAT(bad.GetSpans(2, 3), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(bad.GetSpans(0, 2), IsOk());
 }
 
 TEST(LayerFixtureTest, AttributesFromGnuTar) {
   auto index = Build("posix.tar.gz");
-  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_THAT(index, IsOk());
   EntryTree tree(*index);
   auto entry = [&](const std::string& path) -> const index::v1::Entry& {
     auto id = tree.Resolve(path);
@@ -638,11 +642,11 @@ TEST(LayerFixtureTest, AttributesFromGnuTar) {
 TEST(LayerFixtureTest, NamesThatAreNotUtf8AreBytes) {
   for (const std::string name : {"gnu.tar.gz", "posix.tar.gz"}) {
     auto built = Build(name);
-    ASSERT_TRUE(built.ok()) << built.status();
+    ASSERT_THAT(built, IsOk());
     auto checked = EncodeCheckedIndex(*built);
-    ASSERT_TRUE(checked.ok()) << name << ": " << checked.status();
+    ASSERT_THAT(checked, IsOk()) << name << ": " << checked.status();
     auto decoded = DecodeIndex(*checked);
-    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ASSERT_THAT(decoded, IsOk());
     auto index = std::make_shared<const LayerIndex>(*std::move(decoded));
     EntryTree tree(*index);
     auto id = [&](const std::string& path) {
@@ -665,11 +669,11 @@ TEST(LayerFixtureTest, NamesThatAreNotUtf8AreBytes) {
     EXPECT_EQ(index->entries(static_cast<int>(id("link-\xe0"))).link_target(), "caf\xe9");
     EXPECT_EQ(index->entries(static_cast<int>(id("bytes-\xff\xfe"))).type(), index::v1::DIRECTORY);
     auto blob = FileBlobReader::Open(g_dir + "/" + name);
-    ASSERT_TRUE(blob.ok());
+    ASSERT_THAT(blob, IsOk());
     LayerReader reader(index, std::make_shared<SpanInflater>(index, **blob));
     std::string got(64, '\0');
     auto n = reader.ReadFile(id("bytes-\xff\xfe/\xe9t\xe9"), 0, absl::MakeSpan(got));
-    ASSERT_TRUE(n.ok()) << n.status();
+    ASSERT_THAT(n, IsOk());
     EXPECT_EQ(got.substr(0, *n), "inside\n");
   }
 }
@@ -715,7 +719,7 @@ TEST(BadLayerTest, CorruptBlobAtReadTimeIsDataLossForThatSpanOnly) {
   std::string raw = ReadFile(g_dir + "/posix.tar.gz");
   MemoryBlobReader good(raw);
   auto built = BuildLayerIndex(good);
-  ASSERT_TRUE(built.ok());
+  ASSERT_THAT(built, IsOk());
   auto index = std::make_shared<const LayerIndex>(*std::move(built));
   ASSERT_GE(SpanCount(*index), 3u);
   std::string bad = raw;
@@ -725,23 +729,23 @@ TEST(BadLayerTest, CorruptBlobAtReadTimeIsDataLossForThatSpanOnly) {
   MemoryBlobReader corrupt(bad);
   SpanInflater spans(index, corrupt);
   EXPECT_EQ(spans.GetSpan(1).status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_TRUE(spans.GetSpan(0).ok());
-  EXPECT_TRUE(spans.GetSpan(2).ok());
+  EXPECT_THAT(spans.GetSpan(0), IsOk());
+  EXPECT_THAT(spans.GetSpan(2), IsOk());
   // A blob cut short fails the reads it cannot serve, as DataLoss or OutOfRange.
   MemoryBlobReader shorter(raw.substr(0, raw.size() / 2));
   SpanInflater short_spans(index, shorter);
-  EXPECT_FALSE(short_spans.GetSpan(SpanCount(*index) - 1).ok());
+  EXPECT_THAT(short_spans.GetSpan(SpanCount(*index) - 1), StatusIs(absl::StatusCode::kOutOfRange));
 }
 
 TEST(IndexCommandsTest, BuildInspectCat) {
   std::string idx = g_dir + "/cmd.idx";
   std::ostringstream out;
-  ASSERT_TRUE(IndexBuildCommand(g_dir + "/gnu.tar.gz", idx, {}, out).ok());
+  ASSERT_THAT(IndexBuildCommand(g_dir + "/gnu.tar.gz", idx, {}, out), IsOk());
   // --spans: one line per span, covering the layer in order.
   std::ostringstream span_lines;
-  ASSERT_TRUE(IndexInspectCommand(idx, true, span_lines).ok());
+  ASSERT_THAT(IndexInspectCommand(idx, true, span_lines), IsOk());
   auto built = Build("gnu.tar.gz");
-  ASSERT_TRUE(built.ok());
+  ASSERT_THAT(built, IsOk());
   std::vector<std::string> lines = absl::StrSplit(span_lines.str(), '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), SpanCount(*built));
   uint64_t next_u = 0;
@@ -756,7 +760,7 @@ TEST(IndexCommandsTest, BuildInspectCat) {
   }
   EXPECT_EQ(next_u, built->uncompressed_size());
   std::ostringstream cat;
-  ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "etc/app/seq.txt", cat).ok());
+  ASSERT_THAT(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "etc/app/seq.txt", cat), IsOk());
   EXPECT_EQ(cat.str(), ReadFile(g_dir + "/tree/etc/app/seq.txt"));
   std::ostringstream none;
   EXPECT_EQ(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "no/such", none).code(),
@@ -769,10 +773,11 @@ TEST(IndexCommandsTest, BuildInspectCat) {
             absl::StatusCode::kDataLoss);
   // Names that are not UTF-8: built, written, read back and served byte for byte.
   std::ostringstream latin1;
-  ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "caf\xe9", latin1).ok());
+  ASSERT_THAT(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "caf\xe9", latin1), IsOk());
   EXPECT_EQ(latin1.str(), "latin-1 name\n");
   std::ostringstream inside;
-  ASSERT_TRUE(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "bytes-\xff\xfe/\xe9t\xe9", inside).ok());
+  ASSERT_THAT(IndexCatCommand(idx, g_dir + "/gnu.tar.gz", "bytes-\xff\xfe/\xe9t\xe9", inside),
+              IsOk());
   EXPECT_EQ(inside.str(), "inside\n");
 }
 

@@ -6,10 +6,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 // A ustar header block with a correct checksum.
 std::string Header(const std::string& name, char type, uint64_t size, uint32_t mode = 0644,
@@ -78,7 +82,7 @@ std::vector<TarMember> Parse(const std::string& archive, size_t chunk, absl::Sta
 TEST(TarParserTest, MembersAndExtensions) {
   absl::Status s;
   auto m = Parse(Archive(), 1 << 20, &s);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_THAT(s, IsOk());
   ASSERT_EQ(m.size(), 4u);
   EXPECT_EQ(m[0].type, TarType::kDirectory);
   EXPECT_EQ(m[1].path, "dir/file");
@@ -101,7 +105,7 @@ TEST(TarParserTest, ChunkingInvariance) {
   for (size_t chunk : {1, 7, 511, 512, 513, 4096}) {
     absl::Status s;
     auto m = Parse(Archive(), chunk, &s);
-    ASSERT_TRUE(s.ok()) << chunk << ": " << s;
+    ASSERT_THAT(s, IsOk()) << chunk << ": " << s;
     ASSERT_EQ(m.size(), whole.size());
     for (size_t i = 0; i < m.size(); ++i) {
       EXPECT_EQ(m[i].path, whole[i].path);
@@ -163,7 +167,7 @@ TEST(TarParserTest, Base256Size) {
   h[154] = '\0';
   absl::Status s;
   auto m = Parse(h + Data("x") + std::string(1024, '\0'), 512, &s);
-  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_THAT(s, IsOk());
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0].size, 1u);
 }

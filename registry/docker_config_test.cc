@@ -6,10 +6,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 std::string Dir() { return getenv("TEST_TMPDIR"); }
 
@@ -51,7 +55,7 @@ TEST_F(DockerConfigTest, AuthsHelpersAndStore) {
   })");
   DockerConfigCredentials creds(path, Dir());
   auto hub = creds.Get("docker.io");
-  ASSERT_TRUE(hub.ok()) << hub.status();
+  ASSERT_THAT(hub, IsOk());
   ASSERT_TRUE(hub->has_value());
   EXPECT_EQ((*hub)->username, "hubuser");
   EXPECT_EQ((*hub)->password, "hubpass");
@@ -69,7 +73,7 @@ TEST_F(DockerConfigTest, AuthsHelpersAndStore) {
   ASSERT_TRUE(token.ok() && token->has_value());
   EXPECT_EQ((*token)->identity_token, "refresh-tok");
   auto store_miss = creds.Get("elsewhere.example");  // credsStore says "not found".
-  ASSERT_TRUE(store_miss.ok()) << store_miss.status();
+  ASSERT_THAT(store_miss, IsOk());
   EXPECT_FALSE(store_miss->has_value());
   auto broken = creds.Get("broken.example");
   EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
@@ -80,7 +84,7 @@ TEST_F(DockerConfigTest, AuthsHelpersAndStore) {
 TEST_F(DockerConfigTest, MissingAndMalformedFiles) {
   DockerConfigCredentials none(Dir() + "/no-such.json", Dir());
   auto r = none.Get("docker.io");
-  ASSERT_TRUE(r.ok());
+  ASSERT_THAT(r, IsOk());
   EXPECT_FALSE(r->has_value());
   DockerConfigCredentials bad(Write("bad.json", "{not json"), Dir());
   EXPECT_EQ(bad.Get("docker.io").status().code(), absl::StatusCode::kInvalidArgument);
@@ -94,16 +98,17 @@ TEST_F(DockerConfigTest, MissingAndMalformedFiles) {
 TEST(ChallengeTest, ParsesBearerAndBasic) {
   auto c = ParseChallenge(
       R"(Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push")");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->scheme, "bearer");
   EXPECT_EQ(c->params["realm"], "https://auth.example/token");
   EXPECT_EQ(c->params["scope"], "repository:a/b:pull,push");
   auto b = ParseChallenge(R"(Basic realm="x \"quoted\"")");
-  ASSERT_TRUE(b.ok());
+  ASSERT_THAT(b, IsOk());
   EXPECT_EQ(b->scheme, "basic");
   EXPECT_EQ(b->params["realm"], "x \"quoted\"");
-  EXPECT_FALSE(ParseChallenge(R"(Bearer realm="unterminated)").ok());
-  EXPECT_FALSE(ParseChallenge("").ok());
+  EXPECT_THAT(ParseChallenge(R"(Bearer realm="unterminated)"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseChallenge(""), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(BasicAuthorization({"a", "b", ""}), "Basic YTpi");
 }
 

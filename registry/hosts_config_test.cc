@@ -4,10 +4,14 @@
 
 #include <fstream>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 TEST(HostsTomlTest, MirrorsInFileOrderThenServer) {
   auto eps = ParseHostsToml("docker.io", R"(
@@ -24,7 +28,7 @@ skip_verify = false
   skip_verify = true
   client = [["/c.pem", "/k.pem"]]
 )", "test.toml");
-  ASSERT_TRUE(eps.ok()) << eps.status();
+  ASSERT_THAT(eps, IsOk());
   ASSERT_EQ(eps->size(), 3u);
   const auto& z = (*eps)[0];  // First in the file, though it sorts last by name.
   EXPECT_EQ(z.scheme, "https");
@@ -56,7 +60,7 @@ server = "https://reg.internal:5000"
   ca = "/etc/reg-ca.pem"
 )",
                             "t");
-  ASSERT_TRUE(eps.ok()) << eps.status();
+  ASSERT_THAT(eps, IsOk());
   ASSERT_EQ(eps->size(), 2u);
   EXPECT_EQ((*eps)[0].host, "mirror.internal");
   EXPECT_EQ((*eps)[1].host, "reg.internal:5000");
@@ -68,18 +72,18 @@ server = "https://reg.internal"
   override_path = true
 )",
                               "t");
-  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_THAT(other, IsOk());
   EXPECT_EQ(other->size(), 2u);
 }
 
 TEST(HostsTomlTest, PlainHttpServerAndDefaults) {
   auto eps = ParseHostsToml("127.0.0.1:5000", R"(server = "http://127.0.0.1:5000")", "t");
-  ASSERT_TRUE(eps.ok()) << eps.status();
+  ASSERT_THAT(eps, IsOk());
   ASSERT_EQ(eps->size(), 1u);
   EXPECT_EQ((*eps)[0].scheme, "http");
   EXPECT_EQ((*eps)[0].host, "127.0.0.1:5000");
   auto empty = ParseHostsToml("example.com", "", "t");
-  ASSERT_TRUE(empty.ok());
+  ASSERT_THAT(empty, IsOk());
   EXPECT_EQ((*empty)[0].scheme, "https");
   EXPECT_EQ((*empty)[0].host, "example.com");
 }

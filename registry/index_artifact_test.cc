@@ -3,6 +3,7 @@
 #include "registry/index_artifact.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
 #include "registry/testing/registry_server.h"
@@ -10,11 +11,14 @@
 namespace clip {
 namespace {
 
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
+
 class IndexArtifactTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto registry = testing::RegistryServer::Start({});
-    ASSERT_TRUE(registry.ok()) << registry.status();
+    ASSERT_THAT(registry, IsOk());
     registry_ = *std::move(registry);
     RegistryClient::Options ro;
     ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{registry_->host()});
@@ -22,7 +26,7 @@ class IndexArtifactTest : public ::testing::Test {
     repo_ = Reference::Parse(registry_->host() + "/app/web:v1").value();
     // A minimal image manifest to refer to.
     std::string config = "{}";
-    ASSERT_TRUE(client_->PushBlob(repo_, Digest::Of(config), config).ok());
+    ASSERT_THAT(client_->PushBlob(repo_, Digest::Of(config), config), IsOk());
     manifest_ = absl::StrCat(
         R"({"schemaVersion":2,"mediaType":")", kOciManifest,
         R"(","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")",
@@ -58,30 +62,30 @@ TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
   Digest a = Digest::Of("layer a"), b = Digest::Of("layer b"), c = Digest::Of("layer c");
   auto artifact =
       PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a"}, {b, "index of b"}});
-  ASSERT_TRUE(artifact.ok()) << artifact.status();
+  ASSERT_THAT(artifact, IsOk());
   auto first = FetchPublishedIndexes(*client_, repo_, subject_.digest);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_THAT(first, IsOk());
   EXPECT_EQ(*first, (std::map<std::string, std::string>{{a.ToString(), "index of a"},
                                                         {b.ToString(), "index of b"}}));
   // Another image's manifest has no artifact.
   EXPECT_TRUE(FetchPublishedIndexes(*client_, repo_, Digest::Of("other"))->empty());
 
   // Publishing again (a re-index) appends to the fallback tag: both found, newest wins.
-  ASSERT_TRUE(
-      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}})
-          .ok());
+  ASSERT_THAT(
+      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}),
+      IsOk());
   auto referrers = client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType);
-  ASSERT_TRUE(referrers.ok()) << referrers.status();
+  ASSERT_THAT(referrers, IsOk());
   EXPECT_EQ(referrers->size(), 2u);
   // Newest wins for a layer listed twice.
   auto all = FetchPublishedIndexes(*client_, repo_, subject_.digest);
-  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_THAT(all, IsOk());
   EXPECT_EQ(*all, (std::map<std::string, std::string>{{a.ToString(), "index of a v2"},
                                                       {b.ToString(), "index of b"},
                                                       {c.ToString(), "index of c"}}));
   // Only some (what the snapshotter fetches when others are stored already).
   auto listed = ListPublishedIndexes(*client_, repo_, subject_.digest);
-  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_THAT(listed, IsOk());
   ASSERT_EQ(listed->size(), 3u);
   std::vector<PublishedIndex> only_b;
   for (const PublishedIndex& p : *listed) {
@@ -91,9 +95,9 @@ TEST_F(IndexArtifactTest, PublishThenFindEachLayer) {
             (std::map<std::string, std::string>{{b.ToString(), "index of b"}}));
   EXPECT_TRUE(FetchIndexBlobs(*client_, repo_, {})->empty());
   // Idempotent: the same artifact again does not grow the list.
-  ASSERT_TRUE(
-      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}})
-          .ok());
+  ASSERT_THAT(
+      PublishIndexArtifact(*client_, repo_, subject_, {{a, "index of a v2"}, {c, "index of c"}}),
+      IsOk());
   EXPECT_EQ(client_->Referrers(repo_, subject_.digest, kClipIndexArtifactType)->size(), 2u);
 }
 
@@ -111,10 +115,10 @@ TEST_F(IndexArtifactTest, ProfilesTravelWithTheirIndexes) {
   EXPECT_STREQ(doc["layers"][2]["mediaType"].GetString(), kClipProfileMediaType);
   EXPECT_EQ(doc["layers"][2]["annotations"][kClipLayerAnnotation].GetString(), a.ToString());
 
-  ASSERT_TRUE(
-      PublishIndexArtifact(*client_, repo_, subject_, {{a, "IA", "PA"}, {b, "IB", ""}}).ok());
+  ASSERT_THAT(PublishIndexArtifact(*client_, repo_, subject_, {{a, "IA", "PA"}, {b, "IB", ""}}),
+              IsOk());
   auto listed = ListPublishedIndexes(*client_, repo_, subject_.digest);
-  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_THAT(listed, IsOk());
   ASSERT_EQ(listed->size(), 2u);
   for (const PublishedIndex& p : *listed) {
     if (p.layer == a) {
@@ -126,7 +130,7 @@ TEST_F(IndexArtifactTest, ProfilesTravelWithTheirIndexes) {
   }
   std::map<std::string, std::string> profiles;
   auto indexes = FetchIndexBlobs(*client_, repo_, *listed, 4, &profiles);
-  ASSERT_TRUE(indexes.ok()) << indexes.status();
+  ASSERT_THAT(indexes, IsOk());
   EXPECT_EQ(*indexes,
             (std::map<std::string, std::string>{{a.ToString(), "IA"}, {b.ToString(), "IB"}}));
   EXPECT_EQ(profiles, (std::map<std::string, std::string>{{a.ToString(), "PA"}}));
@@ -137,7 +141,7 @@ TEST_F(IndexArtifactTest, ProfilesTravelWithTheirIndexes) {
 TEST_F(IndexArtifactTest, ForeignFallbackTagIsNotOverwritten) {
   Reference tag =
       Reference::Parse(absl::StrCat(repo_.Name(), ":sha256-", subject_.digest.Hex())).value();
-  ASSERT_TRUE(client_->PushManifest(tag, tag.tag(), kOciManifest, manifest_).ok());
+  ASSERT_THAT(client_->PushManifest(tag, tag.tag(), kOciManifest, manifest_), IsOk());
   auto st = PublishIndexArtifact(*client_, repo_, subject_, {{Digest::Of("l"), "i"}});
   EXPECT_EQ(st.status().code(), absl::StatusCode::kFailedPrecondition) << st.status();
 }

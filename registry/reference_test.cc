@@ -2,10 +2,14 @@
 
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 constexpr char kHex[] = "4bcff63911fcb4448bd4fdacec207030997caf25e9bea4045fa6c8c44de311d1";
 
@@ -27,14 +31,14 @@ TEST(ReferenceTest, NormalisesLikeDocker) {
   };
   for (const auto& c : cases) {
     auto r = Reference::Parse(c.in);
-    ASSERT_TRUE(r.ok()) << c.in << ": " << r.status();
+    ASSERT_THAT(r, IsOk()) << c.in << ": " << r.status();
     EXPECT_EQ(r->ToString(), c.out) << c.in;
   }
 }
 
 TEST(ReferenceTest, Parts) {
   auto r = Reference::Parse(std::string("localhost:5000/team/app:v1@sha256:") + kHex);
-  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->domain(), "localhost:5000");
   EXPECT_EQ(r->repository(), "team/app");
   EXPECT_EQ(r->tag(), "v1");
@@ -43,12 +47,12 @@ TEST(ReferenceTest, Parts) {
   EXPECT_EQ(r->Name(), "localhost:5000/team/app");
 
   auto d = Reference::Parse(std::string("alpine@sha256:") + kHex);
-  ASSERT_TRUE(d.ok());
+  ASSERT_THAT(d, IsOk());
   EXPECT_EQ(d->tag(), "");  // No implicit latest beside a digest.
   EXPECT_EQ(d->ToString(), std::string("docker.io/library/alpine@sha256:") + kHex);
 
   auto p = Reference::Parse("localhost:5000/app:v1");
-  ASSERT_TRUE(p.ok());
+  ASSERT_THAT(p, IsOk());
   EXPECT_EQ(p->WithDigest(Digest::Of("x")).ManifestReference(), Digest::Of("x").ToString());
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/file_blob_reader.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
@@ -21,6 +22,9 @@
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using testing::FaultProxy;
 using testing::RegistryServer;
@@ -55,10 +59,10 @@ Image PushImage(const RegistryClient& client, const Reference& ref, uint64_t see
       R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
       DescriptorJson("application/vnd.oci.image.config.v1+json", img.config), R"(,"layers":[)",
       DescriptorJson("application/vnd.oci.image.layer.v1.tar+gzip", img.layer), "]}");
-  EXPECT_TRUE(client.PushBlob(ref, Digest::Of(img.config), img.config).ok());
-  EXPECT_TRUE(client.PushBlob(ref, Digest::Of(img.layer), img.layer).ok());
+  EXPECT_THAT(client.PushBlob(ref, Digest::Of(img.config), img.config), IsOk());
+  EXPECT_THAT(client.PushBlob(ref, Digest::Of(img.layer), img.layer), IsOk());
   auto d = client.PushManifest(ref, ref.tag(), kOciManifest, img.manifest);
-  EXPECT_TRUE(d.ok()) << d.status();
+  EXPECT_THAT(d, IsOk());
   img.manifest_digest = d.value_or(Digest());
   return img;
 }
@@ -77,7 +81,7 @@ class PlainRegistryTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     auto r = RegistryServer::Start({});
-    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_THAT(r, IsOk());
     registry_ = r->release();
   }
   static void TearDownTestSuite() { delete registry_; }
@@ -99,16 +103,16 @@ TEST_F(PlainRegistryTest, PushResolveAndReadBlobs) {
   Image img = PushImage(client, ref, 1);
 
   auto m = client.Resolve(ref, Platform{});
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, img.manifest_digest);
   EXPECT_EQ(m->media_type, kOciManifest);
   EXPECT_EQ(m->bytes, img.manifest);
   auto by_digest = client.FetchManifest(ref.WithDigest(img.manifest_digest));
-  ASSERT_TRUE(by_digest.ok()) << by_digest.status();
+  ASSERT_THAT(by_digest, IsOk());
 
   Digest layer = Digest::Of(img.layer);
   auto size = client.BlobSize(ref, layer);
-  ASSERT_TRUE(size.ok()) << size.status();
+  ASSERT_THAT(size, IsOk());
   EXPECT_EQ(*size, img.layer.size());
 
   std::string streamed;
@@ -126,7 +130,7 @@ TEST_F(PlainRegistryTest, PushResolveAndReadBlobs) {
     uint64_t off = rng() % img.layer.size();
     uint64_t len = 1 + rng() % std::min<uint64_t>(img.layer.size() - off, 2 << 20);
     auto bytes = client.ReadBlobRange(ref, layer, off, len);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    ASSERT_THAT(bytes, IsOk());
     ASSERT_TRUE(*bytes == img.layer.substr(off, len)) << off << "+" << len;
   }
   absl::Status beyond = client.ReadBlobRange(ref, layer, img.layer.size() + 10, 5).status();
@@ -140,9 +144,9 @@ TEST_F(PlainRegistryTest, PushResolveAndReadBlobs) {
 
   // Cross-repository mount: the second repository gets the blob without an upload.
   Reference other = Ref(registry_->host() + "/clip/other:v1");
-  ASSERT_TRUE(client.PushBlob(other, layer, img.layer, ref).ok());
+  ASSERT_THAT(client.PushBlob(other, layer, img.layer, ref), IsOk());
   auto mounted = client.BlobSize(other, layer);
-  ASSERT_TRUE(mounted.ok()) << mounted.status();
+  ASSERT_THAT(mounted, IsOk());
   EXPECT_EQ(*mounted, img.layer.size());
 }
 
@@ -161,12 +165,12 @@ TEST_F(PlainRegistryTest, IndexSelectsThePlatform) {
           R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
           kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
   Reference multi = Ref(registry_->host() + "/clip/multi:latest");
-  ASSERT_TRUE(client.PushManifest(multi, "latest", kOciIndex, index).ok());
+  ASSERT_THAT(client.PushManifest(multi, "latest", kOciIndex, index), IsOk());
   auto m = client.Resolve(multi, Platform{"linux", "amd64", ""});
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, a.manifest_digest);
   auto m2 = client.Resolve(multi, Platform{"linux", "arm64", ""});  // v8 implied
-  ASSERT_TRUE(m2.ok()) << m2.status();
+  ASSERT_THAT(m2, IsOk());
   EXPECT_EQ(m2->digest, b.manifest_digest);
   EXPECT_EQ(client.Resolve(multi, Platform{"linux", "s390x", ""}).status().code(),
             absl::StatusCode::kNotFound);
@@ -178,38 +182,38 @@ TEST_F(PlainRegistryTest, ReferrersThroughTheTagFallback) {
   Image img = PushImage(client, ref, 20);
   const std::string kType = "application/vnd.clip.index.v1";
   std::string blob = "index bytes";
-  ASSERT_TRUE(client.PushBlob(ref, Digest::Of(blob), blob).ok());
+  ASSERT_THAT(client.PushBlob(ref, Digest::Of(blob), blob), IsOk());
   std::string empty = "{}";
-  ASSERT_TRUE(client.PushBlob(ref, Digest::Of(empty), empty).ok());
+  ASSERT_THAT(client.PushBlob(ref, Digest::Of(empty), empty), IsOk());
   std::string artifact = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","artifactType":")", kType,
       R"(","config":)", DescriptorJson("application/vnd.oci.empty.v1+json", empty),
       R"(,"layers":[)", DescriptorJson(kType, blob), R"(],"subject":)",
       DescriptorJson(kOciManifest, img.manifest), "}");
   auto art = client.PushManifest(ref, "", kOciManifest, artifact);
-  ASSERT_TRUE(art.ok()) << art.status();
+  ASSERT_THAT(art, IsOk());
   // docker-registry 2.8 has no referrers API: publish the OCI 1.1 fallback tag.
   std::string fallback = absl::StrCat(
       R"({"schemaVersion":2,"mediaType":")", kOciIndex, R"(","manifests":[)",
       absl::StrFormat(R"({"mediaType":"%s","digest":"%s","size":%d,"artifactType":"%s"}]})",
                       kOciManifest, art->ToString(), artifact.size(), kType));
-  ASSERT_TRUE(
-      client.PushManifest(ref, "sha256-" + img.manifest_digest.Hex(), kOciIndex, fallback).ok());
+  ASSERT_THAT(client.PushManifest(ref, "sha256-" + img.manifest_digest.Hex(), kOciIndex, fallback),
+              IsOk());
   auto found = client.Referrers(ref, img.manifest_digest, kType);
-  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_THAT(found, IsOk());
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0].digest, *art);
   auto none = client.Referrers(ref, img.manifest_digest, "application/other");
-  ASSERT_TRUE(none.ok());
+  ASSERT_THAT(none, IsOk());
   EXPECT_TRUE(none->empty());
   auto nothing = client.Referrers(ref, Digest::Of("no such subject"));
-  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  ASSERT_THAT(nothing, IsOk());
   EXPECT_TRUE(nothing->empty());
 }
 
 TEST(SecureRegistryTest, TlsAndBasicAuth) {
   auto registry = RegistryServer::Start({.tls = true, .htpasswd = true});
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_THAT(registry, IsOk());
   Reference ref = Ref((*registry)->host() + "/secure/app:v1");
   auto make = [&](bool ca, std::optional<Credential> cred) {
     RegistryClient::Options o = FastRetries();
@@ -237,7 +241,7 @@ TEST(SecureRegistryTest, TlsAndBasicAuth) {
   auto client = make(true, good);
   Image img = PushImage(*client, ref, 30);
   auto m = client->Resolve(ref, Platform{});
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, img.manifest_digest);
 
   auto anonymous = make(true, std::nullopt);
@@ -253,7 +257,7 @@ TEST(SecureRegistryTest, TlsAndBasicAuth) {
 
 TEST(SecureRegistryTest, MutualTls) {
   auto registry = RegistryServer::Start({.tls = true, .mutual_tls = true});
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_THAT(registry, IsOk());
   struct Hosts : HostResolver {
     TlsOptions tls;
     std::vector<RegistryEndpoint> Endpoints(const std::string& d) const override {
@@ -272,21 +276,21 @@ TEST(SecureRegistryTest, MutualTls) {
   Reference ref = Ref((*registry)->host() + "/mtls/app:v1");
   Image img = PushImage(client, ref, 50);
   auto m = client.Resolve(ref, Platform{});
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   auto without = std::make_shared<Hosts>();
   without->tls.ca_file = (*registry)->ca_file();
   o.hosts = without;
   RegistryClient anonymous(o);
-  EXPECT_FALSE(anonymous.Resolve(ref, Platform{}).ok());
+  EXPECT_THAT(anonymous.Resolve(ref, Platform{}), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 // hosts.toml as containerd reads it: a dead mirror first, a mirror without the content
 // second, then the real server; reads succeed through the fallbacks.
 TEST_F(PlainRegistryTest, HostsTomlMirrorsFallBackToTheServer) {
   std::string dir = std::string(getenv("TEST_TMPDIR")) + "/certs.d/" + registry_->host();
-  ASSERT_TRUE(testing::RunCommand("mkdir -p '" + dir + "'").ok());
+  ASSERT_THAT(testing::RunCommand("mkdir -p '" + dir + "'"), IsOk());
   auto empty = RegistryServer::Start({});
-  ASSERT_TRUE(empty.ok());
+  ASSERT_THAT(empty, IsOk());
   int dead = testing::PickFreePort().value();
   std::ofstream(dir + "/hosts.toml") << absl::StrFormat(
       "server = \"http://%s\"\n[host.\"http://127.0.0.1:%d\"]\n  capabilities = [\"pull\", "
@@ -298,10 +302,10 @@ TEST_F(PlainRegistryTest, HostsTomlMirrorsFallBackToTheServer) {
   Reference ref = Ref(registry_->host() + "/clip/mirrored:v1");
   Image img = PushImage(client, ref, 60);  // Push goes to the server (mirrors cannot push).
   auto m = client.Resolve(ref, Platform{});
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, img.manifest_digest);
   auto bytes = client.ReadBlobRange(ref, Digest::Of(img.layer), 100, 1000);
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  ASSERT_THAT(bytes, IsOk());
   EXPECT_TRUE(*bytes == img.layer.substr(100, 1000));
 }
 
@@ -315,12 +319,12 @@ TEST_F(PlainRegistryTest, DockerManifestListResolves) {
           R"({"mediaType":"%s","digest":"%s","size":%d,"platform":{"os":"linux","architecture":"amd64"}}]})",
           kOciManifest, a.manifest_digest.ToString(), a.manifest.size()));
   Reference ref = Ref(registry_->host() + "/clip/dlist:latest");
-  ASSERT_TRUE(client.PushManifest(ref, "latest", kDockerManifestList, list).ok());
+  ASSERT_THAT(client.PushManifest(ref, "latest", kDockerManifestList, list), IsOk());
   auto top = client.FetchManifest(ref);
-  ASSERT_TRUE(top.ok()) << top.status();
+  ASSERT_THAT(top, IsOk());
   EXPECT_EQ(top->media_type, kDockerManifestList);
   auto m = client.Resolve(ref, Platform{"linux", "amd64", ""});
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, a.manifest_digest);
 }
 
@@ -328,19 +332,18 @@ class FaultTest : public PlainRegistryTest {
  protected:
   void SetUp() override {
     auto p = FaultProxy::Start(registry_->url());
-    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_THAT(p, IsOk());
     proxy_ = *std::move(p);
     ref_ = Ref(proxy_->host() + "/clip/faulty:v1");
     RegistryClient direct = Client(proxy_->host());
     img_ = PushImage(direct, ref_, 40);
-    ASSERT_TRUE(proxy_->Control("/__reset", "{}").ok());
+    ASSERT_THAT(proxy_->Control("/__reset", "{}"), IsOk());
   }
   void Arm(const std::string& mode, int count, const std::string& match = "/blobs/") {
-    ASSERT_TRUE(
-        proxy_
-            ->Control("/__fault", absl::StrFormat(R"({"mode":"%s","count":%d,"match":"%s"})", mode,
-                                                  count, match))
-            .ok());
+    ASSERT_THAT(
+        proxy_->Control("/__fault", absl::StrFormat(R"({"mode":"%s","count":%d,"match":"%s"})",
+                                                    mode, count, match)),
+        IsOk());
   }
   int Stat(const std::string& name) { return proxy_->Stat(name).value_or(-1); }
 
@@ -360,20 +363,20 @@ TEST_F(FaultTest, ReferrersApiAnswerWinsOverTheFallback) {
       R"({"mediaType":"%s","digest":"%s","size":10,"artifactType":"%s"},)"
       R"({"mediaType":"%s","digest":"%s","size":10,"artifactType":"application/other"}]})",
       kOciIndex, kOciManifest, a.ToString(), kType, kOciManifest, b.ToString());
-  ASSERT_TRUE(proxy_
-                  ->Control("/__referrers", absl::StrCat(R"({"path":"/v2/clip/faulty/referrers/)",
-                                                         img_.manifest_digest.ToString(),
-                                                         R"(","body":)", body, "}"))
-                  .ok());
+  ASSERT_THAT(proxy_->Control("/__referrers", absl::StrCat(R"({"path":"/v2/clip/faulty/referrers/)",
+                                                           img_.manifest_digest.ToString(),
+                                                           R"(","body":)", body, "}")),
+              IsOk());
   // A fallback tag that says otherwise (it lists the image itself): not used when the
   // API answers.
   std::string fallback = absl::StrFormat(
       R"({"schemaVersion":2,"mediaType":"%s","manifests":[{"mediaType":"%s","digest":"%s","size":1,"artifactType":"%s"}]})",
       kOciIndex, kOciManifest, img_.manifest_digest.ToString(), kType);
-  ASSERT_TRUE(
-      client.PushManifest(ref_, "sha256-" + img_.manifest_digest.Hex(), kOciIndex, fallback).ok());
+  ASSERT_THAT(
+      client.PushManifest(ref_, "sha256-" + img_.manifest_digest.Hex(), kOciIndex, fallback),
+      IsOk());
   auto found = client.Referrers(ref_, img_.manifest_digest, kType);
-  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_THAT(found, IsOk());
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0].digest, a);
   EXPECT_EQ(client.Referrers(ref_, img_.manifest_digest)->size(), 2u);
@@ -386,7 +389,7 @@ TEST_F(FaultTest, TransientFaultsAreRetriedAndBytesAreRight) {
     SCOPED_TRACE(mode);
     Arm(mode, 2);
     auto bytes = client.ReadBlobRange(ref_, layer, 1000, 1 << 20);
-    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    ASSERT_THAT(bytes, IsOk());
     EXPECT_TRUE(*bytes == img_.layer.substr(1000, 1 << 20));
     Arm(mode, 1);
     std::string all;
@@ -396,9 +399,9 @@ TEST_F(FaultTest, TransientFaultsAreRetriedAndBytesAreRight) {
     });
     if (std::string(mode) == "truncate" || std::string(mode) == "drip") {
       // Resumed with Range after the broken transfer: the sink saw each byte once.
-      ASSERT_TRUE(s.ok()) << s;
+      ASSERT_THAT(s, IsOk());
     } else {
-      ASSERT_TRUE(s.ok()) << s;
+      ASSERT_THAT(s, IsOk());
     }
     EXPECT_TRUE(all == img_.layer);
   }
@@ -427,27 +430,27 @@ TEST_F(FaultTest, PersistentOutageFailsInBoundedTime) {
 }
 
 TEST_F(FaultTest, BearerTokenFlowCachesAndRefreshes) {
-  ASSERT_TRUE(proxy_->Control("/__bearer", R"({"enabled":true,"expires_in":300})").ok());
+  ASSERT_THAT(proxy_->Control("/__bearer", R"({"enabled":true,"expires_in":300})"), IsOk());
   RegistryClient client = Client(proxy_->host());
   Digest layer = Digest::Of(img_.layer);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client.ReadBlobRange(ref_, layer, i, 100).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_THAT(client.ReadBlobRange(ref_, layer, i, 100), IsOk());
   EXPECT_EQ(Stat("tokens"), 1);  // One token, cached for every request after.
-  ASSERT_TRUE(proxy_->Control("/__revoke", "{}").ok());
-  ASSERT_TRUE(client.ReadBlobRange(ref_, layer, 0, 100).ok());  // 401 -> new token.
+  ASSERT_THAT(proxy_->Control("/__revoke", "{}"), IsOk());
+  ASSERT_THAT(client.ReadBlobRange(ref_, layer, 0, 100), IsOk());  // 401 -> new token.
   EXPECT_EQ(Stat("tokens"), 2);
 
   // Redirected blob reads: the token must not follow to another host.
   Arm("redirect", 3);
   auto bytes = client.ReadBlobRange(ref_, layer, 5, 1000);
-  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  ASSERT_THAT(bytes, IsOk());
   EXPECT_TRUE(*bytes == img_.layer.substr(5, 1000));
   EXPECT_GE(Stat("redirected"), 1);
   EXPECT_EQ(Stat("redirect_auth"), 0);
 }
 
 TEST_F(FaultTest, BearerTokenWithCredentials) {
-  ASSERT_TRUE(
-      proxy_->Control("/__bearer", R"({"enabled":true,"user":"alice","password":"pw1"})").ok());
+  ASSERT_THAT(proxy_->Control("/__bearer", R"({"enabled":true,"user":"alice","password":"pw1"})"),
+              IsOk());
   RegistryClient anonymous = Client(proxy_->host());
   EXPECT_EQ(anonymous.FetchManifest(ref_).status().code(), absl::StatusCode::kPermissionDenied);
   RegistryClient::Options o = FastRetries();
@@ -456,7 +459,7 @@ TEST_F(FaultTest, BearerTokenWithCredentials) {
       std::map<std::string, Credential>{{proxy_->host(), Credential{"alice", "pw1", ""}}});
   RegistryClient client(o);
   auto m = client.FetchManifest(ref_);
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, img_.manifest_digest);
 }
 
@@ -470,25 +473,25 @@ TEST_F(FaultTest, IndexFromRegistryEqualsIndexFromFileAndCorruptionIsCaught) {
                                   "/l/random && tar -C " + dir + "/l -czf " + dir + "/l.tar.gz .")
                   .ok());
   auto file = FileBlobReader::Open(dir + "/l.tar.gz");
-  ASSERT_TRUE(file.ok());
+  ASSERT_THAT(file, IsOk());
   std::string raw(*(*file)->Size(), '\0');
-  ASSERT_TRUE(ReadExactly(**file, 0, absl::MakeSpan(raw)).ok());
+  ASSERT_THAT(ReadExactly(**file, 0, absl::MakeSpan(raw)), IsOk());
   RegistryClient client = Client(proxy_->host());
   Digest layer = Digest::Of(raw);
-  ASSERT_TRUE(client.PushBlob(ref_, layer, raw).ok());
+  ASSERT_THAT(client.PushBlob(ref_, layer, raw), IsOk());
 
   auto local = BuildLayerIndex(**file);
-  ASSERT_TRUE(local.ok()) << local.status();
+  ASSERT_THAT(local, IsOk());
   auto remote_blob = RegistryBlobReader::Open(client, ref_, layer);
-  ASSERT_TRUE(remote_blob.ok()) << remote_blob.status();
+  ASSERT_THAT(remote_blob, IsOk());
   auto remote = BuildLayerIndex(**remote_blob);
-  ASSERT_TRUE(remote.ok()) << remote.status();
+  ASSERT_THAT(remote, IsOk());
   EXPECT_EQ(remote->compressed_size(), raw.size());
   EXPECT_TRUE(EncodeIndex(*remote) == EncodeIndex(*local));
 
   auto index = std::make_shared<const index::v1::LayerIndex>(*local);
   SpanInflater spans(index, **remote_blob);
-  ASSERT_TRUE(spans.GetSpan(1).ok());
+  ASSERT_THAT(spans.GetSpan(1), IsOk());
   Arm("corrupt", 1000);
   EXPECT_EQ(spans.GetSpan(1).status().code(), absl::StatusCode::kDataLoss);
 }
@@ -542,27 +545,28 @@ TEST(ImageManifestTest, ParsesLayersAndRejectsIndexes) {
                               std::string(64, 'a') +
                               R"(","size":3},"layers":[{"mediaType":"l","digest":"sha256:)" +
                               std::string(64, 'b') + R"(","size":9}]})");
-  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->config.size, 3);
   ASSERT_EQ(m->layers.size(), 1u);
   EXPECT_EQ(m->layers[0].media_type, "l");
   EXPECT_EQ(m->layers[0].size, 9);
   EXPECT_EQ(ParseImageManifest(R"({"manifests":[]})").status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(ParseImageManifest("nope").status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_FALSE(ParseImageManifest(R"({"config":{},"layers":[]})").ok());
+  EXPECT_THAT(ParseImageManifest(R"({"config":{},"layers":[]})"),
+              StatusIs(absl::StatusCode::kDataLoss));
 }
 
 TEST(PlatformTest, ParseAndPrint) {
   auto p = Platform::Parse("linux/arm64/v8");
-  ASSERT_TRUE(p.ok());
+  ASSERT_THAT(p, IsOk());
   EXPECT_EQ(p->os, "linux");
   EXPECT_EQ(p->architecture, "arm64");
   EXPECT_EQ(p->variant, "v8");
   EXPECT_EQ(p->ToString(), "linux/arm64/v8");
   EXPECT_EQ(Platform::Parse("linux/amd64")->ToString(), "linux/amd64");
-  EXPECT_FALSE(Platform::Parse("linux").ok());
-  EXPECT_FALSE(Platform::Parse("linux//x").ok());
-  EXPECT_FALSE(Platform::Parse("a/b/c/d").ok());
+  EXPECT_THAT(Platform::Parse("linux"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Platform::Parse("linux//x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Platform::Parse("a/b/c/d"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

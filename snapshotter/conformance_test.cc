@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -27,6 +28,9 @@
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using testing::MakeTempDir;
 
@@ -176,10 +180,10 @@ class ConformanceTest : public ::testing::TestWithParam<Param> {
 // Prepare, write, commit; prepare on top, check, change and delete; commit; view.
 TEST_P(ConformanceTest, PrepareCommitChainWithFileChanges) {
   auto m1 = s_->Prepare("prepare-1", "", {{"l", "1"}});
-  ASSERT_TRUE(m1.ok()) << m1.status();
+  ASSERT_THAT(m1, IsOk());
   {
     Mounted mnt(*m1, Target("m1"));
-    ASSERT_TRUE(mnt.status().ok()) << mnt.status();
+    ASSERT_THAT(mnt.status(), IsOk());
     Write(mnt / "foo", "foo v1");
     mkdir((mnt / "dir").c_str(), 0700);
     Write(mnt / "dir/bar", "bar");
@@ -188,18 +192,18 @@ TEST_P(ConformanceTest, PrepareCommitChainWithFileChanges) {
     ASSERT_EQ(chown((mnt / "owned").c_str(), 1234, 5678), 0);
     ASSERT_EQ(chmod((mnt / "owned").c_str(), 04751), 0);
   }
-  ASSERT_TRUE(s_->Commit("layer-1", "prepare-1", {{"c", "1"}}).ok());
+  ASSERT_THAT(s_->Commit("layer-1", "prepare-1", {{"c", "1"}}), IsOk());
   auto info = s_->Stat("layer-1");
-  ASSERT_TRUE(info.ok());
+  ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->kind, SnapshotKind::kCommitted);
   EXPECT_EQ(info->labels, (Labels{{"c", "1"}}));
   EXPECT_EQ(s_->Stat("prepare-1").status().code(), absl::StatusCode::kNotFound);
 
   auto m2 = s_->Prepare("prepare-2", "layer-1", {});
-  ASSERT_TRUE(m2.ok()) << m2.status();
+  ASSERT_THAT(m2, IsOk());
   {
     Mounted mnt(*m2, Target("m2"));
-    ASSERT_TRUE(mnt.status().ok()) << mnt.status();
+    ASSERT_THAT(mnt.status(), IsOk());
     EXPECT_EQ(Read(mnt / "foo"), "foo v1");
     EXPECT_EQ(Read(mnt / "dir/bar"), "bar");
     struct stat st;
@@ -211,13 +215,13 @@ TEST_P(ConformanceTest, PrepareCommitChainWithFileChanges) {
     ASSERT_EQ(unlink((mnt / "dir/bar").c_str()), 0);
     ASSERT_EQ(rename((mnt / "dir/moved").c_str(), (mnt / "moved-here").c_str()), 0);
   }
-  ASSERT_TRUE(s_->Commit("layer-2", "prepare-2", {}).ok());
+  ASSERT_THAT(s_->Commit("layer-2", "prepare-2", {}), IsOk());
   EXPECT_EQ(s_->Stat("layer-2")->parent, "layer-1");
 
   auto v = s_->View("view-1", "layer-2", {});
-  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_THAT(v, IsOk());
   Mounted mnt(*v, Target("v1"));
-  ASSERT_TRUE(mnt.status().ok()) << mnt.status();
+  ASSERT_THAT(mnt.status(), IsOk());
   EXPECT_EQ(Read(mnt / "foo"), "foo v2");
   EXPECT_FALSE(Exists(mnt / "dir/bar"));
   EXPECT_FALSE(Exists(mnt / "dir/moved"));
@@ -226,18 +230,18 @@ TEST_P(ConformanceTest, PrepareCommitChainWithFileChanges) {
 }
 
 TEST_P(ConformanceTest, StatKindsAndErrors) {
-  ASSERT_TRUE(s_->Prepare("a", "", {}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {}), IsOk());
   EXPECT_EQ(s_->Stat("a")->kind, SnapshotKind::kActive);
   EXPECT_EQ(s_->Prepare("a", "", {}).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(s_->Prepare("b", "missing", {}).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(s_->Prepare("b", "a", {}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s_->Commit("c", "missing", {}).code(), absl::StatusCode::kNotFound);
-  ASSERT_TRUE(s_->Commit("c", "a", {}).ok());
+  ASSERT_THAT(s_->Commit("c", "a", {}), IsOk());
   EXPECT_EQ(s_->Commit("c2", "c", {}).code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(s_->View("v", "c", {}).ok());
+  ASSERT_THAT(s_->View("v", "c", {}), IsOk());
   EXPECT_EQ(s_->Stat("v")->kind, SnapshotKind::kView);
   EXPECT_EQ(s_->Commit("c3", "v", {}).code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(s_->Prepare("p", "c", {}).ok());
+  ASSERT_THAT(s_->Prepare("p", "c", {}), IsOk());
   EXPECT_EQ(s_->Commit("c", "p", {}).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(s_->Mounts("c").status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(s_->Stat("nope").status().code(), absl::StatusCode::kNotFound);
@@ -250,21 +254,21 @@ TEST_P(ConformanceTest, StatKindsAndErrors) {
 }
 
 TEST_P(ConformanceTest, UpdateLabels) {
-  ASSERT_TRUE(s_->Prepare("a", "", {{"x", "1"}, {"y", "2"}}).ok());
-  ASSERT_TRUE(s_->Commit("c", "a", {{"x", "1"}, {"y", "2"}}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {{"x", "1"}, {"y", "2"}}), IsOk());
+  ASSERT_THAT(s_->Commit("c", "a", {{"x", "1"}, {"y", "2"}}), IsOk());
   absl::Time before = s_->Stat("c")->updated;
   SnapshotInfo info;
   info.name = "c";
   info.labels = {{"x", "10"}, {"z", "3"}};
   auto one = s_->Update(info, {"labels.x"});
-  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_THAT(one, IsOk());
   EXPECT_EQ(one->labels, (Labels{{"x", "10"}, {"y", "2"}}));
   EXPECT_GT(one->updated, before);
   auto del = s_->Update(info, {"labels.y"});  // absent from info: removed
-  ASSERT_TRUE(del.ok());
+  ASSERT_THAT(del, IsOk());
   EXPECT_EQ(del->labels, (Labels{{"x", "10"}}));
   auto all = s_->Update(info, {});
-  ASSERT_TRUE(all.ok());
+  ASSERT_THAT(all, IsOk());
   EXPECT_EQ(all->labels, info.labels);
   EXPECT_EQ(s_->Update(info, {"name"}).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(s_->Update(info, {"parent"}).status().code(), absl::StatusCode::kInvalidArgument);
@@ -273,10 +277,10 @@ TEST_P(ConformanceTest, UpdateLabels) {
 }
 
 TEST_P(ConformanceTest, WalkWithFilters) {
-  ASSERT_TRUE(s_->Prepare("a", "", {}).ok());
-  ASSERT_TRUE(s_->Commit("base", "a", {{"containerd.io/snapshot.ref", "sha256:1"}}).ok());
-  ASSERT_TRUE(s_->Prepare("b", "base", {{"app", "web"}}).ok());
-  ASSERT_TRUE(s_->View("v", "base", {}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {}), IsOk());
+  ASSERT_THAT(s_->Commit("base", "a", {{"containerd.io/snapshot.ref", "sha256:1"}}), IsOk());
+  ASSERT_THAT(s_->Prepare("b", "base", {{"app", "web"}}), IsOk());
+  ASSERT_THAT(s_->View("v", "base", {}), IsOk());
   auto names = [&](std::vector<std::string> filters) {
     std::set<std::string> out;
     EXPECT_TRUE(s_->Walk(filters, [&](const SnapshotInfo& i) {
@@ -300,68 +304,68 @@ TEST_P(ConformanceTest, WalkWithFilters) {
 }
 
 TEST_P(ConformanceTest, RemoveRespectsChildren) {
-  ASSERT_TRUE(s_->Prepare("a", "", {}).ok());
-  ASSERT_TRUE(s_->Commit("l1", "a", {}).ok());
-  ASSERT_TRUE(s_->Prepare("b", "l1", {}).ok());
-  ASSERT_TRUE(s_->Commit("l2", "b", {}).ok());
-  ASSERT_TRUE(s_->Prepare("c", "l2", {}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {}), IsOk());
+  ASSERT_THAT(s_->Commit("l1", "a", {}), IsOk());
+  ASSERT_THAT(s_->Prepare("b", "l1", {}), IsOk());
+  ASSERT_THAT(s_->Commit("l2", "b", {}), IsOk());
+  ASSERT_THAT(s_->Prepare("c", "l2", {}), IsOk());
   EXPECT_EQ(s_->Remove("l1").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(s_->Remove("l2").code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(s_->Remove("c").ok());
-  ASSERT_TRUE(s_->Remove("l2").ok());  // the intermediate, once childless
-  ASSERT_TRUE(s_->Remove("l1").ok());
+  ASSERT_THAT(s_->Remove("c"), IsOk());
+  ASSERT_THAT(s_->Remove("l2"), IsOk());  // the intermediate, once childless
+  ASSERT_THAT(s_->Remove("l1"), IsOk());
   EXPECT_EQ(s_->Remove("l1").code(), absl::StatusCode::kNotFound);
   std::string snaps = testing::RunCommand("ls " + env_->root + "/root/snapshots | wc -l").value();
   EXPECT_EQ(snaps, "0\n");
 }
 
 TEST_P(ConformanceTest, ViewsOfOneAndSeveralParents) {
-  ASSERT_TRUE(s_->Prepare("a", "", {}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {}), IsOk());
   {
     Mounted m(*s_->Mounts("a"), Target("a"));
-    ASSERT_TRUE(m.status().ok()) << m.status();
+    ASSERT_THAT(m.status(), IsOk());
     Write(m / "one", "1");
   }
-  ASSERT_TRUE(s_->Commit("l1", "a", {}).ok());
+  ASSERT_THAT(s_->Commit("l1", "a", {}), IsOk());
   auto single = s_->View("v1", "l1", {});
-  ASSERT_TRUE(single.ok());
+  ASSERT_THAT(single, IsOk());
   EXPECT_EQ((*single)[0].type, "bind");
-  ASSERT_TRUE(s_->Prepare("b", "l1", {}).ok());
+  ASSERT_THAT(s_->Prepare("b", "l1", {}), IsOk());
   {
     Mounted m(*s_->Mounts("b"), Target("b"));
-    ASSERT_TRUE(m.status().ok()) << m.status();
+    ASSERT_THAT(m.status(), IsOk());
     Write(m / "two", "2");
   }
-  ASSERT_TRUE(s_->Commit("l2", "b", {}).ok());
+  ASSERT_THAT(s_->Commit("l2", "b", {}), IsOk());
   auto multi = s_->View("v2", "l2", {});
-  ASSERT_TRUE(multi.ok());
+  ASSERT_THAT(multi, IsOk());
   EXPECT_EQ((*multi)[0].type, "overlay");
   Mounted m(*multi, Target("v2"));
-  ASSERT_TRUE(m.status().ok()) << m.status();
+  ASSERT_THAT(m.status(), IsOk());
   EXPECT_EQ(Read(m / "one"), "1");
   EXPECT_EQ(Read(m / "two"), "2");
   auto empty = s_->View("v0", "", {});
-  ASSERT_TRUE(empty.ok());
+  ASSERT_THAT(empty, IsOk());
   EXPECT_EQ((*empty)[0].type, "bind");
 }
 
 TEST_P(ConformanceTest, Usage) {
-  ASSERT_TRUE(s_->Prepare("a", "", {}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {}), IsOk());
   auto before = s_->Usage("a");
-  ASSERT_TRUE(before.ok());
+  ASSERT_THAT(before, IsOk());
   {
     Mounted m(*s_->Mounts("a"), Target("a"));
-    ASSERT_TRUE(m.status().ok());
+    ASSERT_THAT(m.status(), IsOk());
     Write(m / "big", std::string(1 << 20, 'x'));
     Write(m / "small", "s");
   }
   auto after = s_->Usage("a");
-  ASSERT_TRUE(after.ok());
+  ASSERT_THAT(after, IsOk());
   EXPECT_GE(after->size - before->size, 1 << 20);
   EXPECT_EQ(after->inodes - before->inodes, 2);
-  ASSERT_TRUE(s_->Commit("c", "a", {}).ok());
+  ASSERT_THAT(s_->Commit("c", "a", {}), IsOk());
   auto committed = s_->Usage("c");
-  ASSERT_TRUE(committed.ok());
+  ASSERT_THAT(committed, IsOk());
   EXPECT_EQ(committed->size, after->size);
   EXPECT_EQ(committed->inodes, after->inodes);
   EXPECT_EQ(s_->Usage("nope").status().code(), absl::StatusCode::kNotFound);
@@ -372,32 +376,32 @@ TEST_P(ConformanceTest, OneHundredTwentyEightStackedLayers) {
   for (int i = 0; i < 128; ++i) {
     std::string key = absl::StrCat("active-", i), name = absl::StrCat("layer-", i);
     auto mounts = s_->Prepare(key, parent, {});
-    ASSERT_TRUE(mounts.ok()) << i << ": " << mounts.status();
+    ASSERT_THAT(mounts, IsOk()) << i << ": " << mounts.status();
     {
       Mounted m(*mounts, Target("stack"));
-      ASSERT_TRUE(m.status().ok()) << i << ": " << m.status();
+      ASSERT_THAT(m.status(), IsOk()) << i << ": " << m.status();
       Write(m / absl::StrCat("file-", i), absl::StrCat(i));
     }
-    ASSERT_TRUE(s_->Commit(name, key, {}).ok());
+    ASSERT_THAT(s_->Commit(name, key, {}), IsOk());
     parent = name;
   }
   auto view = s_->View("top", parent, {});
-  ASSERT_TRUE(view.ok());
+  ASSERT_THAT(view, IsOk());
   Mounted m(*view, Target("top"));
-  ASSERT_TRUE(m.status().ok()) << m.status();
+  ASSERT_THAT(m.status(), IsOk());
   for (int i = 0; i < 128; ++i) EXPECT_EQ(Read(m / absl::StrCat("file-", i)), absl::StrCat(i));
 }
 
 TEST_P(ConformanceTest, CleanupRemovesOnlyStrayDirectories) {
-  ASSERT_TRUE(s_->Prepare("a", "", {}).ok());
-  ASSERT_TRUE(s_->Commit("keep", "a", {}).ok());
+  ASSERT_THAT(s_->Prepare("a", "", {}), IsOk());
+  ASSERT_THAT(s_->Commit("keep", "a", {}), IsOk());
   std::string snaps = env_->root + "/root/snapshots";
   ASSERT_EQ(mkdir((snaps + "/rm-77").c_str(), 0700), 0);
   ASSERT_EQ(mkdir((snaps + "/999").c_str(), 0700), 0);
-  ASSERT_TRUE(s_->Cleanup().ok());
+  ASSERT_THAT(s_->Cleanup(), IsOk());
   EXPECT_FALSE(Exists(snaps + "/rm-77"));
   EXPECT_FALSE(Exists(snaps + "/999"));
-  EXPECT_TRUE(s_->Stat("keep").ok());
+  EXPECT_THAT(s_->Stat("keep"), IsOk());
   EXPECT_EQ(testing::RunCommand("ls " + snaps + " | wc -l").value(), "1\n");
 }
 
@@ -409,7 +413,7 @@ INSTANTIATE_TEST_SUITE_P(Snapshotters, ConformanceTest,
 // snapshot has its directory, and Cleanup leaves exactly those.
 TEST(CrashSafetyTest, KilledMidOperationLeavesOldOrNewState) {
   std::string root = MakeTempDir("crash") + "/root";
-  ASSERT_TRUE(OverlaySnapshotter::Open(root).ok());
+  ASSERT_THAT(OverlaySnapshotter::Open(root), IsOk());
   pid_t child = fork();
   if (child == 0) {
     auto s = OverlaySnapshotter::Open(root).value();
@@ -430,12 +434,12 @@ TEST(CrashSafetyTest, KilledMidOperationLeavesOldOrNewState) {
                  return absl::OkStatus();
                }).ok());
   EXPECT_GT(all.size(), 3u);
-  ASSERT_TRUE(s->Cleanup().ok());
+  ASSERT_THAT(s->Cleanup(), IsOk());
   int dirs = std::stoi(testing::RunCommand("ls " + root + "/snapshots | wc -l").value());
   EXPECT_EQ(static_cast<size_t>(dirs), all.size());
   for (const auto& i : all) {
     if (i.kind == SnapshotKind::kActive) {
-      EXPECT_TRUE(s->Mounts(i.name).ok()) << i.name;
+      EXPECT_THAT(s->Mounts(i.name), IsOk()) << i.name;
     }
   }
 }

@@ -1,18 +1,22 @@
 #include "snapshotter/daemon_config.h"
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
 
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
+
 TEST(DaemonConfigTest, DefaultsAndOverrides) {
   auto c = ParseDaemonConfig("root = \"/r\"\nlog_level = \"debug\"\n", "t.toml");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->root, "/r");
   EXPECT_EQ(c->address, kDefaultAddress);
   EXPECT_EQ(c->log_level, "debug");
   auto d = LoadDaemonConfig("/nonexistent/config.toml", false);
-  ASSERT_TRUE(d.ok());
+  ASSERT_THAT(d, IsOk());
   EXPECT_EQ(d->root, kDefaultRoot);
   EXPECT_EQ(LoadDaemonConfig("/nonexistent/config.toml", true).status().code(),
             absl::StatusCode::kNotFound);
@@ -23,19 +27,21 @@ TEST(DaemonConfigTest, RegistryAndCacheSettings) {
       "hosts_dir = \"/etc/containerd/certs.d\"\nplain_http = [\"127.0.0.1:5000\"]\n"
       "cache_max_bytes = 1048576\ndocker_config = \"/etc/clip/auth.json\"\n",
       "t");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->hosts_dir, "/etc/containerd/certs.d");
   EXPECT_EQ(c->plain_http, std::vector<std::string>{"127.0.0.1:5000"});
   EXPECT_EQ(c->cache_max_bytes, 1048576);
   EXPECT_EQ(c->docker_config, "/etc/clip/auth.json");
-  EXPECT_FALSE(ParseDaemonConfig("plain_http = \"x\"", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("cache_max_bytes = -1", "t").ok());
+  EXPECT_THAT(ParseDaemonConfig("plain_http = \"x\"", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("cache_max_bytes = -1", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 // The memory span cache and the FUSE worker count: today's values by default, checked.
 TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
   auto d = ParseDaemonConfig("", "t");
-  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_THAT(d, IsOk());
   EXPECT_EQ(d->memory_cache_bytes, int64_t{256} << 20);
   EXPECT_EQ(d->fuse_workers, 4);
   EXPECT_EQ(d->readahead_spans, 6);
@@ -45,20 +51,25 @@ TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
       "[access_profiles]\nenabled = false\nquiet_seconds = 2.5\nreplay_concurrency = 3\n"
       "max_run_spans = 2\nmax_seconds = 30",
       "t");
-  ASSERT_TRUE(p.ok()) << p.status();
+  ASSERT_THAT(p, IsOk());
   EXPECT_FALSE(p->access_profiles.enabled);
   EXPECT_EQ(p->access_profiles.quiet_seconds, 2.5);
   EXPECT_EQ(p->access_profiles.max_seconds, 30);
   EXPECT_EQ(p->access_profiles.replay_concurrency, 3);
   EXPECT_EQ(p->access_profiles.max_run_spans, 2);
-  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\nreplay_concurrency = 0", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\nquiet_seconds = -1", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\nenabled = 1", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("[access_profiles]\ntypo = 1", "t").ok());
+  EXPECT_THAT(ParseDaemonConfig("[access_profiles]\nreplay_concurrency = 0", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("[access_profiles]\nquiet_seconds = -1", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("[access_profiles]\nenabled = 1", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("[access_profiles]\ntypo = 1", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(ParseDaemonConfig("readahead_spans = 0", "t")->readahead_spans, 0);
-  EXPECT_FALSE(ParseDaemonConfig("readahead_spans = 17", "t").ok());
+  EXPECT_THAT(ParseDaemonConfig("readahead_spans = 17", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   auto c = ParseDaemonConfig("memory_cache_bytes = 0\nfuse_workers = 16\n", "t");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->memory_cache_bytes, 0);
   EXPECT_EQ(c->fuse_workers, 16);
   for (const char* bad :
@@ -72,14 +83,14 @@ TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
 
 TEST(DaemonConfigTest, Takeover) {
   auto d = ParseDaemonConfig("", "t");
-  ASSERT_TRUE(d.ok());
+  ASSERT_THAT(d, IsOk());
   EXPECT_TRUE(d->takeover);
   EXPECT_EQ(d->fd_store, "auto");
   auto c = ParseDaemonConfig(
       "takeover = true\nfd_store = \"holder\"\nfd_holder_socket = \"/run/h.sock\"\n"
       "fd_holder_binary = \"/usr/local/bin/clip-fd-holder\"\n",
       "t");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->fd_store, "holder");
   EXPECT_EQ(c->fd_holder_socket, "/run/h.sock");
   EXPECT_EQ(ParseDaemonConfig("fd_store = \"disk\"", "t").status().code(),
@@ -94,7 +105,7 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
       "[background_fill]\nenabled = true\nbytes_per_second = 1000\nconcurrency = 3\n"
       "delay_seconds = 0.5\n",
       "t");
-  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->metrics_address, "127.0.0.1:9102");
   EXPECT_EQ(c->remote_cache, "http://c:8080");
   EXPECT_TRUE(c->background_fill.enabled);
@@ -102,16 +113,21 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
   EXPECT_EQ(c->background_fill.concurrency, 3);
   EXPECT_DOUBLE_EQ(c->background_fill.delay_seconds, 0.5);
   auto d = ParseDaemonConfig("", "t");
-  ASSERT_TRUE(d.ok());
+  ASSERT_THAT(d, IsOk());
   EXPECT_FALSE(d->background_fill.enabled);
   EXPECT_TRUE(d->metrics_address.empty());
-  EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nenable = true\n", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nconcurrency = 0\n", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("[background_fill]\nenabled = 1\n", "t").ok());
-  EXPECT_FALSE(ParseDaemonConfig("background_fill = 1\n", "t").ok());
+  EXPECT_THAT(ParseDaemonConfig("[background_fill]\nenable = true\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("[background_fill]\nconcurrency = 0\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("[background_fill]\nenabled = 1\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDaemonConfig("background_fill = 1\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_FALSE(d->index_on_first_use);
   EXPECT_TRUE(ParseDaemonConfig("index_on_first_use = true\n", "t")->index_on_first_use);
-  EXPECT_FALSE(ParseDaemonConfig("index_on_first_use = \"yes\"\n", "t").ok());
+  EXPECT_THAT(ParseDaemonConfig("index_on_first_use = \"yes\"\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(DaemonConfigTest, RejectsTyposAndBadValues) {

@@ -12,12 +12,16 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "snapshotter/grpc_snapshotter.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -37,13 +41,13 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
       std::string(getenv("TEST_SRCDIR")) + "/" + getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
 
   auto first = Daemon::Start(config);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_THAT(first, IsOk());
   EXPECT_TRUE((*first)->has_fd_store());
   EXPECT_FALSE((*first)->listener_taken_over());
   {
     GrpcSnapshotter client("unix:" + config.address);
     auto active = client.Prepare("active-1", "", {});
-    ASSERT_TRUE(active.ok()) << active.status();
+    ASSERT_THAT(active, IsOk());
   }
   (*first)->Handover();
   first->reset();
@@ -58,14 +62,14 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
   close(waiting);
 
   auto second = Daemon::Start(config);
-  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_THAT(second, IsOk());
   EXPECT_TRUE((*second)->listener_taken_over());
   {
     GrpcSnapshotter client("unix:" + config.address);
     auto info = client.Stat("active-1");
-    ASSERT_TRUE(info.ok()) << info.status();
+    ASSERT_THAT(info, IsOk());
     EXPECT_EQ(info->kind, SnapshotKind::kActive);
-    ASSERT_TRUE(client.Remove("active-1").ok());
+    ASSERT_THAT(client.Remove("active-1"), IsOk());
   }
   (*second)->StopAndUnmount();
   second->reset();
@@ -84,13 +88,13 @@ TEST(DaemonTest, SecondDaemonOfARootWaits) {
   config.containerd_root = "";
   config.takeover = false;
   auto first = Daemon::Start(config);
-  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_THAT(first, IsOk());
   std::atomic<bool> started{false};
   std::thread second([&] {
     DaemonConfig other = config;
     auto d = Daemon::Start(other);
     started = true;
-    EXPECT_TRUE(d.ok()) << d.status();
+    EXPECT_THAT(d, IsOk());
     if (d.ok()) (*d)->StopAndUnmount();
   });
   absl::SleepFor(absl::Milliseconds(300));

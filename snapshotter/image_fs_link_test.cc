@@ -7,10 +7,14 @@
 #include <fstream>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 std::string Target(const std::string& link) {
   char buf[4096];
@@ -35,7 +39,7 @@ class ImageFsLinkTest : public ::testing::Test {
 TEST_F(ImageFsLinkTest, CreatesTheLinkAndTheContainerdRoot) {
   const std::string croot = dir_ + "/var/lib/containerd";
   auto path = EnsureImageFsLink(croot, root_);
-  ASSERT_TRUE(path.ok()) << path.status();
+  ASSERT_THAT(path, IsOk());
   EXPECT_EQ(*path, croot + "/io.containerd.snapshotter.v1.clip");
   EXPECT_EQ(Target(*path), root_);
   struct stat via_link, direct;
@@ -46,7 +50,7 @@ TEST_F(ImageFsLinkTest, CreatesTheLinkAndTheContainerdRoot) {
   ASSERT_EQ(stat(croot.c_str(), &cr), 0);
   EXPECT_EQ(cr.st_mode & 07777, 0711u);
   // Idempotent.
-  ASSERT_TRUE(EnsureImageFsLink(croot, root_).ok());
+  ASSERT_THAT(EnsureImageFsLink(croot, root_), IsOk());
   EXPECT_EQ(Target(*path), root_);
 }
 
@@ -55,12 +59,12 @@ TEST_F(ImageFsLinkTest, ReplacesAStaleLinkKeepsADirectory) {
   mkdir(croot.c_str(), 0711);
   const std::string path = croot + "/io.containerd.snapshotter.v1.clip";
   ASSERT_EQ(symlink("/old/root", path.c_str()), 0);
-  ASSERT_TRUE(EnsureImageFsLink(croot, root_).ok());
+  ASSERT_THAT(EnsureImageFsLink(croot, root_), IsOk());
   EXPECT_EQ(Target(path), root_);
   unlink(path.c_str());
   mkdir(path.c_str(), 0700);
   std::ofstream(path + "/keep") << "x";
-  ASSERT_TRUE(EnsureImageFsLink(croot, root_).ok());
+  ASSERT_THAT(EnsureImageFsLink(croot, root_), IsOk());
   struct stat st;
   ASSERT_EQ(lstat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISDIR(st.st_mode));

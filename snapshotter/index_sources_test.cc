@@ -5,12 +5,16 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/index_format.h"
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using ::testing::HasSubstr;
 
@@ -79,7 +83,7 @@ TEST_F(IndexChainTest, FirstSourceWithTheIndexWinsAndRegistryFindsAreShared) {
   FakeSource* cache = Add(IndexSource::Kind::kRemoteCache, "cache", std::nullopt);
   FakeSource* registry = Add(IndexSource::Kind::kRegistry, "registry", EncodedIndexOf(layer_));
   auto found = Find();
-  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_THAT(found, IsOk());
   ASSERT_TRUE(found->has_value());
   EXPECT_EQ((**found)->layer_digest(), layer_.ToString());
   EXPECT_EQ(trail_, "local asked; cache asked; registry asked");
@@ -99,7 +103,7 @@ TEST_F(IndexChainTest, LaterSourcesAreNotAskedAndLocalFindsAreNotKeptAgain) {
 
   chain_.clear();
   Add(IndexSource::Kind::kRemoteCache, "cache", EncodedIndexOf(layer_));
-  ASSERT_TRUE(Find().ok());
+  ASSERT_THAT(Find(), IsOk());
   ASSERT_EQ(kept_.size(), 1u);
   EXPECT_FALSE(kept_[0].share);  // came from the remote cache: kept locally only
 }
@@ -108,7 +112,7 @@ TEST_F(IndexChainTest, NoSourceHasItIsNotAnError) {
   Add(IndexSource::Kind::kLocal, "local", std::nullopt);
   Add(IndexSource::Kind::kRegistry, "registry", std::nullopt);
   auto found = Find();
-  ASSERT_TRUE(found.ok());
+  ASSERT_THAT(found, IsOk());
   EXPECT_FALSE(found->has_value());
   EXPECT_TRUE(kept_.empty());
 }
@@ -137,7 +141,7 @@ TEST_F(IndexChainTest, SourceErrorsStopTheLookup) {
 TEST(IndexSourcesTest, LocalStoreAndUnconfiguredRemoteCache) {
   std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/indexes");
   LayerDocStore store(dir);
-  ASSERT_TRUE(store.Create().ok());
+  ASSERT_THAT(store.Create(), IsOk());
   const Digest layer = Digest::Of("layer");
   IndexQuery query{*Reference::Parse("registry.test/app:v1"), layer, std::nullopt};
   std::string trail;
@@ -145,16 +149,16 @@ TEST(IndexSourcesTest, LocalStoreAndUnconfiguredRemoteCache) {
 
   LocalStoreIndexSource local(store);
   auto none = local.Find(query, note);
-  ASSERT_TRUE(none.ok());
+  ASSERT_THAT(none, IsOk());
   EXPECT_FALSE(none->has_value());
-  ASSERT_TRUE(store.Put(layer, "bytes").ok());
+  ASSERT_THAT(store.Put(layer, "bytes"), IsOk());
   auto some = local.Find(query, note);
   ASSERT_TRUE(some.ok() && some->has_value());
   EXPECT_EQ(**some, "bytes");
 
   RemoteCacheIndexSource cache(nullptr);
   auto unconfigured = cache.Find(query, note);
-  ASSERT_TRUE(unconfigured.ok());
+  ASSERT_THAT(unconfigured, IsOk());
   EXPECT_FALSE(unconfigured->has_value());
   EXPECT_EQ(trail, "not in the local store;found in the local store;no remote cache configured;");
 }

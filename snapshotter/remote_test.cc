@@ -26,6 +26,7 @@
 #include "cache/remote_cache.h"
 #include "cache/testing/nginx_server.h"
 #include "common/file_blob_reader.h"
+#include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,6 +41,9 @@
 
 namespace clip {
 namespace {
+
+using ::clip::testing::IsOk;
+using ::clip::testing::StatusIs;
 
 using testing::MakeTempDir;
 using testing::ReadFileOrEmpty;
@@ -86,11 +90,11 @@ void Publish(Published* p) {
   p->dir = dir;
   std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                     "/index/testdata/make_layers.sh");
-  ASSERT_TRUE(
-      RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + dir + "/layers >/dev/null 2>&1")
-          .ok());
+  ASSERT_THAT(RunCommand("CLIP_FIXTURES_SKIP_REAL=1 bash " + script + " " + dir +
+                         "/layers >/dev/null 2>&1"),
+              IsOk());
   auto registry = testing::RegistryServer::Start({});
-  ASSERT_TRUE(registry.ok()) << registry.status();
+  ASSERT_THAT(registry, IsOk());
   p->registry = *std::move(registry);
   RegistryClient::Options ro;
   ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{p->registry->host()});
@@ -105,7 +109,7 @@ void Publish(Published* p) {
   // Publish: the layer, an image, and the layer's index as an artifact of the image.
   std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}})";
   for (const std::string* b : std::vector<const std::string*>{&layer, &config, &other}) {
-    ASSERT_TRUE(client.PushBlob(image, Digest::Of(*b), *b).ok());
+    ASSERT_THAT(client.PushBlob(image, Digest::Of(*b), *b), IsOk());
   }
   std::string manifest =
       absl::StrCat(R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
@@ -119,7 +123,7 @@ void Publish(Published* p) {
   subject.media_type = kOciManifest;
   subject.digest = manifest_digest;
   subject.size = static_cast<int64_t>(manifest.size());
-  ASSERT_TRUE(PublishIndexArtifact(client, image, subject, {{Digest::Of(layer), index}}).ok());
+  ASSERT_THAT(PublishIndexArtifact(client, image, subject, {{Digest::Of(layer), index}}), IsOk());
 }
 
 TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
@@ -154,7 +158,7 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
       snap->Prepare("extract-1", "", labels_for("sha256:chain1", layer)).status();
   EXPECT_EQ(prepared.code(), absl::StatusCode::kAlreadyExists) << prepared;
   auto info = snap->Stat("sha256:chain1");
-  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->kind, SnapshotKind::kCommitted);
   EXPECT_EQ(info->labels.at(kRemoteLabel), "true");
   EXPECT_EQ(snap->Stat("extract-1").status().code(), absl::StatusCode::kNotFound);
@@ -166,7 +170,7 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
 
   // A container over it: overlay with the FUSE mount as lowerdir.
   auto mounts = snap->Prepare("container", "sha256:chain1", {});
-  ASSERT_TRUE(mounts.ok()) << mounts.status();
+  ASSERT_THAT(mounts, IsOk());
   std::string rootfs = dir + "/rootfs";
   ASSERT_TRUE(MountOverlay((*mounts)[0], rootfs));
   EXPECT_EQ(ReadFileOrEmpty(rootfs + "/etc/hello.txt"), "hello\n");
@@ -177,14 +181,14 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
 
   // No index: the ordinary path.
   auto ordinary = snap->Prepare("extract-2", "", labels_for("sha256:chain2", other));
-  ASSERT_TRUE(ordinary.ok()) << ordinary.status();
+  ASSERT_THAT(ordinary, IsOk());
   EXPECT_EQ(snap->Stat("extract-2")->kind, SnapshotKind::kActive);
   EXPECT_EQ(snap->Stat("sha256:chain2").status().code(), absl::StatusCode::kNotFound);
 
   // Remove unmounts.
   EXPECT_EQ(snap->Remove("sha256:chain1").code(), absl::StatusCode::kFailedPrecondition);
-  ASSERT_TRUE(snap->Remove("container").ok());
-  ASSERT_TRUE(snap->Remove("sha256:chain1").ok());
+  ASSERT_THAT(snap->Remove("container"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:chain1"), IsOk());
   EXPECT_EQ(remote->mounted(), 0u);
 
   // Restart: remote snapshots come back mounted before anything is served.
@@ -196,13 +200,13 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
   auto snap2 = OverlaySnapshotter::Open(root, remote2.get()).value();
   EXPECT_EQ(remote2->mounted(), 1u);
   auto again = snap2->Prepare("container-2", "sha256:chain3", {});
-  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_THAT(again, IsOk());
   ASSERT_TRUE(MountOverlay((*again)[0], rootfs));
   EXPECT_EQ(ReadFileOrEmpty(rootfs + "/etc/hello.txt"), "hello\n");
   ASSERT_EQ(umount2(rootfs.c_str(), MNT_DETACH), 0);
-  ASSERT_TRUE(snap2->Remove("container-2").ok());
-  ASSERT_TRUE(snap2->Remove("sha256:chain3").ok());
-  ASSERT_TRUE(snap2->Remove("extract-2").ok());
+  ASSERT_THAT(snap2->Remove("container-2"), IsOk());
+  ASSERT_THAT(snap2->Remove("sha256:chain3"), IsOk());
+  ASSERT_THAT(snap2->Remove("extract-2"), IsOk());
   EXPECT_FALSE(Mounted(rootfs));
 }
 
@@ -218,7 +222,7 @@ struct Proxied {
 
 void StartProxy(const Published& pub, Proxied* p) {
   auto proxy = testing::FaultProxy::Start(pub.registry->url());
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  ASSERT_THAT(proxy, IsOk());
   p->proxy = *std::move(proxy);
   RegistryClient::Options ro;
   ro.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{p->proxy->host()});
@@ -267,7 +271,7 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
                          "/plain .")
                   .ok());
   const std::string plain = ReadFileOrEmpty(dir + "/plain.tar.gz");
-  ASSERT_TRUE(pub.client->PushBlob(pub.image, Digest::Of(plain), plain).ok());
+  ASSERT_THAT(pub.client->PushBlob(pub.image, Digest::Of(plain), plain), IsOk());
 
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
@@ -282,15 +286,15 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
   EXPECT_EQ(px.LayerBytes(pub.layer), 0u);  // mounting reads only the index
   auto extract =
       snap->Prepare("extract-2", "sha256:c1", LazyLabels(px.image, pub, "sha256:c2", plain));
-  ASSERT_TRUE(extract.ok()) << extract.status();  // no index: the ordinary path
+  ASSERT_THAT(extract, IsOk());  // no index: the ordinary path
   std::string target = dir + "/extract";
   ASSERT_TRUE(MountOverlay((*extract)[0], target));
-  ASSERT_TRUE(RunCommand("tar -xzf " + dir + "/plain.tar.gz -C " + target).ok());
+  ASSERT_THAT(RunCommand("tar -xzf " + dir + "/plain.tar.gz -C " + target), IsOk());
   ASSERT_EQ(umount2(target.c_str(), 0), 0);
-  ASSERT_TRUE(snap->Commit("sha256:c2", "extract-2", {}).ok());
+  ASSERT_THAT(snap->Commit("sha256:c2", "extract-2", {}), IsOk());
 
   auto mounts = snap->Prepare("container", "sha256:c2", {});
-  ASSERT_TRUE(mounts.ok()) << mounts.status();
+  ASSERT_THAT(mounts, IsOk());
   std::string rootfs = dir + "/rootfs";
   ASSERT_TRUE(MountOverlay((*mounts)[0], rootfs));
   EXPECT_EQ(ReadFileOrEmpty(rootfs + "/srv/plain.txt"), "plain\n");
@@ -306,10 +310,10 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
   std::cerr << "layer " << pub.layer.size() << " bytes; fetched " << after_small
             << " for etc/hello.txt, " << after_big << " after usr/bin/random3m\n";
   ASSERT_EQ(umount2(rootfs.c_str(), MNT_DETACH), 0);
-  ASSERT_TRUE(snap->Remove("container").ok());
+  ASSERT_THAT(snap->Remove("container"), IsOk());
   const size_t served = fuse.mounts();
-  ASSERT_TRUE(snap->Remove("sha256:c2").ok());
-  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  ASSERT_THAT(snap->Remove("sha256:c2"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
   EXPECT_EQ(fuse.mounts(), served - 1);  // the lazy layer's state is freed with it
 }
 
@@ -326,13 +330,13 @@ TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
       snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
       absl::StatusCode::kAlreadyExists);
   auto view = snap->View("v", "sha256:c1", {});
-  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_THAT(view, IsOk());
   const std::string mnt = (*view)[0].source;
   EXPECT_EQ(ReadFileOrEmpty(mnt + "/etc/hello.txt"), "hello\n");
 
-  ASSERT_TRUE(
-      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})")
-          .ok());
+  ASSERT_THAT(
+      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})"),
+      IsOk());
   int fd = open((mnt + "/usr/bin/random3m").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);  // metadata comes from the index
   std::string buf(1 << 20, '\0');
@@ -344,11 +348,11 @@ TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   close(fd);
 
-  ASSERT_TRUE(px.proxy->Control("/__clear", "{}").ok());  // the registry is back
+  ASSERT_THAT(px.proxy->Control("/__clear", "{}"), IsOk());  // the registry is back
   EXPECT_TRUE(ReadFileOrEmpty(mnt + "/usr/bin/random3m") ==
               ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
-  ASSERT_TRUE(snap->Remove("v").ok());
-  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
 }
 
 // Two hosts sharing one remote cache (nginx WebDAV): the first finds the index in the
@@ -357,7 +361,7 @@ TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
 // serve the index (manifests fail) and no layer byte is fetched from it.
 TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
   auto nginx = testing::NginxCas::Start();
-  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  ASSERT_THAT(nginx, IsOk());
   RemoteCache::Options co;
   co.endpoint = (*nginx)->endpoint();
   const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
@@ -372,18 +376,17 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
     RemoteLayers remote(opts);
     auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
     if (host == 1) {
-      ASSERT_TRUE(px.proxy->Control("/__reset", "{}").ok());
-      ASSERT_TRUE(
-          px.proxy
-              ->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/manifests/"})")
-              .ok());
+      ASSERT_THAT(px.proxy->Control("/__reset", "{}"), IsOk());
+      ASSERT_THAT(px.proxy->Control("/__fault",
+                                    R"({"mode":"status500","count":100000,"match":"/manifests/"})"),
+                  IsOk());
     }
     ASSERT_EQ(
         snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
         absl::StatusCode::kAlreadyExists)
         << "host " << host;
     auto view = snap->View("v", "sha256:c1", {});
-    ASSERT_TRUE(view.ok()) << view.status();
+    ASSERT_THAT(view, IsOk());
     EXPECT_TRUE(ReadFileOrEmpty((*view)[0].source + "/usr/bin/random3m") == want) << host;
     shared.Flush();
     if (host == 0) {
@@ -392,8 +395,8 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
       EXPECT_EQ(px.LayerBytes(pub.layer), 0u);
       EXPECT_GT(shared.counters().hits.load(), 0u);
     }
-    ASSERT_TRUE(snap->Remove("v").ok());
-    ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+    ASSERT_THAT(snap->Remove("v"), IsOk());
+    ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
   }
 }
 
@@ -403,9 +406,9 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
 TEST_F(ProxiedTest, IndexOnFirstUse) {
   const std::string& dir = pub.dir;
   const std::string gnu = ReadFileOrEmpty(dir + "/layers/gnu.tar.gz");
-  ASSERT_TRUE(pub.client->PushBlob(pub.image, Digest::Of(gnu), gnu).ok());
+  ASSERT_THAT(pub.client->PushBlob(pub.image, Digest::Of(gnu), gnu), IsOk());
   auto nginx = testing::NginxCas::Start();
-  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  ASSERT_THAT(nginx, IsOk());
   RemoteCache::Options co;
   co.endpoint = (*nginx)->endpoint();
   RemoteCache shared(co);
@@ -417,7 +420,7 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   RemoteLayers remote(opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
   auto first = snap->Prepare("e1", "", LazyLabels(px.image, pub, "sha256:g1", gnu));
-  ASSERT_TRUE(first.ok()) << first.status();  // no index yet: the ordinary path
+  ASSERT_THAT(first, IsOk());  // no index yet: the ordinary path
   remote.WaitIndexing();
   EXPECT_TRUE(Exists(dir + "/indexes/" + Digest::Of(gnu).Hex()));
   auto in_remote = shared.GetLayerDoc(RemoteCache::LayerDoc::kIndex, Digest::Of(gnu));
@@ -426,13 +429,13 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   EXPECT_EQ(snap->Prepare("e2", "", LazyLabels(px.image, pub, "sha256:g2", gnu)).status().code(),
             absl::StatusCode::kAlreadyExists);
   auto view = snap->View("v", "sha256:g2", {});
-  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_THAT(view, IsOk());
   EXPECT_EQ(ReadFileOrEmpty((*view)[0].source + "/etc/hello.txt"), "hello\n");
-  ASSERT_TRUE(snap->Remove("v").ok());
-  ASSERT_TRUE(snap->Remove("sha256:g2").ok());
-  ASSERT_TRUE(snap->Remove("e1").ok());
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:g2"), IsOk());
+  ASSERT_THAT(snap->Remove("e1"), IsOk());
   // A layer that is not a tar at all: indexing fails, logged; the ordinary path stays.
-  EXPECT_TRUE(snap->Prepare("e3", "", LazyLabels(px.image, pub, "sha256:o", pub.other)).ok());
+  EXPECT_THAT(snap->Prepare("e3", "", LazyLabels(px.image, pub, "sha256:o", pub.other)), IsOk());
   remote.WaitIndexing();
   EXPECT_FALSE(Exists(dir + "/indexes/" + Digest::Of(pub.other).Hex()));
 }
@@ -455,19 +458,19 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
   for (int i = 0; i < 300 && remote.filled() == 0; ++i) absl::SleepFor(absl::Milliseconds(100));
   ASSERT_EQ(remote.filled(), 1u);
   EXPECT_LE(px.LayerBytes(pub.layer), pub.layer.size());
-  ASSERT_TRUE(
-      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})")
-          .ok());
+  ASSERT_THAT(
+      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})"),
+      IsOk());
   auto view = snap->View("v", "sha256:c1", {});
-  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_THAT(view, IsOk());
   const std::string mnt = (*view)[0].source;
   EXPECT_TRUE(ReadFileOrEmpty(mnt + "/usr/bin/random3m") ==
               ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
   EXPECT_TRUE(ReadFileOrEmpty(mnt + "/etc/app/seq.txt") ==
               ReadFileOrEmpty(dir + "/layers/tree/etc/app/seq.txt"));
   EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);  // nothing needed the registry
-  ASSERT_TRUE(snap->Remove("v").ok());
-  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
 }
 
 // Access profiles. Host 0 mounts the layer without a profile, reads two files, and once
@@ -478,7 +481,7 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
 // the start does not fail) and recorded anew.
 TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
   auto nginx = testing::NginxCas::Start();
-  ASSERT_TRUE(nginx.ok()) << nginx.status();
+  ASSERT_THAT(nginx, IsOk());
   RemoteCache::Options co;
   co.endpoint = (*nginx)->endpoint();
   const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
@@ -508,12 +511,12 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
     opts.profile_quiet = absl::Milliseconds(300);
     RemoteLayers remote(opts);
     auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
-    ASSERT_TRUE(px.proxy->Control("/__reset", "{}").ok());
+    ASSERT_THAT(px.proxy->Control("/__reset", "{}"), IsOk());
     ASSERT_EQ(
         snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
         absl::StatusCode::kAlreadyExists);
     auto view = snap->View("v", "sha256:c1", {});
-    ASSERT_TRUE(view.ok()) << view.status();
+    ASSERT_THAT(view, IsOk());
     const std::string mnt = (*view)[0].source;
     uint64_t before_reads = 0;
     if (host == 1) {
@@ -541,7 +544,7 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
         if (p.ok()) break;
         absl::SleepFor(absl::Milliseconds(50));
       }
-      ASSERT_TRUE(p.ok()) << p.status();
+      ASSERT_THAT(p, IsOk());
       EXPECT_GE(p->spans_size(), 2);  // hello.txt's span, then random3m's
       EXPECT_EQ(p->layer_digest(), layer.ToString());
       if (host == 0) {
@@ -551,10 +554,10 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
         EXPECT_EQ(**in_remote, ReadFileOrEmpty(profile_path));
       }
     } else {
-      EXPECT_TRUE(DecodeProfile(ReadFileOrEmpty(profile_path)).ok());  // copied from remote
+      EXPECT_THAT(DecodeProfile(ReadFileOrEmpty(profile_path)), IsOk());  // copied from remote
     }
-    ASSERT_TRUE(snap->Remove("v").ok());
-    ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+    ASSERT_THAT(snap->Remove("v"), IsOk());
+    ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
   }
 }
 
@@ -566,14 +569,14 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   ASSERT_GE(index.checkpoints_size(), 3);
   const std::string profile = EncodeProfile(MakeProfile(index, {2, 0}));
   auto manifest = pub.client->FetchManifest(pub.image);
-  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_THAT(manifest, IsOk());
   Descriptor subject;
   subject.media_type = kOciManifest;
   subject.digest = pub.manifest_digest;
   subject.size = static_cast<int64_t>(manifest->bytes.size());
-  ASSERT_TRUE(PublishIndexArtifact(*pub.client, pub.image, subject,
-                                   {{Digest::Of(pub.layer), EncodeIndex(index), profile}})
-                  .ok());
+  ASSERT_THAT(PublishIndexArtifact(*pub.client, pub.image, subject,
+                                   {{Digest::Of(pub.layer), EncodeIndex(index), profile}}),
+              IsOk());
   const std::string& dir = pub.dir;
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
@@ -587,7 +590,7 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
       snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
       absl::StatusCode::kAlreadyExists);
   auto view = snap->View("v", "sha256:c1", {});
-  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_THAT(view, IsOk());
   auto progress = remote.Replay((*view)[0].source);
   ASSERT_NE(progress, nullptr);
   replay.Drain();
@@ -595,8 +598,8 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   EXPECT_EQ(progress->spans_fetched.load(), 2u);
   EXPECT_EQ(ReadFileOrEmpty(dir + "/profiles/" + Digest::Of(pub.layer).Hex()), profile);
   EXPECT_EQ(ReadFileOrEmpty((*view)[0].source + "/etc/hello.txt"), "hello\n");
-  ASSERT_TRUE(snap->Remove("v").ok());
-  ASSERT_TRUE(snap->Remove("sha256:c1").ok());
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
 }
 
 // The daemon killed (-9) while a reader is busy: the mount outlives it (its fd is in
@@ -667,7 +670,7 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
     ASSERT_EQ(client.Prepare("extract", "", labels).status().code(),
               absl::StatusCode::kAlreadyExists);
     auto view = client.View("v", "sha256:lazy", {});
-    ASSERT_TRUE(view.ok()) << view.status();
+    ASSERT_THAT(view, IsOk());
     const std::string layer_mnt = (*view)[0].source;  // the FUSE mount itself
     const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
     ASSERT_TRUE(ReadFileOrEmpty(layer_mnt + "/usr/bin/random3m") == want);
@@ -687,7 +690,7 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
       if (!usage.ok() || usage->size >= 3000000) break;
       absl::SleepFor(absl::Milliseconds(50));
     }
-    ASSERT_TRUE(usage.ok()) << usage.status();
+    ASSERT_THAT(usage, IsOk());
     EXPECT_GE(usage->size, 3000000);
     EXPECT_LE(usage->size, 16000000);  // never more than the layer's tar (~15 MB)
     EXPECT_GT(usage->inodes, 40);
@@ -702,10 +705,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
                      {kImageRefLabel, pub.image.ToString()},
                      {kLayerDigestLabel, Digest::Of("no index for me").ToString()},
                      {kManifestDigestLabel, pub.manifest_digest.ToString()}};
-    ASSERT_TRUE(client.Prepare("extract-plain", "", unindexed).ok());
-    ASSERT_TRUE(client.Remove("extract-plain").ok());
-    ASSERT_TRUE(client.Prepare("extract-bare", "", {{kSnapshotRefLabel, "sha256:bare"}}).ok());
-    ASSERT_TRUE(client.Remove("extract-bare").ok());
+    ASSERT_THAT(client.Prepare("extract-plain", "", unindexed), IsOk());
+    ASSERT_THAT(client.Remove("extract-plain"), IsOk());
+    ASSERT_THAT(client.Prepare("extract-bare", "", {{kSnapshotRefLabel, "sha256:bare"}}), IsOk());
+    ASSERT_THAT(client.Remove("extract-bare"), IsOk());
     const std::string log = ReadFileOrEmpty(pub.dir + "/daemon.log");
     EXPECT_THAT(
         log, ::testing::HasSubstr(absl::StrCat(
@@ -733,7 +736,7 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
 
     // Prometheus metrics on the configured unix socket.
     auto scraped = RunCommand("curl -sf --unix-socket " + metrics_sock + " http://x/metrics");
-    ASSERT_TRUE(scraped.ok()) << scraped.status();
+    ASSERT_THAT(scraped, IsOk());
     auto value = [&](const std::string& series) -> double {
       size_t at = scraped->find("\n" + series + " ");
       if (at == std::string::npos) return -1;
@@ -807,9 +810,9 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
       return st;
     };
     absl::Status rv = retry("v");
-    EXPECT_TRUE(rv.ok()) << rv;
+    EXPECT_THAT(rv, IsOk());
     absl::Status rl = retry("sha256:lazy");
-    EXPECT_TRUE(rl.ok()) << rl;
+    EXPECT_THAT(rl, IsOk());
     EXPECT_FALSE(Mounted(layer_mnt));
     EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
                 ::testing::ContainsRegex("unmounted sha256:[0-9a-f]+ at " + layer_mnt));
