@@ -95,7 +95,9 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     int fd = open(plain_path.c_str(), O_RDONLY);
     for (int i = 0; i < kSpans; ++i) {
-      if (pread(fd, buf.data(), kSpan, static_cast<off_t>(i) * kSpan) != static_cast<ssize_t>(kSpan)) abort();
+      if (pread(fd, buf.data(), kSpan, static_cast<off_t>(i) * kSpan) !=
+          static_cast<ssize_t>(kSpan))
+        abort();
     }
     close(fd);
     return std::chrono::duration<double>(Clock::now() - t0).count();

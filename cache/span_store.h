@@ -31,7 +31,7 @@ struct TierCounters {
   std::atomic<uint64_t> bytes_written{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> evictions{0};
-  std::atomic<uint64_t> corrupt{0};  // entries found bad, dropped
+  std::atomic<uint64_t> corrupt{0};         // entries found bad, dropped
   std::atomic<uint64_t> dropped_writes{0};  // writes shed under back-pressure
 
   void Hit(uint64_t bytes) {

@@ -13,12 +13,12 @@
 namespace clip {
 
 std::string BuildInfo() {
-  return absl::StrCat("clip ", kClipVersion, "\n",                                  //
-                      "grpc++ ", grpc::Version(), "\n",                            //
+  return absl::StrCat("clip ", kClipVersion, "\n",       //
+                      "grpc++ ", grpc::Version(), "\n",  //
                       "protobuf ",
                       google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION), "\n",
-                      "libfuse ", fuse_pkgversion(), "\n",                         //
-                      "zlib ", zlibVersion(), "\n",                                //
+                      "libfuse ", fuse_pkgversion(), "\n",                            //
+                      "zlib ", zlibVersion(), "\n",                                   //
                       "libcurl ", curl_version_info(CURLVERSION_NOW)->version, "\n",  //
                       "openssl ", OpenSSL_version(OPENSSL_VERSION), "\n");
 }

@@ -43,8 +43,8 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
       << "server = \"https://" << host << "\"\nca = \"" << (*registry)->ca_file() << "\"\n";
   std::ofstream(dir + "/config.json")
       << R"({"auths":{")" << host << R"(":{"auth":")"
-      << absl::Base64Escape(absl::StrCat(testing::RegistryServer::kUser, ":",
-                                         testing::RegistryServer::kPassword))
+      << absl::Base64Escape(
+             absl::StrCat(testing::RegistryServer::kUser, ":", testing::RegistryServer::kPassword))
       << "\"}}}";
   DaemonConfig config;
   config.hosts_dir = dir + "/certs.d";
@@ -66,12 +66,12 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
     absl::Status pushed = client.PushBlob(image, Digest::Of(*blob), *blob);
     ASSERT_THAT(pushed, IsOk());
   }
-  std::string manifest = absl::StrCat(
-      R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
-      Desc("application/vnd.oci.image.config.v1+json", cfg), R"(,"layers":[)",
-      Desc("application/vnd.oci.image.layer.v1.tar+gzip", a), ",",
-      Desc("application/vnd.oci.image.layer.v1.tar", b), ",",
-      Desc("application/vnd.oci.image.layer.v1.tar+zstd", zstd), "]}");
+  std::string manifest =
+      absl::StrCat(R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
+                   Desc("application/vnd.oci.image.config.v1+json", cfg), R"(,"layers":[)",
+                   Desc("application/vnd.oci.image.layer.v1.tar+gzip", a), ",",
+                   Desc("application/vnd.oci.image.layer.v1.tar", b), ",",
+                   Desc("application/vnd.oci.image.layer.v1.tar+zstd", zstd), "]}");
   Digest manifest_digest = client.PushManifest(image, "v1", kOciManifest, manifest).value();
 
   ImageIndexOptions options;
@@ -94,7 +94,8 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
     auto decoded = DecodeIndex(encoded);
     ASSERT_THAT(decoded, IsOk());
     EXPECT_EQ(decoded->layer_digest(), Digest::Of(*layer).ToString());
-    EXPECT_EQ(testing::ReadFileOrEmpty(options.store_dir + "/" + Digest::Of(*layer).Hex()), encoded);
+    EXPECT_EQ(testing::ReadFileOrEmpty(options.store_dir + "/" + Digest::Of(*layer).Hex()),
+              encoded);
   }
   // No temporary layer file is left behind.
   EXPECT_EQ(testing::RunCommand("ls " + dir + " | grep -c clip-layer || true").value(), "0\n");

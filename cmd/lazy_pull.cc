@@ -50,8 +50,7 @@ class Containerd {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->AddMetadata("containerd-namespace", options_.ns);
     if (!lease_.empty()) ctx->AddMetadata("containerd-lease", lease_);
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      absl::ToChronoSeconds(options_.timeout));
+    ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(options_.timeout));
     return ctx;
   }
 
@@ -59,8 +58,8 @@ class Containerd {
     leases::CreateRequest req;
     req.set_id(absl::StrCat("clip-pull-", getpid(), "-", absl::ToUnixNanos(absl::Now())));
     // Collected by containerd after an hour if this process dies before releasing it.
-    (*req.mutable_labels())["containerd.io/gc.expire"] = absl::FormatTime(
-        "%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Hours(1), absl::UTCTimeZone());
+    (*req.mutable_labels())["containerd.io/gc.expire"] =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() + absl::Hours(1), absl::UTCTimeZone());
     leases::CreateResponse resp;
     CLIP_RETURN_IF_ERROR(FromGrpc(leases_->Create(Context().get(), req, &resp), "lease"));
     lease_ = resp.lease().id();
@@ -216,8 +215,9 @@ class Containerd {
     (void)snapshots_->Remove(Context().get(), req, &e);
   }
 
-  absl::StatusOr<Digest> Apply(const Descriptor& layer,
-                               const google::protobuf::RepeatedPtrField<containerd::types::Mount>& mounts) {
+  absl::StatusOr<Digest> Apply(
+      const Descriptor& layer,
+      const google::protobuf::RepeatedPtrField<containerd::types::Mount>& mounts) {
     diff::ApplyRequest req;
     req.mutable_diff()->set_media_type(layer.media_type);
     req.mutable_diff()->set_digest(layer.digest.ToString());
@@ -278,8 +278,8 @@ absl::StatusOr<std::vector<Digest>> DiffIds(const std::string& config) {
 std::vector<Digest> ChainIds(const std::vector<Digest>& diff_ids) {
   std::vector<Digest> chain;
   for (const Digest& d : diff_ids) {
-    chain.push_back(chain.empty() ? d
-                                  : Digest::Of(absl::StrCat(chain.back().ToString(), " ", d.ToString())));
+    chain.push_back(
+        chain.empty() ? d : Digest::Of(absl::StrCat(chain.back().ToString(), " ", d.ToString())));
   }
   return chain;
 }
@@ -287,16 +287,14 @@ std::vector<Digest> ChainIds(const std::vector<Digest>& diff_ids) {
 // A producer for WriteContent of bytes already in memory (manifest, config).
 std::function<absl::Status(const std::function<absl::Status(absl::string_view)>&)> Bytes(
     const std::string& bytes) {
-  return [&bytes](const std::function<absl::Status(absl::string_view)>& sink) {
-    return sink(bytes);
-  };
+  return
+      [&bytes](const std::function<absl::Status(absl::string_view)>& sink) { return sink(bytes); };
 }
 
 absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Reference& ref,
                         const Manifest& manifest, const ImageManifest& image,
                         const std::vector<Digest>& diff_ids, const std::vector<Digest>& chain,
-                        std::ostream& log,
-                        LazyPullReport* report) {
+                        std::ostream& log, LazyPullReport* report) {
   for (size_t i = 0; i < image.layers.size(); ++i) {
     const Descriptor& layer = image.layers[i];
     const std::string name = chain[i].ToString();
@@ -331,8 +329,8 @@ absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Ref
     // No index: download, store and extract it as containerd's unpacker would.
     absl::Status st = [&]() -> absl::Status {
       // Streamed from the registry (digest verified, resumed) into the content store.
-      CLIP_RETURN_IF_ERROR(c.WriteContent(
-          layer.digest, layer.size, {}, [&](const Containerd::Sink& sink) {
+      CLIP_RETURN_IF_ERROR(
+          c.WriteContent(layer.digest, layer.size, {}, [&](const Containerd::Sink& sink) {
             return registry.FetchBlob(ref, layer.digest, [&](absl::string_view chunk) {
               report->downloaded_bytes += chunk.size();
               return sink(chunk);
@@ -340,9 +338,9 @@ absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Ref
           }));
       CLIP_ASSIGN_OR_RETURN(Digest applied, c.Apply(layer, prepared->mounts()));
       if (applied != diff_ids[i]) {
-        return absl::DataLossError(absl::StrCat("layer ", layer.digest.ToString(),
-                                                " unpacked to ", applied.ToString(),
-                                                ", the config says ", diff_ids[i].ToString()));
+        return absl::DataLossError(absl::StrCat("layer ", layer.digest.ToString(), " unpacked to ",
+                                                applied.ToString(), ", the config says ",
+                                                diff_ids[i].ToString()));
       }
       return c.Commit(name, key);
     }();
@@ -382,7 +380,8 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
   Containerd c(options);
   CLIP_RETURN_IF_ERROR(c.TakeLease());
   absl::Status st = [&]() -> absl::Status {
-    CLIP_RETURN_IF_ERROR(PullLayers(c, registry, ref, manifest, image, diff_ids, chain, log, &report));
+    CLIP_RETURN_IF_ERROR(
+        PullLayers(c, registry, ref, manifest, image, diff_ids, chain, log, &report));
     // What containerd's own pull records, so GC keeps the config and the snapshots as
     // long as the image exists.
     std::map<std::string, std::string> config_labels;
@@ -398,7 +397,8 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
       manifest_labels[absl::StrCat("containerd.io/gc.ref.content.l.", i)] =
           image.layers[i].digest.ToString();
     }
-    CLIP_RETURN_IF_ERROR(c.WriteContent(manifest.digest, static_cast<int64_t>(manifest.bytes.size()),
+    CLIP_RETURN_IF_ERROR(c.WriteContent(manifest.digest,
+                                        static_cast<int64_t>(manifest.bytes.size()),
                                         manifest_labels, Bytes(manifest.bytes)));
     return c.PutImage(ref.ToString(), manifest);
   }();

@@ -41,9 +41,9 @@ struct LazyPullOptions {
 struct LazyPullReport {
   Digest manifest;
   int layers = 0;
-  int lazy = 0;        // mounted by clip from an index
-  int extracted = 0;   // downloaded and unpacked (no index)
-  int present = 0;     // already there from an earlier pull
+  int lazy = 0;                   // mounted by clip from an index
+  int extracted = 0;              // downloaded and unpacked (no index)
+  int present = 0;                // already there from an earlier pull
   uint64_t downloaded_bytes = 0;  // layer bytes this client fetched
 };
 

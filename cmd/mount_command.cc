@@ -71,9 +71,8 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   CLIP_ASSIGN_OR_RETURN(Origin origin, OpenLayer(options.layer));
   CLIP_ASSIGN_OR_RETURN(uint64_t blob_size, origin.blob->Size());
   if (blob_size != index->compressed_size()) {
-    return absl::InvalidArgumentError(absl::StrCat("layer is ", blob_size,
-                                                   " bytes; the index is for a layer of ",
-                                                   index->compressed_size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "layer is ", blob_size, " bytes; the index is for a layer of ", index->compressed_size()));
   }
   // Signals are taken synchronously below; no thread may receive them, so they are
   // blocked before the first thread (the executors') starts: a SIGTERM delivered to a

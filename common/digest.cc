@@ -4,8 +4,8 @@
 
 #include <cstdlib>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace clip {
 namespace {
@@ -45,8 +45,8 @@ absl::StatusOr<Digest> Digest::Parse(absl::string_view text) {
     return absl::InvalidArgumentError("digest must be <algorithm>:<hex>");
   }
   if (!absl::StartsWith(text, kAlgorithmPrefix)) {
-    return absl::UnimplementedError(
-        absl::StrCat("unsupported digest algorithm: ", text.substr(0, std::min<size_t>(colon, 16))));
+    return absl::UnimplementedError(absl::StrCat("unsupported digest algorithm: ",
+                                                 text.substr(0, std::min<size_t>(colon, 16))));
   }
   return ParseHex(text.substr(kAlgorithmPrefix.size()));
 }

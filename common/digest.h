@@ -55,9 +55,7 @@ class Digest {
   friend H AbslHashValue(H h, const Digest& d) {
     return H::combine(std::move(h), d.bytes_);
   }
-  friend std::ostream& operator<<(std::ostream& os, const Digest& d) {
-    return os << d.ToString();
-  }
+  friend std::ostream& operator<<(std::ostream& os, const Digest& d) { return os << d.ToString(); }
 
  private:
   explicit Digest(const std::array<uint8_t, kSize>& bytes) : bytes_(bytes) {}

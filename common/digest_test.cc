@@ -12,8 +12,7 @@ namespace {
 using ::clip::testing::IsOk;
 using ::clip::testing::StatusIs;
 
-constexpr char kEmpty[] =
-    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+constexpr char kEmpty[] = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 constexpr char kAbc[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 TEST(DigestTest, KnownVectors) {
@@ -57,7 +56,8 @@ TEST(DigestTest, StreamingEqualsOneShotAndResets) {
   std::string data;
   for (int i = 0; i < 100000; ++i) data.push_back(static_cast<char>(i * 7919 % 251));
   Sha256Hasher h;
-  for (size_t pos = 0; pos < data.size(); pos += 1237) h.Update(absl::string_view(data).substr(pos, 1237));
+  for (size_t pos = 0; pos < data.size(); pos += 1237)
+    h.Update(absl::string_view(data).substr(pos, 1237));
   EXPECT_EQ(h.bytes_hashed(), data.size());
   EXPECT_EQ(h.Finish(), Digest::Of(data));
   EXPECT_EQ(h.bytes_hashed(), 0u);

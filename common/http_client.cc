@@ -147,8 +147,9 @@ absl::StatusOr<HttpResponse> HttpClient::Do(const HttpRequest& request) const {
                    static_cast<long>(absl::ToInt64Milliseconds(options_.total_timeout)));
   // Stalled: under 1 byte/s for stall_timeout.
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME,
-                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options_.stall_timeout))));
+  curl_easy_setopt(
+      c, CURLOPT_LOW_SPEED_TIME,
+      static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options_.stall_timeout))));
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
@@ -199,8 +200,8 @@ absl::StatusOr<HttpResponse> HttpClient::Do(const HttpRequest& request) const {
     if (!st.sink_status.ok()) return st.sink_status;
     if (st.too_large) return absl::ResourceExhaustedError("response body too large");
     if (rc == CURLE_ABORTED_BY_CALLBACK) return absl::CancelledError("request cancelled");
-    return absl::UnavailableError(absl::StrCat(request.method, " ", RedactUrl(request.url), ": ",
-                                               curl_easy_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat(request.method, " ", RedactUrl(request.url), ": ", curl_easy_strerror(rc)));
   }
   return response;
 }

@@ -35,8 +35,8 @@ LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load()); }
 void Log(LogLevel level, absl::string_view component, absl::string_view message) {
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
   std::string line =
-      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
-                   " ", Name(level), " ", component, ": ", message, "\n");
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ",
+                   Name(level), " ", component, ": ", message, "\n");
   (void)!write(STDERR_FILENO, line.data(), line.size());
 }
 

@@ -137,9 +137,9 @@ void Counter::Increment(double n) {
 void Gauge::Add(double d) { AtomicAdd(value_, d); }
 
 std::vector<double> Histogram::NormalizeBounds(std::vector<double> bounds) {
-  bounds.erase(std::remove_if(bounds.begin(), bounds.end(),
-                              [](double b) { return !std::isfinite(b); }),
-               bounds.end());
+  bounds.erase(
+      std::remove_if(bounds.begin(), bounds.end(), [](double b) { return !std::isfinite(b); }),
+      bounds.end());
   std::sort(bounds.begin(), bounds.end());
   bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
   return bounds;
@@ -152,9 +152,10 @@ Histogram::Histogram(std::vector<double> bounds)
 }
 
 void Histogram::Observe(double v) {
-  size_t i = std::isnan(v) ? bounds_.size()
-                           : static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                                 bounds_.begin());
+  size_t i = std::isnan(v)
+                 ? bounds_.size()
+                 : static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
+                                       bounds_.begin());
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   AtomicAdd(sum_, v);
 }
@@ -226,8 +227,8 @@ MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name,
     collectors.erase(std::remove_if(collectors.begin(), collectors.end(),
                                     [](const auto& c) { return c->dead(); }),
                      collectors.end());
-    bool empty = family.counters.empty() && family.gauges.empty() &&
-                 family.histograms.empty() && collectors.empty();
+    bool empty = family.counters.empty() && family.gauges.empty() && family.histograms.empty() &&
+                 collectors.empty();
     if (!empty) {
       if (family.type != type) {
         DieBecause(absl::StrCat("metric \"", name, "\" registered as ",
@@ -310,8 +311,8 @@ std::string MetricsRegistry::Render() const {
           p.collectors.empty()) {
         continue;
       }
-      absl::StrAppend(&p.text, "# HELP ", name, " ", Escape(family.help, false), "\n",
-                      "# TYPE ", name, " ", TypeName(static_cast<int>(family.type)), "\n");
+      absl::StrAppend(&p.text, "# HELP ", name, " ", Escape(family.help, false), "\n", "# TYPE ",
+                      name, " ", TypeName(static_cast<int>(family.type)), "\n");
       for (const auto& [labels, counter] : family.counters) {
         AppendSample(&p.text, name, labels, counter->value());
       }
@@ -348,7 +349,7 @@ std::string MetricsRegistry::Render() const {
 
 std::vector<double> MetricsRegistry::DefaultLatencyBuckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,   0.1,     0.25,   0.5,   1,      2.5,    5,     10};
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 MetricsRegistry& DefaultMetrics() {

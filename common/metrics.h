@@ -121,7 +121,6 @@ class MetricsRegistry {
   class CollectorState;
 
  public:
-
   // Unregisters its collector when destroyed or Reset. Movable; may outlive the
   // registry (it then only drops its callback).
   class CollectorHandle {

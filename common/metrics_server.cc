@@ -76,9 +76,9 @@ absl::StatusOr<ParsedAddress> ParseAddress(const std::string& address, bool allo
     sockaddr_un un{};
     if (rest.empty() || rest.size() >= sizeof(un.sun_path) ||
         rest.find('\0') != absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metrics address \"", address, "\": unix socket path empty or longer than ",
-          sizeof(un.sun_path) - 1, " bytes"));
+      return absl::InvalidArgumentError(absl::StrCat("metrics address \"", address,
+                                                     "\": unix socket path empty or longer than ",
+                                                     sizeof(un.sun_path) - 1, " bytes"));
     }
     parsed.is_unix = true;
     parsed.unix_path = std::string(rest);
@@ -135,8 +135,9 @@ absl::StatusOr<ParsedAddress> ParseAddress(const std::string& address, bool allo
     parsed.length = sizeof(sockaddr_in);
   }
   if (!allow_non_loopback && !IsLoopback(parsed.storage)) {
-    return invalid("not a loopback address (set allow_non_loopback to expose metrics beyond "
-                   "this host)");
+    return invalid(
+        "not a loopback address (set allow_non_loopback to expose metrics beyond "
+        "this host)");
   }
   return parsed;
 }
@@ -271,8 +272,9 @@ bool Advance(Connection& c, const MetricsRegistry& registry, const MetricsServer
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    const std::string& address, const MetricsRegistry* registry, Options options) {
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address,
+                                                                    const MetricsRegistry* registry,
+                                                                    Options options) {
   if (registry == nullptr) return absl::InvalidArgumentError("metrics server needs a registry");
   if (options.max_connections < 1) options.max_connections = 1;
   CLIP_ASSIGN_OR_RETURN(ParsedAddress parsed, ParseAddress(address, options.allow_non_loopback));
@@ -377,9 +379,8 @@ void MetricsServer::Serve() {
     fds.push_back({wake_fd_, POLLIN, 0});
     fds.push_back({accepting ? listen_fd_ : -1, POLLIN, 0});  // fd -1 is ignored
     for (const Connection& c : connections) {
-      fds.push_back({c.fd, static_cast<short>(c.state == Connection::State::kWriting ? POLLOUT
-                                                                                      : POLLIN),
-                     0});
+      fds.push_back(
+          {c.fd, static_cast<short>(c.state == Connection::State::kWriting ? POLLOUT : POLLIN), 0});
       wake_at = std::min(wake_at, c.deadline);
     }
     int timeout_ms = -1;

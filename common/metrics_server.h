@@ -76,8 +76,8 @@ class MetricsServer {
   const std::string& address() const { return address_; }
 
  private:
-  MetricsServer(int listen_fd, int wake_fd, int port, std::string address,
-                std::string unix_path, const MetricsRegistry* registry, Options options);
+  MetricsServer(int listen_fd, int wake_fd, int port, std::string address, std::string unix_path,
+                const MetricsRegistry* registry, Options options);
 
   void Serve();
 

@@ -119,8 +119,8 @@ Reply ParseReply(const std::string& raw) {
 }
 
 Reply Get(int port, const std::string& path) {
-  return ParseReply(Client::Tcp(port).Exchange(absl::StrCat("GET ", path,
-                                                            " HTTP/1.1\r\nHost: x\r\n\r\n")));
+  return ParseReply(
+      Client::Tcp(port).Exchange(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n")));
 }
 
 class MetricsServerTest : public ::testing::Test {
@@ -162,8 +162,8 @@ TEST_F(MetricsServerTest, ServesMetrics) {
 TEST_F(MetricsServerTest, HeadHasNoBody) {
   auto server = StartTcp();
   ASSERT_NE(server, nullptr);
-  Reply reply = ParseReply(
-      Client::Tcp(server->port()).Exchange("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+  Reply reply =
+      ParseReply(Client::Tcp(server->port()).Exchange("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
   EXPECT_EQ(reply.code, 200);
   EXPECT_EQ(reply.body, "");
   EXPECT_TRUE(
@@ -191,8 +191,8 @@ TEST_F(MetricsServerTest, UnknownPathIs404) {
 TEST_F(MetricsServerTest, OtherMethodIs405) {
   auto server = StartTcp();
   ASSERT_NE(server, nullptr);
-  Reply reply = ParseReply(Client::Tcp(server->port())
-                               .Exchange("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
+  Reply reply = ParseReply(
+      Client::Tcp(server->port()).Exchange("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"));
   EXPECT_EQ(reply.code, 405);
   EXPECT_TRUE(absl::StrContains(reply.head, "Allow: GET, HEAD\r\n"));
 }
@@ -286,8 +286,8 @@ TEST_F(MetricsServerTest, LocalhostAndIpv6Loopback) {
   auto v6 = MetricsServer::Start("[::1]:0", &registry_);
   if (!v6.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << v6.status();
   EXPECT_EQ((*v6)->address(), absl::StrCat("[::1]:", (*v6)->port()));
-  Reply reply = ParseReply(Client::Tcp((*v6)->port(), AF_INET6)
-                               .Exchange("GET /metrics HTTP/1.1\r\n\r\n"));
+  Reply reply =
+      ParseReply(Client::Tcp((*v6)->port(), AF_INET6).Exchange("GET /metrics HTTP/1.1\r\n\r\n"));
   EXPECT_EQ(reply.code, 200);
   EXPECT_EQ(reply.body, registry_.Render());
 }
@@ -306,10 +306,9 @@ TEST_F(MetricsServerTest, NonLoopbackRefusedUnlessAllowed) {
 }
 
 TEST_F(MetricsServerTest, MalformedAddressesRefused) {
-  for (const char* address :
-       {"", "nonsense", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-        "127.0.0.1:+80", "127.0.0.1:http", "example.com:80", "::1:80", "[::1]80", "[zz]:80",
-        "unix:"}) {
+  for (const char* address : {"", "nonsense", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
+                              "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:http", "example.com:80",
+                              "::1:80", "[::1]80", "[zz]:80", "unix:"}) {
     EXPECT_EQ(MetricsServer::Start(address, &registry_).status().code(),
               absl::StatusCode::kInvalidArgument)
         << address;

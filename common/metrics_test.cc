@@ -71,8 +71,7 @@ TEST(MetricsRegistryTest, RendersExactText) {
 
 TEST(MetricsRegistryTest, EscapesLabelValuesAndHelp) {
   MetricsRegistry r;
-  r.GetGauge("g", "line one\nback\\slash \"quoted\"", {{"path", "a\\b\"c\"\nd"}, {"z", ""}})
-      .Set(1);
+  r.GetGauge("g", "line one\nback\\slash \"quoted\"", {{"path", "a\\b\"c\"\nd"}, {"z", ""}}).Set(1);
   EXPECT_EQ(r.Render(),
             "# HELP g line one\\nback\\\\slash \"quoted\"\n"
             "# TYPE g gauge\n"
@@ -177,7 +176,9 @@ TEST(MetricsRegistryTest, CollectorSharesFamilyWithChildren) {
   MetricsRegistry r;
   r.GetCounter("ops_total", "Ops.", {{"op", "a"}}).Increment(2);
   auto handle = r.AddCollector("ops_total", "Ops.", MetricsRegistry::Type::kCounter,
-                               [](std::vector<Sample>* out) { out->push_back({{{"op", "b"}}, 7}); });
+                               [](std::vector<Sample>* out) {
+                                 out->push_back({{{"op", "b"}}, 7});
+                               });
   EXPECT_EQ(r.Render(),
             "# HELP ops_total Ops.\n# TYPE ops_total counter\n"
             "ops_total{op=\"a\"} 2\nops_total{op=\"b\"} 7\n");
@@ -185,11 +186,11 @@ TEST(MetricsRegistryTest, CollectorSharesFamilyWithChildren) {
 
 TEST(MetricsRegistryTest, CallbackMayUseRegistry) {
   MetricsRegistry r;
-  auto handle = r.AddCollector("a", "h", MetricsRegistry::Type::kGauge,
-                               [&r](std::vector<Sample>* out) {
-                                 r.GetCounter("b_total", "h").Increment();
-                                 out->push_back({{}, 1});
-                               });
+  auto handle =
+      r.AddCollector("a", "h", MetricsRegistry::Type::kGauge, [&r](std::vector<Sample>* out) {
+        r.GetCounter("b_total", "h").Increment();
+        out->push_back({{}, 1});
+      });
   r.Render();
   EXPECT_EQ(r.GetCounter("b_total", "h").value(), 1);
 }

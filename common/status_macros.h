@@ -37,9 +37,9 @@ inline absl::Status WithContext(const absl::Status& status, absl::string_view co
 }  // namespace clip
 
 // Evaluates `expr` (an absl::Status); returns it from the enclosing function if not OK.
-#define CLIP_RETURN_IF_ERROR(expr)                              \
-  do {                                                          \
-    ::absl::Status clip_status_ = (expr);                       \
+#define CLIP_RETURN_IF_ERROR(expr)                                   \
+  do {                                                               \
+    ::absl::Status clip_status_ = (expr);                            \
     if (ABSL_PREDICT_FALSE(!clip_status_.ok())) return clip_status_; \
   } while (0)
 
@@ -53,8 +53,8 @@ inline absl::Status WithContext(const absl::Status& status, absl::string_view co
 #define CLIP_ASSIGN_OR_RETURN(lhs, rexpr) \
   CLIP_ASSIGN_OR_RETURN_IMPL_(CLIP_STATUS_CONCAT_(clip_statusor_, __LINE__), lhs, rexpr)
 
-#define CLIP_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)                 \
-  auto statusor = (rexpr);                                                \
+#define CLIP_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)                      \
+  auto statusor = (rexpr);                                                     \
   if (ABSL_PREDICT_FALSE(!statusor.ok())) return std::move(statusor).status(); \
   lhs = *std::move(statusor)
 

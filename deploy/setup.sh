@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Build: compilers, Bazel, and the Debian -dev libraries the WORKSPACE maps to @system//:*.
 BUILD_PACKAGES=(
-  bazel-bootstrap g++ clang libclang-rt-14-dev pkg-config
+  bazel-bootstrap g++ clang clang-format libclang-rt-14-dev pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libfuse3-dev zlib1g-dev libcurl4-openssl-dev rapidjson-dev libabsl-dev
   libgtest-dev libgmock-dev libssl-dev libisal-dev

@@ -13,11 +13,10 @@
 // | offset | size | field |
 // |---|---|---|
 // | 0 | 4 | magic `CFH1` |
-// | 4 | 1 | op: `P` put (with one fd), `D` drop, `L` list, `Q` quit; answers `K` ok, `E` error (name = message), `I` one held entry (with its fd), `Z` end of list |
-// | 5 | 4 | name length N (little endian, at most 4096) |
-// | 9 | N | name |
-// | 9+N | 4 | data length M (at most 64 KiB) |
-// | 13+N | M | data |
+// | 4 | 1 | op: `P` put (with one fd), `D` drop, `L` list, `Q` quit; answers `K` ok, `E` error
+// (name = message), `I` one held entry (with its fd), `Z` end of list | | 5 | 4 | name length N
+// (little endian, at most 4096) | | 9 | N | name | | 9+N | 4 | data length M (at most 64 KiB) | |
+// 13+N | M | data |
 //
 // put replaces an entry of the same name (closing the old fd); drop closes it; list
 // answers every entry (`I` with a duplicate of its fd) then `Z`, and keeps holding them;

@@ -110,8 +110,8 @@ TEST(FdHolderTest, BadMessagesAndSecondHolder) {
 // ConnectOrStart starts the real binary in its own session: it outlives its starter.
 TEST(FdHolderTest, StartsTheHolderBinary) {
   const std::string path = TempSocket("h3.sock");
-  const std::string binary = std::string(getenv("TEST_SRCDIR")) + "/" +
-                             getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
+  const std::string binary =
+      std::string(getenv("TEST_SRCDIR")) + "/" + getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
   auto c = FdHolderClient::ConnectOrStart(path, binary);
   ASSERT_THAT(c, IsOk());
   std::ifstream pidfile(path + ".pid");

@@ -42,7 +42,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using clip::testing::RunCommand;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -115,8 +117,8 @@ struct Layer {
 Layer Load(const std::string& path) {
   Layer l;
   l.blob = clip::FileBlobReader::Open(path).value();
-  l.index = std::make_shared<const clip::index::v1::LayerIndex>(
-      clip::BuildLayerIndex(*l.blob).value());
+  l.index =
+      std::make_shared<const clip::index::v1::LayerIndex>(clip::BuildLayerIndex(*l.blob).value());
   return l;
 }
 
@@ -126,8 +128,8 @@ int main(int argc, char** argv) {
   std::string dir = argc > 1 ? argv[1] : "/var/tmp/clip-fs-bench";
   (void)RunCommand("rm -rf " + dir + " && mkdir -p " + dir + "/big " + dir + "/m");
   // A 256 MB file of real binaries (compressible like a layer), and a tree of headers.
-  (void)RunCommand("cat /usr/lib/x86_64-linux-gnu/*.so* 2>/dev/null | head -c 268435456 > " +
-                   dir + "/big/data.bin");
+  (void)RunCommand("cat /usr/lib/x86_64-linux-gnu/*.so* 2>/dev/null | head -c 268435456 > " + dir +
+                   "/big/data.bin");
   (void)RunCommand("tar -C " + dir + "/big -czf " + dir + "/big.tar.gz data.bin");
   (void)RunCommand("tar -C / -czf " + dir + "/tree.tar.gz usr/include");
   (void)RunCommand("mkdir -p " + dir + "/tree && tar -C " + dir + "/tree -xzf " + dir +
@@ -178,11 +180,13 @@ int main(int argc, char** argv) {
       disk_local.push_back(ReadFile(local));
     }
     printf("1. sequential read of a 268 MB file (page cache dropped):\n");
-    printf("   local disk %.0f MB/s; mount, first read (inflate from local blob) %.0f MB/s, "
-           "ratio %.2f\n",
-           mb / local_cold, mb / first, local_cold / first);
-    printf("   mount, disk-cache hit %.0f MB/s vs local disk %.0f MB/s (medians of 3), ratio %.2f\n",
-           mb / Median(hit), mb / Median(disk_local), Median(disk_local) / Median(hit));
+    printf(
+        "   local disk %.0f MB/s; mount, first read (inflate from local blob) %.0f MB/s, "
+        "ratio %.2f\n",
+        mb / local_cold, mb / first, local_cold / first);
+    printf(
+        "   mount, disk-cache hit %.0f MB/s vs local disk %.0f MB/s (medians of 3), ratio %.2f\n",
+        mb / Median(hit), mb / Median(disk_local), Median(disk_local) / Median(hit));
     (void)server.Unmount(id);
   }
   // 2. find + stat walk.
@@ -199,9 +203,10 @@ int main(int argc, char** argv) {
     auto [m1, k1] = Walk(mnt);
     auto [l2, n2] = Walk(dir + "/tree");
     auto [m2, k2] = Walk(mnt);
-    printf("2. find+lstat walk of %d entries: mount first %.3f s, second %.3f s; local disk "
-           "(dentries warm) %.3f s, %.3f s; ratio mount/local first %.2f, second %.2f\n",
-           k1, m1, m2, l1, l2, m1 / l1, m2 / l2);
+    printf(
+        "2. find+lstat walk of %d entries: mount first %.3f s, second %.3f s; local disk "
+        "(dentries warm) %.3f s, %.3f s; ratio mount/local first %.2f, second %.2f\n",
+        k1, m1, m2, l1, l2, m1 / l1, m2 / l2);
     if (n1 != k1 || n2 != k2) printf("   WARNING: entry counts differ (%d vs %d)\n", n1, k1);
     (void)server.Unmount(id);
   }
@@ -243,10 +248,16 @@ int main(int argc, char** argv) {
                      "/m/pull-check");
     double pull = Since(t);
     std::sort(lat.begin(), lat.end());
-    printf("3. cold first read of 50 random files from the registry blob: p50 %.1f ms, p99 "
-           "%.1f ms, total %.2f s; full download+gunzip+untar of the layer %.2f s\n",
-           lat[25], lat[49], [&] { double s = 0; for (double x : lat) s += x; return s / 1000; }(),
-           pull);
+    printf(
+        "3. cold first read of 50 random files from the registry blob: p50 %.1f ms, p99 "
+        "%.1f ms, total %.2f s; full download+gunzip+untar of the layer %.2f s\n",
+        lat[25], lat[49],
+        [&] {
+          double s = 0;
+          for (double x : lat) s += x;
+          return s / 1000;
+        }(),
+        pull);
     (void)server.Unmount(id);
   }
   // 4. Memory and threads per mounted layer.
@@ -268,11 +279,12 @@ int main(int argc, char** argv) {
       ids.push_back(server.Mount(mnt, std::make_shared<clip::LayerFs>(index, spans)).value());
     }
     long after = RssKb();
-    printf("4. %d mounts of a %d-entry layer: +%ld KiB RSS (%.0f KiB per layer, index %zu "
-           "bytes on disk); threads %d -> %d\n",
-           kMounts, tree.index->entries_size(), after - before,
-           static_cast<double>(after - before) / kMounts, clip::EncodeIndex(*tree.index).size(),
-           threads_before, Threads());
+    printf(
+        "4. %d mounts of a %d-entry layer: +%ld KiB RSS (%.0f KiB per layer, index %zu "
+        "bytes on disk); threads %d -> %d\n",
+        kMounts, tree.index->entries_size(), after - before,
+        static_cast<double>(after - before) / kMounts, clip::EncodeIndex(*tree.index).size(),
+        threads_before, Threads());
     for (auto id : ids) (void)server.Unmount(id);
   }
   (void)RunCommand("rm -rf " + dir);

@@ -16,9 +16,7 @@ constexpr int kRawDeflate = -15;
 constexpr int kGzipOnly = 15 + 16;
 constexpr size_t kGzipTrailerSize = 8;  // CRC32 + ISIZE
 
-Bytef* In(absl::string_view s) {
-  return reinterpret_cast<Bytef*>(const_cast<char*>(s.data()));
-}
+Bytef* In(absl::string_view s) { return reinterpret_cast<Bytef*>(const_cast<char*>(s.data())); }
 
 }  // namespace
 
@@ -68,8 +66,8 @@ enum class FastResult { kDone, kFallback };
 constexpr size_t kStep = 256 << 10;
 
 absl::StatusOr<FastResult> InflateWithIsal(absl::string_view input, uint32_t bits,
-                                          absl::string_view window, absl::Span<char> out,
-                                          const std::function<void(size_t)>& progress) {
+                                           absl::string_view window, absl::Span<char> out,
+                                           const std::function<void(size_t)>& progress) {
   auto state = std::make_unique<inflate_state>();
   isal_inflate_init(state.get());
   state->crc_flag = ISAL_DEFLATE;
@@ -93,23 +91,22 @@ absl::StatusOr<FastResult> InflateWithIsal(absl::string_view input, uint32_t bit
     uint32_t before = state->avail_out;
     int ret = isal_inflate(state.get());
     if (ret != ISAL_DECOMP_OK) {
-      return absl::DataLossError(
-          absl::StrCat("gzip: corrupt deflate data (isal error ", ret, ")"));
+      return absl::DataLossError(absl::StrCat("gzip: corrupt deflate data (isal error ", ret, ")"));
     }
     produced += before - state->avail_out;
     if (progress) progress(produced);
     if (state->avail_out == 0) continue;
     if (state->block_state == ISAL_BLOCK_FINISH) return FastResult::kFallback;  // Member end.
-    return absl::DataLossError(absl::StrCat("gzip: input ends after ", produced, " of ",
-                                            out.size(), " span bytes"));
+    return absl::DataLossError(
+        absl::StrCat("gzip: input ends after ", produced, " of ", out.size(), " span bytes"));
   }
   return FastResult::kDone;
 }
 
 }  // namespace
 
-absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits,
-                                   absl::string_view window, absl::Span<char> out,
+absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits, absl::string_view window,
+                                   absl::Span<char> out,
                                    const std::function<void(size_t)>& progress) {
   if (bits > 7) return absl::DataLossError("index: checkpoint bit offset > 7");
   if (window.size() > kDeflateWindowSize) return absl::DataLossError("index: window too large");
@@ -130,9 +127,8 @@ absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits,
     }
     input.remove_prefix(1);
   }
-  if (!window.empty() &&
-      inflateSetDictionary(&s, reinterpret_cast<const Bytef*>(window.data()),
-                           static_cast<uInt>(window.size())) != Z_OK) {
+  if (!window.empty() && inflateSetDictionary(&s, reinterpret_cast<const Bytef*>(window.data()),
+                                              static_cast<uInt>(window.size())) != Z_OK) {
     return absl::InternalError("inflateSetDictionary failed");
   }
   s.next_in = In(input);

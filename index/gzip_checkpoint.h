@@ -41,8 +41,8 @@ absl::StatusOr<std::string> DecompressWindow(absl::string_view compressed);
 // if set, is called with the number of bytes of `out` final so far, as inflation
 // advances (so a consumer can hash them while the rest inflates). kDataLoss when the
 // input is corrupt or ends early.
-absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits,
-                                   absl::string_view window, absl::Span<char> out,
+absl::Status InflateFromCheckpoint(absl::string_view input, uint32_t bits, absl::string_view window,
+                                   absl::Span<char> out,
                                    const std::function<void(size_t)>& progress = nullptr);
 
 }  // namespace clip

@@ -82,10 +82,11 @@ int main(int argc, char** argv) {
   printf("layer: %s, %.1f MB compressed, %.1f MB uncompressed, %d entries, %d checkpoints\n",
          path.c_str(), index.compressed_size() / 1e6, usize / 1e6, index.entries_size(),
          index.checkpoints_size());
-  printf("index build: median %.3f s (%.0f MB/s uncompressed); gzip -dc: median %.3f s; "
-         "ratio build/gunzip %.2f (runs %d)\n",
-         Median(build), usize / 1e6 / Median(build), Median(gunzip),
-         Median(build) / Median(gunzip), runs);
+  printf(
+      "index build: median %.3f s (%.0f MB/s uncompressed); gzip -dc: median %.3f s; "
+      "ratio build/gunzip %.2f (runs %d)\n",
+      Median(build), usize / 1e6 / Median(build), Median(gunzip), Median(build) / Median(gunzip),
+      runs);
   printf("index size: %zu bytes = %.3f%% of uncompressed\n", index_bytes,
          100.0 * index_bytes / usize);
 
@@ -138,10 +139,11 @@ int main(int argc, char** argv) {
       sha_ms.push_back(Seconds(t3, t4) * 1000);
       span_mb.push_back(info.size / 1e6);
     }
-    printf("cold span breakdown (p50 of %zu spans of p50 %.2f MB): fetch %.2f ms, window %.2f "
-           "ms, inflate %.2f ms, sha256 %.2f ms\n",
-           fetch_ms.size(), Percentile(span_mb, 0.5), Percentile(fetch_ms, 0.5),
-           Percentile(window_ms, 0.5), Percentile(inflate_ms, 0.5), Percentile(sha_ms, 0.5));
+    printf(
+        "cold span breakdown (p50 of %zu spans of p50 %.2f MB): fetch %.2f ms, window %.2f "
+        "ms, inflate %.2f ms, sha256 %.2f ms\n",
+        fetch_ms.size(), Percentile(span_mb, 0.5), Percentile(fetch_ms, 0.5),
+        Percentile(window_ms, 0.5), Percentile(inflate_ms, 0.5), Percentile(sha_ms, 0.5));
   }
 
   // Sequential read of the whole stream in 1 MiB reads vs gzip -dc.
@@ -158,8 +160,9 @@ int main(int argc, char** argv) {
     }
     seq.push_back(Seconds(t0, Clock::now()));
   }
-  printf("sequential read (1 MiB reads, verified): median %.3f s (%.0f MB/s); gzip -dc median "
-         "%.3f s; ratio read/gunzip %.2f\n",
-         Median(seq), usize / 1e6 / Median(seq), Median(gz2), Median(seq) / Median(gz2));
+  printf(
+      "sequential read (1 MiB reads, verified): median %.3f s (%.0f MB/s); gzip -dc median "
+      "%.3f s; ratio read/gunzip %.2f\n",
+      Median(seq), usize / 1e6 / Median(seq), Median(gz2), Median(seq) / Median(gz2));
   return 0;
 }

@@ -66,9 +66,8 @@ class HashWorker {
   std::pair<Digest, std::vector<Digest>> Results() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
-        +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-          return w->queue_.empty() && !w->busy_;
-        },
+        +[](HashWorker* w)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->queue_.empty() && !w->busy_; },
         this));
     return {diff_.Finish(), spans_};
   }
@@ -83,9 +82,8 @@ class HashWorker {
   void Push(Op op) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(
-        +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-          return w->queued_bytes_ < kMaxQueuedBytes;
-        },
+        +[](HashWorker* w)
+             ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return w->queued_bytes_ < kMaxQueuedBytes; },
         this));
     queued_bytes_ += op.data.size();
     queue_.push_back(std::move(op));
@@ -97,9 +95,7 @@ class HashWorker {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(
-            +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-              return !w->queue_.empty();
-            },
+            +[](HashWorker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) { return !w->queue_.empty(); },
             this));
         op = std::move(queue_.front());
         queue_.pop_front();
@@ -133,8 +129,8 @@ class HashWorker {
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool busy_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Digest> spans_ ABSL_GUARDED_BY(mu_);
-  Sha256Hasher diff_;  // Worker thread only (until Results).
-  Sha256Hasher span_;  // Worker thread only.
+  Sha256Hasher diff_;   // Worker thread only (until Results).
+  Sha256Hasher span_;   // Worker thread only.
   std::thread thread_;  // Last: starts after the members above exist.
 };
 
@@ -373,7 +369,8 @@ absl::StatusOr<LayerIndex> IndexGzip(BlobStream& blob, absl::string_view first,
       }
     }
     if (want_prev && have_boundary && b_uoff > b.last_checkpoint()) {
-      size_t wstart = seg_start - std::min<size_t>(seg_start, std::min<uint64_t>(b_uoff, kDeflateWindowSize));
+      size_t wstart =
+          seg_start - std::min<size_t>(seg_start, std::min<uint64_t>(b_uoff, kDeflateWindowSize));
       b.AddCheckpoint(b_coff, b_bits, b_uoff,
                       absl::string_view(out.get() + wstart, seg_start - wstart));
     }
@@ -406,7 +403,9 @@ absl::StatusOr<LayerIndex> BuildLayerIndex(const BlobReader& layer, const IndexO
   }
   BlobStream blob(layer);
   CLIP_ASSIGN_OR_RETURN(absl::string_view first, blob.Next());
-  auto byte = [&](size_t i) { return i < first.size() ? static_cast<unsigned char>(first[i]) : -1; };
+  auto byte = [&](size_t i) {
+    return i < first.size() ? static_cast<unsigned char>(first[i]) : -1;
+  };
   if (byte(0) == 0x1f && byte(1) == 0x8b) return IndexGzip(blob, first, options);
   if (byte(0) == 0x28 && byte(1) == 0xb5 && byte(2) == 0x2f && byte(3) == 0xfd) {
     return absl::UnimplementedError("zstd layers are not supported yet");

@@ -21,11 +21,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <map>
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -86,8 +86,7 @@ class TarParser {
 
   absl::Status ParseHeader(const char* block);
   absl::Status FinishMetadata();
-  absl::Status ApplyPax(absl::string_view records,
-                        std::map<std::string, std::string>* out);
+  absl::Status ApplyPax(absl::string_view records, std::map<std::string, std::string>* out);
   absl::Status EmitMember(TarMember member, uint64_t data_size);
 
   MemberCallback on_member_;

@@ -29,7 +29,10 @@ std::string Header(const std::string& name, char type, uint64_t size, uint32_t m
   std::memcpy(&h[136], "14000000000", 11);
   h[156] = type;
   std::memcpy(&h[157], link.data(), std::min<size_t>(link.size(), 100));
-  std::memcpy(&h[257], "ustar\0" "00", 8);
+  std::memcpy(&h[257],
+              "ustar\0"
+              "00",
+              8);
   std::memset(&h[148], ' ', 8);
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;

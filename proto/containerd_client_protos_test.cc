@@ -53,15 +53,14 @@ TEST(DescriptorTest, AllFieldsGolden) {
   d.set_size(300);
   (*d.mutable_annotations())["k"] = "v";
   // 1:"m", 2:"d", 3:varint 300 (0xac 0x02), 5:{1:"k", 2:"v"}.
-  EXPECT_EQ(Serialize(d), Bytes({0x0a, 0x01, 'm', 0x12, 0x01, 'd', 0x18, 0xac, 0x02, 0x2a,
-                                 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));
+  EXPECT_EQ(Serialize(d), Bytes({0x0a, 0x01, 'm', 0x12, 0x01, 'd', 0x18, 0xac, 0x02, 0x2a, 0x06,
+                                 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));
 }
 
 TEST(DescriptorTest, ParsesHandEncoded) {
   Descriptor d;
-  ASSERT_TRUE(d.ParseFromString(
-      Bytes({0x12, 0x03, 's', 'h', 'a', 0x18, 0x05, 0x2a, 0x06, 0x0a, 0x01, 'x', 0x12, 0x01,
-             'y'})));
+  ASSERT_TRUE(d.ParseFromString(Bytes(
+      {0x12, 0x03, 's', 'h', 'a', 0x18, 0x05, 0x2a, 0x06, 0x0a, 0x01, 'x', 0x12, 0x01, 'y'})));
   EXPECT_EQ(d.digest(), "sha");
   EXPECT_EQ(d.size(), 5);
   EXPECT_EQ(d.annotations().at("x"), "y");
@@ -76,16 +75,16 @@ TEST(ImagesTest, ImageTargetIsField3AndTimestampsAre7And8) {
   img.mutable_target()->set_media_type("a");
   img.mutable_created_at()->set_seconds(1);
   img.mutable_updated_at()->set_seconds(2);
-  EXPECT_EQ(Serialize(img), Bytes({0x0a, 0x01, 'n',                    // 1: name
-                                   0x1a, 0x03, 0x0a, 0x01, 'a',        // 3: target
-                                   0x3a, 0x02, 0x08, 0x01,             // 7: created_at
-                                   0x42, 0x02, 0x08, 0x02}));          // 8: updated_at
+  EXPECT_EQ(Serialize(img), Bytes({0x0a, 0x01, 'n',              // 1: name
+                                   0x1a, 0x03, 0x0a, 0x01, 'a',  // 3: target
+                                   0x3a, 0x02, 0x08, 0x01,       // 7: created_at
+                                   0x42, 0x02, 0x08, 0x02}));    // 8: updated_at
 }
 
 TEST(ImagesTest, ParsesHandEncodedImage) {
   images::GetImageResponse resp;
   // 1: image { 2: labels {"l":"v"}, 3: target { 2: "d", 3: 7 } }
-  ASSERT_TRUE(resp.ParseFromString(Bytes({0x0a, 0x0f,                          //
+  ASSERT_TRUE(resp.ParseFromString(Bytes({0x0a, 0x0f,                                    //
                                           0x12, 0x06, 0x0a, 0x01, 'l', 0x12, 0x01, 'v',  //
                                           0x1a, 0x05, 0x12, 0x01, 'd', 0x18, 0x07})));
   ASSERT_TRUE(resp.has_image());
@@ -131,14 +130,13 @@ TEST(ContentTest, WriteContentRequestGolden) {
   req.set_offset(4);
   req.set_data("D");
   (*req.mutable_labels())["k"] = "v";
-  EXPECT_EQ(Serialize(req),
-            Bytes({0x08, 0x02,              // 1: action COMMIT
-                   0x12, 0x01, 'r',         // 2: ref
-                   0x18, 0x03,              // 3: total
-                   0x22, 0x01, 'e',         // 4: expected
-                   0x28, 0x04,              // 5: offset
-                   0x32, 0x01, 'D',         // 6: data
-                   0x3a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));  // 7: labels
+  EXPECT_EQ(Serialize(req), Bytes({0x08, 0x02,       // 1: action COMMIT
+                                   0x12, 0x01, 'r',  // 2: ref
+                                   0x18, 0x03,       // 3: total
+                                   0x22, 0x01, 'e',  // 4: expected
+                                   0x28, 0x04,       // 5: offset
+                                   0x32, 0x01, 'D',  // 6: data
+                                   0x3a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));  // 7: labels
 }
 
 TEST(ContentTest, ParsesHandEncodedWriteContentResponse) {
@@ -164,9 +162,9 @@ TEST(ContentTest, InfoAndReadGolden) {
   info.mutable_created_at()->set_seconds(1);
   info.mutable_updated_at()->set_seconds(1);
   (*info.mutable_labels())["k"] = "v";
-  EXPECT_EQ(Serialize(info), Bytes({0x0a, 0x01, 'd', 0x10, 0x02, 0x1a, 0x02, 0x08, 0x01, 0x22,
-                                    0x02, 0x08, 0x01, 0x2a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01,
-                                    'v'}));
+  EXPECT_EQ(Serialize(info),
+            Bytes({0x0a, 0x01, 'd',  0x10, 0x02, 0x1a, 0x02, 0x08, 0x01, 0x22, 0x02,
+                   0x08, 0x01, 0x2a, 0x06, 0x0a, 0x01, 'k',  0x12, 0x01, 'v'}));
 
   content::ReadContentRequest read;
   read.set_digest("d");
@@ -195,8 +193,7 @@ TEST(LeasesTest, CreateRequestLabelsAreField3) {
   leases::CreateRequest req;
   req.set_id("i");
   (*req.mutable_labels())["k"] = "v";
-  EXPECT_EQ(Serialize(req),
-            Bytes({0x0a, 0x01, 'i', 0x1a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));
+  EXPECT_EQ(Serialize(req), Bytes({0x0a, 0x01, 'i', 0x1a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));
 }
 
 TEST(LeasesTest, ResourceRequestsGolden) {
@@ -204,8 +201,8 @@ TEST(LeasesTest, ResourceRequestsGolden) {
   add.set_id("l");
   add.mutable_resource()->set_id("d");
   add.mutable_resource()->set_type("content");
-  EXPECT_EQ(Serialize(add), Bytes({0x0a, 0x01, 'l', 0x12, 0x0c, 0x0a, 0x01, 'd', 0x12, 0x07,
-                                   'c', 'o', 'n', 't', 'e', 'n', 't'}));
+  EXPECT_EQ(Serialize(add), Bytes({0x0a, 0x01, 'l', 0x12, 0x0c, 0x0a, 0x01, 'd', 0x12, 0x07, 'c',
+                                   'o', 'n', 't', 'e', 'n', 't'}));
 
   leases::DeleteRequest del;
   del.set_id("l");
@@ -216,8 +213,8 @@ TEST(LeasesTest, ResourceRequestsGolden) {
 TEST(LeasesTest, ParsesHandEncodedLease) {
   leases::CreateResponse resp;
   // 1: lease { 1: "i", 2: created_at { 1: 9 }, 3: labels {"k":"v"} }
-  ASSERT_TRUE(resp.ParseFromString(Bytes({0x0a, 0x0f, 0x0a, 0x01, 'i', 0x12, 0x02, 0x08, 0x09,
-                                          0x1a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'})));
+  ASSERT_TRUE(resp.ParseFromString(Bytes({0x0a, 0x0f, 0x0a, 0x01, 'i', 0x12, 0x02, 0x08, 0x09, 0x1a,
+                                          0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'})));
   EXPECT_EQ(resp.lease().id(), "i");
   EXPECT_EQ(resp.lease().created_at().seconds(), 9);
   EXPECT_EQ(resp.lease().labels().at("k"), "v");
@@ -233,8 +230,8 @@ TEST(NamespacesTest, Golden) {
   namespaces::CreateNamespaceRequest create;
   create.mutable_namespace_()->set_name("n");
   (*create.mutable_namespace_()->mutable_labels())["k"] = "v";
-  EXPECT_EQ(Serialize(create), Bytes({0x0a, 0x0b, 0x0a, 0x01, 'n', 0x12, 0x06, 0x0a, 0x01, 'k',
-                                      0x12, 0x01, 'v'}));
+  EXPECT_EQ(Serialize(create),
+            Bytes({0x0a, 0x0b, 0x0a, 0x01, 'n', 0x12, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v'}));
 }
 
 // ---- gRPC method paths and streaming shapes ----
@@ -265,29 +262,28 @@ void ExpectService(const google::protobuf::ServiceDescriptor* service, const cha
 }
 
 TEST(ServicesTest, Content) {
-  ExpectService(
-      content::Info::descriptor()->file()->FindServiceByName("Content"),
-      "containerd.services.content.v1.Content",
-      {
-          {"Info", "containerd.services.content.v1.InfoRequest",
-           "containerd.services.content.v1.InfoResponse", false, false},
-          {"Update", "containerd.services.content.v1.UpdateRequest",
-           "containerd.services.content.v1.UpdateResponse", false, false},
-          {"List", "containerd.services.content.v1.ListContentRequest",
-           "containerd.services.content.v1.ListContentResponse", false, true},
-          {"Delete", "containerd.services.content.v1.DeleteContentRequest",
-           "google.protobuf.Empty", false, false},
-          {"Read", "containerd.services.content.v1.ReadContentRequest",
-           "containerd.services.content.v1.ReadContentResponse", false, true},
-          {"Status", "containerd.services.content.v1.StatusRequest",
-           "containerd.services.content.v1.StatusResponse", false, false},
-          {"ListStatuses", "containerd.services.content.v1.ListStatusesRequest",
-           "containerd.services.content.v1.ListStatusesResponse", false, false},
-          {"Write", "containerd.services.content.v1.WriteContentRequest",
-           "containerd.services.content.v1.WriteContentResponse", true, true},
-          {"Abort", "containerd.services.content.v1.AbortRequest", "google.protobuf.Empty",
-           false, false},
-      });
+  ExpectService(content::Info::descriptor()->file()->FindServiceByName("Content"),
+                "containerd.services.content.v1.Content",
+                {
+                    {"Info", "containerd.services.content.v1.InfoRequest",
+                     "containerd.services.content.v1.InfoResponse", false, false},
+                    {"Update", "containerd.services.content.v1.UpdateRequest",
+                     "containerd.services.content.v1.UpdateResponse", false, false},
+                    {"List", "containerd.services.content.v1.ListContentRequest",
+                     "containerd.services.content.v1.ListContentResponse", false, true},
+                    {"Delete", "containerd.services.content.v1.DeleteContentRequest",
+                     "google.protobuf.Empty", false, false},
+                    {"Read", "containerd.services.content.v1.ReadContentRequest",
+                     "containerd.services.content.v1.ReadContentResponse", false, true},
+                    {"Status", "containerd.services.content.v1.StatusRequest",
+                     "containerd.services.content.v1.StatusResponse", false, false},
+                    {"ListStatuses", "containerd.services.content.v1.ListStatusesRequest",
+                     "containerd.services.content.v1.ListStatusesResponse", false, false},
+                    {"Write", "containerd.services.content.v1.WriteContentRequest",
+                     "containerd.services.content.v1.WriteContentResponse", true, true},
+                    {"Abort", "containerd.services.content.v1.AbortRequest",
+                     "google.protobuf.Empty", false, false},
+                });
 }
 
 TEST(ServicesTest, Images) {

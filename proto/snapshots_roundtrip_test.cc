@@ -81,8 +81,7 @@ class RecordingSnapshots final : public snapshots::Snapshots::Service {
                       snapshots::UpdateSnapshotResponse* resp) override {
     Record(*req);
     *resp->mutable_info() = req->info();
-    resp->mutable_info()->mutable_updated_at()->set_seconds(req->info().created_at().seconds() +
-                                                            1);
+    resp->mutable_info()->mutable_updated_at()->set_seconds(req->info().created_at().seconds() + 1);
     return grpc::Status::OK;
   }
   grpc::Status List(grpc::ServerContext*, const snapshots::ListSnapshotsRequest* req,
@@ -356,8 +355,10 @@ TEST(SnapshotsWireTest, GoldenBytesMatchContainerdFieldNumbers) {
   prepare.set_key("k");
   prepare.set_parent("p");
   (*prepare.mutable_labels())["a"] = "b";
-  EXPECT_EQ(prepare.SerializeAsString(),
-            std::string("\x0a\x01s\x12\x01k\x1a\x01p\x22\x06\x0a\x01" "a\x12\x01" "b", 17));
+  EXPECT_EQ(prepare.SerializeAsString(), std::string("\x0a\x01s\x12\x01k\x1a\x01p\x22\x06\x0a\x01"
+                                                     "a\x12\x01"
+                                                     "b",
+                                                     17));
 
   snapshots::CommitSnapshotRequest commit;
   commit.set_name("n");
@@ -391,7 +392,9 @@ TEST(SnapshotsWireTest, GoldenBytesMatchContainerdFieldNumbers) {
 
   snapshots::ListSnapshotsRequest list;
   list.add_filters("f");
-  EXPECT_EQ(list.SerializeAsString(), std::string("\x12\x01" "f", 3));
+  EXPECT_EQ(list.SerializeAsString(), std::string("\x12\x01"
+                                                  "f",
+                                                  3));
 }
 
 }  // namespace

@@ -46,8 +46,8 @@ absl::StatusOr<Challenge> ParseChallenge(absl::string_view h) {
 }
 
 std::string BasicAuthorization(const Credential& credential) {
-  return absl::StrCat("Basic ",
-                      absl::Base64Escape(absl::StrCat(credential.username, ":", credential.password)));
+  return absl::StrCat(
+      "Basic ", absl::Base64Escape(absl::StrCat(credential.username, ":", credential.password)));
 }
 
 std::optional<std::string> TokenCache::Get(const std::string& key) const {

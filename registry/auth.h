@@ -53,7 +53,7 @@ class StaticCredentials final : public CredentialStore {
 };
 
 struct Challenge {
-  std::string scheme;  // lowercase: "bearer" or "basic"
+  std::string scheme;                         // lowercase: "bearer" or "basic"
   std::map<std::string, std::string> params;  // realm, service, scope, error, ...
 };
 

@@ -184,13 +184,16 @@ absl::StatusOr<std::optional<Credential>> DockerConfigCredentials::Get(
         }
         size_t colon = decoded.find(':');
         if (colon == std::string::npos) {
-          return absl::InvalidArgumentError(absl::StrCat(path_, ": auths entry is not user:password"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(path_, ": auths entry is not user:password"));
         }
         c.username = decoded.substr(0, colon);
         c.password = decoded.substr(colon + 1);
       }
-      if (a.HasMember("username") && a["username"].IsString()) c.username = a["username"].GetString();
-      if (a.HasMember("password") && a["password"].IsString()) c.password = a["password"].GetString();
+      if (a.HasMember("username") && a["username"].IsString())
+        c.username = a["username"].GetString();
+      if (a.HasMember("password") && a["password"].IsString())
+        c.password = a["password"].GetString();
       if (a.HasMember("identitytoken") && a["identitytoken"].IsString()) {
         c.identity_token = a["identitytoken"].GetString();
       }

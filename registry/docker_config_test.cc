@@ -31,7 +31,8 @@ class DockerConfigTest : public ::testing::Test {
     Write("docker-credential-fake",
           "#!/bin/sh\nread host\n"
           "case \"$host\" in\n"
-          "  helper.example) echo '{\"ServerURL\":\"helper.example\",\"Username\":\"hu\",\"Secret\":\"hs\"}';;\n"
+          "  helper.example) echo "
+          "'{\"ServerURL\":\"helper.example\",\"Username\":\"hu\",\"Secret\":\"hs\"}';;\n"
           "  token.example) echo '{\"Username\":\"<token>\",\"Secret\":\"refresh-tok\"}';;\n"
           "  broken.example) echo 'not json';;\n"
           "  *) echo 'credentials not found in native keychain'; exit 1;;\n"

@@ -88,7 +88,8 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(const std::string& 
   // [host."..."] tables in file order (toml++ sorts keys; the source position does not).
   if (auto* hosts = root["host"].as_table()) {
     std::vector<std::pair<toml::source_position, std::string>> order;
-    for (auto& [key, node] : *hosts) order.emplace_back(node.source().begin, std::string(key.str()));
+    for (auto& [key, node] : *hosts)
+      order.emplace_back(node.source().begin, std::string(key.str()));
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
       return a.first.line != b.first.line ? a.first.line < b.first.line
                                           : a.first.column < b.first.column;

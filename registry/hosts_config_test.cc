@@ -27,7 +27,8 @@ skip_verify = false
   override_path = true
   skip_verify = true
   client = [["/c.pem", "/k.pem"]]
-)", "test.toml");
+)",
+                            "test.toml");
   ASSERT_THAT(eps, IsOk());
   ASSERT_EQ(eps->size(), 3u);
   const auto& z = (*eps)[0];  // First in the file, though it sorts last by name.

@@ -40,8 +40,8 @@ inline constexpr char kClipLayerAnnotation[] = "dev.clip.layer.digest";
 inline constexpr char kOciEmptyMediaType[] = "application/vnd.oci.empty.v1+json";
 
 struct LayerIndexBlob {
-  Digest layer;         // the image layer the index describes
-  std::string encoded;  // the encoded clip index (index/FORMAT.md)
+  Digest layer;              // the image layer the index describes
+  std::string encoded;       // the encoded clip index (index/FORMAT.md)
   std::string profile = {};  // its encoded access profile; empty: none
 };
 

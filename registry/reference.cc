@@ -127,9 +127,7 @@ absl::StatusOr<Reference> Reference::Parse(absl::string_view text) {
   return ref;
 }
 
-std::string Reference::ManifestReference() const {
-  return digest_ ? digest_->ToString() : tag_;
-}
+std::string Reference::ManifestReference() const { return digest_ ? digest_->ToString() : tag_; }
 
 std::string Reference::Name() const { return absl::StrCat(domain_, "/", repository_); }
 

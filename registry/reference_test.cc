@@ -57,10 +57,9 @@ TEST(ReferenceTest, Parts) {
 }
 
 TEST(ReferenceTest, RejectsInvalid) {
-  for (const char* bad :
-       {"", "UPPER/case", "app:", ":tag", "a//b", "-app", "app-", "app:-bad", "app:bad tag",
-        "localhost:port/x", "host:5000/", "a@sha256:abc", "app@", "x:y:z/a",
-        "repo/with/Upper", "a..b", "bad_-sep"}) {
+  for (const char* bad : {"", "UPPER/case", "app:", ":tag", "a//b", "-app", "app-", "app:-bad",
+                          "app:bad tag", "localhost:port/x", "host:5000/", "a@sha256:abc", "app@",
+                          "x:y:z/a", "repo/with/Upper", "a..b", "bad_-sep"}) {
     EXPECT_EQ(Reference::Parse(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_EQ(Reference::Parse(std::string("a@sha512:") + kHex).status().code(),

@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
       // Offsets chosen up front, same for both clients.
       std::vector<std::vector<uint64_t>> offsets(conc);
       for (int s = 0; s < conc; ++s) {
-        for (int i = 0; i < per_stream; ++i) offsets[s].push_back((rng() % (kBlob / kRange)) * kRange);
+        for (int i = 0; i < per_stream; ++i)
+          offsets[s].push_back((rng() % (kBlob / kRange)) * kRange);
       }
       Result ours;
       {

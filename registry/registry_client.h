@@ -35,8 +35,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/digest.h"
-#include "registry/auth.h"
 #include "common/http_client.h"
+#include "registry/auth.h"
 #include "registry/reference.h"
 
 namespace clip {
@@ -83,7 +83,7 @@ absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view bytes);
 // One way to reach a registry: the server itself or a mirror.
 struct RegistryEndpoint {
   std::string scheme = "https";
-  std::string host;                // host[:port]
+  std::string host;                 // host[:port]
   std::string path_prefix = "/v2";  // containerd's override_path puts the full path here
   bool pull = true;
   bool resolve = true;
@@ -102,7 +102,8 @@ class HostResolver {
 // for the domains listed.
 class DefaultHosts final : public HostResolver {
  public:
-  explicit DefaultHosts(std::set<std::string> plain_http = {}) : plain_http_(std::move(plain_http)) {}
+  explicit DefaultHosts(std::set<std::string> plain_http = {})
+      : plain_http_(std::move(plain_http)) {}
   std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const override;
 
  private:
@@ -119,8 +120,8 @@ struct RetryPolicy {
 class RegistryClient {
  public:
   struct Options {
-    std::shared_ptr<const HostResolver> hosts;              // default: DefaultHosts
-    std::shared_ptr<const CredentialStore> credentials;     // default: anonymous
+    std::shared_ptr<const HostResolver> hosts;           // default: DefaultHosts
+    std::shared_ptr<const CredentialStore> credentials;  // default: anonymous
     RetryPolicy retry;
     HttpOptions http;
     // Set to true to abort every request in flight and fail new ones with kCancelled
@@ -163,7 +164,7 @@ class RegistryClient {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     std::function<absl::Status(absl::string_view)> sink;
-    bool retry = true;  // retry transport errors (false once a sink may have seen bytes)
+    bool retry = true;         // retry transport errors (false once a sink may have seen bytes)
     std::string absolute_url;  // when set, used instead of endpoint + path (upload URLs)
   };
 

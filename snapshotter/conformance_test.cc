@@ -50,7 +50,8 @@ absl::Status MountOne(const MountSpec& m, const std::string& target) {
     if (mount(m.source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       return absl::InternalError(absl::StrCat("bind mount: ", strerror(errno)));
     }
-    if (ro && mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+    if (ro &&
+        mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
       return absl::InternalError(absl::StrCat("ro remount: ", strerror(errno)));
     }
     return absl::OkStatus();
@@ -82,12 +83,14 @@ absl::Status MountOne(const MountSpec& m, const std::string& target) {
   pid_t pid = fork();
   if (pid == 0) {
     if (chdir(common.c_str()) != 0) _exit(1);
-    _exit(mount("overlay", target.c_str(), "overlay", ro ? MS_RDONLY : 0, rel.c_str()) == 0 ? 0 : 2);
+    _exit(mount("overlay", target.c_str(), "overlay", ro ? MS_RDONLY : 0, rel.c_str()) == 0 ? 0
+                                                                                            : 2);
   }
   int status = 0;
   waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("overlay mount (relative): exit ", WEXITSTATUS(status)));
+    return absl::InternalError(
+        absl::StrCat("overlay mount (relative): exit ", WEXITSTATUS(status)));
   }
   return absl::OkStatus();
 }
@@ -284,9 +287,9 @@ TEST_P(ConformanceTest, WalkWithFilters) {
   auto names = [&](std::vector<std::string> filters) {
     std::set<std::string> out;
     EXPECT_TRUE(s_->Walk(filters, [&](const SnapshotInfo& i) {
-                     out.insert(i.name);
-                     return absl::OkStatus();
-                   }).ok());
+                    out.insert(i.name);
+                    return absl::OkStatus();
+                  }).ok());
     return out;
   };
   EXPECT_EQ(names({}), (std::set<std::string>{"base", "b", "v"}));

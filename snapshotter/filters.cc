@@ -133,7 +133,8 @@ std::optional<std::string> Field(const SnapshotInfo& info, const std::vector<std
     if (path[0] == "name") return info.name;
     if (path[0] == "parent") return info.parent;
     if (path[0] == "kind") return std::string(KindName(info.kind));
-    if (path[0] == "labels") return info.labels.empty() ? std::nullopt : std::optional<std::string>("");
+    if (path[0] == "labels")
+      return info.labels.empty() ? std::nullopt : std::optional<std::string>("");
     return std::nullopt;
   }
   if (path[0] == "labels") {

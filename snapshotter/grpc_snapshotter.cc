@@ -30,7 +30,8 @@ void SetLabels(const Labels& labels, Map* out) {
 }  // namespace
 
 GrpcSnapshotter::GrpcSnapshotter(const std::string& target, std::string name)
-    : stub_(v1::Snapshots::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
+    : stub_(
+          v1::Snapshots::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
       name_(std::move(name)) {}
 
 absl::StatusOr<SnapshotInfo> GrpcSnapshotter::Stat(const std::string& key) {

@@ -24,8 +24,7 @@ class GrpcSnapshotter final : public Snapshotter {
                                       const std::vector<std::string>& paths) override;
   absl::StatusOr<SnapshotUsage> Usage(const std::string& key) override;
   absl::StatusOr<std::vector<MountSpec>> Mounts(const std::string& key) override;
-  absl::StatusOr<std::vector<MountSpec>> Prepare(const std::string& key,
-                                                 const std::string& parent,
+  absl::StatusOr<std::vector<MountSpec>> Prepare(const std::string& key, const std::string& parent,
                                                  const Labels& labels) override;
   absl::StatusOr<std::vector<MountSpec>> View(const std::string& key, const std::string& parent,
                                               const Labels& labels) override;

@@ -130,7 +130,8 @@ absl::Status OverlaySnapshotter::TryRemote(const std::string& parent, const Labe
     }
     if (!parent.empty()) {
       CLIP_ASSIGN_OR_RETURN(auto p, txn.Get(parent));
-      if (!p || p->info.kind != SnapshotKind::kCommitted) return absl::OkStatus();  // ordinary path decides
+      if (!p || p->info.kind != SnapshotKind::kCommitted)
+        return absl::OkStatus();  // ordinary path decides
     }
     SnapshotRecord r;
     r.info.name = target;
@@ -150,8 +151,8 @@ absl::Status OverlaySnapshotter::TryRemote(const std::string& parent, const Labe
   }
   if (!mounted.ok()) {
     Log(LogLevel::kWarning, "snapshotter",
-        absl::StrCat("lazy mount of ", target, " failed, pulling normally: ",
-                     mounted.status().message()));
+        absl::StrCat("lazy mount of ", target,
+                     " failed, pulling normally: ", mounted.status().message()));
   }
   // 3. Not lazy: undo, and let the ordinary path run.
   (void)store_->Transact([&](MetadataStore::Txn& txn) { return txn.Delete(id); });
@@ -244,18 +245,19 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::MountsFor(MetadataSto
   std::string dir = SnapshotDir(r.id);
   if (r.info.kind == SnapshotKind::kActive) {
     if (lowers.empty()) return std::vector<MountSpec>{{"bind", dir + "/fs", {"rw", "rbind"}}};
-    return std::vector<MountSpec>{
-        {"overlay",
-         "overlay",
-         {"index=off", absl::StrCat("workdir=", dir, "/work"),
-          absl::StrCat("upperdir=", dir, "/fs"),
-          absl::StrCat("lowerdir=", absl::StrJoin(lowers, ":"))}}};
+    return std::vector<MountSpec>{{"overlay",
+                                   "overlay",
+                                   {"index=off", absl::StrCat("workdir=", dir, "/work"),
+                                    absl::StrCat("upperdir=", dir, "/fs"),
+                                    absl::StrCat("lowerdir=", absl::StrJoin(lowers, ":"))}}};
   }
   if (r.info.kind == SnapshotKind::kView) {
     if (lowers.empty()) return std::vector<MountSpec>{{"bind", dir + "/fs", {"ro", "rbind"}}};
     if (lowers.size() == 1) return std::vector<MountSpec>{{"bind", lowers[0], {"ro", "rbind"}}};
     return std::vector<MountSpec>{
-        {"overlay", "overlay", {"index=off", absl::StrCat("lowerdir=", absl::StrJoin(lowers, ":"))}}};
+        {"overlay",
+         "overlay",
+         {"index=off", absl::StrCat("lowerdir=", absl::StrJoin(lowers, ":"))}}};
   }
   return absl::FailedPreconditionError(
       absl::StrCat("snapshot ", r.info.name, " is not active or a view"));
@@ -280,10 +282,12 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
   std::vector<MountSpec> mounts;
   absl::Status s = store_->Transact([&](MetadataStore::Txn& txn) -> absl::Status {
     CLIP_ASSIGN_OR_RETURN(auto existing, txn.Get(key));
-    if (existing) return absl::AlreadyExistsError(absl::StrCat("snapshot ", key, " already exists"));
+    if (existing)
+      return absl::AlreadyExistsError(absl::StrCat("snapshot ", key, " already exists"));
     if (!parent.empty()) {
       CLIP_ASSIGN_OR_RETURN(auto p, txn.Get(parent));
-      if (!p) return absl::NotFoundError(absl::StrCat("parent snapshot ", parent, " does not exist"));
+      if (!p)
+        return absl::NotFoundError(absl::StrCat("parent snapshot ", parent, " does not exist"));
       if (p->info.kind != SnapshotKind::kCommitted) {
         return absl::InvalidArgumentError(
             absl::StrCat("parent ", parent, " is not a committed snapshot"));
@@ -363,7 +367,8 @@ absl::Status OverlaySnapshotter::Commit(const std::string& name, const std::stri
       return absl::FailedPreconditionError(absl::StrCat("snapshot ", key, " is not active"));
     }
     CLIP_ASSIGN_OR_RETURN(auto existing, txn.Get(name));
-    if (existing) return absl::AlreadyExistsError(absl::StrCat("snapshot ", name, " already exists"));
+    if (existing)
+      return absl::AlreadyExistsError(absl::StrCat("snapshot ", name, " already exists"));
     r->info.name = name;
     r->info.kind = SnapshotKind::kCommitted;
     r->info.labels = labels;

@@ -98,8 +98,7 @@ grpc::Status SnapshotsService::View(Req*, const v1::ViewSnapshotRequest* r,
   });
 }
 
-grpc::Status SnapshotsService::Mounts(Req*, const v1::MountsRequest* r,
-                                      v1::MountsResponse* resp) {
+grpc::Status SnapshotsService::Mounts(Req*, const v1::MountsRequest* r, v1::MountsResponse* resp) {
   return Instrumented("Mounts", [&]() -> grpc::Status {
     auto m = s_.Mounts(r->key());
     if (!m.ok()) return ToGrpc(m.status());
@@ -117,9 +116,7 @@ grpc::Status SnapshotsService::Commit(Req*, const v1::CommitSnapshotRequest* r,
 
 grpc::Status SnapshotsService::Remove(Req*, const v1::RemoveSnapshotRequest* r,
                                       google::protobuf::Empty*) {
-  return Instrumented("Remove", [&]() -> grpc::Status {
-    return ToGrpc(s_.Remove(r->key()));
-  });
+  return Instrumented("Remove", [&]() -> grpc::Status { return ToGrpc(s_.Remove(r->key())); });
 }
 
 grpc::Status SnapshotsService::Stat(Req*, const v1::StatSnapshotRequest* r,
@@ -135,7 +132,8 @@ grpc::Status SnapshotsService::Stat(Req*, const v1::StatSnapshotRequest* r,
 grpc::Status SnapshotsService::Update(Req*, const v1::UpdateSnapshotRequest* r,
                                       v1::UpdateSnapshotResponse* resp) {
   return Instrumented("Update", [&]() -> grpc::Status {
-    std::vector<std::string> paths(r->update_mask().paths().begin(), r->update_mask().paths().end());
+    std::vector<std::string> paths(r->update_mask().paths().begin(),
+                                   r->update_mask().paths().end());
     auto info = s_.Update(FromProto(r->info()), paths);
     if (!info.ok()) return ToGrpc(info.status());
     ToProto(*info, resp->mutable_info());
@@ -175,11 +173,8 @@ grpc::Status SnapshotsService::Usage(Req*, const v1::UsageRequest* r, v1::UsageR
   });
 }
 
-grpc::Status SnapshotsService::Cleanup(Req*, const v1::CleanupRequest*,
-                                       google::protobuf::Empty*) {
-  return Instrumented("Cleanup", [&]() -> grpc::Status {
-    return ToGrpc(s_.Cleanup());
-  });
+grpc::Status SnapshotsService::Cleanup(Req*, const v1::CleanupRequest*, google::protobuf::Empty*) {
+  return Instrumented("Cleanup", [&]() -> grpc::Status { return ToGrpc(s_.Cleanup()); });
 }
 
 }  // namespace clip

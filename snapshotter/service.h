@@ -37,9 +37,9 @@ class SnapshotsService final : public containerd::services::snapshots::v1::Snaps
                     containerd::services::snapshots::v1::StatSnapshotResponse*) override;
   grpc::Status Update(Req*, const containerd::services::snapshots::v1::UpdateSnapshotRequest*,
                       containerd::services::snapshots::v1::UpdateSnapshotResponse*) override;
-  grpc::Status List(Req*, const containerd::services::snapshots::v1::ListSnapshotsRequest*,
-                    grpc::ServerWriter<containerd::services::snapshots::v1::ListSnapshotsResponse>*)
-      override;
+  grpc::Status List(
+      Req*, const containerd::services::snapshots::v1::ListSnapshotsRequest*,
+      grpc::ServerWriter<containerd::services::snapshots::v1::ListSnapshotsResponse>*) override;
   grpc::Status Usage(Req*, const containerd::services::snapshots::v1::UsageRequest*,
                      containerd::services::snapshots::v1::UsageResponse*) override;
   grpc::Status Cleanup(Req*, const containerd::services::snapshots::v1::CleanupRequest*,

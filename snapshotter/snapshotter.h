@@ -36,7 +36,7 @@ struct SnapshotInfo {
 };
 
 struct SnapshotUsage {
-  int64_t size = 0;    // bytes on disk
+  int64_t size = 0;  // bytes on disk
   int64_t inodes = 0;
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds everything, runs every test
 # (then the unit tests again under ASan+UBSan), and ends with `N passed, N failed`
-# counting test cases. README command 2; .ci/run calls exactly this.
+# counting test cases, plus one for clang-format cleanliness. README command 2; .ci/run
+# calls exactly this.
 #
 # Environment: CI=true stops the Bazel server at the end; CLIP_SKIP_ASAN=1 skips
 # the sanitizer pass (local iteration only).
@@ -63,6 +64,24 @@ run_pass() {
   total_skipped=$((total_skipped + s))
 }
 
+# Formatting: every C++ file as clang-format (.clang-format) writes it, counted as one
+# test case. (Debian 12 has no buildifier package, so BUILD files are not checked.)
+check_format() {
+  local bad
+  bad=$(git ls-files '*.cc' '*.h' | while read -r f; do
+    clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || echo "$f"
+  done)
+  if [ -n "$bad" ]; then
+    echo "=== format: not clang-format clean (fix: clang-format -i FILE):"
+    echo "$bad"
+    total_failed=$((total_failed + 1))
+  else
+    echo "=== format: $(git ls-files '*.cc' '*.h' | wc -l) C++ files clang-format clean"
+    total_passed=$((total_passed + 1))
+  fi
+}
+
+check_format
 run_pass default
 if [ "${CLIP_SKIP_ASAN:-}" != "1" ]; then
   # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer. Targets tagged

@@ -19,7 +19,7 @@ class NginxCas {
  public:
   static absl::StatusOr<std::unique_ptr<NginxCas>> Start();
   ~NginxCas();
-  std::string endpoint() const;  // http://127.0.0.1:<port>
+  std::string endpoint() const;                       // http://127.0.0.1:<port>
   std::string PathFor(const std::string& hex) const;  // the stored file
 
  private:

@@ -1,7 +1,5 @@
 #include "registry/testing/registry_server.h"
 
-#include "common/testing/subprocess.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,8 +17,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/status_macros.h"
 #include "common/http_client.h"
+#include "common/status_macros.h"
+#include "common/testing/subprocess.h"
 
 extern char** environ;
 
@@ -33,24 +32,28 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const Opti
   CLIP_ASSIGN_OR_RETURN(s->port_, PickFreePort());
   std::string cfg = absl::StrCat(
       "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-      "storage:\n  filesystem:\n    rootdirectory: ", s->dir_, "/data\n  delete:\n    enabled: true\n"
-      "http:\n  addr: 127.0.0.1:", s->port_, "\n");
+      "storage:\n  filesystem:\n    rootdirectory: ",
+      s->dir_,
+      "/data\n  delete:\n    enabled: true\n"
+      "http:\n  addr: 127.0.0.1:",
+      s->port_, "\n");
   if (options.tls) {
     s->ca_file_ = s->dir_ + "/ca.pem";
     CLIP_RETURN_IF_ERROR(
-        RunCommand(absl::StrCat(
-                       "cd ", s->dir_,
-                       " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=clip-test-ca"
-                       " -keyout ca.key -out ca.pem 2>/dev/null"
-                       " && openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1"
-                       " -keyout server.key -out server.csr 2>/dev/null"
-                       " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext"
-                       " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
-                       " -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null"
-                       " && openssl req -newkey rsa:2048 -nodes -subj /CN=clip-client"
-                       " -keyout client.key -out client.csr 2>/dev/null"
-                       " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key"
-                       " -CAcreateserial -days 2 -out client.pem 2>/dev/null"))
+        RunCommand(
+            absl::StrCat(
+                "cd ", s->dir_,
+                " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=clip-test-ca"
+                " -keyout ca.key -out ca.pem 2>/dev/null"
+                " && openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1"
+                " -keyout server.key -out server.csr 2>/dev/null"
+                " && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext"
+                " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
+                " -CAcreateserial -days 2 -extfile san.ext -out server.pem 2>/dev/null"
+                " && openssl req -newkey rsa:2048 -nodes -subj /CN=clip-client"
+                " -keyout client.key -out client.csr 2>/dev/null"
+                " && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key"
+                " -CAcreateserial -days 2 -out client.pem 2>/dev/null"))
             .status());
     absl::StrAppend(&cfg, "  tls:\n    certificate: ", s->dir_, "/server.pem\n    key: ", s->dir_,
                     "/server.key\n");
@@ -79,8 +82,8 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Start(const Opti
     if (resp.ok() && (resp->status == 200 || resp->status == 401)) return s;
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return absl::UnavailableError(
-      absl::StrCat("docker-registry did not come up: ", ReadFileOrEmpty(s->dir_ + "/registry.log")));
+  return absl::UnavailableError(absl::StrCat("docker-registry did not come up: ",
+                                             ReadFileOrEmpty(s->dir_ + "/registry.log")));
 }
 
 RegistryServer::~RegistryServer() {

@@ -22,8 +22,8 @@ namespace clip::testing {
 class RegistryServer {
  public:
   struct Options {
-    bool tls = false;       // self-signed CA generated here; ca_file() trusts it
-    bool htpasswd = false;  // basic auth with user() / password()
+    bool tls = false;         // self-signed CA generated here; ca_file() trusts it
+    bool htpasswd = false;    // basic auth with user() / password()
     bool mutual_tls = false;  // with tls: clients must present client_cert()
   };
   static absl::StatusOr<std::unique_ptr<RegistryServer>> Start(const Options& options);
