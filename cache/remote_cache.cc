@@ -112,6 +112,11 @@ absl::Status RemoteCache::Put(const Digest& key, const SpanBytes& bytes) {
   return absl::OkStatus();
 }
 
+size_t RemoteCache::PendingWrites() {
+  absl::MutexLock lock(&mu_);
+  return queue_.size() + static_cast<size_t>(busy_);
+}
+
 void RemoteCache::Flush() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(

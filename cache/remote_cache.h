@@ -57,6 +57,8 @@ class RemoteCache final : public SpanStore {
 
   // Waits until every queued write is done (tests, orderly shutdown).
   void Flush();
+  // Writes queued or in flight (the clip_remote_cache_pending_writes gauge).
+  size_t PendingWrites();
 
  private:
   std::string Url(const Digest& key) const;

@@ -445,6 +445,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node1.GetSpan(i), IsOk());
   executor.Drain();
   remote.Flush();
+  EXPECT_EQ(remote.PendingWrites(), 0u);
   EXPECT_EQ(origin->calls.load(), 6);
   EXPECT_EQ(remote.counters().bytes_written.load(), 6u * 200000);
 

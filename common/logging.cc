@@ -44,7 +44,7 @@ bool RateLimitedLog::Log(LogLevel level, absl::string_view component, absl::stri
   uint64_t suppressed;
   {
     absl::MutexLock lock(&mu_);
-    absl::Time now = absl::Now();
+    absl::Time now = now_();
     if (now - last_ < interval_) {
       ++suppressed_;
       return false;

@@ -29,13 +29,17 @@ void Log(LogLevel level, absl::string_view component, absl::string_view message)
 
 class RateLimitedLog {
  public:
-  explicit RateLimitedLog(absl::Duration interval) : interval_(interval) {}
+  using Clock = absl::Time (*)();
+  // `now` is the clock (tests pass a fake one).
+  explicit RateLimitedLog(absl::Duration interval, Clock now = &absl::Now)
+      : interval_(interval), now_(now) {}
   // Logs unless a line went out less than `interval` ago; the next line that goes out
   // says how many were suppressed in between. Returns whether it logged.
   bool Log(LogLevel level, absl::string_view component, absl::string_view message);
 
  private:
   const absl::Duration interval_;
+  const Clock now_;
   absl::Mutex mu_;
   absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t suppressed_ ABSL_GUARDED_BY(mu_) = 0;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -427,7 +428,19 @@ TEST(CrashSafetyTest, KilledMidOperationLeavesOldOrNewState) {
       if (i % 3 == 0) (void)s->Remove(absl::StrCat("c", i));
     }
   }
-  absl::SleepFor(absl::Milliseconds(700));
+  // Killed once the child is well into its loop (some snapshots made, others removed),
+  // however fast this machine is: poll for that state instead of sleeping a fixed time.
+  auto snapshots = [&] {
+    std::error_code ec;
+    size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator(root + "/snapshots", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++n;
+    }
+    return n;
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (snapshots() < 12 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   auto s = OverlaySnapshotter::Open(root).value();

@@ -302,6 +302,13 @@ void Daemon::AddMetrics() {
                            Type::kGauge, [remote](auto* out) {
                              out->push_back({{}, static_cast<double>(remote->mounted())});
                            }));
+  if (RemoteCache* shared = remote_cache_.get()) {
+    collectors_.push_back(metrics.AddCollector(
+        "clip_remote_cache_pending_writes", "Span writes to the remote cache queued or in flight",
+        Type::kGauge, [shared](auto* out) {
+          out->push_back({{}, static_cast<double>(shared->PendingWrites())});
+        }));
+  }
   if (!config_.metrics_address.empty()) {
     auto started = MetricsServer::Start(config_.metrics_address, &metrics);
     if (!started.ok()) {

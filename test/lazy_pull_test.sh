@@ -61,8 +61,8 @@ for i in a b; do
     { error "clipctl index $i"; cat "$t/index-$i.log"; }
 done
 e2e_nginx
-printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
-  "$reg" "$E2E_NGINX" > "$t/clip.toml"
+printf 'plain_http = ["%s"]\nremote_cache = "%s"\nmetrics_address = "unix:%s"\n[access_profiles]\nquiet_seconds = 1\n' \
+  "$reg" "$E2E_NGINX" "$t/metrics.sock" > "$t/clip.toml"
 e2e_clip "$daemon"
 e2e_containerd
 ctr1="$E2E_CTR"
@@ -175,7 +175,11 @@ out=$("$clipctl" record -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg"
   "$reg/e2e/c:v1" 2>&1) && error "clipctl record of an image without indexes succeeded"
 grep -q "no lazily mounted layer" <<<"$out" || error "clipctl record without indexes: unclear: $out"
 [ -z "$($ctr1 images ls -q)" ] || error "a failed clipctl record left the image it pulled"
-sleep 1  # the remote cache's writes are asynchronous
+# The remote cache's span writes are asynchronous: wait until host 1 has none pending.
+pending() { curl -sf --unix-socket "$t/metrics.sock" http://clip/metrics |
+  awk '/^clip_remote_cache_pending_writes /{print $2}'; }
+for _ in $(seq 1 100); do [ "$(pending)" = "0" ] && break; sleep 0.1; done
+[ "$(pending)" = "0" ] || error "host 1 still has remote cache writes pending: $(pending)"
 printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
   "$reg" "$E2E_NGINX" > "$t/clip2.toml"
 e2e_clip "$daemon" 2
