@@ -227,19 +227,42 @@ RegistryClient::RegistryClient(Options options)
   if (!options_.hosts) options_.hosts = std::make_shared<DefaultHosts>();
 }
 
-absl::Duration RegistryClient::Backoff(int attempt, const HttpResponse* response) const {
+namespace {
+
+// Answers worth another attempt: rate limited, or the server (or a proxy) failing.
+bool RetryableHttp(int status) {
+  return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+}  // namespace
+
+absl::Status RegistryClient::Retrying(const std::function<Step(int attempt)>& step) const {
+  const int max = std::max(1, options_.retry.max_attempts);
+  absl::Status last = absl::UnavailableError("no attempt made");
+  for (int attempt = 0; attempt < max; ++attempt) {
+    if (cancelled()) return absl::CancelledError("request cancelled");
+    Step s = step(attempt);
+    if (!s.retry) return s.status;
+    last = s.status;
+    if (attempt + 1 < max && !Sleep(Backoff(attempt, s.retry_after))) {
+      return absl::CancelledError("request cancelled");
+    }
+  }
+  return absl::UnavailableError(absl::StrCat(last.message(), " (after ", max, " attempts)"));
+}
+
+absl::Duration RegistryClient::Backoff(int attempt,
+                                       const std::optional<std::string>& retry_after) const {
   const RetryPolicy& p = options_.retry;
-  if (response != nullptr) {
-    if (auto ra = response->Header("retry-after")) {
-      int64_t secs = 0;
-      absl::Time when;
-      std::string err;
-      if (absl::SimpleAtoi(*ra, &secs)) {
-        return std::min(absl::Seconds(std::max<int64_t>(0, secs)), p.max_retry_after);
-      }
-      if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", *ra, &when, &err)) {
-        return std::min(std::max(absl::ZeroDuration(), when - absl::Now()), p.max_retry_after);
-      }
+  if (retry_after) {
+    int64_t secs = 0;
+    absl::Time when;
+    std::string err;
+    if (absl::SimpleAtoi(*retry_after, &secs)) {
+      return std::min(absl::Seconds(std::max<int64_t>(0, secs)), p.max_retry_after);
+    }
+    if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", *retry_after, &when, &err)) {
+      return std::min(std::max(absl::ZeroDuration(), when - absl::Now()), p.max_retry_after);
     }
   }
   absl::Duration d = p.initial_backoff * (int64_t{1} << std::min(attempt, 16));
@@ -300,18 +323,12 @@ absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep
     req.headers.emplace_back("Authorization", BasicAuthorization(*cred));
   }
   absl::StatusOr<HttpResponse> tr;
-  for (int attempt = 0; attempt < options_.retry.max_attempts; ++attempt) {
+  CLIP_RETURN_IF_ERROR(Retrying([&](int) -> Step {
     tr = http_.Do(req);
-    bool retryable = !tr.ok() ? tr.status().code() == absl::StatusCode::kUnavailable
-                              : (tr->status == 429 || tr->status >= 500);
-    if (!retryable) break;
-    if (attempt + 1 < options_.retry.max_attempts) {
-      if (!Sleep(Backoff(attempt, tr.ok() ? &*tr : nullptr)))
-        return absl::CancelledError("cancelled");
-    }
-  }
-  if (!tr.ok()) return tr.status();
-  CLIP_RETURN_IF_ERROR(StatusFromResponse(*tr, "token request"));
+    if (!tr.ok()) return {tr.status(), tr.status().code() == absl::StatusCode::kUnavailable};
+    absl::Status s = StatusFromResponse(*tr, "token request");
+    return {s, RetryableHttp(tr->status), tr->Header("retry-after")};
+  }));
   rapidjson::Document doc;
   doc.Parse(tr->body.data(), tr->body.size());
   std::string token;
@@ -343,61 +360,58 @@ absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
   const std::string origin_host = HostOf(url);
   bool authorized_once = false;
   int redirects = 0;
-  absl::Status last = absl::UnavailableError("no attempt made");
-  for (int attempt = 0; attempt < options_.retry.max_attempts;) {
-    HttpRequest req;
-    req.method = call.method;
-    req.url = url;
-    req.headers = call.headers;
-    req.body = call.body;
-    req.sink = call.sink;
-    req.tls = ep.tls;
-    req.cancel = options_.cancel.get();
-    if (cancelled()) return absl::CancelledError("request cancelled");
-    bool same_host = HostOf(url) == origin_host;
-    if (same_host) {
-      if (auto auth = tokens_.Get(auth_key)) req.headers.emplace_back("Authorization", *auth);
-    }
-    absl::StatusOr<HttpResponse> resp = http_.Do(req);
-    if (!resp.ok()) {
-      if (resp.status().code() != absl::StatusCode::kUnavailable || !call.retry) {
-        return resp.status();
+  // One attempt: the request, following redirects and answering one auth challenge.
+  auto once = [&]() -> absl::StatusOr<HttpResponse> {
+    for (;;) {
+      HttpRequest req;
+      req.method = call.method;
+      req.url = url;
+      req.headers = call.headers;
+      req.body = call.body;
+      req.sink = call.sink;
+      req.tls = ep.tls;
+      req.cancel = options_.cancel.get();
+      if (cancelled()) return absl::CancelledError("request cancelled");
+      bool same_host = HostOf(url) == origin_host;
+      if (same_host) {
+        if (auto auth = tokens_.Get(auth_key)) req.headers.emplace_back("Authorization", *auth);
       }
-      last = resp.status();
-      if (++attempt < options_.retry.max_attempts && !Sleep(Backoff(attempt - 1, nullptr))) {
-        return absl::CancelledError("request cancelled");
+      CLIP_ASSIGN_OR_RETURN(HttpResponse resp, http_.Do(req));
+      if (resp.status == 401 && same_host && !authorized_once) {
+        authorized_once = true;
+        tokens_.Erase(auth_key);
+        CLIP_ASSIGN_OR_RETURN(std::string value, Authorize(ep, repo, actions, resp));
+        if (!tokens_.Get(auth_key)) {
+          tokens_.Put(auth_key, value, absl::Now() + absl::Hours(1));  // Basic: no expiry.
+        }
+        continue;
       }
-      continue;
-    }
-    if (resp->status == 401 && same_host && !authorized_once) {
-      authorized_once = true;
-      tokens_.Erase(auth_key);
-      CLIP_ASSIGN_OR_RETURN(std::string value, Authorize(ep, repo, actions, *resp));
-      if (!tokens_.Get(auth_key)) {
-        tokens_.Put(auth_key, value, absl::Now() + absl::Hours(1));  // Basic: no expiry.
+      if (resp.status >= 300 && resp.status < 400 && resp.status != 304) {
+        auto location = resp.Header("location");
+        if (!location || ++redirects > kMaxRedirects) {
+          return absl::UnavailableError(absl::StrCat("bad redirect from ", RedactUrl(url)));
+        }
+        url = ResolveLocation(url, *location);
+        continue;  // Credentials are attached only while on the original host.
       }
-      continue;
+      return resp;
     }
-    if (resp->status >= 300 && resp->status < 400 && resp->status != 304) {
-      auto location = resp->Header("location");
-      if (!location || ++redirects > kMaxRedirects) {
-        return absl::UnavailableError(absl::StrCat("bad redirect from ", RedactUrl(url)));
-      }
-      url = ResolveLocation(url, *location);
-      continue;  // Credentials are attached only while on the original host.
+  };
+  if (!call.retry) return once();
+  absl::StatusOr<HttpResponse> result;
+  absl::Status status = Retrying([&](int) -> Step {
+    result = once();
+    if (!result.ok()) {
+      return {result.status(), result.status().code() == absl::StatusCode::kUnavailable};
     }
-    if (resp->status == 429 || resp->status == 500 || resp->status == 502 || resp->status == 503 ||
-        resp->status == 504) {
-      last = StatusFromResponse(*resp, absl::StrCat(call.method, " ", RedactUrl(url)));
-      if (++attempt < options_.retry.max_attempts && !Sleep(Backoff(attempt - 1, &*resp))) {
-        return absl::CancelledError("request cancelled");
-      }
-      continue;
+    if (RetryableHttp(result->status)) {
+      return {StatusFromResponse(*result, absl::StrCat(call.method, " ", RedactUrl(url))), true,
+              result->Header("retry-after")};
     }
-    return resp;
-  }
-  return absl::UnavailableError(
-      absl::StrCat(last.message(), " (after ", options_.retry.max_attempts, " attempts)"));
+    return {};
+  });
+  if (!status.ok()) return status;
+  return result;
 }
 
 absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& repo, Capability cap,
@@ -416,7 +430,7 @@ absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& repo, Capabil
     bool last = i + 1 == eps.size();
     // A mirror that fails or lacks the content hands over to the next endpoint.
     if (!last && (!result.ok() ? result.status().code() == absl::StatusCode::kUnavailable
-                               : result->status == 404)) {
+                               : result->status == 404 || RetryableHttp(result->status))) {
       continue;
     }
     if (used) *used = ep;
@@ -496,38 +510,33 @@ absl::Status RegistryClient::FetchBlob(
     const std::function<absl::Status(absl::string_view)>& sink) const {
   Sha256Hasher hasher;
   uint64_t received = 0;
-  absl::Status last;
-  for (int attempt = 0; attempt < options_.retry.max_attempts; ++attempt) {
+  // Retried here, not in SendTo: a retry resumes with Range from what arrived.
+  return Retrying([&](int) -> Step {
     Call call;
     call.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
     if (received > 0) call.headers.emplace_back("Range", absl::StrCat("bytes=", received, "-"));
-    uint64_t before = received;
+    const uint64_t before = received;
     call.sink = [&](absl::string_view chunk) {
       hasher.Update(chunk);
       received += chunk.size();
       BlobBytes("whole").Increment(static_cast<double>(chunk.size()));
       return sink(chunk);
     };
-    // Transport errors come back here, to resume with Range from what arrived.
     call.retry = false;
     absl::StatusOr<HttpResponse> resp = Send(repo, Capability::kPull, "pull", call);
-    if (resp.ok()) {
-      if (before > 0 && resp->status == 200) {
-        return absl::DataLossError("registry ignored Range when resuming a blob download");
-      }
-      absl::Status s = StatusFromResponse(*resp, absl::StrCat("blob ", digest.ToString()));
-      if (!s.ok()) return s;
-      if (hasher.Finish() != digest) {
-        return absl::DataLossError(
-            absl::StrCat("blob ", digest.ToString(), " failed verification"));
-      }
-      return absl::OkStatus();
+    if (!resp.ok()) return {resp.status(), resp.status().code() == absl::StatusCode::kUnavailable};
+    absl::Status s = StatusFromResponse(*resp, absl::StrCat("blob ", digest.ToString()));
+    if (RetryableHttp(resp->status)) return {s, true, resp->Header("retry-after")};
+    if (!s.ok()) return {s};
+    if (before > 0 && resp->status == 200) {
+      return {absl::DataLossError("registry ignored Range when resuming a blob download")};
     }
-    if (resp.status().code() != absl::StatusCode::kUnavailable) return resp.status();
-    last = resp.status();
-    if (!Sleep(Backoff(attempt, nullptr))) return absl::CancelledError("request cancelled");
-  }
-  return last;
+    if (hasher.Finish() != digest) {
+      return {
+          absl::DataLossError(absl::StrCat("blob ", digest.ToString(), " failed verification"))};
+    }
+    return {};
+  });
 }
 
 absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
@@ -535,16 +544,17 @@ absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
                                                           uint64_t length) const {
   if (length == 0) return std::string();
   const uint64_t last_byte = offset + length - 1;
-  absl::Status last;
-  for (int attempt = 0; attempt < options_.retry.max_attempts; ++attempt) {
+  std::string body;
+  // Retried here, not in SendTo: each attempt starts from an empty buffer.
+  CLIP_RETURN_IF_ERROR(Retrying([&](int) -> Step {
     Call call;
     call.path = absl::StrCat("/", repo.repository(), "/blobs/", digest.ToString());
     call.headers.emplace_back("Range", absl::StrCat("bytes=", offset, "-", last_byte));
     // Received straight into a buffer of the expected size (no regrowth); a server
     // sending more than asked is cut off and retried.
-    std::string body;
+    body.clear();
     body.reserve(length);
-    call.retry = false;  // Transport errors retry here, with a fresh buffer.
+    call.retry = false;
     call.sink = [&](absl::string_view chunk) {
       if (body.size() + chunk.size() > length) {
         return absl::UnavailableError("more bytes than the range asked for");
@@ -554,39 +564,32 @@ absl::StatusOr<std::string> RegistryClient::ReadBlobRange(const Reference& repo,
       return absl::OkStatus();
     };
     absl::StatusOr<HttpResponse> sent = Send(repo, Capability::kPull, "pull", call);
-    if (!sent.ok() && sent.status().code() != absl::StatusCode::kUnavailable) return sent.status();
-    if (!sent.ok()) {
-      last = sent.status();
-      if (attempt + 1 < options_.retry.max_attempts && !Sleep(Backoff(attempt, nullptr))) {
-        return absl::CancelledError("request cancelled");
-      }
-      continue;
-    }
-    HttpResponse& resp = *sent;
+    if (!sent.ok()) return {sent.status(), sent.status().code() == absl::StatusCode::kUnavailable};
+    const HttpResponse& resp = *sent;
     if (resp.status == 206) {
       // Content-Range: bytes <first>-<last>/<total>
       auto cr = resp.Header("content-range");
       std::string want = absl::StrCat("bytes ", offset, "-", last_byte, "/");
-      if (cr && absl::StartsWith(*cr, want) && body.size() == length) {
-        return body;
-      }
-      last = absl::UnavailableError(
-          absl::StrCat("blob ", digest.ToString(), ": partial response does not match the range"));
-    } else if (resp.status == 200) {
-      last = absl::UnavailableError(
-          absl::StrCat("blob ", digest.ToString(), ": registry ignored the Range header"));
-    } else if (resp.status == 416) {
-      return absl::OutOfRangeError(
-          absl::StrCat("range ", offset, "+", length, " beyond blob ", digest.ToString()));
-    } else {
-      CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, absl::StrCat("blob ", digest.ToString())));
-      last = absl::UnknownError(absl::StrCat("unexpected HTTP ", resp.status));
+      if (cr && absl::StartsWith(*cr, want) && body.size() == length) return {};
+      return {absl::UnavailableError(absl::StrCat("blob ", digest.ToString(),
+                                                  ": partial response does not match the range")),
+              true};
     }
-    if (attempt + 1 < options_.retry.max_attempts && !Sleep(Backoff(attempt, nullptr))) {
-      return absl::CancelledError("request cancelled");
+    if (resp.status == 200) {
+      return {absl::UnavailableError(
+                  absl::StrCat("blob ", digest.ToString(), ": registry ignored the Range header")),
+              true};
     }
-  }
-  return last;
+    if (resp.status == 416) {
+      return {absl::OutOfRangeError(
+          absl::StrCat("range ", offset, "+", length, " beyond blob ", digest.ToString()))};
+    }
+    absl::Status s = StatusFromResponse(resp, absl::StrCat("blob ", digest.ToString()));
+    if (RetryableHttp(resp.status)) return {s, true, resp.Header("retry-after")};
+    if (!s.ok()) return {s};
+    return {absl::UnknownError(absl::StrCat("unexpected HTTP ", resp.status)), true};
+  }));
+  return body;
 }
 
 absl::Status RegistryClient::PushBlob(const Reference& repo, const Digest& digest,

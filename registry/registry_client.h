@@ -164,7 +164,10 @@ class RegistryClient {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     std::function<absl::Status(absl::string_view)> sink;
-    bool retry = true;         // retry transport errors (false once a sink may have seen bytes)
+    // SendTo retries transport errors and 429/5xx itself; false: one attempt, whose
+    // failure (transport error or 429/5xx response) comes back to a caller that retries
+    // with its own state (a sink that has seen bytes, a Range to resume from).
+    bool retry = true;
     std::string absolute_url;  // when set, used instead of endpoint + path (upload URLs)
   };
 
@@ -176,7 +179,18 @@ class RegistryClient {
   absl::StatusOr<std::string> Authorize(const RegistryEndpoint& ep, const Reference& repo,
                                         const std::string& actions,
                                         const HttpResponse& challenge) const;
-  absl::Duration Backoff(int attempt, const HttpResponse* response) const;
+  // One attempt's outcome for Retrying: `status` is the result (OK: done); `retry` asks
+  // for another attempt after the backoff, or after `retry_after` (a Retry-After header).
+  struct Step {
+    absl::Status status;
+    bool retry = false;
+    std::optional<std::string> retry_after = {};
+  };
+  // The one retry loop: runs `step(attempt)` until it needs no retry, the policy's
+  // attempts are spent (kUnavailable, "... (after N attempts)") or the client is
+  // cancelled (kCancelled), sleeping the backoff between attempts.
+  absl::Status Retrying(const std::function<Step(int attempt)>& step) const;
+  absl::Duration Backoff(int attempt, const std::optional<std::string>& retry_after) const;
   // Sleeps `d` unless cancelled first; false when cancelled.
   bool Sleep(absl::Duration d) const;
   bool cancelled() const { return options_.cancel && options_.cancel->load(); }

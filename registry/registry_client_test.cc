@@ -427,6 +427,14 @@ TEST_F(FaultTest, PersistentOutageFailsInBoundedTime) {
   auto r = client.ReadBlobRange(ref_, Digest::Of(img_.layer), 0, 10);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  // One owner of retries: the policy's attempts, not attempts squared (the range read
+  // and the request under it each retrying).
+  const int attempts = RetryPolicy{}.max_attempts;
+  EXPECT_EQ(Stat("faults"), attempts);
+  absl::Status whole = client.FetchBlob(ref_, Digest::Of(img_.layer),
+                                        [](absl::string_view) { return absl::OkStatus(); });
+  EXPECT_EQ(whole.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Stat("faults"), 2 * attempts);
 }
 
 TEST_F(FaultTest, BearerTokenFlowCachesAndRefreshes) {
