@@ -19,7 +19,7 @@ void BackgroundFill::Start() {
   }
 }
 
-void BackgroundFill::Cancel() { cancel_.store(true); }
+void BackgroundFill::Cancel() { cancel_.Cancel(); }
 
 void BackgroundFill::Wait() {
   for (auto& t : workers_) {
@@ -52,23 +52,20 @@ void BackgroundFill::Throttle(uint64_t bytes) {
     tokens_ -= static_cast<double>(bytes);
     wait = tokens_ < 0 ? absl::Seconds(-tokens_ / rate) : absl::ZeroDuration();
   }
-  absl::Time end = absl::Now() + wait;
-  while (!cancel_.load() && absl::Now() < end) {
-    absl::SleepFor(std::min(end - absl::Now(), absl::Milliseconds(50)));
-  }
+  cancel_.WaitFor(wait);
 }
 
 void BackgroundFill::Worker() {
   const size_t total = SpanCount(spans_->index());
   std::vector<size_t> failed;
   for (;;) {
-    if (cancel_.load()) break;
+    if (cancel_.cancelled()) break;
     // Foreground reads first: wait while any is in flight.
     bool paused = false;
-    while (spans_->foreground_waiting() > 0 && !cancel_.load()) {
+    while (spans_->foreground_waiting() > 0 && !cancel_.cancelled()) {
       if (!paused) pauses_.fetch_add(1);
       paused = true;
-      absl::SleepFor(options_.pause_poll);
+      cancel_.WaitFor(options_.pause_poll);
     }
     size_t span = next_.fetch_add(1);
     if (span >= total) break;
@@ -82,7 +79,7 @@ void BackgroundFill::Worker() {
     Throttle(*fetched);
   }
   for (size_t span : failed) {  // One more try for spans that failed (outage blips).
-    if (cancel_.load()) break;
+    if (cancel_.cancelled()) break;
     absl::StatusOr<uint64_t> fetched = spans_->Prefetch(span);
     if (fetched.ok()) {
       fetched_.fetch_add(*fetched);

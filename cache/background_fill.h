@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cache/tiered_span_source.h"
+#include "common/cancellation.h"
 
 namespace clip {
 
@@ -57,7 +58,7 @@ class BackgroundFill {
   std::shared_ptr<const TieredSpanSource> spans_;
   const Options options_;
   std::atomic<size_t> next_{0};
-  std::atomic<bool> cancel_{false};
+  Cancellation cancel_;
   std::atomic<uint64_t> done_{0}, fetched_{0}, failures_{0}, pauses_{0};
   absl::Mutex bucket_mu_;
   double tokens_ ABSL_GUARDED_BY(bucket_mu_) = 0;

@@ -273,12 +273,11 @@ absl::Duration RegistryClient::Backoff(int attempt,
 }
 
 bool RegistryClient::Sleep(absl::Duration d) const {
-  absl::Time end = absl::Now() + d;
-  while (absl::Now() < end) {
-    if (cancelled()) return false;
-    absl::SleepFor(std::min(end - absl::Now(), absl::Milliseconds(50)));
+  if (!options_.cancel) {
+    absl::SleepFor(d);
+    return true;
   }
-  return !cancelled();
+  return !options_.cancel->WaitFor(d);
 }
 
 absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep,
@@ -311,7 +310,7 @@ absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep
   HttpRequest req;
   req.url = url;
   req.tls = ep.tls;
-  req.cancel = options_.cancel.get();
+  req.cancel = options_.cancel ? options_.cancel->flag() : nullptr;
   if (cred && !cred->identity_token.empty()) {
     req.method = "POST";
     req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
@@ -370,7 +369,7 @@ absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
       req.body = call.body;
       req.sink = call.sink;
       req.tls = ep.tls;
-      req.cancel = options_.cancel.get();
+      req.cancel = options_.cancel ? options_.cancel->flag() : nullptr;
       if (cancelled()) return absl::CancelledError("request cancelled");
       bool same_host = HostOf(url) == origin_host;
       if (same_host) {

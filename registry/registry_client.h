@@ -34,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/cancellation.h"
 #include "common/digest.h"
 #include "common/http_client.h"
 #include "registry/auth.h"
@@ -124,9 +125,9 @@ class RegistryClient {
     std::shared_ptr<const CredentialStore> credentials;  // default: anonymous
     RetryPolicy retry;
     HttpOptions http;
-    // Set to true to abort every request in flight and fail new ones with kCancelled
-    // (shutdown). Must outlive the client.
-    std::shared_ptr<std::atomic<bool>> cancel;
+    // Cancel() aborts every request in flight, ends every backoff at once and fails new
+    // requests with kCancelled (shutdown).
+    std::shared_ptr<Cancellation> cancel;
   };
 
   explicit RegistryClient(Options options);
@@ -191,9 +192,9 @@ class RegistryClient {
   // cancelled (kCancelled), sleeping the backoff between attempts.
   absl::Status Retrying(const std::function<Step(int attempt)>& step) const;
   absl::Duration Backoff(int attempt, const std::optional<std::string>& retry_after) const;
-  // Sleeps `d` unless cancelled first; false when cancelled.
+  // Sleeps `d` unless cancelled first (then wakes at once); false when cancelled.
   bool Sleep(absl::Duration d) const;
-  bool cancelled() const { return options_.cancel && options_.cancel->load(); }
+  bool cancelled() const { return options_.cancel && options_.cancel->cancelled(); }
 
   Options options_;
   HttpClient http_;

@@ -528,18 +528,39 @@ TEST_F(FaultTest, CancelAbortsAStalledRequest) {
   RegistryClient::Options o = FastRetries();
   o.http.stall_timeout = absl::Seconds(60);
   o.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{proxy_->host()});
-  o.cancel = std::make_shared<std::atomic<bool>>(false);
+  o.cancel = std::make_shared<Cancellation>();
   RegistryClient client(o);
   Arm("drip", 10);
   std::thread canceller([&] {
     absl::SleepFor(absl::Milliseconds(300));
-    o.cancel->store(true);
+    o.cancel->Cancel();
   });
   absl::Time start = absl::Now();
   auto r = client.ReadBlobRange(ref_, Digest::Of(img_.layer), 0, 1 << 20);
   canceller.join();
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kCancelled));
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+// A backoff ends the moment the client is cancelled, not when it runs out.
+TEST_F(FaultTest, CancelEndsABackoff) {
+  RegistryClient::Options o = FastRetries();
+  o.retry.initial_backoff = absl::Hours(1);
+  o.retry.max_backoff = absl::Hours(1);
+  o.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{proxy_->host()});
+  o.cancel = std::make_shared<Cancellation>();
+  RegistryClient client(o);
+  Arm("status500", 1000);
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    o.cancel->Cancel();
+  });
+  absl::Time start = absl::Now();
+  auto r = client.ReadBlobRange(ref_, Digest::Of(img_.layer), 0, 10);
+  canceller.join();
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(Stat("faults"), 1);
 }
 
 }  // namespace
