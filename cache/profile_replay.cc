@@ -30,7 +30,7 @@ std::vector<std::pair<size_t, size_t>> ProfileReplay::Runs(const std::vector<uin
 
 std::shared_ptr<ProfileReplay::Progress> ProfileReplay::Start(
     const std::shared_ptr<const TieredSpanSource>& spans, const std::vector<uint32_t>& order,
-    FillExecutor* executor, Options options) {
+    ThreadPool* executor, Options options) {
   auto progress = std::make_shared<Progress>();
   std::weak_ptr<const TieredSpanSource> weak = spans;
   for (const auto& [first, count] : Runs(order, std::max<size_t>(1, options.max_run))) {

@@ -46,7 +46,7 @@ class ProfileReplay {
   // Queues the replay of `order` for `spans`; returns its progress counters (kept alive
   // by the jobs and the caller).
   static std::shared_ptr<Progress> Start(const std::shared_ptr<const TieredSpanSource>& spans,
-                                         const std::vector<uint32_t>& order, FillExecutor* executor,
+                                         const std::vector<uint32_t>& order, ThreadPool* executor,
                                          Options options);
 };
 

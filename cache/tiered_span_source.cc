@@ -7,53 +7,6 @@
 
 namespace clip {
 
-FillExecutor::FillExecutor(int threads, size_t max_queued) : max_queued_(max_queued) {
-  for (int i = 0; i < std::max(1, threads); ++i) {
-    threads_.emplace_back([this] {
-      for (;;) {
-        std::function<void()> job;
-        {
-          absl::MutexLock lock(&mu_);
-          mu_.Await(absl::Condition(
-              +[](FillExecutor* e)
-                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->stop_ || !e->jobs_.empty(); },
-              this));
-          if (jobs_.empty()) return;  // stop_ and nothing left
-          job = std::move(jobs_.front());
-          jobs_.pop_front();
-          ++running_;
-        }
-        job();
-        absl::MutexLock lock(&mu_);
-        --running_;
-      }
-    });
-  }
-}
-
-FillExecutor::~FillExecutor() {
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  for (auto& t : threads_) t.join();
-}
-
-bool FillExecutor::Submit(std::function<void()> job) {
-  absl::MutexLock lock(&mu_);
-  if (stop_ || jobs_.size() >= max_queued_) return false;
-  jobs_.push_back(std::move(job));
-  return true;
-}
-
-void FillExecutor::Drain() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](FillExecutor* e)
-           ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) { return e->jobs_.empty() && e->running_ == 0; },
-      this));
-}
-
 void SpanAccessLog::Note(size_t span) {
   absl::MutexLock lock(&mu_);
   if (!seen_.insert(static_cast<uint32_t>(span)).second) return;

@@ -31,27 +31,10 @@
 #include "cache/span_store.h"
 #include "clip/index/v1/index.pb.h"
 #include "common/logging.h"
+#include "common/thread_pool.h"
 #include "index/span_reader.h"
 
 namespace clip {
-
-// A few threads running fire-and-forget jobs from a bounded queue (jobs past the bound
-// are dropped: they are cache fills, never needed for correctness).
-class FillExecutor {
- public:
-  explicit FillExecutor(int threads = 2, size_t max_queued = 64);
-  ~FillExecutor();  // Runs what is queued, then stops.
-  bool Submit(std::function<void()> job);
-  void Drain();  // Waits until the queue is empty and no job runs.
-
- private:
-  const size_t max_queued_;
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
-  int running_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
 
 // The spans a layer's readers asked for, each once, in first-read order, with the time
 // of the first and of the latest new span: what an access profile is made of
@@ -76,11 +59,11 @@ struct CacheTiers {
   SpanStore* memory = nullptr;  // each optional; must outlive the source
   SpanStore* disk = nullptr;
   SpanStore* remote = nullptr;
-  FillExecutor* executor = nullptr;  // null: fills run inline
+  ThreadPool* executor = nullptr;  // null: fills run inline
   // Readahead: when a layer's spans are read in order, the next `readahead_spans` are
   // fetched, inflated and verified into memory on this executor (the other core) while
   // the reader consumes the current one. Null or 0: none.
-  FillExecutor* readahead = nullptr;
+  ThreadPool* readahead = nullptr;
   int readahead_spans = 0;
 };
 

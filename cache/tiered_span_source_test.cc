@@ -132,7 +132,7 @@ TEST(TieredSpanSourceTest, OriginFillsTiersAndHitsComeFromTheTop) {
   EXPECT_EQ(again.GetSpan(9).status().code(), absl::StatusCode::kOutOfRange);
 }
 
-CacheTiers WithReadahead(SpanStore* mem, FillExecutor* readahead, int spans) {
+CacheTiers WithReadahead(SpanStore* mem, ThreadPool* readahead, int spans) {
   CacheTiers t{mem, nullptr, nullptr, nullptr};
   t.readahead = readahead;
   t.readahead_spans = spans;
@@ -145,7 +145,7 @@ TEST(TieredSpanSourceTest, ReadaheadFollowsAnInOrderReader) {
   FakeLayer layer = MakeLayer(8, 50000, 2);
   auto origin = std::make_shared<FakeOrigin>(layer);
   MemoryCache mem(1 << 20);
-  FillExecutor readahead(2, 16);
+  ThreadPool readahead(2, 16);
   auto spans =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
   ASSERT_THAT(spans->GetSpan(5), IsOk());
@@ -188,7 +188,7 @@ TEST(TieredSpanSourceTest, ReadaheadIsBoundedCancelledAndStopsOnErrors) {
   auto origin = std::make_shared<FakeOrigin>(layer);
   origin->delay = absl::Milliseconds(100);
   MemoryCache mem(8 << 20);
-  FillExecutor readahead(1, 64);
+  ThreadPool readahead(1, 64);
   auto spans =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
   for (size_t i = 0; i < 10; ++i) ASSERT_THAT(spans->GetSpan(i), IsOk());
@@ -234,7 +234,7 @@ TEST(TieredSpanSourceTest, ReadaheadStaysInsideTheFileBeingRead) {
   FakeLayer layer = MakeLayer(40, 20000, 4);
   auto origin = std::make_shared<FakeOrigin>(layer);
   MemoryCache mem(8 << 20);
-  FillExecutor readahead(2, 64);
+  ThreadPool readahead(2, 64);
   auto spans =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 6));
   auto in_memory = [&](size_t i) { return mem.Contains(Digest::Of(layer.spans[i])); };
@@ -271,7 +271,7 @@ TEST(TieredSpanSourceTest, AccessLogRecordsReadersOnly) {
   FakeLayer layer = MakeLayer(12, 10000, 5);
   auto origin = std::make_shared<FakeOrigin>(layer);
   MemoryCache mem(8 << 20);
-  FillExecutor readahead(2, 16);
+  ThreadPool readahead(2, 16);
   auto spans =
       std::make_shared<TieredSpanSource>(layer.index, origin, WithReadahead(&mem, &readahead, 2));
   auto log = std::make_shared<SpanAccessLog>();
@@ -297,7 +297,7 @@ TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
   auto origin = std::make_shared<FakeOrigin>(layer);
   MemoryCache mem(8 << 20);
   auto disk = DiskCache::Open({testing::MakeTempDir("w"), 1 << 30}).value();
-  FillExecutor fills;
+  ThreadPool fills;
   auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
                                                   CacheTiers{&mem, disk.get(), nullptr, &fills});
   ASSERT_THAT(spans->GetSpan(3), IsOk());  // in memory (and on disk) already
@@ -349,7 +349,7 @@ TEST(ProfileReplayTest, BoundedCancelledOnUnmountAndFailuresCounted) {
   auto origin = std::make_shared<FakeOrigin>(layer);
   origin->delay = absl::Milliseconds(20);
   MemoryCache mem(16 << 20);
-  FillExecutor replay(3, 256);
+  ThreadPool replay(3, 256);
   auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
                                                   CacheTiers{&mem, nullptr, nullptr, nullptr});
   std::vector<uint32_t> order;
@@ -439,7 +439,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   FakeLayer layer = MakeLayer(6, 200000, 4);
   auto origin = std::make_shared<FakeOrigin>(layer);
   RemoteCache remote(RemoteAt((*nginx)->endpoint()));
-  FillExecutor executor;
+  ThreadPool executor;
   auto disk1 = DiskCache::Open({testing::MakeTempDir("n1"), 1 << 30}).value();
   TieredSpanSource node1(layer.index, origin, {nullptr, disk1.get(), &remote, &executor});
   for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node1.GetSpan(i), IsOk());

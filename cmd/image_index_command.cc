@@ -19,6 +19,7 @@
 #include "common/file_blob_reader.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
+#include "common/thread_pool.h"
 #include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
@@ -150,17 +151,10 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
   std::string tmp = options.tmp_dir;
   if (tmp.empty()) tmp = getenv("TMPDIR") != nullptr ? getenv("TMPDIR") : "/var/tmp";
   Progress progress(progress_out, options.progress, total, jobs.size());
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> workers;
-  for (int w = 0; w < std::max(1, options.jobs); ++w) {
-    workers.emplace_back([&] {
-      for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
-        jobs[i].status = IndexOne(registry, options.index, ref, tmp, progress, jobs[i]);
-        progress.LayerDone();
-      }
-    });
-  }
-  for (auto& t : workers) t.join();
+  ParallelFor(jobs.size(), options.jobs, [&](size_t i) {
+    jobs[i].status = IndexOne(registry, options.index, ref, tmp, progress, jobs[i]);
+    progress.LayerDone();
+  });
   progress.Finish();
 
   std::vector<LayerIndexBlob> indexes;

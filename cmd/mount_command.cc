@@ -87,8 +87,8 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   if (!options.cache_dir.empty()) {
     CLIP_ASSIGN_OR_RETURN(disk, DiskCache::Open({options.cache_dir, uint64_t{10} << 30}));
   }
-  FillExecutor executor;
-  FillExecutor readahead(4, 32);
+  ThreadPool executor;
+  ThreadPool readahead(4, 32);
   CacheTiers tiers{&memory, disk.get(), nullptr, &executor};
   tiers.readahead = &readahead;
   tiers.readahead_spans = 6;

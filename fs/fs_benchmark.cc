@@ -141,8 +141,8 @@ int main(int argc, char** argv) {
     Layer big = Load(dir + "/big.tar.gz");
     clip::MemoryCache mem(64 << 20);
     auto disk = clip::DiskCache::Open({dir + "/cache", uint64_t{4} << 30}).value();
-    clip::FillExecutor exec;
-    clip::FillExecutor readahead(4, 32);
+    clip::ThreadPool exec;
+    clip::ThreadPool readahead(4, 32);
     const char* ra = getenv("CLIP_READAHEAD");  // spans ahead; 0 = off
     clip::CacheTiers tiers{&mem, disk.get(), nullptr, &exec};
     tiers.readahead = &readahead;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/thread_pool.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -210,16 +211,8 @@ absl::StatusOr<std::map<std::string, std::string>> FetchIndexBlobs(
     }
   }
   std::vector<absl::StatusOr<std::string>> got(wanted.size(), absl::UnknownError("not fetched"));
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> workers;
-  for (int w = 0; w < std::max(1, std::min<int>(parallel, static_cast<int>(wanted.size()))); ++w) {
-    workers.emplace_back([&] {
-      for (size_t i; (i = next.fetch_add(1)) < wanted.size();) {
-        got[i] = FetchBlobToString(client, repo, wanted[i].blob);
-      }
-    });
-  }
-  for (auto& t : workers) t.join();
+  ParallelFor(wanted.size(), parallel,
+              [&](size_t i) { got[i] = FetchBlobToString(client, repo, wanted[i].blob); });
   std::map<std::string, std::string> out;
   for (size_t i = 0; i < wanted.size(); ++i) {
     const std::string layer = wanted[i].of->layer.ToString();

@@ -205,11 +205,11 @@ absl::Status Daemon::Init() {
     co.endpoint = config_.remote_cache;
     remote_cache_ = std::make_unique<RemoteCache>(co);
   }
-  executor_ = std::make_unique<FillExecutor>();
+  executor_ = std::make_unique<ThreadPool>();
   // Readahead jobs mostly wait (registry, disk): four threads keep a sequential
   // reader's next spans coming on two cores (2 threads: first read 214-266 MB/s, disk
   // cache 645-903 MB/s; 4: 287-305 and 863-1180 MB/s in bench_read).
-  readahead_ = std::make_unique<FillExecutor>(4, 32);
+  readahead_ = std::make_unique<ThreadPool>(4, 32);
   fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), fd_store_.get());
   CLIP_RETURN_IF_ERROR(Listen(&held));
   const size_t held_mounts = held.size();
@@ -224,7 +224,7 @@ absl::Status Daemon::Init() {
   lo.remote_index = remote_cache_.get();
   if (config_.access_profiles.enabled) {
     const DaemonConfig::AccessProfiles& ap = config_.access_profiles;
-    replay_ = std::make_unique<FillExecutor>(static_cast<int>(ap.replay_concurrency), 4096);
+    replay_ = std::make_unique<ThreadPool>(static_cast<int>(ap.replay_concurrency), 4096);
     lo.profile_store = config_.root + "/profiles";
     lo.replay = replay_.get();
     lo.replay_options.max_run = static_cast<size_t>(ap.max_run_spans);

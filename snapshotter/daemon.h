@@ -85,9 +85,9 @@ class Daemon {
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;
   std::unique_ptr<RemoteCache> remote_cache_;
-  std::unique_ptr<FillExecutor> executor_;
-  std::unique_ptr<FillExecutor> readahead_;
-  std::unique_ptr<FillExecutor> replay_;  // access profile replays (runs in flight)
+  std::unique_ptr<ThreadPool> executor_;
+  std::unique_ptr<ThreadPool> readahead_;
+  std::unique_ptr<ThreadPool> replay_;  // access profile replays (runs in flight)
   std::unique_ptr<FuseServer> fuse_;
   std::unique_ptr<RemoteLayers> remote_;
   std::unique_ptr<OverlaySnapshotter> snapshotter_;

@@ -75,7 +75,7 @@ class RemoteLayers final : public RemoteLayerHook {
     // recorded or replayed. Replays run on `replay` (its threads bound the runs in
     // flight across all layers; null: record only).
     std::string profile_store;
-    FillExecutor* replay = nullptr;
+    ThreadPool* replay = nullptr;
     ProfileReplay::Options replay_options;
     absl::Duration profile_quiet = absl::Seconds(5);  // no new span this long: recorded
     absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer

@@ -487,7 +487,7 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
   const std::string want = ReadFileOrEmpty(pub.dir + "/layers/tree/usr/bin/random3m");
   const Digest layer = Digest::Of(pub.layer);
   FuseServer fuse(2);
-  FillExecutor replay(4, 256);
+  ThreadPool replay(4, 256);
   std::vector<uint32_t> recorded;
   for (int host = 0; host < 4; ++host) {
     SCOPED_TRACE(host);
@@ -580,7 +580,7 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   const std::string& dir = pub.dir;
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
-  FillExecutor replay(4, 64);
+  ThreadPool replay(4, 64);
   RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
   opts.profile_store = dir + "/profiles";
   opts.replay = &replay;
