@@ -32,7 +32,7 @@
 #include "clip/index/v1/index.pb.h"
 #include "common/logging.h"
 #include "common/thread_pool.h"
-#include "index/span_reader.h"
+#include "index/span_source.h"
 
 namespace clip {
 

@@ -14,7 +14,8 @@
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
 #include "index/layer_reader.h"
-#include "index/span_reader.h"
+#include "index/span_inflater.h"
+#include "index/span_source.h"
 
 namespace clip {
 namespace {

@@ -20,7 +20,8 @@
 #include "fs/layer_fs.h"
 #include "fs/systemd_fd_store.h"
 #include "index/index_format.h"
-#include "index/span_reader.h"
+#include "index/span_inflater.h"
+#include "index/span_source.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
 

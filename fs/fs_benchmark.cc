@@ -33,7 +33,8 @@
 #include "fs/fuse_server.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
-#include "index/span_reader.h"
+#include "index/span_inflater.h"
+#include "index/span_source.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/testing/registry_server.h"
 

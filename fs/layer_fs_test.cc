@@ -11,7 +11,8 @@
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "index/layer_indexer.h"
-#include "index/span_reader.h"
+#include "index/span_inflater.h"
+#include "index/span_source.h"
 
 namespace clip {
 namespace {

@@ -30,7 +30,8 @@
 #include "index/entry_tree.h"
 #include "index/index_format.h"
 #include "index/layer_reader.h"
-#include "index/span_reader.h"
+#include "index/span_inflater.h"
+#include "index/span_source.h"
 
 namespace clip {
 namespace {

@@ -25,7 +25,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "common/blob_reader.h"
-#include "index/span_reader.h"
+#include "index/span_source.h"
 
 namespace clip {
 

@@ -11,7 +11,8 @@
 #include "fs/layer_fs.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
-#include "index/span_reader.h"
+#include "index/span_inflater.h"
+#include "index/span_source.h"
 #include "snapshotter/snapshot_labels.h"
 
 namespace clip {

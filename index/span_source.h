@@ -2,20 +2,17 @@
 // verified against the sha256 the index records. Spans are the unit of fetching,
 // inflating, verifying and caching.
 //
-// SpanSource is the interface (the cache tiers of cache/ implement it around an
-// origin); SpanInflater is the origin: it reads only the compressed bytes of the span
-// from the layer blob, inflates them from the span's checkpoint and verifies them.
+// SpanSource is the interface every layer read goes through: SpanInflater
+// (span_inflater.h) is the origin, the cache tiers of cache/ wrap one. The helpers
+// locate spans in the index's checkpoint list.
 //
-//   auto index = std::make_shared<const index::v1::LayerIndex>(...);
-//   SpanInflater spans(index, *blob);
 //   CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const std::string> bytes, spans.GetSpan(3));
+//   SpanInfo where = GetSpanInfo(index, 3);  // offset, size, digest
 //
-// Errors: kDataLoss when the bytes do not inflate or do not match the digest; the
-// blob's errors (e.g. kUnavailable) pass through.
-//
-// Thread safety: SpanSource implementations are safe for concurrent use.
-#ifndef CLIP_INDEX_SPAN_READER_H_
-#define CLIP_INDEX_SPAN_READER_H_
+// Thread safety: the helpers are pure; SpanSource implementations are safe for
+// concurrent use.
+#ifndef CLIP_INDEX_SPAN_SOURCE_H_
+#define CLIP_INDEX_SPAN_SOURCE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -25,7 +22,6 @@
 
 #include "absl/status/statusor.h"
 #include "clip/index/v1/index.pb.h"
-#include "common/blob_reader.h"
 #include "common/digest.h"
 
 namespace clip {
@@ -77,22 +73,6 @@ class SpanSource {
   }
 };
 
-class SpanInflater final : public SpanSource {
- public:
-  // `blob` must outlive the inflater.
-  SpanInflater(std::shared_ptr<const index::v1::LayerIndex> index, const BlobReader& blob)
-      : index_(std::move(index)), blob_(blob) {}
-
-  absl::StatusOr<std::shared_ptr<const std::string>> GetSpan(size_t span) const override;
-  // A run of spans from one read of the blob (their compressed bytes are adjacent).
-  absl::StatusOr<std::vector<std::shared_ptr<const std::string>>> GetSpans(
-      size_t first, size_t count) const override;
-
- private:
-  std::shared_ptr<const index::v1::LayerIndex> index_;
-  const BlobReader& blob_;
-};
-
 }  // namespace clip
 
-#endif  // CLIP_INDEX_SPAN_READER_H_
+#endif  // CLIP_INDEX_SPAN_SOURCE_H_
