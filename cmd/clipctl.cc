@@ -6,12 +6,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
-#include "cmd/build_info.h"
 #include "cmd/image_index_command.h"
 #include "cmd/index_commands.h"
 #include "cmd/lazy_pull.h"
 #include "cmd/mount_command.h"
 #include "cmd/record_command.h"
+#include "common/build_info.h"
 #include "snapshotter/daemon_config.h"
 #include "snapshotter/registry_setup.h"
 

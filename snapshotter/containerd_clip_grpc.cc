@@ -25,7 +25,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "cmd/build_info.h"
+#include "common/build_info.h"
 #include "common/logging.h"
 #include "snapshotter/daemon.h"
 #include "snapshotter/daemon_config.h"

@@ -3,8 +3,8 @@
 // the runtime versions (Debian upgrades shared libraries under a built binary).
 //
 // Thread safety: pure functions.
-#ifndef CLIP_CMD_BUILD_INFO_H_
-#define CLIP_CMD_BUILD_INFO_H_
+#ifndef CLIP_COMMON_BUILD_INFO_H_
+#define CLIP_COMMON_BUILD_INFO_H_
 
 #include <string>
 
@@ -17,4 +17,4 @@ std::string BuildInfo();
 
 }  // namespace clip
 
-#endif  // CLIP_CMD_BUILD_INFO_H_
+#endif  // CLIP_COMMON_BUILD_INFO_H_

@@ -1,4 +1,4 @@
-#include "cmd/build_info.h"
+#include "common/build_info.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,4 +1,4 @@
-#include "cmd/build_info.h"
+#include "common/build_info.h"
 
 #define FUSE_USE_VERSION 314
 #include <curl/curl.h>
