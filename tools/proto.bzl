@@ -26,7 +26,7 @@ def clip_proto_library(name, srcs, deps = [], grpc = False, visibility = None):
       srcs: .proto files of this package.
       deps: other clip_proto_library targets of the same package that srcs import.
       grpc: also generate gRPC service stubs (.grpc.pb.{h,cc}).
-      visibility: visibility of the cc_library.
+      visibility: visibility of the cc_library, its sources and its generated files.
     """
     package = native.package_name()
     strip = len(package) + 1 if package else 0
@@ -65,6 +65,7 @@ def clip_proto_library(name, srcs, deps = [], grpc = False, visibility = None):
         outs = outs,
         cmd = cmd,
         message = "protoc %s" % name,
+        visibility = visibility,
     )
 
     native.cc_library(
