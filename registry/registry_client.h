@@ -1,5 +1,6 @@
 // RegistryClient: the OCI distribution client clip reads layers, manifests and
-// indexes through, and publishes indexes with.
+// indexes through, and publishes indexes with. What it reads is described in
+// manifest.h (media types, platforms, descriptors); where it goes, in endpoint.h.
 //
 // One request path serves every operation: pick the endpoints for the reference's
 // domain (mirrors first, per hosts configuration), attach cached authorization,
@@ -38,78 +39,11 @@
 #include "common/digest.h"
 #include "common/http_client.h"
 #include "registry/auth.h"
+#include "registry/endpoint.h"
+#include "registry/manifest.h"
 #include "registry/reference.h"
 
 namespace clip {
-
-inline constexpr char kOciIndex[] = "application/vnd.oci.image.index.v1+json";
-inline constexpr char kOciManifest[] = "application/vnd.oci.image.manifest.v1+json";
-inline constexpr char kDockerManifestList[] =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-inline constexpr char kDockerManifest[] = "application/vnd.docker.distribution.manifest.v2+json";
-
-struct Platform {
-  std::string os = "linux";
-  std::string architecture = "amd64";
-  std::string variant;
-  static Platform Host();
-  // "os/architecture[/variant]", as containerd and docker write it ("linux/arm64/v8").
-  static absl::StatusOr<Platform> Parse(absl::string_view text);
-  std::string ToString() const;
-};
-
-struct Descriptor {
-  std::string media_type;
-  Digest digest;
-  int64_t size = 0;
-  std::string artifact_type;
-  std::map<std::string, std::string> annotations;
-  std::optional<Platform> platform;
-};
-
-struct Manifest {
-  Digest digest;
-  std::string media_type;
-  std::string bytes;
-};
-
-// The parts of an image manifest (OCI or Docker schema 2) a puller needs.
-struct ImageManifest {
-  Descriptor config;
-  std::vector<Descriptor> layers;
-};
-// kDataLoss when `bytes` is not an image manifest (e.g. an index, or not JSON).
-absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view bytes);
-
-// One way to reach a registry: the server itself or a mirror.
-struct RegistryEndpoint {
-  std::string scheme = "https";
-  std::string host;                 // host[:port]
-  std::string path_prefix = "/v2";  // containerd's override_path puts the full path here
-  bool pull = true;
-  bool resolve = true;
-  bool push = true;
-  TlsOptions tls;
-};
-
-// Which endpoints serve a registry domain, in the order to try them.
-class HostResolver {
- public:
-  virtual ~HostResolver() = default;
-  virtual std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const = 0;
-};
-
-// The default: https://<domain> (docker.io is registry-1.docker.io); plain HTTP only
-// for the domains listed.
-class DefaultHosts final : public HostResolver {
- public:
-  explicit DefaultHosts(std::set<std::string> plain_http = {})
-      : plain_http_(std::move(plain_http)) {}
-  std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const override;
-
- private:
-  std::set<std::string> plain_http_;
-};
 
 struct RetryPolicy {
   int max_attempts = 5;
