@@ -2,6 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <map>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "common/coding.h"
 #include "common/status_macros.h"
@@ -51,20 +55,8 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
-std::string EncodeLabels(const Labels& labels) {
-  std::string out;
-  auto put = [&](const std::string& s) {
-    uint32_t n = static_cast<uint32_t>(s.size());
-    PutFixed32(&out, n);
-    out += s;
-  };
-  for (const auto& [k, v] : labels) {
-    put(k);
-    put(v);
-  }
-  return out;
-}
-
+// Schema 1 kept labels in a blob column: pairs of <u32 length><bytes>, little-endian.
+// Read only to migrate such a database.
 absl::StatusOr<Labels> DecodeLabels(const void* data, int size) {
   Labels out;
   const char* p = static_cast<const char*>(data);
@@ -86,9 +78,9 @@ absl::StatusOr<Labels> DecodeLabels(const void* data, int size) {
   return out;
 }
 
-constexpr char kColumns[] = "id, name, parent, kind, created_ns, updated_ns, labels, size, inodes";
+constexpr char kColumns[] = "id, name, parent, kind, created_ns, updated_ns, size, inodes";
 
-absl::StatusOr<SnapshotRecord> Row(sqlite3_stmt* s) {
+SnapshotRecord Row(sqlite3_stmt* s) {
   SnapshotRecord r;
   r.id = sqlite3_column_int64(s, 0);
   r.info.name = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
@@ -96,11 +88,79 @@ absl::StatusOr<SnapshotRecord> Row(sqlite3_stmt* s) {
   r.info.kind = static_cast<SnapshotKind>(sqlite3_column_int(s, 3));
   r.info.created = absl::FromUnixNanos(sqlite3_column_int64(s, 4));
   r.info.updated = absl::FromUnixNanos(sqlite3_column_int64(s, 5));
-  CLIP_ASSIGN_OR_RETURN(r.info.labels,
-                        DecodeLabels(sqlite3_column_blob(s, 6), sqlite3_column_bytes(s, 6)));
-  r.size = sqlite3_column_int64(s, 7);
-  r.inodes = sqlite3_column_int64(s, 8);
+  r.size = sqlite3_column_int64(s, 6);
+  r.inodes = sqlite3_column_int64(s, 7);
   return r;
+}
+
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, i)),
+                     static_cast<size_t>(sqlite3_column_bytes(s, i)));
+}
+
+// The labels of snapshot `id` (all snapshots' when id < 0), by snapshot id.
+absl::StatusOr<std::map<int64_t, Labels>> LoadLabels(sqlite3* db, int64_t id) {
+  Stmt s(db, id < 0 ? "SELECT snapshot_id, key, value FROM labels"
+                    : "SELECT snapshot_id, key, value FROM labels WHERE snapshot_id=?1");
+  if (!s.ok()) return SqlError(db, "prepare");
+  if (id >= 0) s.Int(1, id);
+  std::map<int64_t, Labels> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    out[sqlite3_column_int64(s.get(), 0)][ColumnText(s.get(), 1)] = ColumnText(s.get(), 2);
+  }
+  if (rc != SQLITE_DONE) return SqlError(db, "labels");
+  return out;
+}
+
+absl::Status SaveLabels(sqlite3* db, int64_t id, const Labels& labels) {
+  Stmt del(db, "DELETE FROM labels WHERE snapshot_id=?1");
+  if (!del.ok()) return SqlError(db, "prepare");
+  del.Int(1, id);
+  CLIP_RETURN_IF_ERROR(del.Done("labels"));
+  for (const auto& [k, v] : labels) {
+    Stmt ins(db, "INSERT INTO labels (snapshot_id, key, value) VALUES (?1, ?2, ?3)");
+    if (!ins.ok()) return SqlError(db, "prepare");
+    ins.Int(1, id);
+    ins.Text(2, k);
+    ins.Text(3, v);
+    CLIP_RETURN_IF_ERROR(ins.Done(absl::StrCat("label ", k)));
+  }
+  return absl::OkStatus();
+}
+
+constexpr char kCreateLabels[] =
+    "CREATE TABLE IF NOT EXISTS labels ("
+    " snapshot_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (snapshot_id, key)) WITHOUT ROWID";
+
+// Schema 1 -> 2: every label blob becomes rows of the labels table, then the column
+// goes. One transaction: a crash leaves schema 1 whole, migrated again on next open.
+absl::Status MigrateFrom1(sqlite3* db) {
+  CLIP_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
+  absl::Status st = [&]() -> absl::Status {
+    CLIP_RETURN_IF_ERROR(Exec(db, kCreateLabels));
+    std::vector<std::pair<int64_t, Labels>> rows;
+    {
+      Stmt s(db, "SELECT id, labels FROM snapshots");
+      if (!s.ok()) return SqlError(db, "prepare");
+      int rc;
+      while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+        CLIP_ASSIGN_OR_RETURN(Labels l, DecodeLabels(sqlite3_column_blob(s.get(), 1),
+                                                     sqlite3_column_bytes(s.get(), 1)));
+        rows.emplace_back(sqlite3_column_int64(s.get(), 0), std::move(l));
+      }
+      if (rc != SQLITE_DONE) return SqlError(db, "migrate");
+    }
+    for (const auto& [id, labels] : rows) CLIP_RETURN_IF_ERROR(SaveLabels(db, id, labels));
+    CLIP_RETURN_IF_ERROR(Exec(db, "ALTER TABLE snapshots DROP COLUMN labels"));
+    return Exec(db, "PRAGMA user_version=2");
+  }();
+  if (!st.ok()) {
+    (void)Exec(db, "ROLLBACK");
+    return st;
+  }
+  return Exec(db, "COMMIT");
 }
 
 }  // namespace
@@ -115,20 +175,35 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(const std::st
     return s;
   }
   sqlite3_busy_timeout(db, 5000);
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                          "CREATE TABLE IF NOT EXISTS snapshots ("
-                          " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                          " name TEXT NOT NULL UNIQUE, parent TEXT NOT NULL,"
-                          " kind INTEGER NOT NULL, created_ns INTEGER NOT NULL,"
-                          " updated_ns INTEGER NOT NULL, labels BLOB NOT NULL,"
-                          " size INTEGER NOT NULL, inodes INTEGER NOT NULL)",
-                          "CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent)",
-                          "PRAGMA user_version=1"}) {
-    absl::Status s = Exec(db, sql);
-    if (!s.ok()) {
-      sqlite3_close(db);
-      return s;
+  absl::Status st = [&]() -> absl::Status {
+    CLIP_RETURN_IF_ERROR(Exec(db, "PRAGMA journal_mode=WAL"));
+    CLIP_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL"));
+    int64_t version = 0;
+    {
+      Stmt v(db, "PRAGMA user_version");
+      if (!v.ok() || sqlite3_step(v.get()) != SQLITE_ROW) return SqlError(db, "user_version");
+      version = sqlite3_column_int64(v.get(), 0);
     }
+    if (version == 1) return MigrateFrom1(db);
+    if (version > 2) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("metadata: schema version ", version, " is newer than this build's (2)"));
+    }
+    for (const char* sql : {"CREATE TABLE IF NOT EXISTS snapshots ("
+                            " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                            " name TEXT NOT NULL UNIQUE, parent TEXT NOT NULL,"
+                            " kind INTEGER NOT NULL, created_ns INTEGER NOT NULL,"
+                            " updated_ns INTEGER NOT NULL,"
+                            " size INTEGER NOT NULL, inodes INTEGER NOT NULL)",
+                            "CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent)",
+                            kCreateLabels, "PRAGMA user_version=2"}) {
+      CLIP_RETURN_IF_ERROR(Exec(db, sql));
+    }
+    return absl::OkStatus();
+  }();
+  if (!st.ok()) {
+    sqlite3_close(db);
+    return st;
   }
   return std::unique_ptr<MetadataStore>(new MetadataStore(db));
 }
@@ -159,31 +234,34 @@ absl::StatusOr<std::optional<SnapshotRecord>> MetadataStore::Txn::Get(const std:
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_DONE) return std::nullopt;
   if (rc != SQLITE_ROW) return SqlError(db_, "get");
-  CLIP_ASSIGN_OR_RETURN(SnapshotRecord r, Row(s.get()));
+  SnapshotRecord r = Row(s.get());
+  CLIP_ASSIGN_OR_RETURN(auto labels, LoadLabels(db_, r.id));
+  r.info.labels = std::move(labels[r.id]);
   return r;
 }
 
 absl::StatusOr<int64_t> MetadataStore::Txn::Insert(const SnapshotRecord& r) {
   Stmt s(db_,
-         "INSERT INTO snapshots (name, parent, kind, created_ns, updated_ns, labels, size, inodes)"
-         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+         "INSERT INTO snapshots (name, parent, kind, created_ns, updated_ns, size, inodes)"
+         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Text(1, r.info.name);
   s.Text(2, r.info.parent);
   s.Int(3, static_cast<int64_t>(r.info.kind));
   s.Int(4, absl::ToUnixNanos(r.info.created));
   s.Int(5, absl::ToUnixNanos(r.info.updated));
-  s.Blob(6, EncodeLabels(r.info.labels));
-  s.Int(7, r.size);
-  s.Int(8, r.inodes);
+  s.Int(6, r.size);
+  s.Int(7, r.inodes);
   CLIP_RETURN_IF_ERROR(s.Done(absl::StrCat("snapshot ", r.info.name)));
-  return sqlite3_last_insert_rowid(db_);
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  CLIP_RETURN_IF_ERROR(SaveLabels(db_, id, r.info.labels));
+  return id;
 }
 
 absl::Status MetadataStore::Txn::Update(const SnapshotRecord& r) {
   Stmt s(db_,
          "UPDATE snapshots SET name=?2, parent=?3, kind=?4, created_ns=?5, updated_ns=?6,"
-         " labels=?7, size=?8, inodes=?9 WHERE id=?1");
+         " size=?7, inodes=?8 WHERE id=?1");
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Int(1, r.id);
   s.Text(2, r.info.name);
@@ -191,13 +269,14 @@ absl::Status MetadataStore::Txn::Update(const SnapshotRecord& r) {
   s.Int(4, static_cast<int64_t>(r.info.kind));
   s.Int(5, absl::ToUnixNanos(r.info.created));
   s.Int(6, absl::ToUnixNanos(r.info.updated));
-  s.Blob(7, EncodeLabels(r.info.labels));
-  s.Int(8, r.size);
-  s.Int(9, r.inodes);
-  return s.Done(absl::StrCat("snapshot ", r.info.name));
+  s.Int(7, r.size);
+  s.Int(8, r.inodes);
+  CLIP_RETURN_IF_ERROR(s.Done(absl::StrCat("snapshot ", r.info.name)));
+  return SaveLabels(db_, r.id, r.info.labels);
 }
 
 absl::Status MetadataStore::Txn::Delete(int64_t id) {
+  CLIP_RETURN_IF_ERROR(SaveLabels(db_, id, {}));
   Stmt s(db_, "DELETE FROM snapshots WHERE id=?1");
   if (!s.ok()) return SqlError(db_, "prepare");
   s.Int(1, id);
@@ -217,11 +296,10 @@ absl::StatusOr<std::vector<SnapshotRecord>> MetadataStore::Txn::All() {
   if (!s.ok()) return SqlError(db_, "prepare");
   std::vector<SnapshotRecord> out;
   int rc;
-  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-    CLIP_ASSIGN_OR_RETURN(SnapshotRecord r, Row(s.get()));
-    out.push_back(std::move(r));
-  }
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(Row(s.get()));
   if (rc != SQLITE_DONE) return SqlError(db_, "list");
+  CLIP_ASSIGN_OR_RETURN(auto labels, LoadLabels(db_, -1));
+  for (SnapshotRecord& r : out) r.info.labels = std::move(labels[r.id]);
   return out;
 }
 

@@ -8,10 +8,13 @@
 //     return txn.Insert(record).status();
 //   }));
 //
-// Schema (version 1): table `snapshots` (id INTEGER PRIMARY KEY AUTOINCREMENT,
-// name TEXT UNIQUE, parent TEXT, kind INTEGER, created_ns, updated_ns INTEGER,
-// labels BLOB: pairs of <u32 length><bytes> little-endian, size, inodes INTEGER).
-// Ids never repeat, so a snapshot's directory name is unique for the root's lifetime.
+// Schema (version 2): table `snapshots` (id INTEGER PRIMARY KEY AUTOINCREMENT,
+// name TEXT UNIQUE, parent TEXT, kind INTEGER, created_ns, updated_ns, size, inodes
+// INTEGER) and table `labels` (snapshot_id, key TEXT, value TEXT; primary key
+// (snapshot_id, key)), so label queries can be SQL. Ids never repeat, so a snapshot's
+// directory name is unique for the root's lifetime. A version 1 database (labels in a
+// blob column of `snapshots`) is migrated on Open, in one transaction; a newer version
+// is refused (kFailedPrecondition).
 //
 // Thread safety: safe for concurrent use; transactions are serialised by mu_.
 #ifndef CLIP_SNAPSHOTTER_METADATA_STORE_H_
