@@ -161,6 +161,51 @@ absl::StatusOr<SnapshotFilter> SnapshotFilter::Parse(const std::vector<std::stri
   return f;
 }
 
+SnapshotFilter::Sql SnapshotFilter::ToSql() const {
+  Sql sql;
+  if (alternatives_.empty()) return sql;
+  std::vector<std::string> any;
+  for (const auto& all : alternatives_) {
+    std::vector<std::string> each;
+    for (const Selector& sel : all) {
+      const std::vector<std::string>& p = sel.path;
+      if (p.empty() || sel.op == Selector::kMatch) continue;  // Match decides
+      if (p.size() == 1 && (p[0] == "name" || p[0] == "parent")) {
+        if (sel.op == Selector::kPresent) continue;  // always present
+        each.push_back(absl::StrCat(p[0], sel.op == Selector::kEqual ? " = ?" : " != ?"));
+        sql.params.push_back(sel.value);
+        continue;
+      }
+      if (p[0] != "labels") continue;  // kind, unknown fields: Match decides
+      constexpr char kLabel[] = "SELECT 1 FROM labels WHERE snapshot_id = snapshots.id";
+      if (p.size() == 1) {  // "labels": any label at all
+        if (sel.op == Selector::kPresent) each.push_back(absl::StrCat("EXISTS (", kLabel, ")"));
+        continue;
+      }
+      sql.params.push_back(absl::StrJoin(std::vector<std::string>(p.begin() + 1, p.end()), "."));
+      switch (sel.op) {
+        case Selector::kPresent:
+          each.push_back(absl::StrCat("EXISTS (", kLabel, " AND key = ?)"));
+          break;
+        case Selector::kEqual:
+          each.push_back(absl::StrCat("EXISTS (", kLabel, " AND key = ? AND value = ?)"));
+          sql.params.push_back(sel.value);
+          break;
+        case Selector::kNotEqual:  // absent or different
+          each.push_back(absl::StrCat("NOT EXISTS (", kLabel, " AND key = ? AND value = ?)"));
+          sql.params.push_back(sel.value);
+          break;
+        case Selector::kMatch:
+          break;
+      }
+    }
+    if (each.empty()) return Sql{};  // this alternative admits every row
+    any.push_back(absl::StrCat("(", absl::StrJoin(each, " AND "), ")"));
+  }
+  sql.where = absl::StrJoin(any, " OR ");
+  return sql;
+}
+
 bool SnapshotFilter::Match(const SnapshotInfo& info) const {
   if (alternatives_.empty()) return true;
   for (const auto& all : alternatives_) {

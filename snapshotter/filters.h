@@ -27,6 +27,17 @@ class SnapshotFilter {
   static absl::StatusOr<SnapshotFilter> Parse(const std::vector<std::string>& filters);
   bool Match(const SnapshotInfo& info) const;
 
+  // The filter as an SQL condition over metadata_store.h's tables (a row of
+  // `snapshots`, its labels in `labels`), with its `?` parameters in order: name,
+  // parent and label selectors become SQL; kind and regular expressions are TRUE there
+  // and left to Match. So it never drops a snapshot Match keeps: a prefilter, after
+  // which Match still decides. Empty `where`: no condition.
+  struct Sql {
+    std::string where;
+    std::vector<std::string> params;
+  };
+  Sql ToSql() const;
+
   struct Selector {
     std::vector<std::string> path;
     enum Op { kPresent, kEqual, kNotEqual, kMatch } op = kPresent;

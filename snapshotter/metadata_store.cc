@@ -291,9 +291,15 @@ absl::StatusOr<int64_t> MetadataStore::Txn::CountChildren(const std::string& nam
   return sqlite3_column_int64(s.get(), 0);
 }
 
-absl::StatusOr<std::vector<SnapshotRecord>> MetadataStore::Txn::All() {
-  Stmt s(db_, absl::StrCat("SELECT ", kColumns, " FROM snapshots ORDER BY id").c_str());
+absl::StatusOr<std::vector<SnapshotRecord>> MetadataStore::Txn::All() { return Select("", {}); }
+
+absl::StatusOr<std::vector<SnapshotRecord>> MetadataStore::Txn::Select(
+    const std::string& where, const std::vector<std::string>& params) {
+  Stmt s(db_, absl::StrCat("SELECT ", kColumns, " FROM snapshots",
+                           where.empty() ? "" : absl::StrCat(" WHERE ", where), " ORDER BY id")
+                  .c_str());
   if (!s.ok()) return SqlError(db_, "prepare");
+  for (size_t i = 0; i < params.size(); ++i) s.Text(static_cast<int>(i) + 1, params[i]);
   std::vector<SnapshotRecord> out;
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(Row(s.get()));

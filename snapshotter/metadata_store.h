@@ -54,6 +54,10 @@ class MetadataStore {
     absl::Status Delete(int64_t id);
     absl::StatusOr<int64_t> CountChildren(const std::string& name);
     absl::StatusOr<std::vector<SnapshotRecord>> All();
+    // The snapshots matching SQL condition `where` over `snapshots` (and `labels`) with
+    // `params` bound to its `?`s in order, by id; All() when `where` is empty.
+    absl::StatusOr<std::vector<SnapshotRecord>> Select(const std::string& where,
+                                                       const std::vector<std::string>& params);
 
    private:
     friend class MetadataStore;

@@ -421,9 +421,11 @@ absl::Status OverlaySnapshotter::Remove(const std::string& key) {
 absl::Status OverlaySnapshotter::Walk(const std::vector<std::string>& filters,
                                       const std::function<absl::Status(const SnapshotInfo&)>& fn) {
   CLIP_ASSIGN_OR_RETURN(SnapshotFilter filter, SnapshotFilter::Parse(filters));
+  // SQL narrows the rows (names, parents, labels); Match decides (kinds, expressions).
+  const SnapshotFilter::Sql sql = filter.ToSql();
   std::vector<SnapshotRecord> all;
   CLIP_RETURN_IF_ERROR(store_->Transact([&](MetadataStore::Txn& txn) -> absl::Status {
-    CLIP_ASSIGN_OR_RETURN(all, txn.All());
+    CLIP_ASSIGN_OR_RETURN(all, txn.Select(sql.where, sql.params));
     return absl::OkStatus();
   }));
   for (const SnapshotRecord& r : all) {
