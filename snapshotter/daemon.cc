@@ -216,8 +216,6 @@ absl::Status Daemon::Init() {
   fuse_->OfferHeld(std::move(held));
   RemoteLayers::Options lo;
   lo.index_store = config_.root + "/indexes";
-  lo.registry = registry_.get();
-  lo.fuse = fuse_.get();
   lo.tiers = CacheTiers{memory_.get(), disk_.get(), remote_cache_.get(), executor_.get()};
   lo.tiers.readahead = readahead_.get();
   lo.tiers.readahead_spans = static_cast<int>(config_.readahead_spans);
@@ -239,7 +237,7 @@ absl::Status Daemon::Init() {
     lo.fill = fo;
     lo.fill_delay = absl::Seconds(config_.background_fill.delay_seconds);
   }
-  remote_ = std::make_unique<RemoteLayers>(lo);
+  remote_ = std::make_unique<RemoteLayers>(*registry_, *fuse_, lo);
   // Opening restores every remote snapshot (taking over its live connection where the
   // holder has one) before the socket is served.
   CLIP_ASSIGN_OR_RETURN(snapshotter_, OverlaySnapshotter::Open(config_.root, remote_.get()));

@@ -36,17 +36,17 @@ RemoteLayers::DelayedFill::~DelayedFill() {
 
 bool RemoteLayers::DelayedFill::done() const { return done_; }
 
-RemoteLayers::RemoteLayers(Options options)
-    : options_(std::move(options)),
+RemoteLayers::RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Options options)
+    : registry_(registry),
+      fuse_(fuse),
+      options_(std::move(options)),
       indexes_(options_.index_store),
       profiles_(options_.profile_store) {
   index_chain_.push_back(std::make_unique<LocalStoreIndexSource>(indexes_));
   index_chain_.push_back(std::make_unique<RemoteCacheIndexSource>(options_.remote_index));
-  if (options_.registry != nullptr) {
-    index_chain_.push_back(std::make_unique<RegistryIndexSource>(
-        *options_.registry, indexes_, options_.profile_store.empty() ? nullptr : &profiles_,
-        [this](const Digest& d, const std::string& encoded) { Keep(d, encoded, /*share=*/true); }));
-  }
+  index_chain_.push_back(std::make_unique<RegistryIndexSource>(
+      registry_, indexes_, options_.profile_store.empty() ? nullptr : &profiles_,
+      [this](const Digest& d, const std::string& encoded) { Keep(d, encoded, /*share=*/true); }));
   // A store that cannot be made fails each write, logged; indexes are still used.
   if (absl::Status made = indexes_.Create(); !made.ok()) {
     Log(LogLevel::kWarning, "remote", made.message());
@@ -73,7 +73,7 @@ RemoteLayers::~RemoteLayers() {
   for (auto& [mnt, layer] : layers_) {
     if (layer.replay != nullptr) layer.replay->Cancel();
     layer.fill.reset();
-    (void)options_.fuse->Unmount(layer.id);
+    (void)fuse_.Unmount(layer.id);
   }
   layers_.clear();
 }
@@ -115,7 +115,7 @@ void RemoteLayers::IndexInBackground(const Reference& image, const Digest& layer
   if (stopping_ || !indexing_.insert(layer.ToString()).second) return;
   index_jobs_.emplace_back([this, image, layer] {
     absl::Status st = [&]() -> absl::Status {
-      CLIP_ASSIGN_OR_RETURN(auto blob, RegistryBlobReader::Open(*options_.registry, image, layer));
+      CLIP_ASSIGN_OR_RETURN(auto blob, RegistryBlobReader::Open(registry_, image, layer));
       StoppableReader reader(*blob, stopping_);
       CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index, BuildLayerIndex(reader));
       if (index.layer_digest() != layer.ToString()) {
@@ -180,7 +180,7 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   std::string trail;
   CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(image, layer, manifest, &trail));
   if (!index) {
-    const bool indexing = options_.index_on_first_use && options_.registry != nullptr;
+    const bool indexing = options_.index_on_first_use;
     Log(LogLevel::kInfo, "remote",
         absl::StrCat("layer ", layer.ToString(), " of ", image.ToString(),
                      " is not lazy: no index (", trail, "); pulled normally",
@@ -188,15 +188,12 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
     if (indexing) IndexInBackground(image, layer);
     return false;
   }
-  if (options_.registry == nullptr || options_.fuse == nullptr) {
-    return absl::FailedPreconditionError("remote layers need a registry client and a FUSE server");
-  }
-  auto blob = std::make_unique<RegistryBlobReader>(*options_.registry, image, layer,
-                                                   (*index)->compressed_size());
+  auto blob =
+      std::make_unique<RegistryBlobReader>(registry_, image, layer, (*index)->compressed_size());
   auto spans = std::make_shared<TieredSpanSource>(
       *index, std::make_shared<SpanInflater>(*index, *blob), options_.tiers);
   CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id,
-                        options_.fuse->Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
+                        fuse_.Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
   Log(LogLevel::kInfo, "remote",
       absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(), " lazily at ",
                    mountpoint, " (index ", trail.substr(trail.rfind("found in ") + 6), ", ",
@@ -209,7 +206,7 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   std::shared_ptr<ProfileReplay::Progress> replay;
   // A mount taken over from a previous daemon serves a container that has started: its
   // reads are neither a start to record nor one to prepare for.
-  if (!options_.profile_store.empty() && !options_.fuse->IsAdopted(id)) {
+  if (!options_.profile_store.empty() && !fuse_.IsAdopted(id)) {
     if (std::optional<index::v1::AccessProfile> profile = FindProfile(layer, **index)) {
       if (options_.replay != nullptr) {
         std::vector<uint32_t> order(profile->spans().begin(), profile->spans().end());
@@ -245,7 +242,7 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
       SaveProfile(layer.digest, *layer.index, *layer.recording);
   }
   layer.fill.reset();  // cancel before the mount goes
-  absl::Status st = options_.fuse->Unmount(layer.id);
+  absl::Status st = fuse_.Unmount(layer.id);
   Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
       absl::StrCat(st.ok() ? "unmounted " : "unmount failed: ", layer.digest.ToString(), " at ",
                    mountpoint, " (", layer.spans->origin_fetches(), " of ", SpanCount(*layer.index),

@@ -62,10 +62,9 @@ namespace clip {
 
 class RemoteLayers final : public RemoteLayerHook {
  public:
+  // Optional parts are nullable: null means absent (no remote cache, no replay).
   struct Options {
-    std::string index_store;  // directory of indexes by layer digest hex
-    const RegistryClient* registry = nullptr;
-    FuseServer* fuse = nullptr;
+    std::string index_store;              // directory of indexes by layer digest hex
     CacheTiers tiers;                     // memory/disk/remote caches, shared by all layers
     RemoteCache* remote_index = nullptr;  // where fleet-shared indexes live (optional)
     bool index_on_first_use = false;
@@ -80,7 +79,8 @@ class RemoteLayers final : public RemoteLayerHook {
     absl::Duration profile_quiet = absl::Seconds(5);  // no new span this long: recorded
     absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer
   };
-  explicit RemoteLayers(Options options);
+  // Layers are read from `registry` and served through `fuse`; both must outlive this.
+  RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Options options);
   ~RemoteLayers() override;  // unmounts what it mounted
 
   absl::StatusOr<bool> Mount(const Labels& labels, const std::string& mountpoint) override;
@@ -143,6 +143,8 @@ class RemoteLayers final : public RemoteLayerHook {
     std::shared_ptr<SpanAccessLog> recording;  // while recording its access profile
     std::shared_ptr<ProfileReplay::Progress> replay;
   };
+  const RegistryClient& registry_;
+  FuseServer& fuse_;
   const Options options_;
   const LayerDocStore indexes_;   // options_.index_store
   const LayerDocStore profiles_;  // options_.profile_store (unused when that is empty)

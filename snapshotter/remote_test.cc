@@ -147,10 +147,8 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
   MemoryCache memory(64 << 20);
   RemoteLayers::Options opts;
   opts.index_store = dir + "/indexes";
-  opts.registry = &client;
-  opts.fuse = &fuse;
   opts.tiers = {&memory, nullptr, nullptr, nullptr};
-  auto remote = std::make_unique<RemoteLayers>(opts);
+  auto remote = std::make_unique<RemoteLayers>(client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(root, remote.get()).value();
 
   // Handshake: the layer is mounted lazily and reported as existing.
@@ -196,7 +194,7 @@ TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
             absl::StatusCode::kAlreadyExists);
   snap.reset();
   remote.reset();  // unmounts, as a daemon shutdown does
-  auto remote2 = std::make_unique<RemoteLayers>(opts);
+  auto remote2 = std::make_unique<RemoteLayers>(client, fuse, opts);
   auto snap2 = OverlaySnapshotter::Open(root, remote2.get()).value();
   EXPECT_EQ(remote2->mounted(), 1u);
   auto again = snap2->Prepare("container-2", "sha256:chain3", {});
@@ -239,12 +237,9 @@ class ProxiedTest : public ::testing::Test {
     if (HasFatalFailure()) return;
     StartProxy(pub, &px);
   }
-  RemoteLayers::Options LayerOptions(const std::string& dir, FuseServer* fuse,
-                                     CacheTiers tiers) const {
+  RemoteLayers::Options LayerOptions(const std::string& dir, CacheTiers tiers) const {
     RemoteLayers::Options opts;
     opts.index_store = dir + "/indexes";
-    opts.registry = px.client.get();
-    opts.fuse = fuse;
     opts.tiers = tiers;
     return opts;
   }
@@ -275,8 +270,8 @@ TEST_F(ProxiedTest, MixedImageFetchesOnlyWhatIsRead) {
 
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
-  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
-  RemoteLayers remote(opts);
+  RemoteLayers::Options opts = LayerOptions(dir, {&memory, nullptr, nullptr, nullptr});
+  RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
 
   EXPECT_EQ(snap->Prepare("extract-1", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer))
@@ -323,8 +318,8 @@ TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
   const std::string& dir = pub.dir;
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
-  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
-  RemoteLayers remote(opts);
+  RemoteLayers::Options opts = LayerOptions(dir, {&memory, nullptr, nullptr, nullptr});
+  RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
   ASSERT_EQ(
       snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
@@ -371,9 +366,9 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
     mkdir(hdir.c_str(), 0700);
     RemoteCache shared(co);
     auto disk = DiskCache::Open({hdir + "/cache", 1 << 30}).value();
-    RemoteLayers::Options opts = LayerOptions(hdir, &fuse, {nullptr, disk.get(), &shared, nullptr});
+    RemoteLayers::Options opts = LayerOptions(hdir, {nullptr, disk.get(), &shared, nullptr});
     opts.remote_index = &shared;
-    RemoteLayers remote(opts);
+    RemoteLayers remote(*px.client, fuse, opts);
     auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
     if (host == 1) {
       ASSERT_THAT(px.proxy->Control("/__reset", "{}"), IsOk());
@@ -414,10 +409,10 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   RemoteCache shared(co);
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
-  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
+  RemoteLayers::Options opts = LayerOptions(dir, {&memory, nullptr, nullptr, nullptr});
   opts.remote_index = &shared;
   opts.index_on_first_use = true;
-  RemoteLayers remote(opts);
+  RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
   auto first = snap->Prepare("e1", "", LazyLabels(px.image, pub, "sha256:g1", gnu));
   ASSERT_THAT(first, IsOk());  // no index yet: the ordinary path
@@ -446,11 +441,11 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
   const std::string& dir = pub.dir;
   auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
   FuseServer fuse(2);
-  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {nullptr, disk.get(), nullptr, nullptr});
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
   opts.fill = BackgroundFill::Options{};
   opts.fill->bytes_per_second = 64 << 20;
   opts.fill_delay = absl::Milliseconds(100);
-  RemoteLayers remote(opts);
+  RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
   ASSERT_EQ(
       snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
@@ -504,12 +499,12 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
     }
     RemoteCache shared(co);
     MemoryCache memory(64 << 20);
-    RemoteLayers::Options opts = LayerOptions(hdir, &fuse, {&memory, nullptr, nullptr, nullptr});
+    RemoteLayers::Options opts = LayerOptions(hdir, {&memory, nullptr, nullptr, nullptr});
     if (host < 2) opts.remote_index = &shared;  // hosts 2 and 3: their own store only
     opts.profile_store = hdir + "/profiles";
     opts.replay = &replay;
     opts.profile_quiet = absl::Milliseconds(300);
-    RemoteLayers remote(opts);
+    RemoteLayers remote(*px.client, fuse, opts);
     auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
     ASSERT_THAT(px.proxy->Control("/__reset", "{}"), IsOk());
     ASSERT_EQ(
@@ -581,10 +576,10 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
   ThreadPool replay(4, 64);
-  RemoteLayers::Options opts = LayerOptions(dir, &fuse, {&memory, nullptr, nullptr, nullptr});
+  RemoteLayers::Options opts = LayerOptions(dir, {&memory, nullptr, nullptr, nullptr});
   opts.profile_store = dir + "/profiles";
   opts.replay = &replay;
-  RemoteLayers remote(opts);
+  RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
   ASSERT_EQ(
       snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
