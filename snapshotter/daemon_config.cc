@@ -102,6 +102,15 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       c.cache_max_bytes = *v;
       continue;
     }
+    if (k == "index_small_file_interval") {
+      auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+      if (!v || *v < 0 || *v > (2 << 20)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            source, ": index_small_file_interval must be between 0 (off) and 2097152 bytes"));
+      }
+      c.index_small_file_interval = *v;
+      continue;
+    }
     if (k == "readahead_spans") {
       auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
       if (!v || *v < 0 || *v > 16) {

@@ -15,6 +15,9 @@
 //   metrics_address = "127.0.0.1:9102"       # Prometheus /metrics; or "unix:/run/clip.sock"
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
 //   index_on_first_use = false     # index layers found without an index, in the background
+//   index_small_file_interval = 0  # those indexes: a checkpoint per this many bytes of small
+//                                  # files (0: off; at most 2 MiB; clipctl index
+//                                  --small-file-interval)
 //   containerd_root = "/var/lib/containerd"  # where containerd 1.6 looks for clip's image fs
 //   takeover = true               # mounts and the socket survive daemon restarts
 //   fd_store = "auto"             # where: "systemd" (its fd store), "holder" (clip-fd-holder),
@@ -68,6 +71,7 @@ struct DaemonConfig {
   std::string metrics_address;  // empty: no metrics endpoint
   std::string remote_cache;     // empty: no remote cache
   bool index_on_first_use = false;
+  int64_t index_small_file_interval = 0;
   // containerd's root: clip keeps <containerd_root>/io.containerd.snapshotter.v1.clip
   // (what containerd 1.6's CRI reports as the image filesystem) pointing at `root`.
   // Empty: leave it alone.

@@ -126,6 +126,15 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_FALSE(d->index_on_first_use);
   EXPECT_TRUE(ParseDaemonConfig("index_on_first_use = true\n", "t")->index_on_first_use);
+  EXPECT_EQ(d->index_small_file_interval, 0);
+  EXPECT_EQ(
+      ParseDaemonConfig("index_small_file_interval = 524288\n", "t")->index_small_file_interval,
+      524288);
+  for (const char* bad :
+       {"index_small_file_interval = -1\n", "index_small_file_interval = 4194304\n",
+        "index_small_file_interval = \"512K\"\n"}) {
+    EXPECT_THAT(ParseDaemonConfig(bad, "t"), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+  }
   EXPECT_THAT(ParseDaemonConfig("index_on_first_use = \"yes\"\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }

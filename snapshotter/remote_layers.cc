@@ -117,7 +117,8 @@ void RemoteLayers::IndexInBackground(const Reference& image, const Digest& layer
     absl::Status st = [&]() -> absl::Status {
       CLIP_ASSIGN_OR_RETURN(auto blob, RegistryBlobReader::Open(registry_, image, layer));
       StoppableReader reader(*blob, stopping_);
-      CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index, BuildLayerIndex(reader));
+      CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index,
+                            BuildLayerIndex(reader, options_.index_options));
       if (index.layer_digest() != layer.ToString()) {
         return absl::DataLossError(absl::StrCat("indexed as ", index.layer_digest()));
       }

@@ -53,6 +53,7 @@
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
 #include "index/access_profile.h"
+#include "index/layer_indexer.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
 #include "snapshotter/index_sources.h"
@@ -68,6 +69,7 @@ class RemoteLayers final : public RemoteLayerHook {
     CacheTiers tiers;                     // memory/disk/remote caches, shared by all layers
     RemoteCache* remote_index = nullptr;  // where fleet-shared indexes live (optional)
     bool index_on_first_use = false;
+    IndexOptions index_options;                   // placement for indexes built on first use
     std::optional<BackgroundFill::Options> fill;  // unset: no background fill
     absl::Duration fill_delay = absl::Seconds(10);
     // Access profiles: directory of recorded profiles by layer digest hex; empty: none

@@ -412,6 +412,7 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   RemoteLayers::Options opts = LayerOptions(dir, {&memory, nullptr, nullptr, nullptr});
   opts.remote_index = &shared;
   opts.index_on_first_use = true;
+  opts.index_options.small_file_interval = 16 << 10;  // index_small_file_interval
   RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", &remote).value();
   auto first = snap->Prepare("e1", "", LazyLabels(px.image, pub, "sha256:g1", gnu));
@@ -421,6 +422,7 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   auto in_remote = shared.GetLayerDoc(RemoteCache::LayerDoc::kIndex, Digest::Of(gnu));
   ASSERT_TRUE(in_remote.ok() && in_remote->has_value());
   EXPECT_EQ(DecodeIndex(**in_remote)->layer_digest(), Digest::Of(gnu).ToString());
+  EXPECT_EQ(DecodeIndex(**in_remote)->small_file_interval(), 16u << 10);  // built as configured
   EXPECT_EQ(snap->Prepare("e2", "", LazyLabels(px.image, pub, "sha256:g2", gnu)).status().code(),
             absl::StatusCode::kAlreadyExists);
   auto view = snap->View("v", "sha256:g2", {});
