@@ -1,22 +1,24 @@
-// Design: children are plain atomics owned by the registry through unique_ptr, so the
-// references callers keep stay valid and updates take no lock; the registry mutex only
-// guards the family maps (registration and rendering). Collectors are shared_ptr'd
-// states with their own mutex: Render copies the live ones under the registry mutex,
-// releases it, and calls each under its state's mutex, while a handle's destruction
-// clears the callback under that same mutex and marks the state dead. A scrape thus
-// never calls into a destroyed object, and the two mutexes are never held together, so
-// a callback may take locks its owner holds while registering metrics. Dead states are
-// dropped from their family the next time that family is registered into.
+// Design: children are prometheus-cpp metrics (atomic updates, stable addresses for
+// the registry's lifetime) in prometheus-cpp families; the registry mutex guards clip's
+// family table (types, help, bounds, collectors) and every family registration.
+// Collectors are shared_ptr'd states with their own mutex: Render collects the
+// children, copies the live collectors under the registry mutex, releases it, and
+// calls each under its state's mutex, while a handle's destruction clears the callback
+// under that same mutex and marks the state dead. A scrape thus never calls into a
+// destroyed object, and the two mutexes are never held together, so a callback may
+// take locks its owner holds while registering metrics. Dead states are dropped from
+// their family the next time that family is registered into.
 #include "common/metrics.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
 
 namespace clip {
 namespace {
@@ -25,12 +27,6 @@ namespace {
   std::fprintf(stderr, "clip metrics: %s\n", message.c_str());
   std::fflush(stderr);
   std::abort();
-}
-
-void AtomicAdd(std::atomic<double>& target, double d) {
-  double current = target.load(std::memory_order_relaxed);
-  while (!target.compare_exchange_weak(current, current + d, std::memory_order_relaxed)) {
-  }
 }
 
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -70,26 +66,15 @@ void CheckNames(const std::string& name, const MetricLabels& labels, bool histog
   }
 }
 
-// Shortest text that parses back to `v`, as Prometheus reads it.
-std::string FormatValue(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[64];
-  auto result = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, result.ptr);
-}
-
-// `\` and newline are escaped in help texts; label values also escape `"`.
-std::string Escape(const std::string& s, bool quote) {
+// HELP texts escaped as the text format requires (`\\` and newline): prometheus-cpp
+// 1.0's serializer writes them as given, and a newline would end the line early.
+std::string EscapeHelp(const std::string& help) {
   std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
+  for (char c : help) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
-    } else if (quote && c == '"') {
-      out += "\\\"";
     } else {
       out += c;
     }
@@ -97,23 +82,8 @@ std::string Escape(const std::string& s, bool quote) {
   return out;
 }
 
-// `{a="x",b="y"}`, or nothing for no labels. `le`, if given, goes last.
-std::string FormatLabels(const MetricLabels& labels, const std::string* le = nullptr) {
-  if (labels.empty() && le == nullptr) return "";
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [name, value] : labels) {
-    absl::StrAppend(&out, first ? "" : ",", name, "=\"", Escape(value, true), "\"");
-    first = false;
-  }
-  if (le != nullptr) absl::StrAppend(&out, first ? "" : ",", "le=\"", *le, "\"");
-  out += "}";
-  return out;
-}
-
-void AppendSample(std::string* out, const std::string& name, const MetricLabels& labels,
-                  double value, const std::string* le = nullptr) {
-  absl::StrAppend(out, name, FormatLabels(labels, le), " ", FormatValue(value), "\n");
+prometheus::Labels ToLabels(const MetricLabels& labels) {
+  return prometheus::Labels(labels.begin(), labels.end());
 }
 
 const char* TypeName(int type) {
@@ -129,14 +99,7 @@ const char* TypeName(int type) {
 
 }  // namespace
 
-void Counter::Increment(double n) {
-  if (!(n >= 0)) return;  // also rejects NaN
-  AtomicAdd(value_, n);
-}
-
-void Gauge::Add(double d) { AtomicAdd(value_, d); }
-
-std::vector<double> Histogram::NormalizeBounds(std::vector<double> bounds) {
+std::vector<double> NormalizeBuckets(std::vector<double> bounds) {
   bounds.erase(
       std::remove_if(bounds.begin(), bounds.end(), [](double b) { return !std::isfinite(b); }),
       bounds.end());
@@ -144,33 +107,6 @@ std::vector<double> Histogram::NormalizeBounds(std::vector<double> bounds) {
   bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
   return bounds;
 }
-
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(NormalizeBounds(std::move(bounds))),
-      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
-  for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0, std::memory_order_relaxed);
-}
-
-void Histogram::Observe(double v) {
-  size_t i = std::isnan(v)
-                 ? bounds_.size()
-                 : static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) -
-                                       bounds_.begin());
-  buckets_[i].fetch_add(1, std::memory_order_relaxed);
-  AtomicAdd(sum_, v);
-}
-
-std::vector<uint64_t> Histogram::CumulativeCounts() const {
-  std::vector<uint64_t> counts(bounds_.size() + 1);
-  uint64_t total = 0;
-  for (size_t i = 0; i <= bounds_.size(); ++i) {
-    total += buckets_[i].load(std::memory_order_relaxed);
-    counts[i] = total;
-  }
-  return counts;
-}
-
-uint64_t Histogram::count() const { return CumulativeCounts().back(); }
 
 class MetricsRegistry::CollectorState {
  public:
@@ -216,6 +152,8 @@ void MetricsRegistry::CollectorHandle::Reset() {
   state_.reset();
 }
 
+MetricsRegistry::MetricsRegistry() : registry_(std::make_unique<prometheus::Registry>()) {}
+
 MetricsRegistry::~MetricsRegistry() = default;
 
 MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name,
@@ -227,8 +165,8 @@ MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name,
     collectors.erase(std::remove_if(collectors.begin(), collectors.end(),
                                     [](const auto& c) { return c->dead(); }),
                      collectors.end());
-    bool empty = family.counters.empty() && family.gauges.empty() && family.histograms.empty() &&
-                 collectors.empty();
+    bool empty = family.counters == nullptr && family.gauges == nullptr &&
+                 family.histograms == nullptr && collectors.empty();
     if (!empty) {
       if (family.type != type) {
         DieBecause(absl::StrCat("metric \"", name, "\" registered as ",
@@ -241,7 +179,7 @@ MetricsRegistry::Family& MetricsRegistry::FamilyLocked(const std::string& name,
   }
   Family& family = families_[name];
   family.type = type;
-  family.help = help;
+  family.help = EscapeHelp(help);
   return family;
 }
 
@@ -249,34 +187,38 @@ Counter& MetricsRegistry::GetCounter(const std::string& name, const std::string&
                                      const MetricLabels& labels) {
   CheckNames(name, labels, false);
   absl::MutexLock lock(&mu_);
-  auto& child = FamilyLocked(name, help, FamilyType::kCounter).counters[labels];
-  if (child == nullptr) child = std::make_unique<Counter>();
-  return *child;
+  Family& family = FamilyLocked(name, help, FamilyType::kCounter);
+  if (family.counters == nullptr) {
+    family.counters = &prometheus::BuildCounter().Name(name).Help(family.help).Register(*registry_);
+  }
+  return family.counters->Add(ToLabels(labels));
 }
 
 Gauge& MetricsRegistry::GetGauge(const std::string& name, const std::string& help,
                                  const MetricLabels& labels) {
   CheckNames(name, labels, false);
   absl::MutexLock lock(&mu_);
-  auto& child = FamilyLocked(name, help, FamilyType::kGauge).gauges[labels];
-  if (child == nullptr) child = std::make_unique<Gauge>();
-  return *child;
+  Family& family = FamilyLocked(name, help, FamilyType::kGauge);
+  if (family.gauges == nullptr) {
+    family.gauges = &prometheus::BuildGauge().Name(name).Help(family.help).Register(*registry_);
+  }
+  return family.gauges->Add(ToLabels(labels));
 }
 
 Histogram& MetricsRegistry::GetHistogram(const std::string& name, const std::string& help,
                                          const MetricLabels& labels, std::vector<double> bounds) {
   CheckNames(name, labels, true);
-  bounds = Histogram::NormalizeBounds(std::move(bounds));
+  bounds = NormalizeBuckets(std::move(bounds));
   absl::MutexLock lock(&mu_);
   Family& family = FamilyLocked(name, help, FamilyType::kHistogram);
-  if (family.histograms.empty()) {
+  if (family.histograms == nullptr) {
     family.bounds = bounds;
+    family.histograms =
+        &prometheus::BuildHistogram().Name(name).Help(family.help).Register(*registry_);
   } else if (family.bounds != bounds) {
     DieBecause(absl::StrCat("histogram \"", name, "\" registered with different bucket bounds"));
   }
-  auto& child = family.histograms[labels];
-  if (child == nullptr) child = std::make_unique<Histogram>(std::move(bounds));
-  return *child;
+  return family.histograms->Add(ToLabels(labels), family.bounds);
 }
 
 MetricsRegistry::CollectorHandle MetricsRegistry::AddCollector(
@@ -291,60 +233,54 @@ MetricsRegistry::CollectorHandle MetricsRegistry::AddCollector(
 }
 
 std::string MetricsRegistry::Render() const {
-  // What Render needs of a family once the registry mutex is released.
+  // Children first (prometheus-cpp collects them), then the live collectors, called
+  // with the registry mutex released; samples join their family by name.
   struct Pending {
-    std::string text;  // header and the registry-owned children, already rendered
-    std::string name;
+    std::string name, help;
+    FamilyType type;
     std::vector<std::shared_ptr<CollectorState>> collectors;
   };
   std::vector<Pending> pending;
+  std::map<std::string, prometheus::MetricFamily> out;
   {
     absl::MutexLock lock(&mu_);
-    pending.reserve(families_.size());
+    for (prometheus::MetricFamily& f : registry_->Collect()) {
+      if (!f.metric.empty()) out[f.name] = std::move(f);
+    }
     for (const auto& [name, family] : families_) {
-      Pending p;
-      p.name = name;
+      Pending p{name, family.help, family.type, {}};
       for (const auto& c : family.collectors) {
         if (!c->dead()) p.collectors.push_back(c);
       }
-      if (family.counters.empty() && family.gauges.empty() && family.histograms.empty() &&
-          p.collectors.empty()) {
-        continue;
-      }
-      absl::StrAppend(&p.text, "# HELP ", name, " ", Escape(family.help, false), "\n", "# TYPE ",
-                      name, " ", TypeName(static_cast<int>(family.type)), "\n");
-      for (const auto& [labels, counter] : family.counters) {
-        AppendSample(&p.text, name, labels, counter->value());
-      }
-      for (const auto& [labels, gauge] : family.gauges) {
-        AppendSample(&p.text, name, labels, gauge->value());
-      }
-      for (const auto& [labels, histogram] : family.histograms) {
-        std::vector<uint64_t> counts = histogram->CumulativeCounts();
-        const std::string bucket = name + "_bucket";
-        for (size_t i = 0; i < counts.size(); ++i) {
-          std::string le =
-              i < family.bounds.size() ? FormatValue(family.bounds[i]) : std::string("+Inf");
-          AppendSample(&p.text, bucket, labels, static_cast<double>(counts[i]), &le);
-        }
-        AppendSample(&p.text, name + "_sum", labels, histogram->sum());
-        AppendSample(&p.text, name + "_count", labels, static_cast<double>(counts.back()));
-      }
-      pending.push_back(std::move(p));
+      if (!p.collectors.empty()) pending.push_back(std::move(p));
     }
   }
-  std::string out;
-  for (Pending& p : pending) {
-    out += p.text;
+  for (const Pending& p : pending) {
+    prometheus::MetricFamily& f = out[p.name];
+    f.name = p.name;
+    f.help = p.help;
+    f.type = p.type == FamilyType::kCounter ? prometheus::MetricType::Counter
+                                            : prometheus::MetricType::Gauge;
     for (const auto& collector : p.collectors) {
       std::vector<Sample> samples;
       collector->Collect(&samples);
       for (const Sample& s : samples) {
-        if (ValidLabels(s.labels, false)) AppendSample(&out, p.name, s.labels, s.value);
+        if (!ValidLabels(s.labels, false)) continue;
+        prometheus::ClientMetric m;
+        for (const auto& [k, v] : ToLabels(s.labels)) m.label.push_back({k, v});
+        (p.type == FamilyType::kCounter ? m.counter.value : m.gauge.value) = s.value;
+        f.metric.push_back(std::move(m));
       }
     }
   }
-  return out;
+  std::vector<prometheus::MetricFamily> families;
+  for (auto& [name, f] : out) {
+    if (f.metric.empty()) continue;
+    std::stable_sort(f.metric.begin(), f.metric.end(),
+                     [](const auto& a, const auto& b) { return a.label < b.label; });
+    families.push_back(std::move(f));
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 std::vector<double> MetricsRegistry::DefaultLatencyBuckets() {

@@ -1,5 +1,9 @@
 // Metrics: Prometheus counters, gauges and histograms in a registry that renders the
 // text exposition format 0.0.4 (served by MetricsServer, common/metrics_server.h).
+// The metrics, their families and the text format are prometheus-cpp's (core library);
+// this adds what clip needs around it: collectors sampled at scrape time with a
+// handle that unregisters them safely, one family shared by children and collectors,
+// "first help wins", and aborting on registration bugs.
 //
 // A metric family is a name, a help text and a type; its children are the values for
 // each combination of label values. Hot paths look a child up once and keep the
@@ -44,70 +48,28 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 
 namespace clip {
 
-// Ordered label name/value pairs. Names match [a-zA-Z_][a-zA-Z0-9_]* and do not start
-// with "__"; values are any bytes (escaped when rendered).
+// Label name/value pairs. Names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with
+// "__"; values are any bytes (escaped when rendered). Rendered sorted by name.
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
-// A monotonically increasing value (requests, bytes, errors).
-class Counter {
- public:
-  Counter() = default;
-  Counter(const Counter&) = delete;
-  Counter& operator=(const Counter&) = delete;
+// The metric types are prometheus-cpp's (Debian's prometheus-cpp-dev, core library):
+// Counter::Increment(n) ignores a negative n; Gauge Set/Increment/Decrement;
+// Histogram::Observe. Their Value()/Collect() read them.
+using Counter = prometheus::Counter;
+using Gauge = prometheus::Gauge;
+using Histogram = prometheus::Histogram;
 
-  // Adds `n`; a negative or NaN `n` is ignored (a counter never goes down).
-  void Increment(double n = 1);
-  double value() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<double> value_{0};
-};
-
-// A value that goes up and down (open files, bytes cached).
-class Gauge {
- public:
-  Gauge() = default;
-  Gauge(const Gauge&) = delete;
-  Gauge& operator=(const Gauge&) = delete;
-
-  void Set(double v) { value_.store(v, std::memory_order_relaxed); }
-  void Add(double d);
-  double value() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<double> value_{0};
-};
-
-// Observations counted into buckets by upper bound (Prometheus `le`), plus their sum.
-class Histogram {
- public:
-  // `bounds` are the finite upper bounds; they are sorted and deduplicated, and NaN
-  // and infinite bounds dropped (the +Inf bucket always exists).
-  explicit Histogram(std::vector<double> bounds);
-  Histogram(const Histogram&) = delete;
-  Histogram& operator=(const Histogram&) = delete;
-
-  // Counts `v` in the first bucket whose bound is >= v (NaN goes to +Inf only).
-  void Observe(double v);
-
-  const std::vector<double>& bounds() const { return bounds_; }
-  // Cumulative counts, one per bound plus the +Inf bucket last (== count()).
-  std::vector<uint64_t> CumulativeCounts() const;
-  uint64_t count() const;
-  double sum() const { return sum_.load(std::memory_order_relaxed); }
-
-  // The normalized form of `bounds`, as the constructor stores it.
-  static std::vector<double> NormalizeBounds(std::vector<double> bounds);
-
- private:
-  const std::vector<double> bounds_;
-  // Per-bucket (not cumulative) counts, bounds_.size() + 1 of them.
-  const std::unique_ptr<std::atomic<uint64_t>[]> buckets_;
-  std::atomic<double> sum_{0};
-};
+// Histogram bounds as the registry keeps them: sorted, deduplicated, finite (the +Inf
+// bucket always exists).
+std::vector<double> NormalizeBuckets(std::vector<double> bounds);
 
 class MetricsRegistry {
  public:
@@ -140,7 +102,7 @@ class MetricsRegistry {
     std::shared_ptr<CollectorState> state_;
   };
 
-  MetricsRegistry() = default;
+  MetricsRegistry();
   MetricsRegistry(const MetricsRegistry&) = delete;
   MetricsRegistry& operator=(const MetricsRegistry&) = delete;
   ~MetricsRegistry();
@@ -166,9 +128,9 @@ class MetricsRegistry {
                                              Type type,
                                              std::function<void(std::vector<Sample>*)> collect);
 
-  // Prometheus text format 0.0.4: per family (sorted by name) `# HELP`, `# TYPE`, then
-  // samples, children sorted by label values; histograms as `_bucket{le=...}`
-  // (cumulative, ending with +Inf), `_sum` and `_count`.
+  // Prometheus text format 0.0.4 (prometheus-cpp's TextSerializer): per family, sorted
+  // by name, `# HELP`, `# TYPE`, then samples sorted by labels; histograms as `_count`,
+  // `_sum` and `_bucket{le=...}` (cumulative, ending with +Inf).
   std::string Render() const;
 
   // Seconds, 0.0001 to 10 in 1-2.5-5 steps.
@@ -180,11 +142,10 @@ class MetricsRegistry {
     FamilyType type;
     std::string help;
     std::vector<double> bounds;  // histograms only, normalized
-    // Exactly one of these is used, by type. std::map keeps render order stable;
-    // unique_ptr keeps children's addresses stable.
-    std::map<MetricLabels, std::unique_ptr<Counter>> counters;
-    std::map<MetricLabels, std::unique_ptr<Gauge>> gauges;
-    std::map<MetricLabels, std::unique_ptr<Histogram>> histograms;
+    // The prometheus-cpp family of the children (null until the first one), by type.
+    prometheus::Family<Counter>* counters = nullptr;
+    prometheus::Family<Gauge>* gauges = nullptr;
+    prometheus::Family<Histogram>* histograms = nullptr;
     std::vector<std::shared_ptr<CollectorState>> collectors;
   };
 
@@ -192,6 +153,8 @@ class MetricsRegistry {
   Family& FamilyLocked(const std::string& name, const std::string& help, FamilyType type)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Children live here (families are only added while mu_ is held).
+  const std::unique_ptr<prometheus::Registry> registry_;
   // Never held while a collector's mutex is held, nor while a callback runs.
   mutable absl::Mutex mu_;
   std::map<std::string, Family> families_ ABSL_GUARDED_BY(mu_);

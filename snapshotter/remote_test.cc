@@ -739,8 +739,8 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
       if (at == std::string::npos) return -1;
       return std::stod(scraped->substr(at + series.size() + 2));
     };
-    EXPECT_EQ(value(R"(clip_snapshotter_rpc_total{method="Prepare",code="6"})"), 1) << *scraped;
-    EXPECT_EQ(value(R"(clip_snapshotter_rpc_total{method="View",code="0"})"), 1);
+    EXPECT_EQ(value(R"(clip_snapshotter_rpc_total{code="6",method="Prepare"})"), 1) << *scraped;
+    EXPECT_EQ(value(R"(clip_snapshotter_rpc_total{code="0",method="View"})"), 1);
     EXPECT_GT(value(R"(clip_snapshotter_rpc_duration_seconds_count{method="Prepare"})"), 0);
     EXPECT_GT(value(R"(clip_fuse_ops_total{op="read"})"), 0);
     EXPECT_GT(value(R"(clip_fuse_ops_total{op="lookup"})"), 0);

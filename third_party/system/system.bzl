@@ -37,6 +37,7 @@ _LIBRARIES = {
     "gtest": (["gtest"], []),
     "gtest_main": (["gtest_main"], []),
     "isal": (["libisal"], []),
+    "prometheus_core": (["prometheus-cpp-core"], []),
     "protobuf": (["protobuf"], []),
     "rapidjson": (["RapidJSON"], []),
     "sqlite3": (["sqlite3"], []),
