@@ -70,6 +70,25 @@ docs = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x]
 print(next(x for x in docs if x["kind"] == "ConfigMap")["data"]["config.toml"])' \
   "$d/kubernetes/clip-daemonset.yaml" > "$t/cm.toml"
 "$daemon" --config "$t/cm.toml" --check-config >/dev/null || error "the DaemonSet's config.toml rejected"
+# Every shared library the daemon links directly (NEEDED; apt brings what those need)
+# comes from a package the image installs (the base image has libc, libstdc++ and
+# libgcc): a new -dev dependency needs its runtime package in the image.
+base_pkgs="libc6 libstdc++6 libgcc-s1"
+# The packages the image gets: those listed in its apt-get install, and their dependencies.
+listed=$(sed -n '/apt-get install/,/rm -rf/p' "$d/Dockerfile" | tr ' \\' '\n\n' |
+  grep -E '^[a-z0-9][a-z0-9.+-]+$' | grep -vE '^(apt-get|install|rm|no-install-recommends)$')
+installed=" $(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+  --no-breaks --no-replaces --no-enhances $listed 2>/dev/null | grep -v '^ ' |
+  sed 's/:amd64$//' | sort -u | tr '\n' ' ') "
+while read -r lib; do
+  pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1)
+  [ -z "$pkg" ] && pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1)
+  [ -n "$pkg" ] || { error "no Debian package owns $lib"; continue; }
+  case " $base_pkgs " in *" $pkg "*) continue ;; esac
+  case "$installed" in *" $pkg "*) ;; *) error "the daemon links $lib ($pkg), which the Dockerfile does not install" ;; esac
+done < <(ldd "$daemon" | awk -v needed="$(readelf -d "$daemon" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')" \
+  'BEGIN { n = split(needed, a, " "); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+   $3 ~ /^\// && ($1 in want) { print $3 }')
 docker_file_bins=$(grep -c 'containerd-clip-grpc' "$d/Dockerfile")
 [ "$docker_file_bins" -ge 1 ] || error "Dockerfile does not ship the daemon"
 grep -q 'fs/clip-fd-holder' "$d/Dockerfile" || error "Dockerfile does not ship the fd holder"
