@@ -73,7 +73,8 @@ print(next(x for x in docs if x["kind"] == "ConfigMap")["data"]["config.toml"])'
 # Every shared library the daemon links directly (NEEDED; apt brings what those need)
 # comes from a package the image installs (the base image has libc, libstdc++ and
 # libgcc): a new -dev dependency needs its runtime package in the image.
-base_pkgs="libc6 libstdc++6 libgcc-s1"
+# (and the sanitizer runtimes of the suite's ASan build are not the image's business).
+base_pkgs="libc6 libstdc++6 libgcc-s1 libasan8 libubsan1"
 # The packages the image gets: those listed in its apt-get install, and their dependencies.
 listed=$(sed -n '/apt-get install/,/rm -rf/p' "$d/Dockerfile" | tr ' \\' '\n\n' |
   grep -E '^[a-z0-9][a-z0-9.+-]+$' | grep -vE '^(apt-get|install|rm|no-install-recommends)$')
