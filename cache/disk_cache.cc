@@ -199,7 +199,7 @@ void DiskCache::EvictToBudget() {
       lru_.pop_back();
     }
     unlink(PathFor(victim).c_str());  // ENOENT: another process evicted it first.
-    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+    counters_.evictions.Increment();
   }
 }
 
@@ -225,14 +225,14 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
       counters_.Miss();
       return std::nullopt;
     }
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    counters_.errors.Increment();
     return ErrnoToStatus(errno, absl::StrCat("open ", path));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
     absl::Status s = ErrnoToStatus(errno, absl::StrCat("stat ", path));
     close(fd);
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    counters_.errors.Increment();
     return s;
   }
   const size_t file_size = static_cast<size_t>(st.st_size);
@@ -276,7 +276,7 @@ absl::StatusOr<std::optional<SpanBytes>> DiskCache::Get(const Digest& key) {
     // Corrupt or truncated: never served; dropped so the next fill replaces it.
     unlink(path.c_str());
     Forget(key);
-    counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
+    counters_.corrupt.Increment();
     counters_.Miss();
     return std::nullopt;
   }
@@ -325,10 +325,10 @@ absl::Status DiskCache::Put(const Digest& key, const SpanBytes& bytes) {
     return file->Commit();
   }();
   if (!status.ok()) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    counters_.errors.Increment();
     return status;
   }
-  counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);
+  counters_.bytes_written.Increment(static_cast<double>(bytes->size()));
   Record(key, total);
   EvictToBudget();
   return absl::OkStatus();

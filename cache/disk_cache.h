@@ -45,6 +45,7 @@ class DiskCache final : public SpanStore {
     std::string root;
     uint64_t max_bytes = uint64_t{10} << 30;
     bool verify_digest = false;  // also re-hash (sha256) every hit
+    MetricsRegistry* metrics = nullptr;  // counters (null: the cache's own; span_store.h)
   };
   static constexpr size_t kTrailerSize = 16;
 
@@ -62,7 +63,8 @@ class DiskCache final : public SpanStore {
   std::string PathFor(const Digest& key) const;
 
  private:
-  explicit DiskCache(Options options) : options_(std::move(options)) {}
+  explicit DiskCache(Options options)
+      : SpanStore("disk", options.metrics), options_(std::move(options)) {}
   void Record(const Digest& key, uint64_t size);  // insert or move to front
   void Forget(const Digest& key);
   void EvictToBudget();

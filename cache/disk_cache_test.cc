@@ -69,7 +69,7 @@ TEST(DiskCacheTest, CorruptAndTruncatedFilesAreDroppedNeverServed) {
   ASSERT_EQ(truncate(disk->PathFor(kb).c_str(), 1000), 0);
   EXPECT_FALSE((*disk->Get(ka)).has_value());
   EXPECT_FALSE((*disk->Get(kb)).has_value());
-  EXPECT_EQ(disk->counters().corrupt.load(), 2u);
+  EXPECT_EQ(disk->counters().corrupt.Value(), 2u);
   EXPECT_FALSE(disk->Contains(ka));  // Dropped, so the next fill replaces it.
   ASSERT_THAT(disk->Put(ka, a), IsOk());
   EXPECT_TRUE((*disk->Get(ka)).has_value());
@@ -121,7 +121,7 @@ TEST(DiskCacheTest, DirectAndBufferedIoAllSizes) {
         EXPECT_EQ(ResidentPages(disk->PathFor(key)), 0u);
       }
     }
-    EXPECT_EQ(disk->counters().corrupt.load(), 0u);
+    EXPECT_EQ(disk->counters().corrupt.Value(), 0u);
   }
   EXPECT_THAT(testing::RunCommand("rm -rf " + shm), IsOk());
 }
@@ -137,7 +137,7 @@ TEST(DiskCacheTest, VerifyDigestCatchesSwappedEntries) {
   ASSERT_EQ(rename(plain->PathFor(kb).c_str(), plain->PathFor(ka).c_str()), 0);
   auto strict = DiskCache::Open({root, 1 << 30, /*verify_digest=*/true}).value();
   EXPECT_FALSE((*strict->Get(ka)).has_value());
-  EXPECT_EQ(strict->counters().corrupt.load(), 1u);
+  EXPECT_EQ(strict->counters().corrupt.Value(), 1u);
 }
 
 TEST(DiskCacheTest, EvictsLeastRecentlyUsedAlsoAcrossRestarts) {
@@ -159,7 +159,7 @@ TEST(DiskCacheTest, EvictsLeastRecentlyUsedAlsoAcrossRestarts) {
     EXPECT_FALSE(disk->Contains(keys[1]));
     EXPECT_TRUE(disk->Contains(keys[0]));
     EXPECT_LE(disk->size_bytes(), 10 * (10000 + DiskCache::kTrailerSize));
-    EXPECT_EQ(disk->counters().evictions.load(), 1u);
+    EXPECT_EQ(disk->counters().evictions.Value(), 1u);
   }
   // Reopened with half the budget: the order comes from mtimes, so the oldest go.
   auto disk = Open(root, 5 * (10000 + DiskCache::kTrailerSize));
@@ -247,7 +247,7 @@ TEST(DiskCacheTest, CrashedWriterLeavesNoPartialFile) {
     ++entries;
   }
   EXPECT_GT(entries, 0);
-  EXPECT_EQ(disk->counters().corrupt.load(), 0u);
+  EXPECT_EQ(disk->counters().corrupt.Value(), 0u);
   EXPECT_EQ(testing::RunCommand("ls " + root + "/tmp | wc -l").value(), "0\n");
 }
 

@@ -25,13 +25,13 @@ absl::Status MemoryCache::Put(const Digest& key, const SpanBytes& bytes) {
   lru_.emplace_front(key, bytes);
   index_[key] = lru_.begin();
   bytes_ += bytes->size();
-  counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);
+  counters_.bytes_written.Increment(static_cast<double>(bytes->size()));
   while (bytes_ > max_bytes_) {
     const Entry& victim = lru_.back();
     bytes_ -= victim.second->size();
     index_.erase(victim.first);
     lru_.pop_back();
-    counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+    counters_.evictions.Increment();
   }
   return absl::OkStatus();
 }

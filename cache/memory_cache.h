@@ -21,7 +21,9 @@ namespace clip {
 
 class MemoryCache final : public SpanStore {
  public:
-  explicit MemoryCache(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+  // Counters go to `metrics` (null: the cache's own registry; see span_store.h).
+  explicit MemoryCache(uint64_t max_bytes, MetricsRegistry* metrics = nullptr)
+      : SpanStore("memory", metrics), max_bytes_(max_bytes) {}
   const char* name() const override { return "memory"; }
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
   absl::Status Put(const Digest& key, const SpanBytes& bytes) override;

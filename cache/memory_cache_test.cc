@@ -23,9 +23,9 @@ TEST(MemoryCacheTest, LruBoundedInBytes) {
   EXPECT_TRUE((*mem.Get(a)).has_value());
   EXPECT_TRUE((*mem.Get(c)).has_value());
   EXPECT_EQ(mem.size_bytes(), 300u);
-  EXPECT_EQ(mem.counters().evictions.load(), 1u);
-  EXPECT_EQ(mem.counters().misses.load(), 1u);
-  EXPECT_EQ(mem.counters().hits.load(), 3u);
+  EXPECT_EQ(mem.counters().evictions.Value(), 1u);
+  EXPECT_EQ(mem.counters().misses.Value(), 1u);
+  EXPECT_EQ(mem.counters().hits.Value(), 3u);
   ASSERT_THAT(mem.Put(Digest::Of("huge"), Bytes(301, 'h')), IsOk());  // Never cached.
   EXPECT_FALSE((*mem.Get(Digest::Of("huge"))).has_value());
   EXPECT_EQ(mem.size_bytes(), 300u);

@@ -5,7 +5,8 @@
 
 namespace clip {
 
-RemoteCache::RemoteCache(Options options) : options_(std::move(options)), http_(options_.http) {
+RemoteCache::RemoteCache(Options options)
+    : SpanStore("remote", options.metrics), options_(std::move(options)), http_(options_.http) {
   for (int i = 0; i < std::max(1, options_.writers); ++i) {
     writers_.emplace_back([this] { WriterLoop(); });
   }
@@ -72,7 +73,7 @@ absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
   req.tls = options_.tls;
   absl::StatusOr<HttpResponse> resp = http_.Do(req);
   if (!resp.ok()) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    counters_.errors.Increment();
     log_.Log(LogLevel::kWarning, "cache.remote",
              absl::StrCat("GET failed: ", resp.status().message()));
     return resp.status();
@@ -82,7 +83,7 @@ absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
     return std::nullopt;
   }
   if (resp->status != 200) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    counters_.errors.Increment();
     absl::Status s = absl::UnavailableError(
         absl::StrCat("remote cache GET ", RedactUrl(req.url), ": HTTP ", resp->status));
     log_.Log(LogLevel::kWarning, "cache.remote", s.message());
@@ -91,7 +92,7 @@ absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
   if (Digest::Of(resp->body) != key) {
     // Wrong bytes from the remote are never served; treated as a miss so the span is
     // fetched from the origin (and written back, repairing the entry).
-    counters_.corrupt.fetch_add(1, std::memory_order_relaxed);
+    counters_.corrupt.Increment();
     counters_.Miss();
     log_.Log(LogLevel::kWarning, "cache.remote",
              absl::StrCat("entry ", key.Hex(), " failed verification; ignored"));
@@ -104,7 +105,7 @@ absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
 absl::Status RemoteCache::Put(const Digest& key, const SpanBytes& bytes) {
   absl::MutexLock lock(&mu_);
   if (stop_ || queued_bytes_ + bytes->size() > options_.max_queued_bytes) {
-    counters_.dropped_writes.fetch_add(1, std::memory_order_relaxed);
+    counters_.dropped_writes.Increment();
     return absl::OkStatus();  // Shed: a cache write is an optimisation.
   }
   queued_bytes_ += bytes->size();
@@ -164,13 +165,13 @@ bool RemoteCache::Write(const Digest& key, const SpanBytes& bytes) {
   put.body = *bytes;
   absl::StatusOr<HttpResponse> resp = http_.Do(put);
   if (!resp.ok() || (resp->status != 200 && resp->status != 201 && resp->status != 204)) {
-    counters_.errors.fetch_add(1, std::memory_order_relaxed);
+    counters_.errors.Increment();
     log_.Log(LogLevel::kWarning, "cache.remote",
              absl::StrCat("PUT failed: ", resp.ok() ? absl::StrCat("HTTP ", resp->status)
                                                     : std::string(resp.status().message())));
     return false;
   }
-  counters_.bytes_written.fetch_add(bytes->size(), std::memory_order_relaxed);
+  counters_.bytes_written.Increment(static_cast<double>(bytes->size()));
   return true;
 }
 

@@ -36,6 +36,7 @@ class RemoteCache final : public SpanStore {
     TlsOptions tls;
     uint64_t max_queued_bytes = 256 << 20;
     int writers = 2;
+    MetricsRegistry* metrics = nullptr;  // counters (null: the cache's own; span_store.h)
     HttpOptions http = {absl::Seconds(5), absl::Seconds(10), absl::Minutes(2), "clip/0.1"};
   };
 

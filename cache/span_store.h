@@ -18,31 +18,39 @@
 
 #include "absl/status/statusor.h"
 #include "common/digest.h"
+#include "common/metrics.h"
 
 namespace clip {
 
 using SpanBytes = std::shared_ptr<const std::string>;
 
-// Per-tier counters for the daemon's metrics.
+// A tier's counters are its metrics: the children labelled tier=<name> of the
+// clip_cache_*_total families of a MetricsRegistry (the daemon's DefaultMetrics), not
+// a second set of numbers sampled into it. A store given no registry keeps one of its
+// own, so stores count apart unless they are told to share.
 struct TierCounters {
-  std::atomic<uint64_t> hits{0};
-  std::atomic<uint64_t> misses{0};
-  std::atomic<uint64_t> bytes_read{0};
-  std::atomic<uint64_t> bytes_written{0};
-  std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> evictions{0};
-  std::atomic<uint64_t> corrupt{0};         // entries found bad, dropped
-  std::atomic<uint64_t> dropped_writes{0};  // writes shed under back-pressure
+  TierCounters(MetricsRegistry& registry, const std::string& tier);
+
+  Counter& hits;
+  Counter& misses;
+  Counter& bytes_read;
+  Counter& bytes_written;
+  Counter& errors;
+  Counter& evictions;
+  Counter& corrupt;         // entries found bad, dropped
+  Counter& dropped_writes;  // writes shed under back-pressure
 
   void Hit(uint64_t bytes) {
-    hits.fetch_add(1, std::memory_order_relaxed);
-    bytes_read.fetch_add(bytes, std::memory_order_relaxed);
+    hits.Increment();
+    bytes_read.Increment(static_cast<double>(bytes));
   }
-  void Miss() { misses.fetch_add(1, std::memory_order_relaxed); }
+  void Miss() { misses.Increment(); }
 };
 
 class SpanStore {
  public:
+  // Counts into `metrics` under tier label `tier`; null: into a registry of its own.
+  SpanStore(const std::string& tier, MetricsRegistry* metrics);
   virtual ~SpanStore() = default;
   virtual const char* name() const = 0;
   virtual absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) = 0;
@@ -54,6 +62,9 @@ class SpanStore {
     return false;
   }
   TierCounters& counters() { return counters_; }
+
+ private:
+  std::unique_ptr<MetricsRegistry> own_metrics_;  // when none is given; before counters_
 
  protected:
   TierCounters counters_;

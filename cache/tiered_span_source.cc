@@ -51,7 +51,7 @@ void TieredSpanSource::Fill(SpanStore* tier, const Digest& key, const SpanBytes&
   if (tiers_.executor == nullptr || tier == tiers_.memory) {
     job();
   } else if (!tiers_.executor->Submit(job)) {
-    tier->counters().dropped_writes.fetch_add(1, std::memory_order_relaxed);
+    tier->counters().dropped_writes.Increment();
   }
 }
 

@@ -99,13 +99,14 @@ class FakeOrigin : public SpanSource {
 // A tier that is broken: every call fails.
 class BrokenStore : public SpanStore {
  public:
+  BrokenStore() : SpanStore("broken", nullptr) {}
   const char* name() const override { return "broken"; }
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest&) override {
-    counters_.errors++;
+    counters_.errors.Increment();
     return absl::InternalError("disk on fire");
   }
   absl::Status Put(const Digest&, const SpanBytes&) override {
-    counters_.errors++;
+    counters_.errors.Increment();
     return absl::InternalError("disk on fire");
   }
 };
@@ -122,13 +123,13 @@ TEST(TieredSpanSourceTest, OriginFillsTiersAndHitsComeFromTheTop) {
   EXPECT_EQ(origin->calls.load(), 1);
   EXPECT_TRUE(disk->Contains(Digest::Of(layer.spans[2])));
   ASSERT_THAT(spans.GetSpan(2), IsOk());  // memory hit
-  EXPECT_EQ(mem.counters().hits.load(), 1u);
+  EXPECT_EQ(mem.counters().hits.Value(), 1u);
   // A fresh memory tier: the disk serves it, the origin is not asked again.
   MemoryCache mem2(1 << 20);
   TieredSpanSource again(layer.index, origin, {&mem2, disk.get(), nullptr, nullptr});
   ASSERT_THAT(again.GetSpan(2), IsOk());
   EXPECT_EQ(origin->calls.load(), 1);
-  EXPECT_EQ(disk->counters().hits.load(), 1u);
+  EXPECT_EQ(disk->counters().hits.Value(), 1u);
   EXPECT_EQ(again.GetSpan(9).status().code(), absl::StatusCode::kOutOfRange);
 }
 
@@ -415,7 +416,7 @@ TEST(TieredSpanSourceTest, BrokenTiersAreSkippedAndCorruptDiskIsRefetched) {
   auto s = spans.GetSpan(0);
   ASSERT_THAT(s, IsOk());  // Served from the origin despite both tiers.
   EXPECT_EQ(**s, layer.spans[0]);
-  EXPECT_GE(broken_disk.counters().errors.load(), 2u);
+  EXPECT_GE(broken_disk.counters().errors.Value(), 2u);
 
   auto disk = DiskCache::Open({testing::MakeTempDir("d"), 1 << 30}).value();
   TieredSpanSource with_disk(layer.index, origin, {nullptr, disk.get(), nullptr, nullptr});
@@ -447,7 +448,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   remote.Flush();
   EXPECT_EQ(remote.PendingWrites(), 0u);
   EXPECT_EQ(origin->calls.load(), 6);
-  EXPECT_EQ(remote.counters().bytes_written.load(), 6u * 200000);
+  EXPECT_EQ(remote.counters().bytes_written.Value(), 6u * 200000);
 
   auto disk2 = DiskCache::Open({testing::MakeTempDir("n2"), 1 << 30}).value();
   TieredSpanSource node2(layer.index, origin, {nullptr, disk2.get(), &remote, &executor});
@@ -458,7 +459,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   }
   executor.Drain();
   EXPECT_EQ(origin->calls.load(), 6);  // Nothing new from the origin.
-  EXPECT_EQ(remote.counters().hits.load(), 6u);
+  EXPECT_EQ(remote.counters().hits.Value(), 6u);
   EXPECT_TRUE(disk2->Contains(Digest::Of(layer.spans[5])));  // Back-filled.
 
   // A corrupted remote entry is never served: the origin is asked instead.
@@ -469,7 +470,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   auto s0 = node3.GetSpan(0);
   ASSERT_THAT(s0, IsOk());
   EXPECT_EQ(**s0, layer.spans[0]);
-  EXPECT_EQ(remote.counters().corrupt.load(), 1u);
+  EXPECT_EQ(remote.counters().corrupt.Value(), 1u);
   EXPECT_EQ(origin->calls.load(), 7);
   executor.Drain();
 
@@ -480,7 +481,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   absl::Time start = absl::Now();
   for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node4.GetSpan(i), IsOk());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
-  EXPECT_GE(dead.counters().errors.load(), 6u);
+  EXPECT_GE(dead.counters().errors.Value(), 6u);
   executor.Drain();
 }
 

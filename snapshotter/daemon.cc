@@ -197,12 +197,17 @@ absl::Status Daemon::Init() {
   // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
   // configured), span caches, one FUSE worker pool for every mounted layer.
   registry_ = std::make_unique<RegistryClient>(RegistryOptionsFrom(config_));
-  CLIP_ASSIGN_OR_RETURN(disk_, DiskCache::Open({config_.root + "/cache",
-                                                static_cast<uint64_t>(config_.cache_max_bytes)}));
-  memory_ = std::make_unique<MemoryCache>(static_cast<uint64_t>(config_.memory_cache_bytes));
+  DiskCache::Options disk_options;
+  disk_options.root = config_.root + "/cache";
+  disk_options.max_bytes = static_cast<uint64_t>(config_.cache_max_bytes);
+  disk_options.metrics = &DefaultMetrics();
+  CLIP_ASSIGN_OR_RETURN(disk_, DiskCache::Open(disk_options));
+  memory_ = std::make_unique<MemoryCache>(static_cast<uint64_t>(config_.memory_cache_bytes),
+                                          &DefaultMetrics());
   if (!config_.remote_cache.empty()) {
     RemoteCache::Options co;
     co.endpoint = config_.remote_cache;
+    co.metrics = &DefaultMetrics();
     remote_cache_ = std::make_unique<RemoteCache>(co);
   }
   executor_ = std::make_unique<ThreadPool>();
@@ -269,32 +274,11 @@ absl::Status Daemon::Init() {
 }
 
 void Daemon::AddMetrics() {
-  // Prometheus metrics: RPCs (service), FUSE ops (fs), registry bytes (registry) report
-  // into the process-wide registry themselves; caches and mounts are sampled here.
+  // Prometheus metrics: RPCs (service), FUSE ops (fs), registry bytes (registry) and the
+  // cache tiers report into the process-wide registry themselves; mounts are sampled here.
   using Type = MetricsRegistry::Type;
   MetricsRegistry& metrics = DefaultMetrics();
-  std::vector<SpanStore*> tiers = {memory_.get(), disk_.get()};
-  if (remote_cache_) tiers.push_back(remote_cache_.get());
-  auto tier_metric = [&](const char* name, const char* help, Type type,
-                         std::atomic<uint64_t> TierCounters::*field) {
-    return metrics.AddCollector(name, help, type, [tiers, field](auto* out) {
-      for (SpanStore* t : tiers) {
-        out->push_back({{{"tier", t->name()}}, static_cast<double>((t->counters().*field).load())});
-      }
-    });
-  };
-  collectors_.push_back(
-      tier_metric("clip_cache_hits_total", "Span cache hits", Type::kCounter, &TierCounters::hits));
-  collectors_.push_back(tier_metric("clip_cache_misses_total", "Span cache misses", Type::kCounter,
-                                    &TierCounters::misses));
-  collectors_.push_back(tier_metric("clip_cache_read_bytes_total", "Bytes served by a cache tier",
-                                    Type::kCounter, &TierCounters::bytes_read));
-  collectors_.push_back(tier_metric("clip_cache_errors_total", "Cache tier failures",
-                                    Type::kCounter, &TierCounters::errors));
-  collectors_.push_back(tier_metric("clip_cache_corrupt_total", "Cache entries found corrupt",
-                                    Type::kCounter, &TierCounters::corrupt));
-  collectors_.push_back(tier_metric("clip_cache_evictions_total", "Cache entries evicted",
-                                    Type::kCounter, &TierCounters::evictions));
+  // Cache tiers count into the registry themselves (span_store.h).
   RemoteLayers* remote = remote_.get();
   collectors_.push_back(
       metrics.AddCollector("clip_mounted_layers", "Layers mounted lazily through FUSE",

@@ -388,7 +388,7 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
       EXPECT_GT(px.LayerBytes(pub.layer), 0u);
     } else {
       EXPECT_EQ(px.LayerBytes(pub.layer), 0u);
-      EXPECT_GT(shared.counters().hits.load(), 0u);
+      EXPECT_GT(shared.counters().hits.Value(), 0u);
     }
     ASSERT_THAT(snap->Remove("v"), IsOk());
     ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
