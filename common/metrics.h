@@ -7,7 +7,8 @@
 //
 // A metric family is a name, a help text and a type; its children are the values for
 // each combination of label values. Hot paths look a child up once and keep the
-// reference; updating it is then a few atomic operations, no lock:
+// reference; updating a counter or gauge is then an atomic operation, no lock (a
+// histogram observation takes the histogram's own short mutex):
 //
 //   Counter& fetched = DefaultMetrics().GetCounter(
 //       "clip_registry_bytes_fetched_total", "Bytes fetched from registries.",
@@ -28,8 +29,9 @@
 // different bucket bounds. They are bugs in fixed registration code, found by the
 // first test that runs it; returning a Status would burden every hot-path caller.
 //
-// Thread safety: everything here is safe for concurrent use. Counter, Gauge and
-// Histogram are lock-free. A collector callback runs with no registry lock held, under
+// Thread safety: everything here is safe for concurrent use. Counter and Gauge are
+// lock-free; Histogram::Observe locks that histogram only (prometheus-cpp). A collector
+// callback runs with no registry lock held, under
 // its own collector's mutex: destroying a CollectorHandle waits for an in-flight call
 // of that callback to return, and no call starts afterwards. So a callback must not
 // destroy its own handle, and an owner must not destroy the handle while holding a
