@@ -44,7 +44,7 @@ class DiskCache final : public SpanStore {
   struct Options {
     std::string root;
     uint64_t max_bytes = uint64_t{10} << 30;
-    bool verify_digest = false;  // also re-hash (sha256) every hit
+    bool verify_digest = false;          // also re-hash (sha256) every hit
     MetricsRegistry* metrics = nullptr;  // counters (null: the cache's own; span_store.h)
   };
   static constexpr size_t kTrailerSize = 16;
