@@ -43,6 +43,11 @@ class Stmt {
     sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
   void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  // Ready to run again with new bindings.
+  void Reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
   absl::Status Done(absl::string_view what) {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_DONE) return absl::OkStatus();
@@ -98,12 +103,16 @@ std::string ColumnText(sqlite3_stmt* s, int i) {
                      static_cast<size_t>(sqlite3_column_bytes(s, i)));
 }
 
-// The labels of snapshot `id` (all snapshots' when id < 0), by snapshot id.
-absl::StatusOr<std::map<int64_t, Labels>> LoadLabels(sqlite3* db, int64_t id) {
-  Stmt s(db, id < 0 ? "SELECT snapshot_id, key, value FROM labels"
-                    : "SELECT snapshot_id, key, value FROM labels WHERE snapshot_id=?1");
+// The labels of the snapshots whose ids `ids_sql` (a SELECT of ids, with `params`)
+// gives, by snapshot id; every snapshot's when `ids_sql` is empty.
+absl::StatusOr<std::map<int64_t, Labels>> LoadLabels(sqlite3* db, const std::string& ids_sql,
+                                                     const std::vector<std::string>& params) {
+  Stmt s(db,
+         absl::StrCat("SELECT snapshot_id, key, value FROM labels",
+                      ids_sql.empty() ? "" : absl::StrCat(" WHERE snapshot_id IN (", ids_sql, ")"))
+             .c_str());
   if (!s.ok()) return SqlError(db, "prepare");
-  if (id >= 0) s.Int(1, id);
+  for (size_t i = 0; i < params.size(); ++i) s.Text(static_cast<int>(i) + 1, params[i]);
   std::map<int64_t, Labels> out;
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
@@ -118,9 +127,11 @@ absl::Status SaveLabels(sqlite3* db, int64_t id, const Labels& labels) {
   if (!del.ok()) return SqlError(db, "prepare");
   del.Int(1, id);
   CLIP_RETURN_IF_ERROR(del.Done("labels"));
+  if (labels.empty()) return absl::OkStatus();
+  Stmt ins(db, "INSERT INTO labels (snapshot_id, key, value) VALUES (?1, ?2, ?3)");
+  if (!ins.ok()) return SqlError(db, "prepare");
   for (const auto& [k, v] : labels) {
-    Stmt ins(db, "INSERT INTO labels (snapshot_id, key, value) VALUES (?1, ?2, ?3)");
-    if (!ins.ok()) return SqlError(db, "prepare");
+    ins.Reset();
     ins.Int(1, id);
     ins.Text(2, k);
     ins.Text(3, v);
@@ -235,7 +246,8 @@ absl::StatusOr<std::optional<SnapshotRecord>> MetadataStore::Txn::Get(const std:
   if (rc == SQLITE_DONE) return std::nullopt;
   if (rc != SQLITE_ROW) return SqlError(db_, "get");
   SnapshotRecord r = Row(s.get());
-  CLIP_ASSIGN_OR_RETURN(auto labels, LoadLabels(db_, r.id));
+  CLIP_ASSIGN_OR_RETURN(auto labels,
+                        LoadLabels(db_, "SELECT CAST(?1 AS INTEGER)", {std::to_string(r.id)}));
   r.info.labels = std::move(labels[r.id]);
   return r;
 }
@@ -304,7 +316,11 @@ absl::StatusOr<std::vector<SnapshotRecord>> MetadataStore::Txn::Select(
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(Row(s.get()));
   if (rc != SQLITE_DONE) return SqlError(db_, "list");
-  CLIP_ASSIGN_OR_RETURN(auto labels, LoadLabels(db_, -1));
+  // Only the selected snapshots' labels: the same condition, as a subquery.
+  CLIP_ASSIGN_OR_RETURN(
+      auto labels,
+      LoadLabels(db_, where.empty() ? "" : absl::StrCat("SELECT id FROM snapshots WHERE ", where),
+                 params));
   for (SnapshotRecord& r : out) r.info.labels = std::move(labels[r.id]);
   return out;
 }
