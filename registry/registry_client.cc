@@ -301,23 +301,22 @@ absl::StatusOr<HttpResponse> RegistryClient::SendTo(const RegistryEndpoint& ep,
 absl::StatusOr<HttpResponse> RegistryClient::Send(const Reference& repo, Capability cap,
                                                   const std::string& actions, Call call,
                                                   RegistryEndpoint* used) const {
-  std::vector<RegistryEndpoint> eps = options_.hosts->Endpoints(repo.domain());
-  absl::StatusOr<HttpResponse> result = absl::NotFoundError(
-      absl::StrCat("no endpoint of ", repo.domain(), " can serve this request"));
+  const std::vector<RegistryEndpoint> eps =
+      EndpointsFor(options_.hosts->Endpoints(repo.domain()), cap);
+  if (eps.empty()) {
+    return absl::NotFoundError(absl::StrCat("no endpoint of ", repo.domain(), " has the ",
+                                            CapabilityName(cap), " capability (hosts.toml)"));
+  }
+  absl::StatusOr<HttpResponse> result;
   for (size_t i = 0; i < eps.size(); ++i) {
-    const RegistryEndpoint& ep = eps[i];
-    bool capable = cap == Capability::kPull      ? ep.pull
-                   : cap == Capability::kResolve ? ep.resolve
-                                                 : ep.push;
-    if (!capable) continue;
-    result = SendTo(ep, repo, actions, call);
-    bool last = i + 1 == eps.size();
+    result = SendTo(eps[i], repo, actions, call);
     // A mirror that fails or lacks the content hands over to the next endpoint.
-    if (!last && (!result.ok() ? result.status().code() == absl::StatusCode::kUnavailable
-                               : result->status == 404 || RetryableHttp(result->status))) {
+    if (i + 1 < eps.size() &&
+        (!result.ok() ? result.status().code() == absl::StatusCode::kUnavailable
+                      : result->status == 404 || RetryableHttp(result->status))) {
       continue;
     }
-    if (used) *used = ep;
+    if (used) *used = eps[i];
     return result;
   }
   return result;
@@ -327,7 +326,10 @@ absl::StatusOr<Manifest> RegistryClient::FetchManifest(const Reference& ref) con
   Call call;
   call.path = absl::StrCat("/", ref.repository(), "/manifests/", ref.ManifestReference());
   call.headers.emplace_back("Accept", AcceptManifests());
-  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(ref, Capability::kResolve, "pull", call));
+  // By digest the content is verified, so any endpoint that may pull serves it; a tag
+  // is asked only where the configuration trusts the answer (containerd does the same).
+  const Capability cap = ref.digest() ? Capability::kPull : Capability::kResolve;
+  CLIP_ASSIGN_OR_RETURN(HttpResponse resp, Send(ref, cap, "pull", call));
   CLIP_RETURN_IF_ERROR(StatusFromResponse(resp, absl::StrCat("manifest ", ref.ToString())));
   Manifest m;
   m.bytes = std::move(resp.body);

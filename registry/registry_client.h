@@ -92,7 +92,6 @@ class RegistryClient {
                                                     const std::string& artifact_type = "") const;
 
  private:
-  enum class Capability { kPull, kResolve, kPush };
   struct Call {
     std::string method = "GET";
     std::string path;  // after the endpoint's path prefix, e.g. "/<name>/manifests/<ref>"
@@ -106,6 +105,9 @@ class RegistryClient {
     std::string absolute_url;  // when set, used instead of endpoint + path (upload URLs)
   };
 
+  // Sends `call` to the endpoints EndpointsFor(cap) picks, in order: one that fails
+  // (kUnavailable, 429/5xx) or lacks the content (404) hands over to the next; the
+  // last one's answer is the answer. `used`: the endpoint that answered.
   absl::StatusOr<HttpResponse> Send(const Reference& repo, Capability cap,
                                     const std::string& actions, Call call,
                                     RegistryEndpoint* used = nullptr) const;

@@ -310,6 +310,72 @@ TEST_F(PlainRegistryTest, HostsTomlMirrorsFallBackToTheServer) {
   EXPECT_TRUE(*bytes == img.layer.substr(100, 1000));
 }
 
+// Issue 23: the server also listed as a [host] without push (a node's hosts.toml). Like
+// containerd, the client pushes through the server entry; before, the two were merged
+// into the [host] and every push failed with "no endpoint ... can serve this request".
+TEST_F(PlainRegistryTest, HostsTomlServerListedAsHostWithoutPushStillPushes) {
+  std::string root = testing::MakeTempDir("issue23");
+  std::string dir = root + "/" + registry_->host();
+  ASSERT_THAT(testing::RunCommand("mkdir -p '" + dir + "'"), IsOk());
+  std::ofstream(dir + "/hosts.toml") << absl::StrFormat(
+      "server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+      registry_->host(), registry_->host());
+  RegistryClient::Options o = FastRetries();
+  o.hosts = std::make_shared<HostsDirectory>(root);
+  RegistryClient client(o);
+  Reference ref = Ref(registry_->host() + "/clip/issue23:v1");
+  Image img = PushImage(client, ref, 61);
+  auto m = client.Resolve(ref, Platform{});
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->digest, img.manifest_digest);
+  auto bytes = client.ReadBlobRange(ref, Digest::Of(img.layer), 7, 70);
+  ASSERT_THAT(bytes, IsOk());
+  EXPECT_TRUE(*bytes == img.layer.substr(7, 70));
+
+  // Nothing may push (the server's capabilities too are pull and resolve): the push is
+  // refused without a request, naming the capability.
+  std::ofstream(dir + "/hosts.toml") << absl::StrFormat(
+      "server = \"http://%s\"\ncapabilities = [\"pull\", \"resolve\"]\n", registry_->host());
+  EXPECT_THAT(client.PushManifest(ref, "v2", kOciManifest, img.manifest),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("push capability")));
+}
+
+// Which endpoint each operation uses, counted at a proxy: the [host] (pull, resolve) is
+// the proxy, the server the registry itself. Reads go to the [host] first; pushes (the
+// HEAD that checks for a blob included) never do; a manifest by digest is read from a
+// pull-only [host], a tag is not.
+TEST_F(PlainRegistryTest, HostsTomlOperationsGoToTheirEndpoints) {
+  auto proxy = FaultProxy::Start(registry_->url());
+  ASSERT_THAT(proxy, IsOk());
+  std::string root = testing::MakeTempDir("perop");
+  std::string dir = root + "/" + registry_->host();
+  ASSERT_THAT(testing::RunCommand("mkdir -p '" + dir + "'"), IsOk());
+  auto write = [&](const std::string& caps) {
+    std::ofstream(dir + "/hosts.toml")
+        << absl::StrFormat("server = \"http://%s\"\n[host.\"http://%s\"]\n  capabilities = %s\n",
+                           registry_->host(), (*proxy)->host(), caps);
+  };
+  write(R"(["pull", "resolve"])");
+  RegistryClient::Options o = FastRetries();
+  o.hosts = std::make_shared<HostsDirectory>(root);
+  RegistryClient client(o);
+  Reference ref = Ref(registry_->host() + "/clip/perop:v1");
+  Image img = PushImage(client, ref, 62);
+  EXPECT_EQ((*proxy)->Stat("requests").value_or(-1), 0) << "a push went to the [host]";
+  auto m = client.Resolve(ref, Platform{});
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ((*proxy)->Stat("requests").value_or(-1), 1);
+  ASSERT_THAT(client.ReadBlobRange(ref, Digest::Of(img.layer), 0, 10), IsOk());
+  EXPECT_EQ((*proxy)->Stat("requests").value_or(-1), 2);
+
+  write(R"(["pull"])");
+  ASSERT_THAT((*proxy)->Control("/__reset", "{}"), IsOk());
+  ASSERT_THAT(client.FetchManifest(ref), IsOk());  // A tag: the server alone.
+  EXPECT_EQ((*proxy)->Stat("requests").value_or(-1), 0);
+  ASSERT_THAT(client.FetchManifest(ref.WithDigest(img.manifest_digest)), IsOk());
+  EXPECT_EQ((*proxy)->Stat("requests").value_or(-1), 1);
+}
+
 TEST_F(PlainRegistryTest, DockerManifestListResolves) {
   RegistryClient client = Client();
   Reference amd = Ref(registry_->host() + "/clip/dlist:amd64");

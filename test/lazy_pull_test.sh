@@ -10,6 +10,9 @@
 #   5. a second clip daemon (own root, own disk cache, own containerd) sharing the
 #      remote cache runs the first image without fetching a layer byte from the registry,
 #      replaying the access profiles the first daemon recorded when A first ran.
+#   6. a node's hosts directory whose hosts.toml lists the server again as a [host]
+#      without push (issue 23): ctr pulls and pushes with it, and so does
+#      clipctl index --push (the server entry, last, keeps every capability).
 set -uo pipefail
 src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 daemon="$src/snapshotter/containerd-clip-grpc"
@@ -198,6 +201,34 @@ echo "host 2: registry served $fetched2 layer bytes (host 1: $fetched)"
 replayed=$(grep -c "replaying the access profile of sha256:" "$t/clip2.log")
 [ "$replayed" -eq "$recorded" ] || error "host 2 replayed $replayed access profiles, host 1 recorded $recorded"
 $ctr2 images rm --sync "$reg/e2e/a:v1" >/dev/null
+
+# 6. A node's hosts.toml (issue 23): the server listed again as a [host] without push.
+# containerd tries the [host] tables in file order, then the server, which keeps every
+# capability; pushes go there. ctr (a pull, then a push) and clipctl use the same file.
+mkdir -p "$t/hosts/$E2E_REGISTRY"
+cat >"$t/hosts/$E2E_REGISTRY/hosts.toml" <<TOML
+server = "http://$E2E_REGISTRY"
+[host."http://$E2E_REGISTRY"]
+  capabilities = ["pull", "resolve"]
+TOML
+printf 'hosts_dir = "%s"\n' "$t/hosts" >"$t/hosts-clip.toml"
+pushed="$E2E_REGISTRY/e2e/hosts:v1"
+$ctr1 content fetch --hosts-dir "$t/hosts" "$E2E_REGISTRY/e2e/c:v1" >"$t/hosts-ctr.log" 2>&1 ||
+  { error "ctr content fetch --hosts-dir"; tail -n 5 "$t/hosts-ctr.log"; }
+$ctr1 images push --hosts-dir "$t/hosts" "$pushed" "$E2E_REGISTRY/e2e/c:v1" >>"$t/hosts-ctr.log" 2>&1 ||
+  { error "ctr images push --hosts-dir"; tail -n 5 "$t/hosts-ctr.log"; }
+curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$E2E_REGISTRY/v2/e2e/hosts/manifests/v1" || error "ctr's push is not in the registry"
+out=$("$clipctl" index --config "$t/hosts-clip.toml" --push "$pushed" 2>&1) ||
+  error "clipctl index --push with the hosts directory: $out"
+subject=$(sed -n 's/^pushed .*(clip indexes of sha256:\([0-9a-f]*\))$/\1/p' <<<"$out")
+[ -n "$subject" ] || error "clipctl index --push did not push: $out"
+# docker-registry has no referrers API: the OCI 1.1 fallback tag lists the indexes.
+curl -sf "http://$E2E_REGISTRY/v2/e2e/hosts/manifests/sha256-$subject" \
+  -H 'Accept: application/vnd.oci.image.index.v1+json' | grep -q '"manifests"' ||
+  error "no clip index artifact for $pushed after clipctl index --push"
+$ctr1 images rm --sync "$pushed" "$E2E_REGISTRY/e2e/c:v1" >/dev/null 2>&1
 
 if [ "$E2E_FAIL" -ne 0 ]; then
   echo "--- clip log"; tail -n 30 "$t/clip.log"
