@@ -3,7 +3,8 @@
 # layers (type, mode, owner, size, mtime ns, nlink, rdev, xattrs, link target, content
 # digest); overlayfs over several mounted layers compared with the layers applied in
 # order; mmap reads; many threads reading random ranges; unmount while busy; a corrupt
-# blob gives EIO, not a hang. Everything it mounts or starts is undone on exit.
+# blob gives EIO, not a hang. Everything it mounts or starts is undone on exit, also on
+# SIGTERM (a Bazel timeout) or SIGINT.
 set -uo pipefail
 root="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 clipctl="$root/cmd/clipctl"
@@ -14,11 +15,20 @@ declare -a pids=() mounts=()
 fail=0
 
 cleanup() {
-  for m in "${mounts[@]}"; do mountpoint -q "$m" 2>/dev/null && umount -l "$m"; done
+  local i p
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+    grep -qF " ${mounts[$i]// /\\040} " /proc/mounts && umount -l "${mounts[$i]}"
+  done
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for ((i = 0; i < 50; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
 }
 trap cleanup EXIT
+trap 'echo "FAIL: SIGTERM (a Bazel timeout?)"; exit 143' TERM
+trap 'exit 130' INT
 
 error() { echo "FAIL: $*"; fail=1; }
 
@@ -31,11 +41,12 @@ mount_layer() {
   pids+=($!)
   mounts+=("$mnt")
   last_pid=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do
     grep -qF " ${mnt// /\\040} fuse.clip " /proc/mounts && return 0
+    kill -0 "$last_pid" 2>/dev/null || break
     sleep 0.1
   done
-  error "mount of $layer did not appear"
+  error "mount of $layer did not appear (30 s)"
   return 1
 }
 
@@ -204,7 +215,8 @@ mnt="$work/corrupt"
 mkdir -p "$mnt"
 "$clipctl" mount --index "$work/corrupt.tar.gz.idx" --layer "$work/corrupt.tar.gz" "$mnt" 2>>"$work/clipctl.log" &
 pid=$!; pids+=($pid); mounts+=("$mnt")
-for _ in $(seq 1 100); do grep -q " $mnt fuse.clip " /proc/mounts && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -q " $mnt fuse.clip " /proc/mounts && break; sleep 0.1; done
+grep -q " $mnt fuse.clip " /proc/mounts || error "mount of the corrupt layer did not appear (30 s)"
 eio=0
 for f in etc/app/seq.txt etc/app/zeros.txt usr/bin/random3m usr/bin/random700k; do
   out=$(timeout 20 cat "$mnt/$f" 2>&1 >/dev/null); rc=$?
