@@ -13,14 +13,19 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
 #include "cache/remote_cache.h"
@@ -599,9 +604,67 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
 }
 
+// Polls `done` every 10 ms until it is true or `timeout` passes; returns its last value.
+// Tests wait for events this way, never for a fixed time.
+bool WaitFor(absl::Duration timeout, const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+// True while `pid` is a running clip-fd-holder (not a zombie, not a PID reused since).
+bool IsHolder(pid_t pid) {
+  const std::string proc = absl::StrCat("/proc/", pid);
+  const std::string cmdline = ReadFileOrEmpty(proc + "/cmdline");
+  const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  const std::string status = ReadFileOrEmpty(proc + "/status");
+  return absl::EndsWith(argv0, "clip-fd-holder") && status.find("\nState:\tZ") == std::string::npos;
+}
+
+// What a daemon test started, undone however the test ends (a failed ASSERT included):
+// the daemon gets a full stop (SIGUSR1: unmounts, ends its holder), then SIGKILL; every
+// holder it recorded (by its pid file, never by name) is killed if still there; mounts
+// left under `dir` are detached.
+struct DaemonCleanup {
+  explicit DaemonCleanup(std::string dir) : dir(std::move(dir)) {}
+  DaemonCleanup(const DaemonCleanup&) = delete;
+  DaemonCleanup& operator=(const DaemonCleanup&) = delete;
+
+  const std::string dir;
+  pid_t daemon = 0;            // the running daemon, 0 once the test reaped it
+  std::vector<pid_t> holders;  // every holder the daemons started, by their pid file
+
+  void NoteHolder(const std::string& socket) {
+    pid_t pid = 0;
+    std::ifstream(socket + ".pid") >> pid;
+    if (pid > 0 && IsHolder(pid) &&
+        std::find(holders.begin(), holders.end(), pid) == holders.end()) {
+      holders.push_back(pid);
+    }
+  }
+  ~DaemonCleanup() {
+    if (daemon > 0) {
+      kill(daemon, SIGUSR1);
+      if (!WaitFor(absl::Seconds(20), [&] { return waitpid(daemon, nullptr, WNOHANG) != 0; })) {
+        kill(daemon, SIGKILL);
+        waitpid(daemon, nullptr, 0);
+      }
+    }
+    for (pid_t pid : holders) {
+      if (IsHolder(pid)) kill(pid, SIGKILL);
+    }
+    RunCommand("grep -o ' " + dir + "[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l")
+        .IgnoreError();
+  }
+};
+
 // The daemon killed (-9) while a reader is busy: the mount outlives it (its fd is in
 // clip-fd-holder), the reader's calls wait, and the restarted daemon takes the live
-// connection over: not one read fails. SIGTERM hands over too; SIGUSR1 unmounts all.
+// connection over: not one read fails. SIGTERM hands over too; SIGUSR1 unmounts all and
+// ends the holder.
 TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
   Published pub;
   Publish(&pub);
@@ -626,11 +689,38 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
     }
     return n;
   };
+  DaemonCleanup cleanup(pub.dir);
+  // A new daemon, once it serves (slow under ASan and load: a generous deadline); 0 if
+  // it does not.
   auto start = [&]() -> pid_t {
     const size_t before = serving();
     pid_t pid = testing::Spawn({daemon, "--config", config}, pub.dir + "/daemon.log").value();
-    for (int i = 0; i < 200 && serving() == before; ++i) absl::SleepFor(absl::Milliseconds(25));
+    cleanup.daemon = pid;
+    bool exited = false;
+    if (!WaitFor(absl::Seconds(60),
+                 [&] {
+                   exited = waitpid(pid, nullptr, WNOHANG) == pid;
+                   return exited || serving() > before;
+                 }) ||
+        exited) {
+      if (exited) cleanup.daemon = 0;
+      ADD_FAILURE() << "daemon " << pid << (exited ? " exited" : " not serving after 60 s") << "\n"
+                    << ReadFileOrEmpty(pub.dir + "/daemon.log");
+      return 0;
+    }
+    cleanup.NoteHolder(holder_sock);
     return pid;
+  };
+  // A daemon stopped (and reaped) by the test itself; one that does not stop within 30 s
+  // fails the test and is killed.
+  auto stop = [&](pid_t pid, int sig) {
+    kill(pid, sig);
+    if (!WaitFor(absl::Seconds(30), [&] { return waitpid(pid, nullptr, WNOHANG) != 0; })) {
+      ADD_FAILURE() << "daemon " << pid << " still runs 30 s after signal " << sig;
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    cleanup.daemon = 0;
   };
   // systemd readiness: the daemon says READY=1 on $NOTIFY_SOCKET once it serves.
   std::string notify = absl::StrCat("/tmp/clip-n-", getpid(), ".sock");
@@ -643,7 +733,10 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
   setenv("NOTIFY_SOCKET", notify.c_str(), 1);
   pid_t pid = start();
   unsetenv("NOTIFY_SOCKET");
+  ASSERT_GT(pid, 0);
   ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+  ASSERT_EQ(cleanup.holders.size(), 1u) << "no clip-fd-holder at " << holder_sock;
+  const pid_t holder = cleanup.holders[0];
   // containerd 1.6's CRI reports <containerd root>/io.containerd.snapshotter.v1.clip as
   // the image filesystem: it exists and is clip's root.
   char target[4096] = {0};
@@ -759,12 +852,12 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
     EXPECT_GE(value(R"(clip_cache_misses_total{tier="disk"})"), 1);
     EXPECT_EQ(value("clip_mounted_layers"), 1);
 
-    std::atomic<bool> stop{false};
+    std::atomic<bool> stop_reads{false};
     std::atomic<int> failed_reads{0}, reads{0};
     const std::string seq = ReadFileOrEmpty(pub.dir + "/layers/tree/etc/app/seq.txt");
     std::thread reader([&] {
       std::string buf(seq.size() + 1, '\0');
-      while (!stop) {
+      while (!stop_reads) {
         int fd = open((layer_mnt + "/etc/app/seq.txt").c_str(), O_RDONLY);
         if (fd < 0) {
           ++failed_reads;
@@ -779,15 +872,32 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
         close(fd);
       }
     });
-    absl::SleepFor(absl::Milliseconds(200));
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    absl::SleepFor(absl::Milliseconds(300));  // the reader waits on the held connection
-    pid = start();
-    ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
+    // Reads through the first daemon, then it dies under them.
+    EXPECT_TRUE(WaitFor(absl::Seconds(30), [&] { return reads.load() >= 3; }))
+        << "the reader made no progress";
+    stop(pid, SIGKILL);
+    // A while without any daemon (the reader's calls wait on the held connection): this
+    // only widens the window, nothing waits for it to finish.
     absl::SleepFor(absl::Milliseconds(300));
-    stop = true;
+    pid = start();
+    // Reads through the new daemon (the resent and the new calls) before the reader stops.
+    const int before = reads.load();
+    const bool read_after = pid > 0 && WaitFor(absl::Seconds(30), [&] {
+                              return reads.load() >= before + 3 || failed_reads.load() > 0;
+                            });
+    if (!read_after) {
+      // Nobody serves the held connection (or reads hang): end it, so that the reader's
+      // calls fail instead of waiting forever, and the test reports instead of hanging.
+      if (cleanup.daemon > 0) stop(cleanup.daemon, SIGKILL);
+      for (pid_t h : cleanup.holders) {
+        if (IsHolder(h)) kill(h, SIGKILL);
+      }
+    }
+    stop_reads = true;
     reader.join();
+    ASSERT_GT(pid, 0);
+    EXPECT_TRUE(read_after) << "no reads through the daemon that took over";
+    ASSERT_TRUE(Exists(sock)) << ReadFileOrEmpty(pub.dir + "/daemon.log");
     EXPECT_EQ(failed_reads.load(), 0);
     EXPECT_GT(reads.load(), 2);
     EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
@@ -822,18 +932,22 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
               absl::StatusCode::kAlreadyExists);
     EXPECT_NE(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos);
   }
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
+  stop(pid, SIGTERM);
   EXPECT_NE(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos)
       << "SIGTERM must hand over, not unmount";
+  EXPECT_TRUE(IsHolder(holder)) << "the holder must outlive a handover";
   pid = start();
+  ASSERT_GT(pid, 0);
   EXPECT_THAT(ReadFileOrEmpty(pub.dir + "/daemon.log"),
               ::testing::HasSubstr("(listening socket taken over)"));
-  kill(pid, SIGUSR1);
-  waitpid(pid, nullptr, 0);
+  EXPECT_EQ(cleanup.holders.size(), 1u) << "the daemons started another holder";
+  stop(pid, SIGUSR1);
   EXPECT_EQ(ReadFileOrEmpty("/proc/mounts").find(pub.dir + "/droot"), std::string::npos)
       << "mounts left after SIGUSR1";
   EXPECT_FALSE(Exists(holder_sock)) << "the fd holder outlived SIGUSR1";
+  // The holder is not our child: it is gone (or a zombie) soon after the full stop.
+  EXPECT_TRUE(WaitFor(absl::Seconds(10), [&] { return !IsHolder(holder); }))
+      << "clip-fd-holder " << holder << " still runs after SIGUSR1";
   EXPECT_FALSE(Exists(metrics_sock));  // removed on an orderly shutdown
   unlink(sock.c_str());
   RunCommand("grep -o ' " + pub.dir + "[^ ]*' /proc/mounts | xargs -r -n1 umount -l").IgnoreError();
