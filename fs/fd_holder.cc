@@ -72,6 +72,9 @@ absl::StatusOr<Message> Receive(int sock) {
   do {
     n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return absl::UnavailableError("fd holder: no answer in time");
+  }
   if (n < 0) return Errno("receive");
   if (n == 0) return absl::UnavailableError("fd holder: connection closed");
   Message m;
@@ -124,10 +127,17 @@ absl::StatusOr<int> ConnectSocket(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FdHolderClient>> FdHolderClient::Connect(const std::string& path) {
+absl::StatusOr<std::unique_ptr<FdHolderClient>> FdHolderClient::Connect(
+    const std::string& path, absl::Duration answer_timeout) {
   absl::StatusOr<int> sock = ConnectSocket(path);
   if (!sock.ok()) return sock.status();
-  return std::unique_ptr<FdHolderClient>(new FdHolderClient(*sock));
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(*sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) cred.pid = 0;
+  const timeval timeout = absl::ToTimeval(answer_timeout);
+  setsockopt(*sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(*sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  return std::unique_ptr<FdHolderClient>(new FdHolderClient(*sock, cred.pid));
 }
 
 absl::StatusOr<std::unique_ptr<FdHolderClient>> FdHolderClient::ConnectOrStart(
@@ -246,8 +256,11 @@ absl::Status RunFdHolder(const std::string& path) {
   mode_t old = umask(0177);
   int bound = bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   umask(old);
-  if (bound != 0 || listen(listener, 16) != 0) return Errno(absl::StrCat("listen ", path));
+  if (bound != 0) return Errno(absl::StrCat("bind ", path));
+  // The pid file is complete before anyone can connect: whoever reached this holder
+  // can read its pid.
   std::ofstream(path + ".pid") << getpid() << "\n";
+  if (listen(listener, 16) != 0) return Errno(absl::StrCat("listen ", path));
 
   struct Held {
     std::string data;

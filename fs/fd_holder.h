@@ -31,6 +31,8 @@
 #ifndef CLIP_FS_FD_HOLDER_H_
 #define CLIP_FS_FD_HOLDER_H_
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,8 +67,13 @@ class FdStore {
 
 class FdHolderClient final : public FdStore {
  public:
-  // Connects to a running holder; kUnavailable when none listens at `path`.
-  static absl::StatusOr<std::unique_ptr<FdHolderClient>> Connect(const std::string& path);
+  static constexpr absl::Duration kAnswerTimeout = absl::Seconds(10);
+
+  // Connects to a running holder; kUnavailable when none listens at `path`. A holder
+  // that does not answer a request within `kAnswerTimeout` is kUnavailable too (never a
+  // hang), one that answers what is not the protocol kDataLoss.
+  static absl::StatusOr<std::unique_ptr<FdHolderClient>> Connect(
+      const std::string& path, absl::Duration answer_timeout = kAnswerTimeout);
   // Connects, or starts `holder_binary --socket path` detached (its own session, so it
   // outlives this process) and connects once it listens.
   static absl::StatusOr<std::unique_ptr<FdHolderClient>> ConnectOrStart(
@@ -79,17 +86,22 @@ class FdHolderClient final : public FdStore {
   absl::StatusOr<std::vector<HeldFd>> List() override;
   absl::Status Quit() override;
 
+  // The holder's process (SO_PEERCRED of the connection).
+  pid_t pid() const { return pid_; }
+
  private:
-  explicit FdHolderClient(int sock) : sock_(sock) {}
+  FdHolderClient(int sock, pid_t pid) : sock_(sock), pid_(pid) {}
   absl::Status Request(char op, const std::string& name, const std::string& data, int fd,
                        std::vector<HeldFd>* listed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   const int sock_;
+  const pid_t pid_;
 };
 
 // The holder's loop: listens on `path` (replacing a stale socket, mode 0600) and serves
-// until quit or a signal ends the process. Writes its PID to `<path>.pid`.
+// until quit or a signal ends the process. Writes its PID to `<path>.pid` before it
+// accepts a connection.
 absl::Status RunFdHolder(const std::string& path);
 
 }  // namespace clip

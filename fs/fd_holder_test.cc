@@ -126,5 +126,24 @@ TEST(FdHolderTest, StartsTheHolderBinary) {
   EXPECT_NE(kill(pid, 0), 0);
 }
 
+// A peer at the holder's socket that never answers is kUnavailable after the answer
+// timeout, never a hang; its pid is the listener's.
+TEST(FdHolderTest, SilentHolderTimesOut) {
+  const std::string path = TempSocket("h4.sock");
+  int listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  unlink(path.c_str());
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 4), 0);  // never accepts: requests wait in the backlog
+  auto c = FdHolderClient::Connect(path, absl::Milliseconds(200));
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ((*c)->pid(), getpid());
+  EXPECT_THAT((*c)->List(), StatusIs(absl::StatusCode::kUnavailable));
+  close(listener);
+  unlink(path.c_str());
+}
+
 }  // namespace
 }  // namespace clip

@@ -8,6 +8,7 @@
 #include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -643,6 +644,10 @@ absl::Status FuseServer::Adopt(Mounted* m, HeldFd held) {
     return absl::DataLossError(
         absl::StrCat("cannot take over the FUSE connection of ", m->mountpoint, ": ", what));
   };
+  struct stat st;
+  if (fstat(m->fd, &st) != 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(10, 229)) {
+    return fail("the held fd is not a /dev/fuse connection");
+  }
   absl::string_view data = held.data;
   if (!absl::ConsumePrefix(&data, kHeldPrefix)) return fail("unknown holder data version");
   std::string init(data);

@@ -14,41 +14,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/errno_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/server_posix.h"
 #include "snapshotter/image_fs_link.h"
+#include "snapshotter/listen_address.h"
 #include "snapshotter/registry_setup.h"
 
 namespace clip {
 namespace {
-
-absl::Status Errno(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
-}
-
-// kAlreadyExists when another process accepts connections on `path`; a stale socket
-// file (a daemon that died without a holder) is removed.
-absl::Status PrepareSocketPath(const std::string& path) {
-  std::string dir = path.substr(0, path.rfind('/'));
-  if (!dir.empty() && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Errno(absl::StrCat("mkdir ", dir));
-  }
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a socket"));
-  }
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  if (live) return absl::AlreadyExistsError(absl::StrCat("another daemon serves ", path));
-  unlink(path.c_str());
-  return absl::OkStatus();
-}
 
 // The path a listening unix socket is bound to, if it is one.
 std::string BoundPath(int fd) {
@@ -85,7 +60,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
 absl::Status Daemon::TakeLock() {
   const std::string path = config_.root + "/daemon.lock";
   lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) return Errno(absl::StrCat("open ", path));
+  if (lock_fd_ < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
   // The previous daemon is still on its way out (a handover finishing its requests).
   Log(LogLevel::kInfo, "daemon", "waiting for the previous daemon of this root to exit");
@@ -121,20 +96,30 @@ void Daemon::ConnectFdStore(std::vector<HeldFd>* held) {
       config_.fd_holder_binary.empty() ? DefaultHolderBinary() : config_.fd_holder_binary;
   absl::StatusOr<std::unique_ptr<FdHolderClient>> h =
       FdHolderClient::ConnectOrStart(socket, binary);
-  if (!h.ok()) {
+  absl::StatusOr<std::vector<HeldFd>> listed =
+      h.ok() ? (*h)->List() : absl::StatusOr<std::vector<HeldFd>>(h.status());
+  if (h.ok() && !listed.ok()) {
+    // Something listens at the holder's socket but does not speak its protocol (or
+    // never answers): ignored, and a new holder takes the socket file. The process
+    // itself is left as it is: it is not known to be ours.
     Log(LogLevel::kWarning, "daemon",
-        absl::StrCat("no fd holder (", h.status().message(),
+        absl::StrCat("the fd holder at ", socket, " (pid ", (*h)->pid(),
+                     ") is unusable: ", listed.status().message(),
+                     "; ignoring it and starting a new holder (layers are mounted again)"));
+    h->reset();
+    unlink(socket.c_str());
+    unlink((socket + ".pid").c_str());
+    h = FdHolderClient::ConnectOrStart(socket, binary);
+    listed = h.ok() ? (*h)->List() : absl::StatusOr<std::vector<HeldFd>>(h.status());
+  }
+  if (!listed.ok()) {
+    Log(LogLevel::kWarning, "daemon",
+        absl::StrCat("no fd holder (", listed.status().message(),
                      "): mounts will not survive a restart of this daemon"));
     return;
   }
+  holder_pid_ = (*h)->pid();
   fd_store_ = *std::move(h);
-  absl::StatusOr<std::vector<HeldFd>> listed = fd_store_->List();
-  if (!listed.ok()) {
-    Log(LogLevel::kWarning, "daemon",
-        absl::StrCat("fd holder at ", socket, ": ", listed.status().message(),
-                     "; remounting every layer"));
-    return;
-  }
   *held = *std::move(listed);
 }
 
@@ -154,21 +139,10 @@ absl::Status Daemon::Listen(std::vector<HeldFd>* held) {
     if (fd_store_ != nullptr) (void)fd_store_->Drop(kHeldListenerName);
     break;
   }
-  CLIP_RETURN_IF_ERROR(PrepareSocketPath(config_.address));
-  sockaddr_un addr{};
-  if (config_.address.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", config_.address));
-  }
-  listener_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listener_ < 0) return Errno("socket");
-  addr.sun_family = AF_UNIX;
-  memcpy(addr.sun_path, config_.address.data(), config_.address.size());
-  mode_t old = umask(0177);  // the socket: 0600
-  int bound = bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  umask(old);
-  if (bound != 0 || listen(listener_, 512) != 0) {
-    return Errno(absl::StrCat("listen on ", config_.address));
-  }
+  CLIP_ASSIGN_OR_RETURN(ClaimedListener claimed,
+                        ClaimListeningAddress(config_.address, holder_pid_));
+  listener_ = claimed.fd;
+  listener_taken_over_ = claimed.taken_back;
   if (fd_store_ != nullptr) {
     absl::Status put = fd_store_->Put(kHeldListenerName, "", listener_);
     if (!put.ok()) Log(LogLevel::kWarning, "daemon", put.message());
@@ -177,7 +151,17 @@ absl::Status Daemon::Listen(std::vector<HeldFd>* held) {
 }
 
 absl::Status Daemon::Init() {
-  mkdir(config_.root.c_str(), 0700);
+  if (mkdir(config_.root.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, absl::StrCat("cannot create the root ", config_.root));
+  }
+  struct stat root;
+  if (stat(config_.root.c_str(), &root) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("root ", config_.root));
+  }
+  if (!S_ISDIR(root.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("root ", config_.root, " exists and is not a directory"));
+  }
   CLIP_RETURN_IF_ERROR(TakeLock());
   if (!config_.containerd_root.empty()) {
     // containerd 1.6's CRI reports <containerd root>/io.containerd.snapshotter.v1.clip as
@@ -265,8 +249,9 @@ absl::Status Daemon::Init() {
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_) return absl::InternalError("cannot start the gRPC server");
-  if (pipe2(wake_, O_CLOEXEC) != 0) return Errno("pipe");
+  if (pipe2(wake_, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe");
   acceptor_ = std::thread([this] { AcceptLoop(); });
+  started_ = true;
   Log(LogLevel::kInfo, "daemon",
       absl::StrCat("serving snapshotter root=", config_.root, " address=", config_.address,
                    listener_taken_over_ ? " (listening socket taken over)" : ""));
@@ -336,9 +321,10 @@ void Daemon::Handover() {
   if (stopped_) return;
   stopped_ = true;
   StopServing();
-  fuse_->Detach();  // finishes the requests in hand; unmounts nothing
+  if (fuse_) fuse_->Detach();  // finishes the requests in hand; unmounts nothing
+  if (!started_) return;       // a failed start: nothing was served
   Log(LogLevel::kInfo, "daemon",
-      fd_store_ ? absl::StrCat("handed ", remote_->mounted(),
+      fd_store_ ? absl::StrCat("handed ", remote_ ? remote_->mounted() : 0,
                                " layer mount(s) and the socket over to the fd holder")
                 : "stopped without an fd holder: running containers lose their lazy layers");
 }
@@ -354,6 +340,8 @@ void Daemon::StopAndUnmount() {
 }
 
 Daemon::~Daemon() {
+  // A daemon that failed to start hands over too: what it took from the holder (mounts
+  // of running containers, the listener) stays there for the next one.
   if (fuse_ && !stopped_) Handover();
   metrics_server_.reset();
   collectors_.clear();

@@ -81,6 +81,7 @@ class Daemon {
   const DaemonConfig config_;
   int lock_fd_ = -1;
   std::unique_ptr<FdStore> fd_store_;  // clip-fd-holder or systemd's fd store
+  pid_t holder_pid_ = 0;               // clip-fd-holder's process, when that is the store
   std::unique_ptr<RegistryClient> registry_;
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;
@@ -99,6 +100,7 @@ class Daemon {
   std::thread acceptor_;
   std::vector<MetricsRegistry::CollectorHandle> collectors_;
   std::unique_ptr<MetricsServer> metrics_server_;
+  bool started_ = false;  // Init completed
   bool stopped_ = false;
 };
 

@@ -13,16 +13,38 @@
 namespace clip {
 namespace {
 
+// What an SQLite result means to a caller: a damaged file is kDataLoss, a full disk
+// kResourceExhausted, a file it may not write kPermissionDenied.
+absl::StatusCode CodeOf(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::StatusCode::kDataLoss;
+    case SQLITE_FULL:
+      return absl::StatusCode::kResourceExhausted;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_CANTOPEN:
+      return absl::StatusCode::kPermissionDenied;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
 absl::Status SqlError(sqlite3* db, absl::string_view what) {
-  return absl::InternalError(absl::StrCat("metadata ", what, ": ", sqlite3_errmsg(db)));
+  return absl::Status(CodeOf(db ? sqlite3_errcode(db) : SQLITE_NOMEM),
+                      absl::StrCat("metadata ", what, ": ", sqlite3_errmsg(db)));
 }
 
 absl::Status Exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "error";
+  if (int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err); rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return absl::InternalError(absl::StrCat("metadata: ", msg));
+    return absl::Status(CodeOf(rc), absl::StrCat("metadata: ", msg));
   }
   return absl::OkStatus();
 }
@@ -85,22 +107,23 @@ absl::StatusOr<Labels> DecodeLabels(const void* data, int size) {
 
 constexpr char kColumns[] = "id, name, parent, kind, created_ns, updated_ns, size, inodes";
 
+// With its length: a name is bytes, and may hold a NUL (containerd's keys can).
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, i)),
+                     static_cast<size_t>(sqlite3_column_bytes(s, i)));
+}
+
 SnapshotRecord Row(sqlite3_stmt* s) {
   SnapshotRecord r;
   r.id = sqlite3_column_int64(s, 0);
-  r.info.name = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
-  r.info.parent = reinterpret_cast<const char*>(sqlite3_column_text(s, 2));
+  r.info.name = ColumnText(s, 1);
+  r.info.parent = ColumnText(s, 2);
   r.info.kind = static_cast<SnapshotKind>(sqlite3_column_int(s, 3));
   r.info.created = absl::FromUnixNanos(sqlite3_column_int64(s, 4));
   r.info.updated = absl::FromUnixNanos(sqlite3_column_int64(s, 5));
   r.size = sqlite3_column_int64(s, 6);
   r.inodes = sqlite3_column_int64(s, 7);
   return r;
-}
-
-std::string ColumnText(sqlite3_stmt* s, int i) {
-  return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, i)),
-                     static_cast<size_t>(sqlite3_column_bytes(s, i)));
 }
 
 // The labels of the snapshots whose ids `ids_sql` (a SELECT of ids, with `params`)
@@ -181,7 +204,7 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(const std::st
   if (sqlite3_open_v2(path.c_str(), &db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
-    absl::Status s = SqlError(db, "open");
+    absl::Status s = SqlError(db, absl::StrCat("open ", path));
     sqlite3_close(db);
     return s;
   }
@@ -214,7 +237,14 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(const std::st
   }();
   if (!st.ok()) {
     sqlite3_close(db);
-    return st;
+    if (st.code() == absl::StatusCode::kDataLoss) {
+      return absl::DataLossError(
+          absl::StrCat(path, " is damaged (", st.message(),
+                       "): it holds every snapshot's record, so it is not replaced. Restore "
+                       "it, or move it aside to start with no snapshots (then remove the "
+                       "images that use this snapshotter from containerd too)"));
+    }
+    return absl::Status(st.code(), absl::StrCat(path, ": ", st.message()));
   }
   return std::unique_ptr<MetadataStore>(new MetadataStore(db));
 }
