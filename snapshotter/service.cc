@@ -1,5 +1,8 @@
 #include "snapshotter/service.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -23,16 +26,32 @@ void AddMounts(const std::vector<MountSpec>& mounts,
   }
 }
 
+// google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+constexpr int64_t kMinTimestampSeconds = -62135596800;
+constexpr int64_t kMaxTimestampSeconds = 253402300799;
+constexpr int64_t kMaxTimestampNanos = 999999999;
+
+// Clamped into Timestamp's range (what Go's CheckValid accepts), so everything sent
+// decodes; absl's infinite past and future become the ends. Never via Unix nanoseconds:
+// int64 nanoseconds only span 1677..2262.
 google::protobuf::Timestamp ToTs(absl::Time t) {
+  t = std::clamp(
+      t, absl::FromUnixSeconds(kMinTimestampSeconds),
+      absl::FromUnixSeconds(kMaxTimestampSeconds) + absl::Nanoseconds(kMaxTimestampNanos));
+  const int64_t seconds = absl::ToUnixSeconds(t);  // rounds toward the past: nanos >= 0
   google::protobuf::Timestamp ts;
-  int64_t ns = absl::ToUnixNanos(t);
-  ts.set_seconds(ns / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
+  ts.set_seconds(seconds);
+  ts.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
   return ts;
 }
 
+// The instant as Go's AsTime reads it (time.Unix: nanos outside [0, 1e9) carry into the
+// seconds), exact for any seconds and nanos: absl::Time spans every int64 of seconds.
+// Nothing is rejected, as containerd's own service rejects nothing here: the only
+// timestamps that come in are Update's, which a snapshotter ignores (its clock sets
+// created and updated); `ctr snapshots label` sends Go's zero time, 0001-01-01.
 absl::Time FromTs(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixNanos(ts.seconds() * 1000000000 + ts.nanos());
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
 // Counts the call by method and status code and records its latency
@@ -143,8 +162,14 @@ grpc::Status SnapshotsService::Update(Req*, const v1::UpdateSnapshotRequest* r,
 
 grpc::Status SnapshotsService::List(Req*, const v1::ListSnapshotsRequest* r,
                                     grpc::ServerWriter<v1::ListSnapshotsResponse>* writer) {
+  return ListTo(*r, writer);
+}
+
+grpc::Status SnapshotsService::ListTo(
+    const v1::ListSnapshotsRequest& r,
+    grpc::ServerWriterInterface<v1::ListSnapshotsResponse>* writer) {
   return Instrumented("List", [&]() -> grpc::Status {
-    std::vector<std::string> filters(r->filters().begin(), r->filters().end());
+    std::vector<std::string> filters(r.filters().begin(), r.filters().end());
     v1::ListSnapshotsResponse batch;
     constexpr int kBatch = 100;
     absl::Status s = s_.Walk(filters, [&](const SnapshotInfo& info) -> absl::Status {

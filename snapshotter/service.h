@@ -5,6 +5,15 @@
 // snapshotter. The `containerd-namespace` metadata is logged at debug level only: the
 // keys containerd sends are already namespaced ("<namespace>/<n>/<name>").
 //
+// The handlers can be called directly (a null ServerContext is fine), as the tests and
+// the fuzzer do:
+//
+//   SnapshotsService service(*snapshotter);
+//   StatSnapshotRequest req;
+//   req.set_key("k");
+//   StatSnapshotResponse resp;
+//   grpc::Status st = service.Stat(nullptr, &req, &resp);
+//
 // Thread safety: safe for concurrent use (gRPC calls it from many threads).
 #ifndef CLIP_SNAPSHOTTER_SERVICE_H_
 #define CLIP_SNAPSHOTTER_SERVICE_H_
@@ -40,6 +49,12 @@ class SnapshotsService final : public containerd::services::snapshots::v1::Snaps
   grpc::Status List(
       Req*, const containerd::services::snapshots::v1::ListSnapshotsRequest*,
       grpc::ServerWriter<containerd::services::snapshots::v1::ListSnapshotsResponse>*) override;
+  // List's body over any stream: gRPC's ServerWriter cannot be made outside gRPC, so
+  // tests and the fuzzer pass a writer of their own.
+  grpc::Status ListTo(
+      const containerd::services::snapshots::v1::ListSnapshotsRequest& request,
+      grpc::ServerWriterInterface<containerd::services::snapshots::v1::ListSnapshotsResponse>*
+          writer);
   grpc::Status Usage(Req*, const containerd::services::snapshots::v1::UsageRequest*,
                      containerd::services::snapshots::v1::UsageResponse*) override;
   grpc::Status Cleanup(Req*, const containerd::services::snapshots::v1::CleanupRequest*,
