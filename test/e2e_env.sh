@@ -8,10 +8,24 @@
 #
 # E2E_EXEC, when set, prefixes the daemons' commands (e.g. `nsenter --net=...` to run
 # them in a network namespace); it must exec, so that $! stays the daemon's PID.
+#
+# clip daemons and their fd holders. Every clip daemon started here (or registered with
+# e2e_track_clip by a script that starts its own) is stopped with SIGUSR1, a full stop
+# that unmounts its layers and ends its clip-fd-holder; SIGTERM would be a handover
+# and leave the holder running. Each holder a daemon of ours starts is recorded by the
+# PID it writes (<root>/fd-holder.sock.pid, the daemon's default holder socket), never
+# found by name; one still running after the daemons stopped fails the script loudly
+# (and is stopped). Sourcing this file also turns SIGTERM (Bazel's timeout) and SIGINT
+# into an exit, so that the EXIT trap cleans up then too.
 E2E_DIR="$(mktemp -d /tmp/cxXXXX)"
 E2E_NS="clip-e2e-$$"
 E2E_PIDS=()
 E2E_FAIL=0
+E2E_CLIPS=()         # clip daemons' PIDs (also in E2E_PIDS)
+E2E_CLIP_ROOTS=()    # their roots, where each one's holder writes its pid file
+declare -gA E2E_HOLDERS=()  # holder PID -> its pid file
+trap 'echo "e2e: SIGTERM (a timeout?): cleaning up" >&2; exit 143' TERM
+trap 'exit 130' INT
 # containerd makes /run/containerd/{fifo,runc,s} for every instance (global state): if
 # none existed when we started, the empty ones go again at cleanup.
 E2E_MADE_RUN=0
@@ -21,16 +35,85 @@ e2e_error() { echo "FAIL: $*"; E2E_FAIL=1; }
 
 e2e_wait() {  # e2e_wait DESCRIPTION COMMAND...
   local what=$1; shift
-  for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  e2e_error "$what did not come up"; return 1
+  for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  e2e_error "$what did not come up within 30 s"; return 1
 }
 
-# Stops every recorded process (TERM, up to 5 s, then KILL) and reaps it, unmounts what
-# is left under the private directory and removes it. Safe under `set -e` (it is the
-# EXIT trap of scripts that use it): a process that already exited is not an error, and
-# it never stops half way.
+# e2e_is_holder PID: PID is a running clip-fd-holder (not a zombie, not a reused PID).
+e2e_is_holder() {
+  local state argv0=""
+  state=$(sed -n 's/^.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  IFS= read -r -d '' argv0 2>/dev/null <"/proc/$1/cmdline" || true
+  [ -n "$state" ] && [ "$state" != Z ] && [[ "$argv0" == *clip-fd-holder ]]
+}
+
+# e2e_note_holders: records the holder each tracked clip root's pid file names now
+# (call it after a daemon of a root started again; e2e_clip and e2e_cleanup do).
+e2e_note_holders() {
+  local r f p
+  for r in "${E2E_CLIP_ROOTS[@]}"; do
+    f="$r/fd-holder.sock.pid"
+    p=$(tr -dc 0-9 2>/dev/null <"$f") || continue
+    [ -n "$p" ] && [ -z "${E2E_HOLDERS[$p]:-}" ] && e2e_is_holder "$p" && E2E_HOLDERS[$p]=$f
+  done
+  return 0
+}
+
+# e2e_track_clip PID ROOT: a clip daemon this script started itself (e2e_clip does this;
+# call it right after starting one): stopped with SIGUSR1 at cleanup, the holders its
+# root names (ROOT/fd-holder.sock.pid) checked.
+e2e_track_clip() {
+  E2E_CLIPS+=("$1")
+  [[ " ${E2E_CLIP_ROOTS[*]} " == *" $2 "* ]] || E2E_CLIP_ROOTS+=("$2")
+  e2e_note_holders
+}
+
+# e2e_forget PID: a process the script stopped and reaped itself; cleanup must not signal
+# the PID (it may belong to someone else by then).
+e2e_forget() {
+  local keep=() p
+  for p in "${E2E_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  E2E_PIDS=("${keep[@]}")
+  keep=()
+  for p in "${E2E_CLIPS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  E2E_CLIPS=("${keep[@]}")
+}
+
+# e2e_cleanup [STATUS]: stops the clip daemons with SIGUSR1 (a full stop: layers
+# unmounted, holder ended; up to 20 s, then KILL), then every other recorded process
+# (TERM, up to 5 s, then KILL), reaps them, unmounts what is left under the private
+# directory and removes it. A clip-fd-holder of ours still running after its daemons
+# stopped is a leak: it is reported (FAIL), stopped, and the script exits with STATUS
+# (the script's exit status; by default $? on entry, right for `trap e2e_cleanup EXIT`)
+# or 1 if that was 0. So call it last in an EXIT trap. Otherwise it keeps the exit
+# status; safe under `set -e`: a process that already exited is not an error, and it
+# never stops half way.
 e2e_cleanup() {
-  local i p m
+  local status=${1:-$?}
+  local i p m h leaked=0
+  e2e_note_holders
+  for p in "${E2E_CLIPS[@]}"; do kill -USR1 "$p" 2>/dev/null || true; done
+  for p in "${E2E_CLIPS[@]}"; do
+    for _ in $(seq 1 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$p" 2>/dev/null; then
+      echo "FAIL: clip daemon $p did not stop within 20 s of SIGUSR1: killed"
+      leaked=1
+      kill -KILL "$p" 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+  done
+  # A holder ends with its daemon's full stop; give it a moment to exit.
+  for h in "${!E2E_HOLDERS[@]}"; do
+    for _ in $(seq 1 50); do e2e_is_holder "$h" || break; sleep 0.1; done
+    e2e_is_holder "$h" || continue
+    echo "FAIL: clip-fd-holder $h (${E2E_HOLDERS[$h]}) outlived its daemon: stopping it"
+    leaked=1
+    kill -TERM "$h" 2>/dev/null || true
+    for _ in $(seq 1 30); do e2e_is_holder "$h" || break; sleep 0.1; done
+    kill -KILL "$h" 2>/dev/null || true
+  done
+  for p in "${E2E_CLIPS[@]}"; do e2e_forget "$p"; done
+  E2E_HOLDERS=()
   for ((i = ${#E2E_PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${E2E_PIDS[$i]}" 2>/dev/null || true; done
   for p in "${E2E_PIDS[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -38,17 +121,6 @@ e2e_cleanup() {
     wait "$p" 2>/dev/null || true
   done
   E2E_PIDS=()
-  # clip daemons hand their mounts to clip-fd-holder (started by them, in its own
-  # session): stop each holder of ours by the PID it wrote.
-  local h
-  for h in "$E2E_DIR"/clip*/fd-holder.sock.pid; do
-    [ -f "$h" ] || continue
-    p=$(cat "$h" 2>/dev/null)
-    [ -n "$p" ] || continue
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(grep -o " $E2E_DIR[^ ]*" /proc/mounts | sort -r)
   # The namespace's runc state and fifo directories are containerd's, per namespace.
   rm -rf "/run/containerd/runc/$E2E_NS" "/run/containerd/fifo/$E2E_NS" 2>/dev/null || true
@@ -68,6 +140,10 @@ e2e_cleanup() {
     find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
   fi
   rm -rf "$E2E_DIR" 2>/dev/null || true
+  if [ "$leaked" = 1 ]; then
+    [ "$status" -ne 0 ] || status=1
+    exit "$status"
+  fi
   return 0
 }
 
@@ -92,8 +168,12 @@ e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.s
   setsid "$1" "${cfg[@]}" --root "$E2E_DIR/clip$n" --address "$E2E_DIR/clip$n.sock" --log-level debug \
     --containerd-root "$E2E_DIR/c-root$n" \
     >>"$E2E_DIR/clip$n.log" 2>&1 &
+  local rc=0
   E2E_PIDS+=($!)
-  e2e_wait "clip daemon $n" test -S "$E2E_DIR/clip$n.sock"
+  e2e_track_clip "$!" "$E2E_DIR/clip$n"
+  e2e_wait "clip daemon $n" test -S "$E2E_DIR/clip$n.sock" || rc=1
+  e2e_note_holders
+  return $rc
 }
 
 e2e_containerd() {  # e2e_containerd [N]: containerd N using clip daemon N; sets E2E_CTR
