@@ -13,12 +13,13 @@ image=""
 error() { e2e_error "$@"; }
 
 cleanup() {
+  local status=$?
   if [ -S "$t/containerd.sock" ] && [ -n "$image" ]; then
     $E2E_CTR tasks kill -s KILL "c$$" >/dev/null 2>&1
     $E2E_CTR containers rm "c$$" >/dev/null 2>&1
     $E2E_CTR images rm --sync "$image" >/dev/null 2>&1
   fi
-  e2e_cleanup
+  e2e_cleanup "$status"
 }
 trap cleanup EXIT
 

@@ -42,7 +42,7 @@ cgroup_pids() {  # processes in the pod's cgroups (containers: cgroup_parent/<id
 }
 
 cleanup() {
-  local p c d
+  local status=$? p c d
   if [ -S "$t/containerd.sock" ]; then
     for p in "${pods[@]}"; do
       cri --call-timeout 10 stopp "$p" >/dev/null 2>&1
@@ -66,12 +66,12 @@ cleanup() {
   for p in $(cgroup_pids); do
     for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   done
-  e2e_cleanup
-  # The pod's cgroups (runc removes each container's; the parent is ours).
+  # The pod's cgroups (runc removes each container's; the parent is ours): its
+  # processes are gone by now.
   for d in /sys/fs/cgroup/*/"${cgroup_parent#/}"; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
   done
-  return 0
+  e2e_cleanup "$status"  # last: it exits non-zero if a holder of ours survived
 }
 trap cleanup EXIT
 

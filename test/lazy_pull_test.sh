@@ -134,7 +134,8 @@ run=$($ctr1 run --rm --snapshotter clip "$reg/e2e/b:v1" b1 /hello /etc/base /etc
 grep -q "/etc/extra: present" <<<"$run" || error "B's container: $run"
 mounts=$(grep -c "lazily at" "$t/clip.log")
 [ "$mounts" -eq 3 ] || error "expected 3 lazy layer mounts for A+B, saw $mounts"
-$ctr1 tasks kill -s KILL a2 >/dev/null 2>&1; sleep 0.3
+$ctr1 tasks kill -s KILL a2 >/dev/null 2>&1
+e2e_wait "a2 stopped after SIGKILL" eval '$ctr1 tasks ls | awk '"'"'$1 == "a2" {print $3}'"'"' | grep -qx STOPPED'
 $ctr1 tasks rm a2 >/dev/null 2>&1; $ctr1 containers rm a2 >/dev/null 2>&1
 
 # 3. C has no index: downloaded and unpacked by clipctl pull, runs all the same.

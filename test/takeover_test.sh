@@ -34,21 +34,16 @@ t="$E2E_DIR"
 KILLS=${KILLS:-10}
 error() { e2e_error "$@"; }
 daemon_pid=""
-holders=()  # every holder PID seen, for cleanup
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # The state letter of a process (R, S, D, Z...), empty once it is gone.
 proc_state() { sed -n 's/^.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null; }
-forget_pid() {  # drops a reaped PID from E2E_PIDS: cleanup must not signal a reused PID
-  local keep=() p
-  for p in "${E2E_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  E2E_PIDS=("${keep[@]}")
-}
 wait_dead() {  # wait_dead PID SECONDS: a child of ours is dead (then reaped), or 1
   local i s
   for ((i = 0; i < $2 * 100; i++)); do
     s=$(proc_state "$1")
-    if [ -z "$s" ] || [ "$s" = Z ]; then wait "$1" 2>/dev/null; forget_pid "$1"; return 0; fi
+    # Reaped: e2e_cleanup must not signal the PID again (it may be reused).
+    if [ -z "$s" ] || [ "$s" = Z ]; then wait "$1" 2>/dev/null; e2e_forget "$1"; return 0; fi
     sleep 0.01
   done
   return 1
@@ -64,14 +59,8 @@ wait_gone() {  # wait_gone PID SECONDS: not our child (the holder); gone or a zo
 }
 holder_pid() {  # the running holder's PID from its pid file, or nothing
   local p
-  p=$(cat "$t/clip/fd-holder.sock.pid" 2>/dev/null | tr -dc 0-9)
-  [ -n "$p" ] && is_holder "$p" && echo "$p"
-}
-is_holder() { [ -n "$(proc_state "$1")" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q fd-holder; }
-note_holder() {
-  local p
-  p=$(holder_pid) || return 0
-  [[ " ${holders[*]} " == *" $p "* ]] || holders+=("$p")
+  p=$(tr -dc 0-9 2>/dev/null <"$t/clip/fd-holder.sock.pid")
+  [ -n "$p" ] && e2e_is_holder "$p" && echo "$p"
 }
 holder_fuse_fds() { find "/proc/$1/fd" -lname /dev/fuse 2>/dev/null | wc -l; }
 fuse_mounts() { awk -v d="$t/" 'index($2, d) == 1 && $3 ~ /^fuse/' /proc/mounts | wc -l; }
@@ -112,26 +101,27 @@ start_daemon() {
   e2e_clip "$daemon"
   daemon_pid=${E2E_PIDS[-1]}
   local i
-  for ((i = 0; i < 200; i++)); do
-    grep -q "serving snapshotter" "$t/clip.log" 2>/dev/null && { note_holder; return 0; }
+  for ((i = 0; i < 600; i++)); do
+    grep -q "serving snapshotter" "$t/clip.log" 2>/dev/null && { e2e_note_holders; return 0; }
     [ -z "$(proc_state "$daemon_pid")" ] || [ "$(proc_state "$daemon_pid")" = Z ] && break
     sleep 0.05
   done
-  error "the daemon (pid $daemon_pid) did not start serving"
+  error "the daemon (pid $daemon_pid) did not start serving (30 s)"
   tail -n 20 "$t/clip.log"
   return 1
 }
 
-# Stops what this test started beyond e2e_env's list (containers, the current daemon,
-# the holder), then e2e_cleanup. A reader stuck on a FUSE connection nobody serves is in
-# D state: umount -f of the FUSE mounts aborts their connections and frees it.
+# Stops what this test started beyond e2e_env's list (containers), then e2e_cleanup,
+# which stops the current daemon with SIGUSR1 and fails the test if a holder of ours
+# outlives it. A reader stuck on a FUSE connection nobody serves is in D state: umount -f
+# of the FUSE mounts aborts their connections and frees it.
 abort_fuse() {
   local m
   awk -v d="$t/" 'index($2, d) == 1 && $3 ~ /^fuse/ {print $2}' /proc/mounts | sort -r |
     while read -r m; do timeout 5 umount -f "$m" 2>/dev/null; done
 }
 takeover_cleanup() {
-  local ids id i p
+  local status=$? ids id i
   if [ -n "${E2E_CTR:-}" ] && timeout 5 $E2E_CTR version >/dev/null 2>&1; then
     ids=$(timeout 10 $E2E_CTR tasks ls -q 2>/dev/null)
     for id in $ids; do timeout 10 $E2E_CTR tasks kill -s KILL "$id" >/dev/null 2>&1; done
@@ -145,20 +135,8 @@ takeover_cleanup() {
       timeout 10 $E2E_CTR containers rm "$id" >/dev/null 2>&1
     done
   fi
-  if [ -n "$daemon_pid" ] && [ -n "$(proc_state "$daemon_pid")" ]; then
-    kill -USR1 "$daemon_pid" 2>/dev/null
-    wait_dead "$daemon_pid" 10 || { kill -KILL "$daemon_pid" 2>/dev/null; wait_dead "$daemon_pid" 5; }
-  fi
-  note_holder
-  for p in "${holders[@]}"; do
-    is_holder "$p" || continue
-    kill -TERM "$p" 2>/dev/null
-    wait_gone "$p" 3 || { kill -KILL "$p" 2>/dev/null; wait_gone "$p" 3; }
-  done
-  # A dead holder's pid file must not make e2e_cleanup signal a PID reused since.
-  [ -n "$(holder_pid)" ] || rm -f "$t/clip/fd-holder.sock.pid"
   abort_fuse
-  e2e_cleanup
+  e2e_cleanup "$status"
 }
 trap takeover_cleanup EXIT
 
@@ -230,7 +208,7 @@ pull() {
   grep -q "3 lazy" <<<"$out" || error "not lazy: $out"
 }
 pull || finish
-note_holder
+e2e_note_holders
 hp=$(holder_pid)
 if [ -n "$hp" ]; then
   n=$(holder_fuse_fds "$hp") m=$(fuse_mounts)
@@ -252,7 +230,8 @@ $ctr run -d "${run_args[@]}" --log-uri "file://$t/reader1.log" "$img" reader1 \
 for ((i = 0; i < 300; i++)); do grep -q "pass 1 done" "$t/reader1.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "pass 1 done" "$t/reader1.log" || error "the reader did not finish a first pass within 30 s"
 touch "$t/share/warm"
-sleep 0.5
+for ((i = 0; i < 300; i++)); do grep -q "maxima reset" "$t/reader1.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "maxima reset" "$t/reader1.log" || error "the reader did not reset its maxima within 30 s"
 grep -a "^reader: " "$t/reader1.log"
 
 # 3. The kills.
@@ -271,7 +250,7 @@ if [ "$KILLS" -gt 0 ]; then
       echo "SIG$sig $k/$KILLS: daemon gone in $((t1 - t0)) ms, serving again in $((t2 - t1)) ms;" \
         "$(fuse_mounts) FUSE mounts; reader ${st:-gone}"
       if [ "$st" != RUNNING ]; then
-        sleep 0.5
+        for ((i = 0; i < 50; i++)); do [ -n "$(exit_status reader1)" ] && break; sleep 0.1; done
         error "the reader is ${st:-gone} after SIG$sig $k (exit status $(exit_status reader1))"
         break 2
       fi
