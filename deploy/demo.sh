@@ -22,9 +22,12 @@ daemon="$src/.bazel/bin/snapshotter/containerd-clip-grpc"
 
 source "$src/test/e2e_env.sh"
 finish() {
-  [ -n "${image:-}" ] && [ -n "${E2E_CTR:-}" ] && $E2E_CTR images rm --sync "$image" >/dev/null 2>&1
-  e2e_cleanup
+  local status=$?
+  [ -n "${image:-}" ] && [ -n "${E2E_CTR:-}" ] && { $E2E_CTR images rm --sync "$image" >/dev/null 2>&1 || true; }
   if [ "${CI:-}" = "true" ]; then bazel shutdown >/dev/null 2>&1 || true; fi
+  # Last: stops the daemon with SIGUSR1 (its fd holder ends with it; one that does not
+  # fails the demo) and everything else.
+  e2e_cleanup "$status"
 }
 trap finish EXIT
 t="$E2E_DIR"

@@ -43,10 +43,10 @@ source "$src/test/e2e_env.sh"
 ns="clipbench$$"
 t="$E2E_DIR"
 cleanup() {
-  local dir=$E2E_DIR
-  e2e_cleanup
+  local status=$?
+  # (The namespace lives on while the daemons in it run: e2e_cleanup stops them.)
   ip netns del "$ns" 2>/dev/null
-  rm -rf "$dir"
+  e2e_cleanup "$status"  # last: it exits non-zero if a holder of ours survived
 }
 trap cleanup EXIT
 X="nsenter --net=/run/netns/$ns"  # network only: mounts and cgroups stay the host's
@@ -111,7 +111,9 @@ start_clip() {  # start_clip [PROFILES_DIR]: a fresh daemon: empty root, caches 
     >>"$t/clip.log" 2>&1 &
   clip_pid=$!
   E2E_PIDS+=($clip_pid)
+  e2e_track_clip "$clip_pid" "$t/clip"  # cleanup: SIGUSR1, and its holder must end
   e2e_wait "clip daemon" test -S "$t/clip.sock"
+  e2e_note_holders
   # containerd redials the proxy plugin with backoff: wait until it reaches this daemon
   # (List and Stat are answered from containerd's own metadata; Prepare goes through).
   for _ in $(seq 1 300); do
@@ -126,7 +128,10 @@ start_clip() {  # start_clip [PROFILES_DIR]: a fresh daemon: empty root, caches 
 stop_clip() {  # a full stop (SIGUSR1): every layer unmounted, the fd holder ended
   [ -n "$clip_pid" ] || return 0
   kill -USR1 "$clip_pid" 2>/dev/null
-  for _ in $(seq 1 100); do kill -0 "$clip_pid" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 200); do kill -0 "$clip_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$clip_pid" 2>/dev/null && { echo "clip daemon $clip_pid did not stop on SIGUSR1"; exit 1; }
+  wait "$clip_pid" 2>/dev/null
+  e2e_forget "$clip_pid"
   clip_pid=""
 }
 

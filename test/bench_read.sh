@@ -129,11 +129,6 @@ ctr="$E2E_CTR"
 # ---- the clip daemon ----
 clip_pid=""
 serving() { local n; n=$(grep -c "serving snapshotter" "$t/clip.log" 2>/dev/null); echo "${n:-0}"; }
-forget_pid() {  # drop a reaped PID from e2e_cleanup's list
-  local keep=() p
-  for p in "${E2E_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  E2E_PIDS=("${keep[@]}")
-}
 start_clip() {  # start_clip fresh|takeover
   [ "$1" = fresh ] && rm -rf "$t/clip"
   local before
@@ -142,8 +137,10 @@ start_clip() {  # start_clip fresh|takeover
     --containerd-root "$t/c-root" >>"$t/clip.log" 2>&1 &
   clip_pid=$!
   E2E_PIDS+=("$clip_pid")
+  e2e_track_clip "$clip_pid" "$t/clip"  # cleanup: SIGUSR1, and its holder must end
   for _ in $(seq 1 300); do [ "$(serving)" -gt "$before" ] && break; sleep 0.05; done
   [ "$(serving)" -gt "$before" ] || { tail -n 20 "$t/clip.log"; fail "clip daemon did not come up"; }
+  e2e_note_holders
   [ "$1" = fresh ] || return 0
   # containerd redials the proxy plugin with backoff: wait until it reaches this daemon.
   for _ in $(seq 1 300); do
@@ -159,7 +156,7 @@ stop_clip() {  # stop_clip TERM (hand over: mounts stay) | USR1 (full stop: unmo
   [ -n "$clip_pid" ] || return 0
   kill -"$1" "$clip_pid" 2>/dev/null
   wait "$clip_pid" 2>/dev/null
-  forget_pid "$clip_pid"
+  e2e_forget "$clip_pid"
   clip_pid=""
 }
 metric() {  # metric NAME [LABELS]: the sum of a counter's series (those with LABELS in
