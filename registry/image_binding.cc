@@ -7,7 +7,7 @@
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
-#include "registry/index_artifact.h"
+#include "registry/clip_media_types.h"
 
 namespace clip {
 namespace {

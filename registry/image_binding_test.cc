@@ -3,7 +3,7 @@
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "registry/index_artifact.h"
+#include "registry/clip_media_types.h"
 
 namespace clip {
 namespace {

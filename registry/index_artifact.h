@@ -28,16 +28,11 @@
 
 #include "absl/status/statusor.h"
 #include "common/digest.h"
+#include "registry/clip_media_types.h"
 #include "registry/reference.h"
 #include "registry/registry_client.h"
 
 namespace clip {
-
-inline constexpr char kClipIndexArtifactType[] = "application/vnd.clip.index.v1";
-inline constexpr char kClipIndexMediaType[] = "application/vnd.clip.index.v1";
-inline constexpr char kClipProfileMediaType[] = "application/vnd.clip.profile.v1";
-inline constexpr char kClipLayerAnnotation[] = "dev.clip.layer.digest";
-inline constexpr char kOciEmptyMediaType[] = "application/vnd.oci.empty.v1+json";
 
 struct LayerIndexBlob {
   Digest layer;              // the image layer the index describes
