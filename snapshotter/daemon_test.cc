@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
@@ -36,6 +37,22 @@ bool Exists(const std::string& path) {
   return lstat(path.c_str(), &st) == 0;
 }
 
+// True once `pid` has ended (gone, or a zombie: the holder is not our child), polled for
+// up to 10 s.
+bool ProcessGone(pid_t pid) {
+  const std::string status_path = "/proc/" + std::to_string(pid) + "/status";
+  for (int i = 0; i < 1000; ++i) {
+    std::ifstream status(status_path);
+    if (!status.is_open()) return true;
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("State:", 0) == 0 && line.find('Z') != std::string::npos) return true;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
 TEST(DaemonTest, ServesHandsOverAndStops) {
   // Unix socket paths are short: a private directory under /tmp.
   char tmpl[] = "/tmp/clipdXXXXXX";
@@ -48,8 +65,17 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
   config.fd_holder_binary =
       std::string(getenv("TEST_SRCDIR")) + "/" + getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
 
+  // However the test ends (a failed ASSERT included), the holder its daemons started
+  // (found by its pid file, never by name) and the private directory go.
+  pid_t holder = 0;
+  absl::Cleanup cleanup = [&] {
+    if (holder > 0 && !ProcessGone(holder)) kill(holder, SIGKILL);
+    testing::RunCommand("rm -rf " + dir).IgnoreError();
+  };
   auto first = Daemon::Start(config);
   ASSERT_THAT(first, IsOk());
+  std::ifstream(config.fd_holder_socket + ".pid") >> holder;
+  ASSERT_GT(holder, 0) << "no pid file at " << config.fd_holder_socket << ".pid";
   EXPECT_TRUE((*first)->has_fd_store());
   EXPECT_FALSE((*first)->listener_taken_over());
   {
@@ -83,7 +109,7 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
   second->reset();
   EXPECT_FALSE(Exists(config.address));
   EXPECT_FALSE(Exists(config.fd_holder_socket)) << "the holder outlived a full stop";
-  testing::RunCommand("rm -rf " + dir).IgnoreError();
+  EXPECT_TRUE(ProcessGone(holder)) << "clip-fd-holder " << holder << " outlived a full stop";
 }
 
 // Two daemons never serve one root at once: the second waits for the first's lock.
