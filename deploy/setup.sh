@@ -10,7 +10,7 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libfuse3-dev zlib1g-dev libcurl4-openssl-dev rapidjson-dev libabsl-dev
   libgtest-dev libgmock-dev libssl-dev libisal-dev
-  libtomlplusplus-dev libcli11-dev libsqlite3-dev prometheus-cpp-dev
+  libtomlplusplus-dev libcli11-dev libsqlite3-dev prometheus-cpp-dev libre2-dev
 )
 # Run and test: the real programs users run beside clip, and fixture tools.
 RUNTIME_PACKAGES=(

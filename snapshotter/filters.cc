@@ -1,17 +1,25 @@
 #include "snapshotter/filters.h"
 
+#include <cstdint>
 #include <optional>
-#include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "re2/re2.h"
 
 namespace clip {
 namespace {
 
+// RE2's memory bound for one expression: its compiled programs and its DFA caches (a
+// DFA out of room falls back to the slower but still linear NFA). A pattern whose
+// program does not fit fails to compile. With kMaxExpressions, one request's
+// expressions hold at most 64 MiB.
+constexpr int64_t kExpressionMemory = 4 << 20;
+
+// One filter string. `expressions` counts the `~=` selectors of the whole Parse.
 class Parser {
  public:
-  explicit Parser(absl::string_view s) : s_(s) {}
+  Parser(absl::string_view s, int& expressions) : s_(s), expressions_(expressions) {}
 
   absl::StatusOr<std::vector<SnapshotFilter::Selector>> Parse() {
     std::vector<SnapshotFilter::Selector> out;
@@ -43,11 +51,18 @@ class Parser {
         if (!v.ok()) return v.status();
         sel.value = *v;
         if (sel.op == SnapshotFilter::Selector::kMatch) {
-          try {
-            sel.regex = std::make_shared<const std::regex>(sel.value);
-          } catch (const std::regex_error&) {
-            return Error("bad regular expression");
+          if (++expressions_ > SnapshotFilter::kMaxExpressions) {
+            return Error(absl::StrCat("more than ", SnapshotFilter::kMaxExpressions,
+                                      " regular expressions"));
           }
+          RE2::Options options;
+          options.set_max_mem(kExpressionMemory);
+          options.set_log_errors(false);  // the client gets the error
+          auto re = std::make_shared<const RE2>(sel.value, options);
+          if (!re->ok()) {
+            return Error(absl::StrCat("bad regular expression: ", re->error().substr(0, 200)));
+          }
+          sel.regex = std::move(re);
         }
       }
       out.push_back(std::move(sel));
@@ -110,6 +125,7 @@ class Parser {
   }
 
   absl::string_view s_;
+  int& expressions_;
   size_t pos_ = 0;
 };
 
@@ -151,9 +167,10 @@ std::optional<std::string> Field(const SnapshotInfo& info, const std::vector<std
 
 absl::StatusOr<SnapshotFilter> SnapshotFilter::Parse(const std::vector<std::string>& filters) {
   SnapshotFilter f;
+  int expressions = 0;
   for (const std::string& s : filters) {
     if (s.empty()) continue;
-    Parser p(s);
+    Parser p(s, expressions);
     auto sels = p.Parse();
     if (!sels.ok()) return sels.status();
     f.alternatives_.push_back(*std::move(sels));
@@ -223,8 +240,7 @@ bool SnapshotFilter::Match(const SnapshotInfo& info) const {
           ok = !v.has_value() || *v != sel.value;
           break;
         case Selector::kMatch:
-          ok = v.has_value() &&
-               std::regex_search(*v, *static_cast<const std::regex*>(sel.regex.get()));
+          ok = v.has_value() && RE2::PartialMatch(*v, *sel.regex);
           break;
       }
       if (!ok) break;

@@ -8,6 +8,13 @@
 // filter strings are alternatives (any may match). Field path segments and values may
 // be double-quoted with backslash escapes.
 //
+// `~=` takes an RE2 expression: the syntax of containerd's Go regexp (no backreferences,
+// no lookaround), matched anywhere in the value as Go's MatchString does. RE2 neither
+// recurses nor backtracks, so no pattern or value a client sends can exhaust the stack
+// or take exponential time; each expression's compiled program and match caches have a
+// memory bound (a pattern over it is refused), and one Parse takes at most
+// SnapshotFilter::kMaxExpressions expressions.
+//
 // Thread safety: a parsed Filter is immutable and safe to share.
 #ifndef CLIP_SNAPSHOTTER_FILTERS_H_
 #define CLIP_SNAPSHOTTER_FILTERS_H_
@@ -19,11 +26,19 @@
 #include "absl/status/statusor.h"
 #include "snapshotter/snapshotter.h"
 
+namespace re2 {
+class RE2;
+}  // namespace re2
+
 namespace clip {
 
 class SnapshotFilter {
  public:
-  // kInvalidArgument for malformed filters.
+  // At most this many `~=` selectors over all the filters of one Parse.
+  static constexpr int kMaxExpressions = 16;
+
+  // kInvalidArgument for malformed filters: bad syntax, an expression RE2 rejects (bad
+  // syntax, or a compiled program over its memory bound), more than kMaxExpressions.
   static absl::StatusOr<SnapshotFilter> Parse(const std::vector<std::string>& filters);
   bool Match(const SnapshotInfo& info) const;
 
@@ -42,7 +57,7 @@ class SnapshotFilter {
     std::vector<std::string> path;
     enum Op { kPresent, kEqual, kNotEqual, kMatch } op = kPresent;
     std::string value;
-    std::shared_ptr<const void> regex;  // std::regex for kMatch
+    std::shared_ptr<const re2::RE2> regex;  // for kMatch
   };
 
  private:

@@ -3,6 +3,7 @@
 #include "snapshotter/filters.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +21,8 @@ class FilterSqlTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/filters");
-    std::system(absl::StrCat("rm -rf '", dir, "' && mkdir -p '", dir, "'").c_str());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
     auto store = MetadataStore::Open(dir + "/metadata.db");
     ASSERT_THAT(store, IsOk());
     store_ = *std::move(store);
@@ -102,6 +104,78 @@ TEST_F(FilterSqlTest, PrefilterKeepsEveryMatchAndNarrows) {
   Check({"name~=^extract-"}, {"extract-1"}, 4);
   Check({"kind==view,parent==app"}, {"view-1"}, 2);
   Check({"name~=^v", "labels.tier==silver"}, {"view-1", "extract-1"}, 4);
+  // Go regexp syntax (RE2): unanchored, flags, Perl and Unicode classes.
+  Check({"name~=xtr"}, {"extract-1"}, 4);
+  Check({R"(name~=(?i)^EXTRACT-\d$)"}, {"extract-1"}, 4);
+  Check({R"(labels.tier~=^\pL+ve)"}, {"extract-1"}, 4);
+}
+
+SnapshotInfo Named(std::string name) {
+  SnapshotInfo info;
+  info.name = std::move(name);
+  return info;
+}
+
+// std::regex recursed over the groups and overflowed the stack compiling this (~40 KB,
+// well inside a gRPC message). RE2 either compiles it within its memory bound or
+// refuses it; either is fine, a crash is not.
+TEST(FilterRegexTest, DeeplyNestedGroupsNeverCrash) {
+  constexpr int kDepth = 20000;
+  for (std::string open : {"(", "(?:"}) {
+    SCOPED_TRACE(open);
+    std::string pattern;
+    for (int i = 0; i < kDepth; ++i) pattern += open;
+    pattern += "a" + std::string(kDepth, ')');
+    auto f = SnapshotFilter::Parse({"name~=" + pattern});
+    if (!f.ok()) {
+      EXPECT_THAT(f, StatusIs(absl::StatusCode::kInvalidArgument));
+      continue;
+    }
+    EXPECT_TRUE(f->Match(Named("xay")));
+    EXPECT_FALSE(f->Match(Named("xy")));
+  }
+}
+
+// std::regex recursed once per character matching this and crashed over a 100 KB name.
+TEST(FilterRegexTest, LongValueMatchesInLinearTime) {
+  auto f = SnapshotFilter::Parse({"name~=^(a|b)*$"});
+  ASSERT_THAT(f, IsOk());
+  std::string name(100 << 10, 'a');
+  for (size_t i = 0; i < name.size(); i += 3) name[i] = 'b';
+  EXPECT_TRUE(f->Match(Named(name)));
+  EXPECT_FALSE(f->Match(Named(name + "c")));
+  SnapshotInfo labelled;
+  labelled.labels["big"] = name;
+  auto g = SnapshotFilter::Parse({"labels.big~=^(a|b)*$"});
+  ASSERT_THAT(g, IsOk());
+  EXPECT_TRUE(g->Match(labelled));
+}
+
+TEST(FilterRegexTest, InvalidExpressionIsInvalidArgument) {
+  for (const char* bad : {
+           "name~=(",                // unclosed
+           "name~=a)",               // unopened
+           "name~=[a",               // unclosed class
+           "name~=*a",               // nothing to repeat
+           R"(name~=(a)\1)",         // backreference: neither Go nor RE2
+           "name~=(?=a)",            // lookahead: neither Go nor RE2
+           "name~=a{1001}",          // repetition over RE2's (and Go's) 1000
+           "name~=((a{100}){100})",  // nested repetition over the same bound
+           "name~=\\pXyz",           // unknown class
+       }) {
+    SCOPED_TRACE(bad);
+    EXPECT_THAT(SnapshotFilter::Parse({bad}), StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  // A program over the memory bound: valid syntax, refused rather than allocated.
+  EXPECT_THAT(SnapshotFilter::Parse({R"(name~=\pL{1000})"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(FilterRegexTest, ExpressionsPerParseAreBounded) {
+  std::vector<std::string> filters(SnapshotFilter::kMaxExpressions, "name~=a");
+  EXPECT_THAT(SnapshotFilter::Parse(filters), IsOk());
+  filters.back() += ",labels.x~=b";
+  EXPECT_THAT(SnapshotFilter::Parse(filters), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(FilterParseTest, MalformedIsInvalidArgument) {

@@ -9,7 +9,7 @@ root="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 work="${TEST_TMPDIR}/fuzz"
 mkdir -p "$work/corpus"
 seconds="${FUZZ_SECONDS:-20}"
-libs=$(pkg-config --libs grpc++ protobuf sqlite3 prometheus-cpp-core absl_status \
+libs=$(pkg-config --libs grpc++ protobuf sqlite3 prometheus-cpp-core re2 absl_status \
   absl_statusor absl_strings absl_str_format absl_synchronization absl_time)
 flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
   -fno-sanitize=vptr -I"$root" -I"$root/proto" -w)
@@ -46,6 +46,10 @@ seed 6 UpdateSnapshotRequest 'info { name: "active" kind: ACTIVE
   created_at { seconds: 253402300799 nanos: 999999999 } updated_at { nanos: -1 } }
   update_mask { paths: "labels" paths: "name" }'
 seed 7 ListSnapshotsRequest 'filters: "kind==committed,labels.app==x" filters: "name~=^v"'
+# Expressions for RE2 (std::regex, before it, recursed compiling 20,000 nested groups
+# until the stack ran out, and matching a starred group once per character).
+seed 7 ListSnapshotsRequest "filters: \"name~=$(printf '(%.0s' {1..20000})a$(printf ')%.0s' {1..20000})\""
+seed 7 ListSnapshotsRequest 'filters: "name~=^(a|b)*$" filters: "labels.app~=(?i)^X+$"'
 seed 8 UsageRequest 'key: "active"'
 seed 9 CleanupRequest 'snapshotter: "clip"'
 

@@ -40,6 +40,7 @@ _LIBRARIES = {
     "prometheus_core": (["prometheus-cpp-core"], []),
     "protobuf": (["protobuf"], []),
     "rapidjson": (["RapidJSON"], []),
+    "re2": (["re2"], []),
     "sqlite3": (["sqlite3"], []),
     "ssl": (["libssl", "libcrypto"], []),
     "tomlplusplus": (["tomlplusplus"], []),
