@@ -37,20 +37,28 @@ bool Exists(const std::string& path) {
   return lstat(path.c_str(), &st) == 0;
 }
 
-// True once `pid` has ended (gone, or a zombie: the holder is not our child), polled for
-// up to 10 s.
-bool ProcessGone(pid_t pid) {
-  const std::string status_path = "/proc/" + std::to_string(pid) + "/status";
-  for (int i = 0; i < 1000; ++i) {
-    std::ifstream status(status_path);
-    if (!status.is_open()) return true;
-    std::string line;
-    while (std::getline(status, line)) {
-      if (line.rfind("State:", 0) == 0 && line.find('Z') != std::string::npos) return true;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
+// True while `pid` is a running clip-fd-holder (not a zombie: it is not our child; not a
+// PID that names another program by now).
+bool HolderRunning(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::string argv0;
+  std::getline(std::ifstream(proc + "/cmdline"), argv0, '\0');
+  const std::string name = "clip-fd-holder";
+  if (argv0.size() < name.size() || argv0.compare(argv0.size() - name.size(), name.size(), name)) {
+    return false;
+  }
+  std::ifstream status(proc + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
   }
   return false;
+}
+
+// True once the holder `pid` has ended, polled for up to 10 s.
+bool HolderGone(pid_t pid) {
+  for (int i = 0; i < 1000 && HolderRunning(pid); ++i) absl::SleepFor(absl::Milliseconds(10));
+  return !HolderRunning(pid);
 }
 
 TEST(DaemonTest, ServesHandsOverAndStops) {
@@ -69,13 +77,18 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
   // (found by its pid file, never by name) and the private directory go.
   pid_t holder = 0;
   absl::Cleanup cleanup = [&] {
-    if (holder > 0 && !ProcessGone(holder)) kill(holder, SIGKILL);
+    if (holder > 0 && !HolderGone(holder)) kill(holder, SIGKILL);
     testing::RunCommand("rm -rf " + dir).IgnoreError();
   };
   auto first = Daemon::Start(config);
   ASSERT_THAT(first, IsOk());
-  std::ifstream(config.fd_holder_socket + ".pid") >> holder;
-  ASSERT_GT(holder, 0) << "no pid file at " << config.fd_holder_socket << ".pid";
+  // (The holder writes its pid file just after it listens: a moment after Start could.)
+  for (int i = 0; i < 1000 && !HolderRunning(holder); ++i) {
+    std::ifstream(config.fd_holder_socket + ".pid") >> holder;
+    if (!HolderRunning(holder)) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(HolderRunning(holder))
+      << "no clip-fd-holder from " << config.fd_holder_socket << ".pid";
   EXPECT_TRUE((*first)->has_fd_store());
   EXPECT_FALSE((*first)->listener_taken_over());
   {
@@ -109,7 +122,7 @@ TEST(DaemonTest, ServesHandsOverAndStops) {
   second->reset();
   EXPECT_FALSE(Exists(config.address));
   EXPECT_FALSE(Exists(config.fd_holder_socket)) << "the holder outlived a full stop";
-  EXPECT_TRUE(ProcessGone(holder)) << "clip-fd-holder " << holder << " outlived a full stop";
+  EXPECT_TRUE(HolderGone(holder)) << "clip-fd-holder " << holder << " outlived a full stop";
 }
 
 // Two daemons never serve one root at once: the second waits for the first's lock.
