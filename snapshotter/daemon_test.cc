@@ -37,23 +37,7 @@ bool Exists(const std::string& path) {
   return lstat(path.c_str(), &st) == 0;
 }
 
-// True while `pid` is a running clip-fd-holder (not a zombie: it is not our child; not a
-// PID that names another program by now).
-bool HolderRunning(pid_t pid) {
-  const std::string proc = "/proc/" + std::to_string(pid);
-  std::string argv0;
-  std::getline(std::ifstream(proc + "/cmdline"), argv0, '\0');
-  const std::string name = "clip-fd-holder";
-  if (argv0.size() < name.size() || argv0.compare(argv0.size() - name.size(), name.size(), name)) {
-    return false;
-  }
-  std::ifstream status(proc + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("State:", 0) == 0) return line.find('Z') == std::string::npos;
-  }
-  return false;
-}
+bool HolderRunning(pid_t pid) { return testing::ProcessRuns(pid, "clip-fd-holder"); }
 
 // True once the holder `pid` has ended, polled for up to 10 s.
 bool HolderGone(pid_t pid) {

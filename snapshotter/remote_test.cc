@@ -616,13 +616,7 @@ bool WaitFor(absl::Duration timeout, const std::function<bool()>& done) {
 }
 
 // True while `pid` is a running clip-fd-holder (not a zombie, not a PID reused since).
-bool IsHolder(pid_t pid) {
-  const std::string proc = absl::StrCat("/proc/", pid);
-  const std::string cmdline = ReadFileOrEmpty(proc + "/cmdline");
-  const std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
-  const std::string status = ReadFileOrEmpty(proc + "/status");
-  return absl::EndsWith(argv0, "clip-fd-holder") && status.find("\nState:\tZ") == std::string::npos;
-}
+bool IsHolder(pid_t pid) { return testing::ProcessRuns(pid, "clip-fd-holder"); }
 
 // What a daemon test started, undone however the test ends (a failed ASSERT included):
 // the daemon gets a full stop (SIGUSR1: unmounts, ends its holder), then SIGKILL; every

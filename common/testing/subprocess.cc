@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -48,6 +49,20 @@ void Stop(pid_t pid) {
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
+}
+
+bool ProcessRuns(pid_t pid, const std::string& program) {
+  if (pid <= 0) return false;
+  const std::string proc = absl::StrCat("/proc/", pid);
+  std::string argv0;
+  std::getline(std::ifstream(proc + "/cmdline"), argv0, '\0');
+  if (!absl::EndsWith(argv0, program)) return false;
+  std::ifstream status(proc + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (absl::StartsWith(line, "State:")) return line.find('Z') == std::string::npos;
+  }
+  return false;
 }
 
 absl::StatusOr<int> PickFreePort() {

@@ -19,6 +19,10 @@ namespace clip::testing {
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, const std::string& log);
 // SIGTERM, wait up to 5 s, then SIGKILL; reaps the child.
 void Stop(pid_t pid);
+// True while `pid` runs (not a zombie) a program whose argv[0] ends with `program`: a PID
+// a test recorded (e.g. clip-fd-holder's, from its pid file; not the test's child) still
+// names that process, not one that reused the PID. Check it before signalling such a PID.
+bool ProcessRuns(pid_t pid, const std::string& program);
 // A free TCP port on 127.0.0.1 (bound and released).
 absl::StatusOr<int> PickFreePort();
 // Runs a shell command; its stdout, or an error naming its exit status.
