@@ -13,7 +13,9 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "common/testing/status_matchers.h"
+#include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 
 namespace clip {
@@ -114,16 +116,26 @@ TEST(FdHolderTest, StartsTheHolderBinary) {
       std::string(getenv("TEST_SRCDIR")) + "/" + getenv("TEST_WORKSPACE") + "/fs/clip-fd-holder";
   auto c = FdHolderClient::ConnectOrStart(path, binary);
   ASSERT_THAT(c, IsOk());
-  std::ifstream pidfile(path + ".pid");
-  pid_t pid = 0;
-  pidfile >> pid;
-  ASSERT_GT(pid, 0);
+  // The holder is the socket's peer; it writes its pid file just after it listens.
+  const pid_t pid = (*c)->pid();
+  ASSERT_TRUE(testing::ProcessRuns(pid, "clip-fd-holder")) << pid;
+  // However the test ends, the holder it started goes (by this PID, while it is still
+  // that holder).
+  absl::Cleanup stop_holder = [&] {
+    if (testing::ProcessRuns(pid, "clip-fd-holder")) kill(pid, SIGKILL);
+  };
+  pid_t written = 0;
+  for (int i = 0; i < 200 && written != pid; ++i) {
+    std::ifstream(path + ".pid") >> written;
+    if (written != pid) usleep(10000);
+  }
+  EXPECT_EQ(written, pid) << path << ".pid";
   EXPECT_NE(getsid(pid), getsid(0));
   auto again = FdHolderClient::ConnectOrStart(path, binary);  // connects, starts nothing
   ASSERT_THAT(again, IsOk());
   ASSERT_THAT((*c)->Quit(), IsOk());
-  for (int i = 0; i < 200 && kill(pid, 0) == 0; ++i) usleep(10000);
-  EXPECT_NE(kill(pid, 0), 0);
+  for (int i = 0; i < 200 && testing::ProcessRuns(pid, "clip-fd-holder"); ++i) usleep(10000);
+  EXPECT_FALSE(testing::ProcessRuns(pid, "clip-fd-holder")) << "the holder outlived quit";
 }
 
 // A peer at the holder's socket that never answers is kUnavailable after the answer
