@@ -57,6 +57,11 @@ int main(int argc, char** argv) {
       index->add_option("--config", config_path, "The daemon's TOML (registry hosts, credentials)");
   index->add_option("image", image_index.image, "Image reference (e.g. registry:5000/app:v1)");
   index->add_flag("--push", image_index.push, "Publish the indexes to the image's registry");
+  index->add_option("--bind-tag", image_index.bind_tag,
+                    "With --push: the tag moved to the bound image index (default: the "
+                    "image's own tag)");
+  bool no_bind = false;
+  index->add_flag("--no-bind", no_bind, "With --push: publish no bound image index");
   index->add_option("--platform", image_index.platform, "os/arch[/variant] (default: the host's)");
   index->add_option("--store", image_index.store_dir,
                     "Also write each index to DIR/<layer hex> (the daemon's <root>/indexes)");
@@ -81,6 +86,7 @@ int main(int argc, char** argv) {
     for (auto& h : plain_http) config->plain_http.push_back(h);
     clip::RegistryClient registry(clip::RegistryOptionsFrom(*config));
     image_index.progress = isatty(STDERR_FILENO);
+    image_index.bind = !no_bind;
     rc = Report(clip::ImageIndexCommand(image_index, registry, std::cout, std::cerr));
   });
 

@@ -23,6 +23,8 @@
 #include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
+#include "rapidjson/document.h"
+#include "registry/image_binding.h"
 #include "registry/index_artifact.h"
 
 namespace clip {
@@ -122,6 +124,57 @@ absl::Status IndexOne(const RegistryClient& registry, const IndexOptions& index_
   return absl::OkStatus();
 }
 
+// The platform an image's config declares ("os", "architecture", "variant").
+absl::StatusOr<Platform> ConfigPlatform(const RegistryClient& registry, const Reference& ref,
+                                        const ImageManifest& image) {
+  CLIP_ASSIGN_OR_RETURN(std::string config, FetchBlobToString(registry, ref, image.config.digest));
+  rapidjson::Document doc;
+  doc.Parse(config.data(), config.size());
+  auto field = [&](const char* name) -> std::string {
+    return doc.IsObject() && doc.HasMember(name) && doc[name].IsString() ? doc[name].GetString()
+                                                                         : "";
+  };
+  Platform p{field("os"), field("architecture"), field("variant")};
+  if (p.os.empty() || p.architecture.empty()) {
+    return absl::DataLossError("the image config names no os/architecture");
+  }
+  return p;
+}
+
+// Moves the bind tag to the image's binding (registry/image_binding.h): the index the
+// reference resolves to (or a new one for a single-manifest image) with `artifact`
+// bound to the indexed manifest.
+absl::Status PublishBinding(const RegistryClient& registry, const ImageIndexOptions& options,
+                            const ResolvedImage& resolved, const Descriptor& artifact,
+                            std::ostream& out) {
+  const Reference& ref = resolved.ref;
+  const std::string tag = options.bind_tag.empty() ? ref.tag() : options.bind_tag;
+  if (tag.empty()) {
+    out << "not bound: " << ref.ToString()
+        << " is a digest reference; give --bind-tag to publish a bound image index\n";
+    return absl::OkStatus();
+  }
+  CLIP_ASSIGN_OR_RETURN(Manifest top, registry.FetchManifest(ref));
+  const std::vector<BoundArtifact> artifacts = {{resolved.manifest.digest, artifact}};
+  std::string bound;
+  if (IsIndex(top.media_type)) {
+    CLIP_ASSIGN_OR_RETURN(bound, BindImageIndex(top.bytes, artifacts));
+  } else {
+    Descriptor single;
+    single.media_type = top.media_type;
+    single.digest = top.digest;
+    single.size = static_cast<int64_t>(top.bytes.size());
+    CLIP_ASSIGN_OR_RETURN(single.platform, ConfigPlatform(registry, ref, resolved.image));
+    CLIP_ASSIGN_OR_RETURN(bound, BindSingleManifest(single, artifacts));
+  }
+  CLIP_ASSIGN_OR_RETURN(Digest digest, registry.PushManifest(ref, tag, kOciIndex, bound));
+  out << "bound " << ref.Name() << ":" << tag << " -> " << digest.ToString()
+      << " (the image's manifests, and its clip index artifact for "
+      << resolved.manifest.digest.ToString() << "); pin " << ref.Name() << "@" << digest.ToString()
+      << "\n";
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryClient& registry,
@@ -200,6 +253,13 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
     CLIP_ASSIGN_OR_RETURN(Digest artifact, PublishIndexArtifact(registry, ref, subject, indexes));
     out << "pushed " << ref.Name() << "@" << artifact.ToString() << " (clip indexes of "
         << manifest.digest.ToString() << ")\n";
+    if (options.bind) {
+      Descriptor bound;
+      bound.media_type = kOciManifest;
+      bound.digest = artifact;
+      bound.size = static_cast<int64_t>(IndexArtifactManifest(subject, indexes).size());
+      CLIP_RETURN_IF_ERROR(PublishBinding(registry, options, resolved, bound, out));
+    }
   }
   return absl::OkStatus();
 }

@@ -1,7 +1,10 @@
 // `clipctl index IMAGE_REF [--push] [--platform os/arch] [--store DIR]`: builds the clip
 // index of every layer of an image straight from its registry (the platform's manifest
 // of a multi-arch image, default the host's), and with --push publishes them as the
-// artifact the snapshotter discovers (registry/index_artifact.h). --store also writes
+// artifact the snapshotter discovers (registry/index_artifact.h) and moves the image's
+// tag (or --bind-tag) to the image's binding (registry/image_binding.h: the same image
+// for every runtime, plus the chain of digests a node trusts; --no-bind skips it).
+// --store also writes
 // each index to DIR/<layer hex> (the daemon's local index store, <root>/indexes).
 // Layers clip cannot index (zstd, foreign) are listed and left to the ordinary path.
 //
@@ -27,6 +30,11 @@ struct ImageIndexOptions {
   std::string image;
   std::string platform;  // empty: the host's
   bool push = false;
+  // With push: move a tag to the image's binding (registry/image_binding.h), an image
+  // index listing the image's manifests unchanged and the clip index artifact of the
+  // indexed one. The tag is `bind_tag`, or the reference's own tag when empty.
+  bool bind = true;
+  std::string bind_tag;
   std::string store_dir;  // optional
   // Access profiles to publish with the indexes (--push): DIR/<layer hex>, as the daemon
   // keeps them in <root>/profiles. Each is checked against the layer's new index.

@@ -16,6 +16,7 @@
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
 #include "index/index_format.h"
+#include "registry/image_binding.h"
 #include "registry/index_artifact.h"
 #include "registry/testing/registry_server.h"
 #include "snapshotter/registry_setup.h"
@@ -97,6 +98,42 @@ TEST(ImageIndexCommandTest, IndexesAndPushesWithTheDaemonsTlsAndCredentials) {
     EXPECT_EQ(testing::ReadFileOrEmpty(options.store_dir + "/" + Digest::Of(*layer).Hex()),
               encoded);
   }
+  // The tag moved to the binding: the same manifest (with its config's platform) and the
+  // artifact the referrers name, bound to it.
+  auto referrers = client.Referrers(image, manifest_digest, kClipIndexArtifactType);
+  ASSERT_THAT(referrers, IsOk());
+  ASSERT_EQ(referrers->size(), 1u);
+  auto expect_bound = [&](const Reference& tag) {
+    auto top = client.FetchManifest(tag);
+    ASSERT_THAT(top, IsOk());
+    EXPECT_EQ(top->media_type, kOciIndex);
+    auto binding = ParseImageBinding(top->bytes);
+    ASSERT_THAT(binding, IsOk());
+    ASSERT_EQ(binding->manifests.size(), 1u);
+    EXPECT_EQ(binding->manifests[0].digest, manifest_digest);
+    EXPECT_EQ(binding->manifests[0].platform->ToString(), "linux/amd64");
+    ASSERT_EQ(binding->artifacts.size(), 1u);
+    EXPECT_EQ(binding->ArtifactFor(manifest_digest)->digest, referrers->back().digest);
+    auto resolved = client.Resolve(tag, Platform{"linux", "amd64", ""});
+    ASSERT_THAT(resolved, IsOk());
+    EXPECT_EQ(resolved->digest, manifest_digest) << "a runtime resolves the same image";
+  };
+  expect_bound(image);
+  EXPECT_NE(out.str().find("bound " + image.Name() + ":v1"), std::string::npos) << out.str();
+  // Indexing the bound tag again replaces its artifact entry; a digest reference binds
+  // only to a tag it is given.
+  ASSERT_THAT(ImageIndexCommand(options, client, out, progress), IsOk());
+  expect_bound(image);
+  options.image = host + "/app/web@" + manifest_digest.ToString();
+  out.str("");
+  ASSERT_THAT(ImageIndexCommand(options, client, out, progress), IsOk());
+  EXPECT_NE(out.str().find("not bound"), std::string::npos) << out.str();
+  options.bind_tag = "v1-bound";
+  ASSERT_THAT(ImageIndexCommand(options, client, out, progress), IsOk());
+  expect_bound(Reference::Parse(host + "/app/web:v1-bound").value());
+  options.bind_tag.clear();
+  options.image = image.ToString();
+
   // No temporary layer file is left behind.
   EXPECT_EQ(testing::RunCommand("ls " + dir + " | grep -c clip-layer || true").value(), "0\n");
 

@@ -39,21 +39,26 @@ std::string Serialize(const rapidjson::Document& doc) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
-// Puts the artifact entries first in `doc`'s manifests (dropping an earlier binding's),
-// after checking that each one's manifest is listed.
+// The manifest an artifact entry of an earlier binding names; empty when none.
+std::string NamedManifest(const Value& v) {
+  if (!v.HasMember("annotations") || !v["annotations"].IsObject()) return "";
+  const Value& a = v["annotations"];
+  auto it = a.FindMember(kClipIndexedManifestAnnotation);
+  return it != a.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+}
+
+// Puts the artifact entries first in `doc`'s manifests, after checking that each one's
+// manifest is listed. An earlier binding's entry is replaced for the manifests bound
+// now and kept for the others (each platform can be indexed on its own).
 absl::Status AddArtifacts(rapidjson::Document& doc, const std::vector<BoundArtifact>& artifacts) {
   auto& a = doc.GetAllocator();
-  Value kept(rapidjson::kArrayType);
-  std::set<std::string> listed;
-  for (auto& m : doc["manifests"].GetArray()) {
-    if (IsClipArtifact(m)) continue;
-    if (m.IsObject() && m.HasMember("digest") && m["digest"].IsString()) {
+  std::set<std::string> listed, bound;
+  for (const auto& m : doc["manifests"].GetArray()) {
+    if (!IsClipArtifact(m) && m.IsObject() && m.HasMember("digest") && m["digest"].IsString()) {
       listed.insert(m["digest"].GetString());
     }
-    kept.PushBack(Value(m, a), a);
   }
   Value out(rapidjson::kArrayType);
-  std::set<std::string> bound;
   for (const BoundArtifact& b : artifacts) {
     const std::string m = b.manifest.ToString();
     if (listed.count(m) == 0) {
@@ -65,7 +70,13 @@ absl::Status AddArtifacts(rapidjson::Document& doc, const std::vector<BoundArtif
     }
     out.PushBack(ArtifactEntry(b, a), a);
   }
-  for (auto& m : kept.GetArray()) out.PushBack(m, a);
+  for (auto& m : doc["manifests"].GetArray()) {
+    if (IsClipArtifact(m)) {
+      const std::string named = NamedManifest(m);
+      if (named.empty() || bound.count(named) > 0 || listed.count(named) == 0) continue;
+    }
+    out.PushBack(Value(m, a), a);
+  }
   doc["manifests"] = out;
   return absl::OkStatus();
 }

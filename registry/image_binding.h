@@ -62,9 +62,10 @@ struct ImageBinding {
 };
 
 // The bound index for an image whose reference resolves to the image index
-// `image_index` (its JSON, kept as it is but for the added entries; entries of an
-// earlier binding are replaced). kInvalidArgument when an artifact is for a manifest
-// the index does not list.
+// `image_index` (its JSON, kept as it is but for the added entries; an earlier
+// binding's entry is replaced for the manifests bound now and kept for the others, so
+// each platform can be indexed and bound on its own). kInvalidArgument when an artifact
+// is for a manifest the index does not list.
 absl::StatusOr<std::string> BindImageIndex(absl::string_view image_index,
                                            const std::vector<BoundArtifact>& artifacts);
 

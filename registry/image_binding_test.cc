@@ -59,15 +59,16 @@ TEST(ImageBindingTest, BindsEveryPlatformAndKeepsTheImage) {
   EXPECT_TRUE((*entries)[2].platform.has_value());
 }
 
-TEST(ImageBindingTest, BindingAgainReplacesTheEarlierArtifacts) {
-  auto first = BindImageIndex(ImageIndex(), {Artifact("amd64", "old")});
+TEST(ImageBindingTest, BindingAgainReplacesOnlyThatPlatformsArtifact) {
+  auto first = BindImageIndex(ImageIndex(), {Artifact("amd64", "old"), Artifact("arm64", "arm")});
   ASSERT_THAT(first, IsOk());
   auto again = BindImageIndex(*first, {Artifact("amd64", "new")});
   ASSERT_THAT(again, IsOk());
   auto parsed = ParseImageBinding(*again);
   ASSERT_THAT(parsed, IsOk());
-  EXPECT_EQ(parsed->artifacts.size(), 1u);
+  EXPECT_EQ(parsed->artifacts.size(), 2u);
   EXPECT_EQ(parsed->ArtifactFor(D("amd64"))->digest, D("new"));
+  EXPECT_EQ(parsed->ArtifactFor(D("arm64"))->digest, D("arm"));
   EXPECT_EQ(parsed->manifests.size(), 2u);
 }
 

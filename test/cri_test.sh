@@ -133,6 +133,10 @@ hello="$reg/cri/hello:v1" pause="$reg/cri/pause:v1" plain="$reg/cri/plain:v1"
 for i in hello pause; do
   "$clipctl" index --plain-http "$reg" --push "$reg/cri/$i:v1" >"$t/index-$i.log" 2>&1 ||
     { cat "$t/index-$i.log"; fatal "clipctl index $i"; }
+  # The tag now names the bound image index (the image's manifest + its clip artifact):
+  # CRI pulls and runs that, as it would the plain image.
+  grep -q "^bound $reg/cri/$i:v1 -> sha256:" "$t/index-$i.log" ||
+    { cat "$t/index-$i.log"; fatal "clipctl index $i bound no image index"; }
 done
 printf 'plain_http = ["%s"]\n' "$reg" >"$t/clip.toml"
 e2e_clip "$daemon" || fatal "clip daemon"

@@ -62,6 +62,9 @@ reg="$E2E_PROXY"
 for i in a b; do
   "$clipctl" index --plain-http "$reg" --push "$reg/e2e/$i:v1" >"$t/index-$i.log" 2>&1 ||
     { error "clipctl index $i"; cat "$t/index-$i.log"; }
+  # The tag now names the bound image index: clipctl pull and ctr run use it below.
+  grep -q "^bound $reg/e2e/$i:v1 -> sha256:" "$t/index-$i.log" ||
+    { error "clipctl index $i bound no image index"; cat "$t/index-$i.log"; }
 done
 e2e_nginx
 printf 'plain_http = ["%s"]\nremote_cache = "%s"\nmetrics_address = "unix:%s"\n[access_profiles]\nquiet_seconds = 1\n' \
