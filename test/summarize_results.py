@@ -3,7 +3,8 @@
 
 Bazel's own summary counts targets; CI wants test cases. For every test target named
 in the bazel output (`//pkg:name   PASSED in 0.1s`, `(cached) PASSED`, `FAILED`,
-`TIMEOUT`, `NO STATUS`, ...), this reads <testlogs>/pkg/name/test.xml (written by
+`TIMEOUT`, `NO STATUS`, ...), this reads <testlogs>/pkg/name/test.xml (one per shard_*_of_* directory for a
+sharded target; written by
 gtest, or synthesized by Bazel) and counts its <testcase> elements. A target that did
 not pass but whose XML shows no failing case (crash at exit, sanitizer report,
 timeout, build failure) counts as one failed case, so no failure is ever lost.
@@ -11,6 +12,7 @@ timeout, build failure) counts as one failed case, so no failure is ever lost.
 Usage: summarize_results.py BAZEL_OUTPUT_FILE TESTLOGS_DIR [--label NAME] [--json OUT]
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -54,15 +56,22 @@ def summarize(output_text, testlogs):
     result = {"passed": 0, "failed": 0, "skipped": 0, "failures": []}
     for target, status in sorted(parse_targets(output_text).items()):
         pkg, name = target[2:].split(":", 1)
-        xml = os.path.join(testlogs, pkg, name, "test.xml")
+        # A sharded target (shard_count) has one test.xml per shard directory.
+        target_dir = os.path.join(testlogs, pkg, name)
+        xmls = [os.path.join(target_dir, "test.xml")]
+        if not os.path.exists(xmls[0]):
+            xmls = sorted(glob.glob(os.path.join(target_dir, "shard_*_of_*", "test.xml")))
         passed = failed = skipped = 0
         names = []
-        if status not in ("FAILED TO BUILD", "NO STATUS", "SKIPPED") and os.path.exists(xml):
-            try:
-                passed, failed, skipped, names = count_xml(xml)
-            except ET.ParseError:
-                passed = failed = skipped = 0
-                names = []
+        if status not in ("FAILED TO BUILD", "NO STATUS", "SKIPPED"):
+            for xml in xmls:
+                if not os.path.exists(xml):
+                    continue
+                try:
+                    p, f, s, n = count_xml(xml)
+                except ET.ParseError:
+                    continue
+                passed, failed, skipped, names = passed + p, failed + f, skipped + s, names + n
         if status == "SKIPPED":
             skipped = max(skipped, 1)
         elif status not in ("PASSED", "FLAKY") and failed == 0:

@@ -55,6 +55,13 @@ class SummarizeTest(unittest.TestCase):
         self.assertEqual(r["passed"], 2)
         self.assertEqual(r["failed"], 3)
 
+    def test_sharded_target_counts_every_shard(self):
+        self.write_xml("i", "sharded/shard_1_of_2", ALL_PASS_XML)
+        self.write_xml("i", "sharded/shard_2_of_2", GTEST_XML)
+        r = sr.summarize("//i:sharded   FAILED in 9.0s\n", self.dir)
+        self.assertEqual((r["passed"], r["failed"], r["skipped"]), (4, 1, 1))
+        self.assertEqual(r["failures"], ["//i:sharded: A.bad"])
+
     def test_build_failure_counts(self):
         r = sr.summarize("//x:y   FAILED TO BUILD\n", self.dir)
         self.assertEqual((r["passed"], r["failed"]), (0, 1))
