@@ -5,9 +5,12 @@
 
 #include <cerrno>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/errno_status.h"
 #include "common/file_io.h"
+#include "common/status_macros.h"
 
 namespace clip {
 
@@ -29,8 +32,30 @@ absl::StatusOr<std::optional<std::string>> LayerDocStore::Get(const Digest& laye
   return read.status();
 }
 
-absl::Status LayerDocStore::Put(const Digest& layer, const std::string& bytes) const {
-  return WriteFileAtomically(PathOf(layer), bytes);
+std::string LayerDocStore::RecordPathOf(const Digest& layer) const {
+  return absl::StrCat(PathOf(layer), ".origin");
+}
+
+absl::Status LayerDocStore::Put(const Digest& layer, const std::string& bytes,
+                                absl::string_view origin) const {
+  CLIP_RETURN_IF_ERROR(WriteFileAtomically(PathOf(layer), bytes));
+  if (origin.empty()) {
+    unlink(RecordPathOf(layer).c_str());
+    return absl::OkStatus();
+  }
+  return WriteFileAtomically(RecordPathOf(layer),
+                             absl::StrCat(Digest::Of(bytes).ToString(), " ", origin, "\n"));
+}
+
+std::optional<LayerDocStore::Record> LayerDocStore::RecordOf(const Digest& layer) const {
+  absl::StatusOr<std::string> read = ReadWholeFile(RecordPathOf(layer));
+  if (!read.ok()) return std::nullopt;
+  std::vector<absl::string_view> words =
+      absl::StrSplit(absl::StripAsciiWhitespace(*read), ' ', absl::SkipEmpty());
+  if (words.size() != 2) return std::nullopt;
+  absl::StatusOr<Digest> digest = Digest::Parse(words[0]);
+  if (!digest.ok()) return std::nullopt;
+  return Record{*digest, std::string(words[1])};
 }
 
 std::optional<uint64_t> LayerDocStore::SizeOf(const Digest& layer) const {
@@ -39,6 +64,9 @@ std::optional<uint64_t> LayerDocStore::SizeOf(const Digest& layer) const {
   return static_cast<uint64_t>(st.st_size);
 }
 
-bool LayerDocStore::Remove(const Digest& layer) const { return unlink(PathOf(layer).c_str()) == 0; }
+bool LayerDocStore::Remove(const Digest& layer) const {
+  unlink(RecordPathOf(layer).c_str());
+  return unlink(PathOf(layer).c_str()) == 0;
+}
 
 }  // namespace clip

@@ -4,6 +4,13 @@
 // record` read and write. Files are written atomically (file_io.h), so a reader sees a
 // whole document or none; the store never parses them (callers verify what they read).
 //
+// Each document may carry a record of where it came from, beside it in `<hex>.origin`:
+// one line `sha256:<the document's own digest> <origin>` (origins are the caller's
+// words: "built", "bound", "fleet", ...). A document whose bytes no longer hash to its
+// record was changed on disk, and callers refuse it (snapshotter/index_sources.h says
+// which origins a node trusts). Put writes the document, then its record; a crash in
+// between leaves a mismatch, which reads as changed (refused, fetched again).
+//
 //   LayerDocStore indexes(root + "/indexes");
 //   CLIP_RETURN_IF_ERROR(indexes.Create());
 //   CLIP_ASSIGN_OR_RETURN(std::optional<std::string> bytes, indexes.Get(layer));
@@ -20,9 +27,17 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/digest.h"
 
 namespace clip {
+
+// The origins clip records (snapshotter/index_trust.h says which a node believes).
+inline constexpr char kOriginBuilt[] = "built";        // indexed here from a verified blob
+inline constexpr char kOriginRecorded[] = "recorded";  // access profile recorded here
+inline constexpr char kOriginBound[] = "bound";        // proven by an image's binding
+inline constexpr char kOriginFleet[] = "fleet";        // another node's, via the remote cache
+inline constexpr char kOriginReferrer[] = "referrer";  // an OCI referrer's
 
 class LayerDocStore {
  public:
@@ -36,14 +51,25 @@ class LayerDocStore {
 
   // nullopt when the store has no document for `layer`; other read errors as they are.
   absl::StatusOr<std::optional<std::string>> Get(const Digest& layer) const;
-  absl::Status Put(const Digest& layer, const std::string& bytes) const;
+  // With `origin`, also records the document's digest and origin; without, drops any
+  // record (a document without one has no known origin).
+  absl::Status Put(const Digest& layer, const std::string& bytes,
+                   absl::string_view origin = {}) const;
+  struct Record {
+    Digest digest;       // what the document hashed to when it was put
+    std::string origin;  // as given to Put
+  };
+  // The document's record; nullopt when it has none (or it is unreadable).
+  std::optional<Record> RecordOf(const Digest& layer) const;
   // Size of the stored document, nullopt when there is none.
   std::optional<uint64_t> SizeOf(const Digest& layer) const;
   bool Contains(const Digest& layer) const { return SizeOf(layer).has_value(); }
-  // True when a document was there.
+  // True when a document was there (its record goes too).
   bool Remove(const Digest& layer) const;
 
  private:
+  std::string RecordPathOf(const Digest& layer) const;
+
   std::string dir_;
 };
 

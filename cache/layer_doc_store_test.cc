@@ -14,6 +14,10 @@ namespace {
 using ::clip::testing::IsOk;
 using ::clip::testing::StatusIs;
 
+absl::Status RunShell(const std::string& command) {
+  return std::system(command.c_str()) == 0 ? absl::OkStatus() : absl::InternalError(command);
+}
+
 std::string FreshDir(const std::string& name) {
   std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", name);
   std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
@@ -61,6 +65,32 @@ TEST(LayerDocStoreTest, ErrorsAreNotMisses) {
   LayerDocStore orphan(FreshDir("no-parent") + "/below");
   EXPECT_THAT(orphan.Create(), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT(orphan.Put(a, "x"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// The origin record: written with the document, read back, dropped by a Put without
+// one and by Remove; a document changed on disk no longer hashes to its record.
+TEST(LayerDocStoreTest, OriginRecordTracksTheDocument) {
+  LayerDocStore store(FreshDir("docs-origin"));
+  ASSERT_THAT(store.Create(), IsOk());
+  const Digest a = Digest::Of("layer a");
+  EXPECT_FALSE(store.RecordOf(a).has_value());
+  ASSERT_THAT(store.Put(a, "index of a", "built"), IsOk());
+  std::optional<LayerDocStore::Record> record = store.RecordOf(a);
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ(record->digest, Digest::Of("index of a"));
+  EXPECT_EQ(record->origin, "built");
+
+  ASSERT_THAT(RunShell("printf forged > " + store.PathOf(a)), IsOk());
+  EXPECT_NE(Digest::Of(**store.Get(a)), store.RecordOf(a)->digest);
+
+  ASSERT_THAT(store.Put(a, "index of a"), IsOk());  // no origin: none recorded
+  EXPECT_FALSE(store.RecordOf(a).has_value());
+  ASSERT_THAT(store.Put(a, "index of a", "bound"), IsOk());
+  ASSERT_THAT(RunShell("echo garbage > " + store.PathOf(a) + ".origin"), IsOk());
+  EXPECT_FALSE(store.RecordOf(a).has_value());  // unreadable: no known origin
+  ASSERT_THAT(store.Put(a, "index of a", "bound"), IsOk());
+  EXPECT_TRUE(store.Remove(a));
+  EXPECT_FALSE(store.RecordOf(a).has_value());
 }
 
 }  // namespace

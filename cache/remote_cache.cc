@@ -67,6 +67,18 @@ absl::Status RemoteCache::PutLayerDoc(LayerDoc kind, const Digest& layer,
 }
 
 absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
+  absl::StatusOr<std::optional<std::string>> got = GetDoc(key);
+  if (got.status().code() == absl::StatusCode::kDataLoss) {
+    // Wrong bytes from the remote are never served; treated as a miss so the span is
+    // fetched from the origin (and written back, repairing the entry).
+    return std::nullopt;
+  }
+  CLIP_RETURN_IF_ERROR(got.status());
+  if (!*got) return std::nullopt;
+  return SpanBytes(std::make_shared<const std::string>(**std::move(got)));
+}
+
+absl::StatusOr<std::optional<std::string>> RemoteCache::GetDoc(const Digest& key) {
   HttpRequest req;
   req.url = Url(key);
   req.headers = options_.headers;
@@ -89,17 +101,36 @@ absl::StatusOr<std::optional<SpanBytes>> RemoteCache::Get(const Digest& key) {
     log_.Log(LogLevel::kWarning, "cache.remote", s.message());
     return s;
   }
-  if (Digest::Of(resp->body) != key) {
-    // Wrong bytes from the remote are never served; treated as a miss so the span is
-    // fetched from the origin (and written back, repairing the entry).
+  if (const Digest got = Digest::Of(resp->body); got != key) {
     counters_.corrupt.Increment();
     counters_.Miss();
     log_.Log(LogLevel::kWarning, "cache.remote",
              absl::StrCat("entry ", key.Hex(), " failed verification; ignored"));
-    return std::nullopt;
+    return absl::DataLossError(absl::StrCat("the remote cache's entry ", key.Hex(),
+                                            " holds other bytes (", resp->body.size(),
+                                            " bytes hashing to ", got.ToString(), ")"));
   }
   counters_.Hit(resp->body.size());
-  return SpanBytes(std::make_shared<const std::string>(std::move(resp->body)));
+  return std::optional<std::string>(std::move(resp->body));
+}
+
+absl::Status RemoteCache::PutDoc(const std::string& bytes) {
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = Url(Digest::Of(bytes));
+  put.headers = options_.headers;
+  put.headers.emplace_back("Content-Type", "application/octet-stream");
+  put.tls = options_.tls;
+  put.body = bytes;
+  absl::StatusOr<HttpResponse> resp = http_.Do(put);
+  CLIP_RETURN_IF_ERROR(resp.status());
+  if (resp->status != 200 && resp->status != 201 && resp->status != 204) {
+    counters_.errors.Increment();
+    return absl::UnavailableError(
+        absl::StrCat("remote cache PUT ", RedactUrl(put.url), ": HTTP ", resp->status));
+  }
+  counters_.bytes_written.Increment(static_cast<double>(bytes.size()));
+  return absl::OkStatus();
 }
 
 absl::Status RemoteCache::Put(const Digest& key, const SpanBytes& bytes) {

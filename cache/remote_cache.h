@@ -1,9 +1,11 @@
 // RemoteCache: the fleet-shared tier, a plain HTTP content-addressed store:
 // `GET/HEAD/PUT <endpoint>/cas/<hex>` (nginx with WebDAV PUT, bazel-remote, or an
-// object-store gateway serve this). Layers' clip indexes and access profiles are shared
-// the same way under `<endpoint>/index/<layer digest hex>` and `.../profile/<hex>`
-// (GetLayerDoc/PutLayerDoc; not content-addressed, so the caller verifies what it gets
-// against the layer digest). Reads are synchronous and every hit is verified;
+// object-store gateway serve this). Layers' clip indexes and access profiles live there
+// too, under their own sha256 (GetDoc/PutDoc), found through an image's binding or a
+// node's local store: a poisoned cache can withhold them, never forge them. For fleets
+// that trust each other's nodes (index_trust = "fleet"), `<endpoint>/index/<layer hex>`
+// and `.../profile/<layer hex>` hold a pointer to a node-built one: the line
+// `sha256:<hex>` (GetLayerDoc/PutLayerDoc). Reads are synchronous and every hit is verified;
 // writes are asynchronous through a bounded queue drained by background writers, so
 // a slow or dead remote never slows a read: when the queue is full, writes are shed
 // (counted in dropped_writes). Failures are logged at most once per 10 s.
@@ -47,11 +49,17 @@ class RemoteCache final : public SpanStore {
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
   absl::Status Put(const Digest& key, const SpanBytes& bytes) override;
 
-  // Per-layer documents, shared by the fleet: a layer's clip index
+  // A document under its own digest (`cas/<hex>`): nullopt on 404; kDataLoss when the
+  // bytes there hash to something else (counted as corrupt, never returned).
+  absl::StatusOr<std::optional<std::string>> GetDoc(const Digest& digest);
+  // Stores one under its own digest. Synchronous (documents are small); overwrites what
+  // is there, so a node that found a wrong entry repairs it.
+  absl::Status PutDoc(const std::string& bytes);
+
+  // Per-layer pointers, shared by the fleet: to a layer's clip index
   // (`<endpoint>/index/<layer hex>`) and its access profile (`.../profile/<layer hex>`).
   enum class LayerDoc { kIndex, kProfile };
-  // As stored by PutLayerDoc: nullopt on 404. Synchronous; the bytes are unverified
-  // (callers decode them and check their own checksum and layer digest).
+  // As stored by PutLayerDoc: nullopt on 404. Synchronous; the bytes are unverified.
   absl::StatusOr<std::optional<std::string>> GetLayerDoc(LayerDoc kind, const Digest& layer);
   // Stores one (synchronous: they are small and fetched rarely).
   absl::Status PutLayerDoc(LayerDoc kind, const Digest& layer, const std::string& encoded);

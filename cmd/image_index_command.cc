@@ -242,7 +242,8 @@ absl::Status ImageIndexCommand(const ImageIndexOptions& options, const RegistryC
     if (!options.store_dir.empty()) {
       const LayerDocStore store(options.store_dir);
       CLIP_RETURN_IF_ERROR(store.Create());
-      CLIP_RETURN_IF_ERROR(store.Put(j.layer.digest, j.encoded));
+      // Built here from the verified blob: a daemon with this store believes it.
+      CLIP_RETURN_IF_ERROR(store.Put(j.layer.digest, j.encoded, kOriginBuilt));
     }
   }
   if (options.push) {

@@ -141,6 +141,51 @@ absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const 
   return digest;
 }
 
+absl::StatusOr<IndexArtifact> ParseIndexArtifact(absl::string_view bytes) {
+  rapidjson::Document doc;
+  doc.Parse(bytes.data(), bytes.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("layers") ||
+      !doc["layers"].IsArray()) {
+    return absl::DataLossError("not a clip index artifact manifest (no layers)");
+  }
+  IndexArtifact out;
+  if (doc.HasMember("artifactType") && doc["artifactType"].IsString()) {
+    out.artifact_type = doc["artifactType"].GetString();
+  }
+  if (doc.HasMember("subject") && doc["subject"].IsObject() && doc["subject"].HasMember("digest") &&
+      doc["subject"]["digest"].IsString()) {
+    absl::StatusOr<Digest> subject = Digest::Parse(doc["subject"]["digest"].GetString());
+    if (subject.ok()) out.subject = *subject;
+  }
+  std::set<std::string> seen;
+  for (const auto& l : doc["layers"].GetArray()) {
+    if (!l.IsObject() || !l.HasMember("annotations") || !l.HasMember("digest") ||
+        !l["digest"].IsString()) {
+      continue;
+    }
+    const auto& ann = l["annotations"];
+    if (!ann.IsObject() || !ann.HasMember(kClipLayerAnnotation) ||
+        !ann[kClipLayerAnnotation].IsString()) {
+      continue;
+    }
+    absl::StatusOr<Digest> layer = Digest::Parse(ann[kClipLayerAnnotation].GetString());
+    absl::StatusOr<Digest> blob = Digest::Parse(l["digest"].GetString());
+    if (!layer.ok() || !blob.ok()) continue;
+    const std::string media =
+        l.HasMember("mediaType") && l["mediaType"].IsString() ? l["mediaType"].GetString() : "";
+    if (media == kClipProfileMediaType) {  // belongs to this artifact's index of the layer
+      for (PublishedIndex& p : out.indexes) {
+        if (p.layer == *layer && !p.profile) p.profile = *blob;
+      }
+      continue;
+    }
+    if (!media.empty() && media != kClipIndexMediaType) continue;  // unknown: skipped
+    if (!seen.insert(layer->ToString()).second) continue;
+    out.indexes.push_back({*layer, *blob, std::nullopt});
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryClient& client,
                                                                  const Reference& repo,
                                                                  const Digest& subject) {
@@ -150,38 +195,11 @@ absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryC
   std::set<std::string> seen;
   // The newest artifact last (fallback tags append): walk from the end, first one wins.
   for (auto a = artifacts.rbegin(); a != artifacts.rend(); ++a) {
-    const size_t first_of_artifact = out.size();
     CLIP_ASSIGN_OR_RETURN(Manifest m, client.FetchManifest(repo.WithDigest(a->digest)));
-    rapidjson::Document doc;
-    doc.Parse(m.bytes.data(), m.bytes.size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("layers") ||
-        !doc["layers"].IsArray()) {
-      continue;
-    }
-    for (const auto& l : doc["layers"].GetArray()) {
-      if (!l.IsObject() || !l.HasMember("annotations") || !l.HasMember("digest") ||
-          !l["digest"].IsString()) {
-        continue;
-      }
-      const auto& ann = l["annotations"];
-      if (!ann.IsObject() || !ann.HasMember(kClipLayerAnnotation) ||
-          !ann[kClipLayerAnnotation].IsString()) {
-        continue;
-      }
-      absl::StatusOr<Digest> layer = Digest::Parse(ann[kClipLayerAnnotation].GetString());
-      absl::StatusOr<Digest> blob = Digest::Parse(l["digest"].GetString());
-      if (!layer.ok() || !blob.ok()) continue;
-      const std::string media =
-          l.HasMember("mediaType") && l["mediaType"].IsString() ? l["mediaType"].GetString() : "";
-      if (media == kClipProfileMediaType) {  // belongs to this artifact's index of the layer
-        for (size_t k = first_of_artifact; k < out.size(); ++k) {
-          if (out[k].layer == *layer && !out[k].profile) out[k].profile = *blob;
-        }
-        continue;
-      }
-      if (!media.empty() && media != kClipIndexMediaType) continue;  // unknown: skipped
-      if (!seen.insert(layer->ToString()).second) continue;
-      out.push_back({*layer, *blob, std::nullopt});
+    absl::StatusOr<IndexArtifact> artifact = ParseIndexArtifact(m.bytes);
+    if (!artifact.ok()) continue;
+    for (PublishedIndex& p : artifact->indexes) {
+      if (seen.insert(p.layer.ToString()).second) out.push_back(std::move(p));
     }
   }
   return out;

@@ -49,13 +49,25 @@ absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const 
                                             const Descriptor& subject,
                                             const std::vector<LayerIndexBlob>& indexes);
 
-// The layers with an index published for the manifest `subject` and each index's blob
-// (the newest artifact wins for a layer listed twice). Fetches manifests only.
+// A layer's published index blob (and access profile blob).
 struct PublishedIndex {
   Digest layer;
   Digest blob;
   std::optional<Digest> profile = {};  // the layer's access profile blob, if published with it
 };
+
+// A clip index artifact manifest read back: its type, subject and indexes (the first
+// per layer, with the profile published beside it). kDataLoss when it has no layers.
+struct IndexArtifact {
+  std::string artifact_type;
+  std::optional<Digest> subject;
+  std::vector<PublishedIndex> indexes;
+};
+absl::StatusOr<IndexArtifact> ParseIndexArtifact(absl::string_view bytes);
+
+// The indexes of every clip artifact that names `subject` (referrers API, else its tag
+// fallback; the newest artifact wins for a layer listed twice). Fetches manifests only.
+// Anyone with push rights can add a referrer: only index_trust = "referrers" believes them.
 absl::StatusOr<std::vector<PublishedIndex>> ListPublishedIndexes(const RegistryClient& client,
                                                                  const Reference& repo,
                                                                  const Digest& subject);

@@ -209,6 +209,17 @@ absl::Status Daemon::Init() {
   lo.tiers.readahead = readahead_.get();
   lo.tiers.readahead_spans = static_cast<int>(config_.readahead_spans);
   lo.remote_index = remote_cache_.get();
+  CLIP_ASSIGN_OR_RETURN(lo.index_trust, ParseIndexTrust(config_.index_trust));
+  lo.metrics = &DefaultMetrics();
+  if (lo.index_trust != IndexTrust::kBound) {
+    Log(lo.index_trust == IndexTrust::kReferrers ? LogLevel::kWarning : LogLevel::kInfo, "daemon",
+        lo.index_trust == IndexTrust::kReferrers
+            ? "index_trust = \"referrers\": any OCI referrer's or remote cache entry's clip "
+              "index is believed, so anyone who can push to a registry or write to the remote "
+              "cache decides what lazily mounted layers contain"
+            : "index_trust = \"fleet\": clip indexes other nodes built are believed from the "
+              "remote cache");
+  }
   if (config_.access_profiles.enabled) {
     const DaemonConfig::AccessProfiles& ap = config_.access_profiles;
     replay_ = std::make_unique<ThreadPool>(static_cast<int>(ap.replay_concurrency), 4096);

@@ -167,6 +167,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
                          : k == "fd_holder_socket" ? &c.fd_holder_socket
                          : k == "fd_store"         ? &c.fd_store
                          : k == "fd_holder_binary" ? &c.fd_holder_binary
+                         : k == "index_trust"      ? &c.index_trust
                                                    : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));
@@ -182,6 +183,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
   if (c.fd_store != "auto" && c.fd_store != "systemd" && c.fd_store != "holder") {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": fd_store must be \"auto\", \"systemd\" or \"holder\""));
+  }
+  if (c.index_trust != "bound" && c.index_trust != "fleet" && c.index_trust != "referrers") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": index_trust must be \"bound\", \"fleet\" or \"referrers\""));
   }
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warning" &&
       c.log_level != "error") {

@@ -14,6 +14,10 @@
 //   docker_config = "/root/.docker/config.json"  # registry credentials (auths, helpers)
 //   metrics_address = "127.0.0.1:9102"       # Prometheus /metrics; or "unix:/run/clip.sock"
 //   remote_cache = "http://cache.internal:8080"  # fleet-shared span + index cache (WebDAV)
+//   index_trust = "bound"  # which clip indexes and access profiles this node believes:
+//                          # "bound" those an image's binding proves (and its own);
+//                          # "fleet" also other nodes' from the remote cache;
+//                          # "referrers" also any referrer (README "Trust model")
 //   index_on_first_use = false     # index layers found without an index, in the background
 //   index_small_file_interval = 0  # those indexes: a checkpoint per this many bytes of small
 //                                  # files (0: off; at most 2 MiB; clipctl index
@@ -67,9 +71,10 @@ struct DaemonConfig {
   int64_t memory_cache_bytes = int64_t{256} << 20;  // 0: no memory tier
   int64_t fuse_workers = 4;                         // 1..256
   int64_t readahead_spans = 6;                      // 0..16
-  std::string docker_config;    // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
-  std::string metrics_address;  // empty: no metrics endpoint
-  std::string remote_cache;     // empty: no remote cache
+  std::string docker_config;          // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
+  std::string metrics_address;        // empty: no metrics endpoint
+  std::string remote_cache;           // empty: no remote cache
+  std::string index_trust = "bound";  // "bound", "fleet" or "referrers"
   bool index_on_first_use = false;
   int64_t index_small_file_interval = 0;
   // containerd's root: clip keeps <containerd_root>/io.containerd.snapshotter.v1.clip

@@ -1,6 +1,8 @@
 #include "snapshotter/daemon_config.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace clip {
@@ -79,6 +81,20 @@ TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(r.status().message().find("t.toml"), absl::string_view::npos) << bad;
   }
+}
+
+TEST(DaemonConfigTest, IndexTrust) {
+  EXPECT_EQ(ParseDaemonConfig("", "t")->index_trust, "bound");
+  for (const char* mode : {"bound", "fleet", "referrers"}) {
+    auto c = ParseDaemonConfig(absl::StrCat("index_trust = \"", mode, "\""), "t");
+    ASSERT_THAT(c, IsOk());
+    EXPECT_EQ(c->index_trust, mode);
+  }
+  auto bad = ParseDaemonConfig("index_trust = \"all\"", "t.toml");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("index_trust"));
+  EXPECT_EQ(ParseDaemonConfig("index_trust = true", "t").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DaemonConfigTest, Takeover) {

@@ -1,29 +1,34 @@
-// Index discovery as a chain: where the daemon looks for a layer's clip index, in
-// order, each place behind one interface, with one verify step for whatever is found.
+// IndexFinder: where the daemon finds a layer's clip index and access profile, and
+// what it believes of them (snapshotter/index_trust.h says what a node trusts and why).
 //
-//   local store     <root>/indexes (LayerDocStore)           errors are fatal
-//   remote cache    the fleet's shared copy (RemoteCache)     errors are logged, skipped
-//   registry        the image's index artifact (OCI referrers or its tag fallback):
-//                   the image's other layers' indexes and access profiles come in the
-//                   same round and are kept for the Prepares that follow
+//   local store    <root>/indexes, <root>/profiles (LayerDocStore with origin records):
+//                  a document that no longer hashes to its record is refused; one is
+//                  believed when the pull's chain proves its digest, or its origin is
+//                  trusted (built or recorded here; bound, when a snapshot is restored;
+//                  fleet or referrer, when index_trust says so)
+//   binding        the pull's chain (ResolveBinding) names each layer's blobs; they are
+//                  read from the remote cache under their own digest, else from the
+//                  registry (every proven layer's index and profile in one round, kept
+//                  for the Prepares that follow, and shared with the remote cache)
+//   fleet pointer  the remote cache's `index/<layer hex>` (index_trust "fleet" or
+//                  "referrers"): another node's index, under its own digest
+//   referrers      OCI referrers of the manifest (index_trust "referrers" only)
 //
-// FindIndex asks each source until one has the index, then checks it once (it decodes
-// and describes the layer asked for: anything else is kDataLoss, never mounted), keeps
-// it locally when it came from elsewhere (and shares it with the remote cache when it
-// came from the registry), and writes what each source answered into `trail`, for the
-// log line that says why a layer is or is not lazy.
+// What is offered and not believed is refused: an info log line (source, what it
+// offered, why), `clip_index_refused_total{source,reason}` and a note in the trail; the
+// search goes on, and a layer without a believed index takes the ordinary pull. Under
+// "bound", an untrusted fleet pointer or referrer is looked at (and refused) only when
+// nothing believed was found, so the lazy path never pays for it. A believed index is
+// checked once more before it is used: it decodes and describes the layer asked for.
 //
-//   std::vector<std::unique_ptr<IndexSource>> chain;
-//   chain.push_back(std::make_unique<LocalStoreIndexSource>(store));
-//   ...
-//   CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(chain, query, keep, &trail));
+//   IndexFinder finder({.registry = &client, .index_store = root + "/indexes"});
+//   CLIP_ASSIGN_OR_RETURN(auto index, finder.FindIndex(query, &trail));
 //
-// Thread safety: sources are safe for concurrent use (they hold no lookup state);
-// FindIndex may run concurrently for different layers.
+// Thread safety: safe for concurrent use; FindIndex may run for several layers at once.
 #ifndef CLIP_SNAPSHOTTER_INDEX_SOURCES_H_
 #define CLIP_SNAPSHOTTER_INDEX_SOURCES_H_
 
-#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,90 +36,97 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "cache/layer_doc_store.h"
 #include "cache/remote_cache.h"
 #include "clip/index/v1/index.pb.h"
 #include "common/digest.h"
+#include "common/metrics.h"
+#include "index/access_profile.h"
 #include "registry/reference.h"
 #include "registry/registry_client.h"
+#include "snapshotter/index_trust.h"
 
 namespace clip {
 
 struct IndexQuery {
-  Reference image;
-  Digest layer;
-  std::optional<Digest> manifest;  // the image manifest (CRI label); the registry needs it
+  Reference image;                 // the pull's reference (cri.image-ref)
+  Digest layer;                    // cri.layer-digest
+  std::optional<Digest> manifest;  // the manifest being unpacked (cri.manifest-digest)
+  bool restoring = false;          // mounting again a snapshot that was mounted lazily
 };
 
-// Receives what a source says, one short phrase at a time ("not in the remote cache").
-using IndexNote = std::function<void(absl::string_view)>;
-
-class IndexSource {
+class IndexFinder {
  public:
-  enum class Kind { kLocal, kRemoteCache, kRegistry };
-  virtual ~IndexSource() = default;
-  virtual Kind kind() const = 0;
-  // The layer's encoded index as this source has it (not verified yet); nullopt when it
-  // has none. Says what it found (or why it did not look) through `note`.
-  virtual absl::StatusOr<std::optional<std::string>> Find(const IndexQuery& query,
-                                                          const IndexNote& note) const = 0;
-};
+  struct Options {
+    IndexTrust trust = IndexTrust::kBound;
+    const RegistryClient* registry = nullptr;  // required
+    std::string index_store;                   // directory of indexes by layer hex
+    std::string profile_store;                 // directory of profiles; empty: none
+    RemoteCache* remote = nullptr;             // the fleet's cache; null: none
+    MetricsRegistry* metrics = nullptr;        // null: DefaultMetrics()
+    // How long a tag's chain is reused for the pull's other layers before it is
+    // resolved again (a digest's never changes).
+    absl::Duration tag_ttl = absl::Seconds(30);
+  };
+  explicit IndexFinder(Options options);
 
-class LocalStoreIndexSource final : public IndexSource {
- public:
-  explicit LocalStoreIndexSource(const LayerDocStore& store) : store_(store) {}
-  Kind kind() const override { return Kind::kLocal; }
-  absl::StatusOr<std::optional<std::string>> Find(const IndexQuery& query,
-                                                  const IndexNote& note) const override;
+  // The layer's believed index; nullopt when none is. `trail` (optional) receives what
+  // each place answered, for the log line that says why a layer is or is not lazy.
+  // Errors: a local store that cannot be read.
+  absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
+      const IndexQuery& query, std::string* trail = nullptr);
+  // The layer's believed access profile that fits `index`; nullopt when none does.
+  std::optional<index::v1::AccessProfile> FindProfile(const IndexQuery& query,
+                                                      const index::v1::LayerIndex& index);
+
+  // An index this node built from the verified blob: kept (origin "built") and shared
+  // with the fleet (its own digest, and the layer's pointer).
+  void KeepBuilt(const Digest& layer, const std::string& encoded);
+  // A profile recorded here: kept (origin "recorded") and shared the same way.
+  void KeepRecorded(const Digest& layer, const std::string& encoded);
+
+  const LayerDocStore& indexes() const { return indexes_; }
+  const LayerDocStore& profiles() const { return profiles_; }
+  // clip_index_refused_total{source,reason} (tests).
+  uint64_t Refused(absl::string_view source, absl::string_view reason) const;
 
  private:
-  const LayerDocStore& store_;
+  // The pull's chain, resolved once per reference and manifest (a tag's for tag_ttl);
+  // a refusal on the way is reported when first found. nullopt: nothing proven (why in
+  // the trail).
+  std::optional<BoundDocs> Proof(const IndexQuery& query,
+                                 const std::function<void(absl::string_view)>& note);
+  // Logs, counts and notes an offer that is not believed.
+  void Refuse(absl::string_view what, const Digest& layer, absl::string_view source,
+              absl::string_view reason, absl::string_view offered, absl::string_view why,
+              const std::function<void(absl::string_view)>& note) const;
+  // Shares a document with the fleet under its own digest (and, with `pointer`, the
+  // layer's pointer to it); failures are logged.
+  void Share(const std::string& encoded, std::optional<RemoteCache::LayerDoc> pointer,
+             const Digest& layer) const;
+  // Fetches the proven blobs of `layer` and of the other layers not stored yet, in one
+  // round, keeps them (origin "bound"), and returns `layer`'s index bytes.
+  absl::StatusOr<std::optional<std::string>> FetchBound(
+      const IndexQuery& query, const BoundDocs& docs,
+      const std::function<void(absl::string_view)>& note);
+  // The referrers' index blob for the layer (listed once per manifest), if any.
+  absl::StatusOr<std::optional<PublishedIndex>> Referrer(const IndexQuery& query);
+
+  const Options options_;
+  MetricsRegistry& metrics_;
+  const LayerDocStore indexes_;
+  const LayerDocStore profiles_;
+
+  struct Resolved {
+    absl::Time at;
+    Binding binding;
+  };
+  mutable absl::Mutex mu_;
+  std::map<std::string, Resolved> bindings_ ABSL_GUARDED_BY(mu_);  // by "<ref> <manifest>"
+  std::map<std::string, std::vector<PublishedIndex>> referrers_ ABSL_GUARDED_BY(mu_);
 };
-
-// `cache` null: not configured (noted as such).
-class RemoteCacheIndexSource final : public IndexSource {
- public:
-  explicit RemoteCacheIndexSource(RemoteCache* cache) : cache_(cache) {}
-  Kind kind() const override { return Kind::kRemoteCache; }
-  absl::StatusOr<std::optional<std::string>> Find(const IndexQuery& query,
-                                                  const IndexNote& note) const override;
-
- private:
-  RemoteCache* const cache_;
-};
-
-// The image's published index artifact. Indexes of the image's other layers that the
-// local store lacks come in the same round and go to `keep_other` once they decode as
-// what they claim to be; published access profiles go to `profiles` (if given) unless
-// one is there already (a profile recorded on this node is kept).
-class RegistryIndexSource final : public IndexSource {
- public:
-  using KeepOther = std::function<void(const Digest& layer, const std::string& encoded)>;
-  RegistryIndexSource(const RegistryClient& registry, const LayerDocStore& indexes,
-                      const LayerDocStore* profiles, KeepOther keep_other)
-      : registry_(registry),
-        indexes_(indexes),
-        profiles_(profiles),
-        keep_other_(std::move(keep_other)) {}
-  Kind kind() const override { return Kind::kRegistry; }
-  absl::StatusOr<std::optional<std::string>> Find(const IndexQuery& query,
-                                                  const IndexNote& note) const override;
-
- private:
-  const RegistryClient& registry_;
-  const LayerDocStore& indexes_;
-  const LayerDocStore* const profiles_;
-  const KeepOther keep_other_;
-};
-
-// Called with a verified index found outside the local store; `share` when it came from
-// the registry (the remote cache should have it too).
-using KeepIndex = std::function<void(const Digest& layer, const std::string& encoded, bool share)>;
-
-// The layer's verified index from the first source that has one; nullopt when none does.
-absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
-    const std::vector<std::unique_ptr<IndexSource>>& chain, const IndexQuery& query,
-    const KeepIndex& keep, std::string* trail);
 
 }  // namespace clip
 

@@ -40,23 +40,10 @@ RemoteLayers::RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Opt
     : registry_(registry),
       fuse_(fuse),
       options_(std::move(options)),
-      indexes_(options_.index_store),
-      profiles_(options_.profile_store) {
-  index_chain_.push_back(std::make_unique<LocalStoreIndexSource>(indexes_));
-  index_chain_.push_back(std::make_unique<RemoteCacheIndexSource>(options_.remote_index));
-  index_chain_.push_back(std::make_unique<RegistryIndexSource>(
-      registry_, indexes_, options_.profile_store.empty() ? nullptr : &profiles_,
-      [this](const Digest& d, const std::string& encoded) { Keep(d, encoded, /*share=*/true); }));
-  // A store that cannot be made fails each write, logged; indexes are still used.
-  if (absl::Status made = indexes_.Create(); !made.ok()) {
-    Log(LogLevel::kWarning, "remote", made.message());
-  }
-  if (!options_.profile_store.empty()) {
-    if (absl::Status made = profiles_.Create(); !made.ok()) {
-      Log(LogLevel::kWarning, "remote", made.message());
-    }
-    keeper_ = std::thread([this] { KeepProfiles(); });
-  }
+      finder_(IndexFinder::Options{options_.index_trust, &registry_, options_.index_store,
+                                   options_.profile_store, options_.remote_index,
+                                   options_.metrics}) {
+  if (!options_.profile_store.empty()) keeper_ = std::thread([this] { KeepProfiles(); });
 }
 
 RemoteLayers::~RemoteLayers() {
@@ -123,7 +110,7 @@ void RemoteLayers::IndexInBackground(const Reference& image, const Digest& layer
         return absl::DataLossError(absl::StrCat("indexed as ", index.layer_digest()));
       }
       CLIP_ASSIGN_OR_RETURN(std::string encoded, EncodeCheckedIndex(index));
-      Keep(layer, encoded, /*share=*/true);
+      finder_.KeepBuilt(layer, encoded);
       return absl::OkStatus();
     }();
     Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
@@ -138,26 +125,6 @@ void RemoteLayers::WaitIndexing() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
       +[](std::set<std::string>* s) { return s->empty(); }, &indexing_));
-}
-
-void RemoteLayers::Keep(const Digest& layer, const std::string& encoded, bool share) {
-  // The stores are optimisations: a failed write is logged, the index still used.
-  absl::Status saved = indexes_.Put(layer, encoded);
-  if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
-  if (share && options_.remote_index != nullptr) {
-    absl::Status shared =
-        options_.remote_index->PutLayerDoc(RemoteCache::LayerDoc::kIndex, layer, encoded);
-    if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
-  }
-}
-
-absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> RemoteLayers::FindIndex(
-    const Reference& image, const Digest& layer, const std::optional<Digest>& manifest,
-    std::string* trail) {
-  return clip::FindIndex(
-      index_chain_, IndexQuery{image, layer, manifest},
-      [this](const Digest& d, const std::string& encoded, bool share) { Keep(d, encoded, share); },
-      trail);
 }
 
 absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string& mountpoint) {
@@ -178,8 +145,10 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   if (auto m = labels.find(kManifestDigestLabel); m != labels.end()) {
     CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
   }
+  // A snapshot mounted lazily before comes back with clip's mark among its labels.
+  const IndexQuery query{image, layer, manifest, labels.count(kRemoteLabel) > 0};
   std::string trail;
-  CLIP_ASSIGN_OR_RETURN(auto index, FindIndex(image, layer, manifest, &trail));
+  CLIP_ASSIGN_OR_RETURN(auto index, finder_.FindIndex(query, &trail));
   if (!index) {
     const bool indexing = options_.index_on_first_use;
     Log(LogLevel::kInfo, "remote",
@@ -208,7 +177,7 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   // A mount taken over from a previous daemon serves a container that has started: its
   // reads are neither a start to record nor one to prepare for.
   if (!options_.profile_store.empty() && !fuse_.IsAdopted(id)) {
-    if (std::optional<index::v1::AccessProfile> profile = FindProfile(layer, **index)) {
+    if (std::optional<index::v1::AccessProfile> profile = finder_.FindProfile(query, **index)) {
       if (options_.replay != nullptr) {
         std::vector<uint32_t> order(profile->spans().begin(), profile->spans().end());
         replay = ProfileReplay::Start(spans, order, options_.replay, options_.replay_options);
@@ -259,53 +228,13 @@ std::shared_ptr<const ProfileReplay::Progress> RemoteLayers::Replay(
   return it == layers_.end() ? nullptr : it->second.replay;
 }
 
-std::optional<index::v1::AccessProfile> RemoteLayers::FindProfile(
-    const Digest& layer, const index::v1::LayerIndex& index) {
-  auto fits = [&](absl::string_view from,
-                  const std::string& bytes) -> std::optional<index::v1::AccessProfile> {
-    absl::StatusOr<index::v1::AccessProfile> p = DecodeProfile(bytes);
-    absl::Status st = p.ok() ? CheckProfileFor(*p, index) : p.status();
-    if (st.ok()) return *std::move(p);
-    Log(LogLevel::kWarning, "remote",
-        absl::StrCat("ignored the access profile of ", layer.ToString(), " from ", from, ": ",
-                     st.message()));
-    return std::nullopt;
-  };
-  if (absl::StatusOr<std::optional<std::string>> local = profiles_.Get(layer);
-      local.ok() && local->has_value()) {
-    if (auto p = fits("the local store", **local)) return p;
-    profiles_.Remove(layer);  // recorded again on this mount
-  }
-  if (options_.remote_index == nullptr) return std::nullopt;
-  absl::StatusOr<std::optional<std::string>> shared =
-      options_.remote_index->GetLayerDoc(RemoteCache::LayerDoc::kProfile, layer);
-  if (!shared.ok()) {
-    Log(LogLevel::kWarning, "remote", shared.status().message());
-    return std::nullopt;
-  }
-  if (!*shared) return std::nullopt;
-  std::optional<index::v1::AccessProfile> p = fits("the remote cache", **shared);
-  if (p) {
-    absl::Status saved = profiles_.Put(layer, **shared);
-    if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
-  }
-  return p;
-}
-
 void RemoteLayers::SaveProfile(const Digest& layer, const index::v1::LayerIndex& index,
                                const SpanAccessLog& log) {
   index::v1::AccessProfile profile = MakeProfile(index, log.spans());
   profile.set_recorded_unix_seconds(static_cast<uint64_t>(absl::ToUnixSeconds(absl::Now())));
   profile.set_recorded_millis(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(log.last_new() - log.started())));
-  const std::string encoded = EncodeProfile(profile);
-  absl::Status saved = profiles_.Put(layer, encoded);
-  if (!saved.ok()) Log(LogLevel::kWarning, "remote", saved.message());
-  if (options_.remote_index != nullptr) {
-    absl::Status shared =
-        options_.remote_index->PutLayerDoc(RemoteCache::LayerDoc::kProfile, layer, encoded);
-    if (!shared.ok()) Log(LogLevel::kWarning, "remote", shared.message());
-  }
+  finder_.KeepRecorded(layer, EncodeProfile(profile));
   uint64_t bytes = 0;
   for (uint32_t s : profile.spans()) bytes += GetSpanInfo(index, s).size;
   Log(LogLevel::kInfo, "remote",
@@ -355,7 +284,7 @@ std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) 
   }
   SnapshotUsage usage;
   usage.inodes = index->entries_size();
-  if (std::optional<uint64_t> size = indexes_.SizeOf(digest)) {
+  if (std::optional<uint64_t> size = finder_.indexes().SizeOf(digest)) {
     usage.size += static_cast<int64_t>(*size);
   }
   if (options_.tiers.disk != nullptr) {

@@ -1,19 +1,15 @@
 // RemoteLayers: the lazy path of the snapshotter (RemoteLayerHook). For a layer that
-// containerd asks for, it finds the layer's clip index - the local index store first
-// (`<store>/<layer hex>`), then the fleet's remote cache (`<endpoint>/index/<layer hex>`),
-// then the registry: the OCI artifact whose subject is the
-// image manifest (referrers API, or the `sha256-<hex>` tag fallback), artifactType
-// kClipIndexArtifactType, one blob per layer annotated with kClipLayerAnnotation - and
-// mounts the layer through FUSE, its bytes read lazily from the registry through the
-// cache tiers. From the registry, every layer's index of the image comes at once (the
-// other layers are prepared next) and all are kept. A fetched index is verified (its blob digest,
-// then the index's own checksum and its layer digest) and kept in the local store (and, when it
-// came from the registry, offered to the remote cache for the rest of the fleet).
+// containerd asks for, it finds the layer's clip index that this node believes
+// (IndexFinder, index_sources.h: the local store, the pull's binding through the remote
+// cache or the registry, and what index_trust adds) and mounts the layer through FUSE,
+// its bytes read lazily from the registry through the cache tiers. A layer without a
+// believed index takes the ordinary pull.
 //
 // Index on first use (optional, off by default): a layer found without an index takes the
 // ordinary path at once, and is indexed in the background (its blob read once from the
 // registry); the index goes to the local store and the remote cache, so the next
-// container on this host - and every host sharing the remote cache - mounts it lazily.
+// container on this host mounts it lazily (and every host sharing the remote cache,
+// with index_trust = "fleet").
 // (Publishing to the registry needs push rights; `clipctl index --push` does that.)
 //
 // Background fill (optional): `fill_delay` after a layer is mounted - the container's
@@ -23,9 +19,10 @@
 // Access profiles (optional, `profile_store`): a layer mounted without a profile
 // records the spans its readers ask for until they go quiet for `profile_quiet` (or
 // `profile_max` passes, or it is unmounted), and keeps that as its access profile in the
-// local store and the remote cache. A layer mounted with a profile (local store, else
-// remote cache; checked against the index, ignored with a log line if stale, foreign
-// or corrupt) has the profiled spans fetched at once, in parallel runs, by
+// local store and the remote cache. A layer mounted with a believed profile (recorded
+// here, bound to the image, or another node's under "fleet"; checked against the
+// index, ignored with a log line if stale, foreign or corrupt) has the profiled spans
+// fetched at once, in parallel runs, by
 // ProfileReplay; Unmount cancels what is left.
 //
 // Labels read (as containerd's CRI plugin and `clipctl pull` set them):
@@ -68,6 +65,8 @@ class RemoteLayers final : public RemoteLayerHook {
     std::string index_store;              // directory of indexes by layer digest hex
     CacheTiers tiers;                     // memory/disk/remote caches, shared by all layers
     RemoteCache* remote_index = nullptr;  // where fleet-shared indexes live (optional)
+    IndexTrust index_trust = IndexTrust::kBound;
+    MetricsRegistry* metrics = nullptr;  // clip_index_refused_total (null: DefaultMetrics())
     bool index_on_first_use = false;
     IndexOptions index_options;                   // placement for indexes built on first use
     std::optional<BackgroundFill::Options> fill;  // unset: no background fill
@@ -97,24 +96,12 @@ class RemoteLayers final : public RemoteLayerHook {
   // The replay progress of the layer at `mountpoint` (null: no profile replayed).
   std::shared_ptr<const ProfileReplay::Progress> Replay(const std::string& mountpoint) const;
 
-  // The index of `layer` from the chain of index_sources.h (local store, remote cache,
-  // registry); nullopt when there is none. `trail` (optional) receives where it looked
-  // and what each source answered, for the log line that says why a layer is or is not lazy.
-  absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
-      const Reference& image, const Digest& layer, const std::optional<Digest>& manifest,
-      std::string* trail = nullptr);
+  const IndexFinder& finder() const { return finder_; }
 
  private:
   // Starts indexing `layer` in the background unless a job for it runs already.
   void IndexInBackground(const Reference& image, const Digest& layer);
 
-  // Writes a verified index to the local store and, with `share`, the remote cache.
-  void Keep(const Digest& layer, const std::string& encoded, bool share);
-
-  // The layer's access profile (local store, then remote cache) if one fits `index`;
-  // profiles that do not decode or fit are logged and ignored.
-  std::optional<index::v1::AccessProfile> FindProfile(const Digest& layer,
-                                                      const index::v1::LayerIndex& index);
   // Ends a recording: the profile goes to the local store and the remote cache.
   void SaveProfile(const Digest& layer, const index::v1::LayerIndex& index,
                    const SpanAccessLog& log);
@@ -148,10 +135,7 @@ class RemoteLayers final : public RemoteLayerHook {
   const RegistryClient& registry_;
   FuseServer& fuse_;
   const Options options_;
-  const LayerDocStore indexes_;   // options_.index_store
-  const LayerDocStore profiles_;  // options_.profile_store (unused when that is empty)
-  // Local store, remote cache, registry (index_sources.h).
-  std::vector<std::unique_ptr<IndexSource>> index_chain_;
+  IndexFinder finder_;  // the index and profile stores, and what this node believes
   mutable absl::Mutex mu_;
   std::map<std::string, Layer> layers_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cache/disk_cache.h"
@@ -38,6 +39,7 @@
 #include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
+#include "registry/image_binding.h"
 #include "registry/index_artifact.h"
 #include "registry/testing/registry_server.h"
 #include "snapshotter/grpc_snapshotter.h"
@@ -87,7 +89,23 @@ struct Published {
   std::string layer;
   std::string other;
   Digest manifest_digest;
+  Descriptor manifest;  // with its platform
 };
+
+// Publishes `indexes` as the clip artifact of the image's manifest and binds it: the
+// image's tag v1 names the bound index (registry/image_binding.h).
+void PublishBound(const Published& p, const std::vector<LayerIndexBlob>& indexes) {
+  ASSERT_THAT(PublishIndexArtifact(*p.client, p.image, p.manifest, indexes), IsOk());
+  Descriptor artifact;
+  artifact.media_type = kOciManifest;
+  const std::string json = IndexArtifactManifest(p.manifest, indexes);
+  artifact.digest = Digest::Of(json);
+  artifact.size = static_cast<int64_t>(json.size());
+  absl::StatusOr<std::string> bound =
+      BindSingleManifest(p.manifest, {{p.manifest.digest, artifact}});
+  ASSERT_THAT(bound, IsOk());
+  ASSERT_THAT(p.client->PushManifest(p.image, "v1", kOciIndex, *bound), IsOk());
+}
 
 // A layer, an image and the layer's clip index published to a fresh docker-registry.
 void Publish(Published* p) {
@@ -120,15 +138,14 @@ void Publish(Published* p) {
       absl::StrCat(R"({"schemaVersion":2,"mediaType":")", kOciManifest, R"(","config":)",
                    Desc("application/vnd.oci.image.config.v1+json", config), R"(,"layers":[)",
                    Desc("application/vnd.oci.image.layer.v1.tar+gzip", layer), "]}");
-  p->manifest_digest = client.PushManifest(image, "v1", kOciManifest, manifest).value();
-  const Digest& manifest_digest = p->manifest_digest;
+  p->manifest_digest = client.PushManifest(image, "", kOciManifest, manifest).value();
+  p->manifest.media_type = kOciManifest;
+  p->manifest.digest = p->manifest_digest;
+  p->manifest.size = static_cast<int64_t>(manifest.size());
+  p->manifest.platform = Platform{};
   auto file = FileBlobReader::Open(dir + "/layers/posix.tar.gz").value();
   std::string index = EncodeIndex(BuildLayerIndex(*file).value());
-  Descriptor subject;
-  subject.media_type = kOciManifest;
-  subject.digest = manifest_digest;
-  subject.size = static_cast<int64_t>(manifest.size());
-  ASSERT_THAT(PublishIndexArtifact(client, image, subject, {{Digest::Of(layer), index}}), IsOk());
+  PublishBound(*p, {{Digest::Of(layer), index}});
 }
 
 TEST(RemoteSnapshotTest, HandshakeReadsFallbackRemoveAndRestart) {
@@ -357,8 +374,9 @@ TEST_F(ProxiedTest, RegistryFailingMidReadGivesEioThenRecovers) {
 
 // Two hosts sharing one remote cache (nginx WebDAV): the first finds the index in the
 // registry and publishes it and the spans it reads; the second, with its own index
-// store and disk cache, finds both in the remote cache - its registry could not even
-// serve the index (manifests fail) and no layer byte is fetched from it.
+// store and disk cache, finds both in the remote cache (the index under its own digest,
+// through the image's binding) - its registry could not even serve the index blob, and
+// no layer byte is fetched from it.
 TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
   auto nginx = testing::NginxCas::Start();
   ASSERT_THAT(nginx, IsOk());
@@ -377,8 +395,13 @@ TEST_F(ProxiedTest, RemoteCacheSharesIndexesAndSpansAcrossHosts) {
     auto snap = OverlaySnapshotter::Open(hdir + "/root", &remote).value();
     if (host == 1) {
       ASSERT_THAT(px.proxy->Control("/__reset", "{}"), IsOk());
+      const std::string index_blob =
+          Digest::Of(ReadFileOrEmpty(
+                         absl::StrCat(pub.dir, "/host0/indexes/", Digest::Of(pub.layer).Hex())))
+              .Hex();
       ASSERT_THAT(px.proxy->Control("/__fault",
-                                    R"({"mode":"status500","count":100000,"match":"/manifests/"})"),
+                                    absl::StrCat(R"({"mode":"status500","count":100000,"match":")",
+                                                 index_blob, R"("})")),
                   IsOk());
     }
     ASSERT_EQ(
@@ -424,7 +447,10 @@ TEST_F(ProxiedTest, IndexOnFirstUse) {
   ASSERT_THAT(first, IsOk());  // no index yet: the ordinary path
   remote.WaitIndexing();
   EXPECT_TRUE(Exists(dir + "/indexes/" + Digest::Of(gnu).Hex()));
-  auto in_remote = shared.GetLayerDoc(RemoteCache::LayerDoc::kIndex, Digest::Of(gnu));
+  // Shared under its own digest, with the fleet's pointer to it.
+  auto pointer = shared.GetLayerDoc(RemoteCache::LayerDoc::kIndex, Digest::Of(gnu));
+  ASSERT_TRUE(pointer.ok() && pointer->has_value());
+  auto in_remote = shared.GetDoc(*Digest::Parse(absl::StripSuffix(**pointer, "\n")));
   ASSERT_TRUE(in_remote.ok() && in_remote->has_value());
   EXPECT_EQ(DecodeIndex(**in_remote)->layer_digest(), Digest::Of(gnu).ToString());
   EXPECT_EQ(DecodeIndex(**in_remote)->small_file_interval(), 16u << 10);  // built as configured
@@ -501,13 +527,19 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
       index::v1::LayerIndex other;  // a well-formed profile, of another layer
       other.set_layer_digest(Digest::Of("another layer").ToString());
       other.add_checkpoints()->set_span_sha256(std::string(32, 'x'));
-      std::ofstream(profile_path) << (host == 2 ? std::string("CLIPPRF\n not a profile")
-                                                : EncodeProfile(MakeProfile(other, {0})));
+      // Recorded here (so believed), and still ignored: it does not fit the layer.
+      ASSERT_THAT(LayerDocStore(hdir + "/profiles")
+                      .Put(layer,
+                           host == 2 ? std::string("CLIPPRF\n not a profile")
+                                     : EncodeProfile(MakeProfile(other, {0})),
+                           kOriginRecorded),
+                  IsOk());
     }
     RemoteCache shared(co);
     MemoryCache memory(64 << 20);
     RemoteLayers::Options opts = LayerOptions(hdir, {&memory, nullptr, nullptr, nullptr});
     if (host < 2) opts.remote_index = &shared;  // hosts 2 and 3: their own store only
+    opts.index_trust = IndexTrust::kFleet;      // host 1 believes host 0's recording
     opts.profile_store = hdir + "/profiles";
     opts.replay = &replay;
     opts.profile_quiet = absl::Milliseconds(300);
@@ -551,9 +583,14 @@ TEST_F(ProxiedTest, AccessProfileRecordedReplayedAndShared) {
       EXPECT_EQ(p->layer_digest(), layer.ToString());
       if (host == 0) {
         recorded.assign(p->spans().begin(), p->spans().end());
+        // Shared under its own digest, and the fleet's pointer names it.
+        const std::string mine = ReadFileOrEmpty(profile_path);
         auto in_remote = shared.GetLayerDoc(RemoteCache::LayerDoc::kProfile, layer);
         ASSERT_TRUE(in_remote.ok() && in_remote->has_value());
-        EXPECT_EQ(**in_remote, ReadFileOrEmpty(profile_path));
+        EXPECT_EQ(**in_remote, Digest::Of(mine).ToString() + "\n");
+        auto doc = shared.GetDoc(Digest::Of(mine));
+        ASSERT_TRUE(doc.ok() && doc->has_value());
+        EXPECT_EQ(**doc, mine);
       }
     } else {
       EXPECT_THAT(DecodeProfile(ReadFileOrEmpty(profile_path)), IsOk());  // copied from remote
@@ -570,15 +607,7 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   index::v1::LayerIndex index = BuildLayerIndex(*file).value();
   ASSERT_GE(index.checkpoints_size(), 3);
   const std::string profile = EncodeProfile(MakeProfile(index, {2, 0}));
-  auto manifest = pub.client->FetchManifest(pub.image);
-  ASSERT_THAT(manifest, IsOk());
-  Descriptor subject;
-  subject.media_type = kOciManifest;
-  subject.digest = pub.manifest_digest;
-  subject.size = static_cast<int64_t>(manifest->bytes.size());
-  ASSERT_THAT(PublishIndexArtifact(*pub.client, pub.image, subject,
-                                   {{Digest::Of(pub.layer), EncodeIndex(index), profile}}),
-              IsOk());
+  PublishBound(pub, {{Digest::Of(pub.layer), EncodeIndex(index), profile}});
   const std::string& dir = pub.dir;
   FuseServer fuse(2);
   MemoryCache memory(64 << 20);
@@ -798,9 +827,8 @@ TEST(RemoteSnapshotTest, DaemonKilledDuringReadsIsTakenOverOnRestart) {
         log, ::testing::HasSubstr(absl::StrCat(
                  "layer ", Digest::Of("no index for me").ToString(), " of ", pub.image.ToString(),
                  " is not lazy: no index (not in the local store; "
-                 "no remote cache configured; registry: 1 index(es) published for "
-                 "manifest ",
-                 pub.manifest_digest.ToString(), ", none for this layer); pulled normally")))
+                 "the bound artifact has no index for this layer; no remote cache configured; "
+                 "no referrer indexes this layer); pulled normally")))
         << log;
     EXPECT_THAT(log, ::testing::HasSubstr("layer sha256:bare is not lazy: containerd sent no "
                                           "image/layer labels"));
