@@ -26,8 +26,8 @@ refused() {  # refused SOURCE REASON [N]: the daemon's count of such refusals
   curl -sf --unix-socket "$t/metrics${3:-}.sock" http://clip/metrics |
     awk -v s="$1" -v r="$2" 'index($0, "clip_index_refused_total{reason=\"" r "\",source=\"" s "\"}") == 1 {print $2}'
 }
-mode_seen() {  # mode_seen IMAGE NAME [CTR]: what a container of IMAGE sees of /hello
-  ${3:-$ctr} run --rm --snapshotter clip "$1" "$2" /hello /hello 2>&1 | sed -n 's|^/hello: present ||p'
+mode_seen() {  # mode_seen IMAGE NAME CTR: what a container of IMAGE sees of /hello
+  $3 run --rm --snapshotter clip "$1" "$2" /hello /hello 2>&1 | sed -n 's|^/hello: present ||p'
 }
 
 mkdir -p "$t/base/etc"
@@ -57,68 +57,54 @@ printf 'plain_http = ["%s"]\nremote_cache = "%s"\nmetrics_address = "unix:%s"\n'
   "$reg" "$E2E_NGINX" "$t/metrics.sock" >"$t/clip.toml"
 e2e_clip "$daemon"
 e2e_containerd
-ctr="$E2E_CTR"
+
+# pull_run STEP IMAGE SUMMARY [N]: clipctl pull of IMAGE by daemon N, whose summary
+# must contain SUMMARY; a container of it must see the genuine /hello; then removed.
+pull_run() {
+  local step=$1 image=$2 want=$3 n=${4:-} out seen ctr_n="ctr -a $t/containerd${4:-}.sock -n $E2E_NS"
+  out=$("$clipctl" pull -a "$t/containerd$n.sock" -n "$E2E_NS" --plain-http "$reg" "$image" 2>&1) ||
+    error "$step: pull: $out"
+  grep -q "$want" <<<"$out" || error "$step: expected '$want': $out"
+  seen=$(mode_seen "$image" "c$RANDOM" "$ctr_n")
+  echo "$step: $want; /hello $seen"
+  [ "$seen" = "${5:-mode=755 uid=0}" ] || error "$step: /hello is '$seen'"
+  $ctr_n images rm --sync "$image" >/dev/null || error "$step: images rm"
+}
+logged() { grep -q "$1" "$t/clip.log" || error "no log line: $1"; }
+counted() { [ "$(refused "$1" "$2")" = "${3:-1}" ] || error "$1/$2 counted $(refused "$1" "$2")"; }
 
 # 1. Pinned by its platform manifest: no binding is reachable, so every offer is
 # refused and the layer is pulled normally.
 pinned="$reg/e2e/t@$manifest"
-out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$pinned" 2>&1) ||
-  error "pull by platform digest: $out"
-grep -q "0 lazy, 1 unpacked" <<<"$out" || error "a forged index was used: $out"
-seen=$(mode_seen "$pinned" p1)
-echo "1. pinned by platform digest: not lazy; /hello $seen"
-[ "$seen" = "mode=755 uid=0" ] || error "pinned image: /hello is '$seen'"
-grep -q "refused the index of $layer from remote_cache (unbound): offered $forged" "$t/clip.log" ||
-  error "no log line for the remote cache's forged index"
-grep -q "refused the index of $layer from referrers (unbound)" "$t/clip.log" ||
-  error "no log line for the forged referrer"
-[ "$(refused remote_cache unbound)" = 1 ] || error "remote_cache/unbound: $(refused remote_cache unbound)"
-[ "$(refused referrers unbound)" = 1 ] || error "referrers/unbound: $(refused referrers unbound)"
-$ctr images rm --sync "$pinned" >/dev/null || error "images rm pinned"
+pull_run "1. pinned by platform digest" "$pinned" "0 lazy, 1 unpacked"
+logged "refused the index of $layer from remote_cache (unbound): offered $forged"
+logged "refused the index of $layer from referrers (unbound)"
+counted remote_cache unbound
+counted referrers unbound
 
 # 2. The bound tag: lazy, with the genuine index from the registry; the remote cache's
 # entry under the genuine digest holds other bytes and is refused (and repaired).
-out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/t:v1" 2>&1) ||
-  error "pull of the bound tag: $out"
-grep -q "1 lazy, 0 unpacked" <<<"$out" || error "bound image not lazy: $out"
-grep -q "mounted $layer of $reg/e2e/t:v1 lazily at .*(index in the registry (bound)" "$t/clip.log" ||
-  error "the bound index did not come from the registry"
-seen=$(mode_seen "$reg/e2e/t:v1" b1)
-echo "2. bound tag: lazy (genuine index from the registry); /hello $seen"
-[ "$seen" = "mode=755 uid=0" ] || error "bound image: /hello is '$seen'"
-grep -q "refused the index of $layer from remote_cache (digest_mismatch)" "$t/clip.log" ||
-  error "no log line for the remote cache's wrong bytes"
-[ "$(refused remote_cache digest_mismatch)" = 1 ] || error "remote_cache/digest_mismatch"
+pull_run "2. bound tag" "$reg/e2e/t:v1" "1 lazy, 0 unpacked"
+logged "mounted $layer of $reg/e2e/t:v1 lazily at .*(index in the registry (bound)"
+logged "refused the index of $layer from remote_cache (digest_mismatch)"
+counted remote_cache digest_mismatch
 cmp -s "$t/genuine" "$t/nginx/data/cas/${genuine#sha256:}" || error "remote cache entry not repaired"
-$ctr images rm --sync "$reg/e2e/t:v1" >/dev/null || error "images rm bound"
 
 # 3. The local store's copy changed on disk: refused, removed, found again (bound).
 cp "$t/forged" "$t/clip/indexes/${layer#sha256:}"
-out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$reg/e2e/t:v1" 2>&1) ||
-  error "pull after the local change: $out"
-grep -q "1 lazy, 0 unpacked" <<<"$out" || error "not lazy after the local change: $out"
-seen=$(mode_seen "$reg/e2e/t:v1" b2)
-echo "3. local store file changed: refused, lazy again; /hello $seen"
-[ "$seen" = "mode=755 uid=0" ] || error "after the local change: /hello is '$seen'"
-grep -q "refused the index of $layer from local_store (modified_on_disk)" "$t/clip.log" ||
-  error "no log line for the changed local file"
-[ "$(refused local_store modified_on_disk)" = 1 ] || error "local_store/modified_on_disk"
-$ctr images rm --sync "$reg/e2e/t:v1" >/dev/null || error "images rm bound (2)"
+pull_run "3. local store file changed" "$reg/e2e/t:v1" "1 lazy, 0 unpacked"
+logged "refused the index of $layer from local_store (modified_on_disk)"
+counted local_store modified_on_disk
 
-# 4. index_trust = "referrers" believes any referrer: the forged mode shows, so the
-# checks above would have seen it. The daemon warns at start.
+# 4. index_trust = "referrers" believes any referrer (the daemon warns at start).
 printf 'plain_http = ["%s"]\nindex_trust = "referrers"\nmetrics_address = "unix:%s"\n' \
   "$reg" "$t/metrics2.sock" >"$t/clip2.toml"
 e2e_clip "$daemon" 2
 e2e_containerd 2
 grep -q 'WARNING daemon: index_trust = "referrers"' "$t/clip2.log" || error "no warning for referrers"
-out=$("$clipctl" pull -a "$t/containerd2.sock" -n "$E2E_NS" --plain-http "$reg" "$pinned" 2>&1) ||
-  error "pull with index_trust = referrers: $out"
-grep -q "1 lazy" <<<"$out" || error "referrers mode did not take the referrer: $out"
-seen=$(mode_seen "$pinned" r1 "$E2E_CTR")
-echo "4. index_trust = referrers: the forged referrer is believed; /hello $seen"
-[ "$seen" = "mode=4755 uid=0" ] || error "referrers mode: /hello is '$seen' (the forgery did not show)"
-$E2E_CTR images rm --sync "$pinned" >/dev/null || error "images rm (referrers)"
+# The forgery shows under this trust: so the checks above would have seen it.
+pull_run "4. index_trust = referrers" "$pinned" "1 lazy" 2 "mode=4755 uid=0"
+
 if [ "$E2E_FAIL" -ne 0 ]; then
   echo "--- clip log"; grep -E "trust|remote:" "$t/clip.log" | tail -n 30
   echo "--- clip2 log"; tail -n 15 "$t/clip2.log" 2>/dev/null
