@@ -121,8 +121,9 @@ std::optional<BoundDocs> IndexFinder::Proof(const IndexQuery& query, const Note&
     absl::MutexLock lock(&mu_);
     auto it = bindings_.find(key);
     if (it != bindings_.end() && (query.image.digest() || now - it->second.at < options_.tag_ttl)) {
-      if (!it->second.binding.docs) note(it->second.binding.why_not);
-      return it->second.binding.docs;
+      const Binding& b = it->second.binding;
+      note(b.docs ? absl::StrCat("bound to artifact ", b.docs->artifact.ToString()) : b.why_not);
+      return b.docs;
     }
   }
   absl::StatusOr<Binding> resolved =
