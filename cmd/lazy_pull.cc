@@ -15,6 +15,7 @@
 #include "containerd/services/snapshots/v1/snapshots.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "rapidjson/document.h"
+#include "registry/image_binding.h"
 #include "snapshotter/snapshot_labels.h"
 
 namespace clip {
@@ -292,9 +293,10 @@ std::function<absl::Status(const std::function<absl::Status(absl::string_view)>&
 }
 
 absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Reference& ref,
-                        const Manifest& manifest, const ImageManifest& image,
-                        const std::vector<Digest>& diff_ids, const std::vector<Digest>& chain,
-                        std::ostream& log, LazyPullReport* report) {
+                        const Manifest& manifest, const std::optional<Digest>& bound_artifact,
+                        const ImageManifest& image, const std::vector<Digest>& diff_ids,
+                        const std::vector<Digest>& chain, std::ostream& log,
+                        LazyPullReport* report) {
   for (size_t i = 0; i < image.layers.size(); ++i) {
     const Descriptor& layer = image.layers[i];
     const std::string name = chain[i].ToString();
@@ -318,6 +320,7 @@ absl::Status PullLayers(Containerd& c, const RegistryClient& registry, const Ref
       absl::StrAppend(&rest, rest.empty() ? "" : ",", d);
     }
     labels[kImageLayersLabel] = rest;
+    if (bound_artifact) labels[kBoundArtifactLabel] = bound_artifact->ToString();
     const std::string key = absl::StrCat("extract-", absl::ToUnixNanos(absl::Now()), "-", name);
     CLIP_ASSIGN_OR_RETURN(auto prepared, c.Prepare(key, parent, labels));
     if (!prepared) {
@@ -365,6 +368,17 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
   const Platform& platform = resolved.platform;
   const Manifest& manifest = resolved.manifest;
   const ImageManifest& image = resolved.image;
+  // The clip artifact the reference's bound index binds to this manifest, if any: the
+  // daemon need not fetch the index again (snapshot_labels.h).
+  std::optional<Digest> bound_artifact;
+  if (resolved.index) {
+    absl::StatusOr<ImageBinding> binding = ParseImageBinding(resolved.index->bytes);
+    if (binding.ok() && binding->Lists(manifest.digest)) {
+      if (std::optional<Descriptor> a = binding->ArtifactFor(manifest.digest)) {
+        bound_artifact = a->digest;
+      }
+    }
+  }
   CLIP_ASSIGN_OR_RETURN(std::string config, FetchBlobToString(registry, ref, image.config.digest));
   CLIP_ASSIGN_OR_RETURN(std::vector<Digest> diff_ids, DiffIds(config));
   if (diff_ids.size() != image.layers.size()) {
@@ -380,8 +394,8 @@ absl::StatusOr<LazyPullReport> LazyPull(const LazyPullOptions& options,
   Containerd c(options);
   CLIP_RETURN_IF_ERROR(c.TakeLease());
   absl::Status st = [&]() -> absl::Status {
-    CLIP_RETURN_IF_ERROR(
-        PullLayers(c, registry, ref, manifest, image, diff_ids, chain, log, &report));
+    CLIP_RETURN_IF_ERROR(PullLayers(c, registry, ref, manifest, bound_artifact, image, diff_ids,
+                                    chain, log, &report));
     // What containerd's own pull records, so GC keeps the config and the snapshots as
     // long as the image exists.
     std::map<std::string, std::string> config_labels;

@@ -359,11 +359,12 @@ absl::StatusOr<Manifest> RegistryClient::FetchManifest(const Reference& ref) con
   return m;
 }
 
-absl::StatusOr<Manifest> RegistryClient::Resolve(const Reference& ref,
-                                                 const Platform& platform) const {
+absl::StatusOr<Manifest> RegistryClient::Resolve(const Reference& ref, const Platform& platform,
+                                                 std::optional<Manifest>* index) const {
   CLIP_ASSIGN_OR_RETURN(Manifest m, FetchManifest(ref));
   if (!IsIndex(m.media_type)) return m;
   CLIP_ASSIGN_OR_RETURN(std::vector<Descriptor> entries, ParseIndexManifests(m.bytes));
+  if (index != nullptr) *index = m;
   for (const Descriptor& d : entries) {
     if (!d.platform) continue;
     const Platform& p = *d.platform;
@@ -579,7 +580,7 @@ absl::StatusOr<ResolvedImage> ResolveImage(const RegistryClient& client, absl::s
   if (!platform.empty()) {
     CLIP_ASSIGN_OR_RETURN(r.platform, Platform::Parse(platform));
   }
-  CLIP_ASSIGN_OR_RETURN(r.manifest, client.Resolve(r.ref, r.platform));
+  CLIP_ASSIGN_OR_RETURN(r.manifest, client.Resolve(r.ref, r.platform, &r.index));
   CLIP_ASSIGN_OR_RETURN(r.image, ParseImageManifest(r.manifest.bytes));
   return r;
 }

@@ -68,8 +68,10 @@ class RegistryClient {
 
   // The manifest or index `ref` names, verified against ref's digest when it has one.
   absl::StatusOr<Manifest> FetchManifest(const Reference& ref) const;
-  // Like FetchManifest, but an index resolves to the manifest for `platform`.
-  absl::StatusOr<Manifest> Resolve(const Reference& ref, const Platform& platform) const;
+  // Like FetchManifest, but an index resolves to the manifest for `platform`; `index`
+  // (optional) receives the index when `ref` named one (else it is left alone).
+  absl::StatusOr<Manifest> Resolve(const Reference& ref, const Platform& platform,
+                                   std::optional<Manifest>* index = nullptr) const;
 
   absl::StatusOr<uint64_t> BlobSize(const Reference& repo, const Digest& digest) const;
   // Streams the whole blob to `sink`, resuming with Range after a broken transfer, and
@@ -144,6 +146,7 @@ struct ResolvedImage {
   Platform platform;
   Manifest manifest;
   ImageManifest image;
+  std::optional<Manifest> index;  // the image index `ref` names, if it names one
 };
 absl::StatusOr<ResolvedImage> ResolveImage(const RegistryClient& client, absl::string_view text,
                                            absl::string_view platform);

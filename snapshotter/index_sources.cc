@@ -115,19 +115,24 @@ std::optional<BoundDocs> IndexFinder::Proof(const IndexQuery& query, const Note&
     note("no binding looked for (no manifest digest label)");
     return std::nullopt;
   }
-  const std::string key = absl::StrCat(query.image.ToString(), " ", query.manifest->ToString());
+  const std::string key =
+      absl::StrCat(query.image.ToString(), " ", query.manifest->ToString(), " ",
+                   query.bound_artifact ? query.bound_artifact->ToString() : "");
   const absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
     auto it = bindings_.find(key);
-    if (it != bindings_.end() && (query.image.digest() || now - it->second.at < options_.tag_ttl)) {
+    if (it != bindings_.end() &&
+        (query.image.digest() || query.bound_artifact || now - it->second.at < options_.tag_ttl)) {
       const Binding& b = it->second.binding;
       note(b.docs ? absl::StrCat("bound to artifact ", b.docs->artifact.ToString()) : b.why_not);
       return b.docs;
     }
   }
   absl::StatusOr<Binding> resolved =
-      ResolveBinding(*options_.registry, query.image, *query.manifest);
+      query.bound_artifact ? CheckBoundArtifact(*options_.registry, query.image, *query.manifest,
+                                                *query.bound_artifact)
+                           : ResolveBinding(*options_.registry, query.image, *query.manifest);
   if (!resolved.ok()) {  // not remembered: the next layer asks again
     Log(LogLevel::kWarning, "trust",
         absl::StrCat("binding of ", query.image.ToString(), ": ", resolved.status().message()));

@@ -55,6 +55,9 @@ struct IndexQuery {
   Digest layer;                    // cri.layer-digest
   std::optional<Digest> manifest;  // the manifest being unpacked (cri.manifest-digest)
   bool restoring = false;          // mounting again a snapshot that was mounted lazily
+  // The artifact the puller found bound to `manifest` (clip.bound-artifact label): the
+  // reference need not be resolved again.
+  std::optional<Digest> bound_artifact = std::nullopt;
 };
 
 class IndexFinder {

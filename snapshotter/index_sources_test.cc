@@ -302,6 +302,22 @@ TEST_F(IndexFinderTest, BindingNamingAnotherImagesArtifactIsRefused) {
   EXPECT_FALSE(finder->indexes().Contains(layer1_));
 }
 
+// A puller that resolved the bound index itself names the artifact (clipctl pull's
+// clip.bound-artifact label): no second resolve, and the subject is still checked.
+TEST_F(IndexFinderTest, PullerNamedArtifactIsCheckedToo) {
+  IndexQuery q = Query(":gone", layer1_);  // the tag is never resolved
+  q.bound_artifact = artifact_.digest;
+  auto finder = Finder(IndexTrust::kBound, "a", /*with_remote=*/false);
+  ASSERT_TRUE(Find(*finder, q).has_value()) << trail_;
+  EXPECT_THAT(trail_, HasSubstr("found in the registry (bound)"));
+
+  Descriptor other = PushImage("two", {"attacker's layer", "layer one"});
+  q.bound_artifact = Publish(other, {{layer1_, IndexOf(layer1_, true)}}).digest;
+  auto fresh = Finder(IndexTrust::kBound, "b", /*with_remote=*/false);
+  EXPECT_FALSE(Find(*fresh, q).has_value());
+  EXPECT_EQ(Refused("binding", "subject_mismatch"), 1u);
+}
+
 // A tag that moved between containerd's resolve and the Prepare: the binding it names
 // now does not list the manifest containerd unpacks.
 TEST_F(IndexFinderTest, TagThatMovedIsARefusal) {

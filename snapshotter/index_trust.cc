@@ -74,25 +74,29 @@ absl::StatusOr<Binding> ResolveBinding(const RegistryClient& registry, const Ref
   }
   std::optional<Descriptor> bound = binding->ArtifactFor(manifest);
   if (!bound) return NotBound("the binding has no clip index for this manifest");
+  return CheckBoundArtifact(registry, image, manifest, bound->digest);
+}
+
+absl::StatusOr<Binding> CheckBoundArtifact(const RegistryClient& registry, const Reference& image,
+                                           const Digest& manifest, const Digest& bound) {
   CLIP_ASSIGN_OR_RETURN(Manifest artifact_manifest,
-                        registry.FetchManifest(image.WithDigest(bound->digest)));
+                        registry.FetchManifest(image.WithDigest(bound)));
   absl::StatusOr<IndexArtifact> artifact = ParseIndexArtifact(artifact_manifest.bytes);
   if (!artifact.ok() || artifact->artifact_type != kClipIndexArtifactType) {
     return Refused(
         "invalid_artifact",
-        absl::StrCat("the bound artifact ", bound->digest.ToString(),
-                     " is not a clip index artifact",
+        absl::StrCat("the bound artifact ", bound.ToString(), " is not a clip index artifact",
                      artifact.ok() ? "" : absl::StrCat(": ", artifact.status().message())),
-        bound->digest);
+        bound);
   }
   if (artifact->subject != manifest) {
     return Refused("subject_mismatch",
-                   absl::StrCat("the bound artifact ", bound->digest.ToString(), " indexes ",
+                   absl::StrCat("the bound artifact ", bound.ToString(), " indexes ",
                                 artifact->subject ? artifact->subject->ToString() : "no manifest",
                                 ", not ", manifest.ToString(), " (another image's index)"),
-                   bound->digest);
+                   bound);
   }
-  BoundDocs docs{bound->digest, {}};
+  BoundDocs docs{bound, {}};
   for (PublishedIndex& p : artifact->indexes) docs.layers[p.layer.ToString()] = std::move(p);
   return Binding{std::move(docs), "", "", {}};
 }

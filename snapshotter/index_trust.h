@@ -72,6 +72,11 @@ struct Binding {
 // the registry says is an answer.
 absl::StatusOr<Binding> ResolveBinding(const RegistryClient& registry, const Reference& image,
                                        const Digest& manifest);
+// The chain's second half, for a puller that resolved the reference to its bound index
+// itself and names the artifact it binds (kBoundArtifactLabel): the artifact, fetched by
+// its digest, must be a clip index artifact whose subject is `manifest`.
+absl::StatusOr<Binding> CheckBoundArtifact(const RegistryClient& registry, const Reference& image,
+                                           const Digest& manifest, const Digest& artifact);
 
 }  // namespace clip
 

@@ -146,7 +146,10 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
     CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
   }
   // A snapshot mounted lazily before comes back with clip's mark among its labels.
-  const IndexQuery query{image, layer, manifest, labels.count(kRemoteLabel) > 0};
+  IndexQuery query{image, layer, manifest, labels.count(kRemoteLabel) > 0};
+  if (auto a = labels.find(kBoundArtifactLabel); a != labels.end() && manifest) {
+    CLIP_ASSIGN_OR_RETURN(query.bound_artifact, Digest::Parse(a->second));
+  }
   std::string trail;
   CLIP_ASSIGN_OR_RETURN(auto index, finder_.FindIndex(query, &trail));
   if (!index) {

@@ -19,6 +19,11 @@ inline constexpr char kImageRefLabel[] = "containerd.io/snapshot/cri.image-ref";
 inline constexpr char kLayerDigestLabel[] = "containerd.io/snapshot/cri.layer-digest";
 inline constexpr char kManifestDigestLabel[] = "containerd.io/snapshot/cri.manifest-digest";
 inline constexpr char kImageLayersLabel[] = "containerd.io/snapshot/cri.image-layers";
+// Set by `clipctl pull` from the bound image index it resolved the reference to: the
+// clip index artifact that index binds to the manifest being unpacked. The daemon then
+// skips fetching the index again (one round trip less) and still checks the artifact's
+// subject; a puller is node-local and trusted like its cri.image-ref label.
+inline constexpr char kBoundArtifactLabel[] = "containerd.io/snapshot/clip.bound-artifact";
 // clip's mark on a snapshot mounted lazily (forwarded back by containerd).
 inline constexpr char kRemoteLabel[] = "containerd.io/snapshot/clip.remote";
 // containerd limits a label to 4096 bytes; the CRI plugin trims the layer list to this.
