@@ -176,6 +176,8 @@ e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.s
   return $rc
 }
 
+# Lines in E2E_CLIP_EXPORTS, when set, are added to the clip proxy plugin's exports,
+# those in E2E_CONTAINERD_TOML to the end of the config (e.g. containerd 2's settings).
 e2e_containerd() {  # e2e_containerd [N]: containerd N using clip daemon N; sets E2E_CTR
   local n=${1:-}
   cat > "$E2E_DIR/containerd$n.toml" <<TOML
@@ -192,11 +194,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$E2E_DIR/clip$n.sock"
   [proxy_plugins.clip.exports]
     root = "$E2E_DIR/clip$n"
+${E2E_CLIP_EXPORTS:-}
+${E2E_CONTAINERD_TOML:-}
 TOML
   ${E2E_EXEC:-} setsid containerd --config "$E2E_DIR/containerd$n.toml" >"$E2E_DIR/containerd$n.log" 2>&1 &
   E2E_PIDS+=($!)
   E2E_CTR="ctr -a $E2E_DIR/containerd$n.sock -n $E2E_NS"
   e2e_wait "containerd $n" $E2E_CTR version
+}
+
+e2e_layers() {  # e2e_layers LAYOUT: an OCI layout's (make_image.py's) layers, "HEX SIZE" a line
+  local m
+  m=$(jq -r '.manifests[0].digest[7:]' "$1/index.json") &&
+    jq -r '.layers[] | "\(.digest[7:]) \(.size)"' "$1/blobs/sha256/$m"
 }
 
 e2e_proxy() {  # e2e_proxy FAULT_PROXY_PY: a byte-counting proxy in front of the registry
