@@ -225,7 +225,7 @@ absl::StatusOr<std::optional<PublishedIndex>> IndexFinder::Referrer(const IndexQ
 }
 
 absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> IndexFinder::FindIndex(
-    const IndexQuery& query, std::string* trail) {
+    const IndexQuery& query, std::string* trail, Digest* digest) {
   const Digest& layer = query.layer;
   const IndexTrust trust = options_.trust;
   Note note = [&](absl::string_view what) {
@@ -233,9 +233,11 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
     if (trail != nullptr) absl::StrAppend(trail, trail->empty() ? "" : "; ", what);
   };
   using Found = std::optional<std::shared_ptr<const index::v1::LayerIndex>>;
-  auto use = [](index::v1::LayerIndex index) -> Found {
+  auto use = [digest](index::v1::LayerIndex index, const std::string& bytes) -> Found {
+    if (digest != nullptr) *digest = Digest::Of(bytes);
     return std::make_shared<const index::v1::LayerIndex>(std::move(index));
   };
+  const std::optional<Digest>& pinned = query.pinned;
   // The chain is resolved when first needed: a restored snapshot's local copy needs none.
   bool resolved = false;
   std::optional<BoundDocs> proof;
@@ -265,10 +267,13 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
              note);
       indexes_.Remove(layer);
     } else {
-      bool believed = record && TrustsOrigin(trust, record->origin, query.restoring);
+      bool believed = record && TrustsOrigin(trust, record->origin);
       if (!record && trust == IndexTrust::kReferrers) believed = true;
+      // Restoring: the index the container runs on (a snapshot mounted before pins were
+      // kept runs on the local copy, whatever its origin).
+      if (query.restoring) believed = pinned ? actual == *pinned : true;
       std::optional<PublishedIndex> proven;
-      if (!believed) {
+      if (!believed && !query.restoring) {
         proven = bound();
         believed = proven && proven->blob == actual;
       }
@@ -276,13 +281,15 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
         absl::StatusOr<index::v1::LayerIndex> index = Verified(*stored, layer);
         if (index.ok()) {
           note("found in the local store");
-          return use(*std::move(index));
+          return use(*std::move(index), *stored);
         }
         Refuse("index", layer, kLocal, "invalid", actual.ToString(),
                absl::StrCat(index.status().message(), "; removed"), note);
         indexes_.Remove(layer);
       } else if (proven) {
         note("the local copy is not the bound one");
+      } else if (query.restoring) {
+        note("the local copy is not the one the snapshot was mounted with");
       } else {
         Refuse("index", layer, kLocal, "unproven", actual.ToString(),
                absl::StrCat("stored ",
@@ -296,8 +303,28 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
     note("not in the local store");
   }
 
-  // 2. What the pull's chain proves: the remote cache under its digest, else the registry.
-  if (std::optional<PublishedIndex> proven = bound()) {
+  // 2. Restoring: the index the snapshot was mounted with, under its digest.
+  if (pinned && options_.remote != nullptr) {
+    absl::StatusOr<std::optional<std::string>> shared = options_.remote->GetDoc(*pinned);
+    absl::StatusOr<index::v1::LayerIndex> index =
+        shared.ok() && *shared ? Verified(**shared, layer)
+                               : absl::NotFoundError("not in the remote cache");
+    if (index.ok()) {
+      Store(indexes_, layer, **shared, kOriginBound);
+      note("found in the remote cache (the snapshot's own)");
+      return use(*std::move(index), **shared);
+    }
+    note(absl::StrCat("the snapshot's index ", pinned->ToString(), ": ", index.status().message()));
+  }
+
+  // 3. What the pull's chain proves: the remote cache under its digest, else the registry.
+  std::optional<PublishedIndex> proven = bound();
+  if (proven && pinned && proven->blob != *pinned) {
+    note(absl::StrCat("the binding now names ", proven->blob.ToString(),
+                      ", not the index the snapshot was mounted with"));
+    proven.reset();
+  }
+  if (proven) {
     if (options_.remote != nullptr) {
       absl::StatusOr<std::optional<std::string>> shared = options_.remote->GetDoc(proven->blob);
       if (shared.ok() && *shared) {
@@ -305,7 +332,7 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
         if (index.ok()) {
           Store(indexes_, layer, **shared, kOriginBound);
           note("found in the remote cache (bound)");
-          return use(*std::move(index));
+          return use(*std::move(index), **shared);
         }
         Refuse("index", layer, kRemote, "invalid", proven->blob.ToString(),
                index.status().message(), note);
@@ -324,11 +351,12 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
           absl::StrCat("bound index of ", layer.ToString(), ": ", fetched.status().message()));
       note(absl::StrCat("registry failed (", fetched.status().message(), ")"));
     } else if (*fetched) {
-      return use(*Verified(**fetched, layer));  // FetchBound verified it
+      return use(*Verified(**fetched, layer), **fetched);  // FetchBound verified it
     }
   }
+  if (pinned) return std::nullopt;  // nothing but the snapshot's own index
 
-  // 3. Another node's index, through the fleet's pointer.
+  // 4. Another node's index, through the fleet's pointer.
   if (options_.remote != nullptr) {
     absl::StatusOr<std::optional<std::string>> pointer =
         options_.remote->GetLayerDoc(RemoteCache::LayerDoc::kIndex, layer);
@@ -351,7 +379,7 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
         if (index.ok()) {
           Store(indexes_, layer, **doc, kOriginFleet);
           note("found in the remote cache (another node's)");
-          return use(*std::move(index));
+          return use(*std::move(index), **doc);
         }
         if (doc.status().code() == absl::StatusCode::kDataLoss) {
           Refuse("index", layer, kRemote, "digest_mismatch", target->ToString(),
@@ -370,7 +398,7 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
     note("no remote cache configured");
   }
 
-  // 4. Referrers of the manifest: believed under "referrers", else refused.
+  // 5. Referrers of the manifest: believed under "referrers", else refused.
   if (query.manifest) {
     absl::StatusOr<std::optional<PublishedIndex>> referrer = Referrer(query);
     if (!referrer.ok()) {
@@ -395,7 +423,7 @@ absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> Inde
         Store(indexes_, layer, *blob, kOriginReferrer);
         Share(*blob, RemoteCache::LayerDoc::kIndex, layer);
         note("found in the registry (a referrer)");
-        return use(*std::move(index));
+        return use(*std::move(index), *blob);
       }
       if (blob.ok()) {
         Refuse("index", layer, kReferrers, "invalid", (*referrer)->blob.ToString(),
@@ -444,7 +472,7 @@ std::optional<index::v1::AccessProfile> IndexFinder::FindProfile(
                           record->digest.ToString(), "; removed"),
              note);
       profiles_.Remove(layer);
-    } else if ((record && TrustsOrigin(trust, record->origin, query.restoring)) ||
+    } else if ((record && TrustsOrigin(trust, record->origin)) ||
                (!record && trust == IndexTrust::kReferrers) || proven == actual) {
       if (auto p = fits("the local store", **local)) return p;
       profiles_.Remove(layer);  // recorded again on this mount

@@ -4,8 +4,8 @@
 //   local store    <root>/indexes, <root>/profiles (LayerDocStore with origin records):
 //                  a document that no longer hashes to its record is refused; one is
 //                  believed when the pull's chain proves its digest, or its origin is
-//                  trusted (built or recorded here; bound, when a snapshot is restored;
-//                  fleet or referrer, when index_trust says so)
+//                  trusted (built or recorded here; fleet or referrer, when index_trust
+//                  says so), or it is the one a restored snapshot was mounted with
 //   binding        the pull's chain (ResolveBinding) names each layer's blobs; they are
 //                  read from the remote cache under their own digest, else from the
 //                  registry (every proven layer's index and profile in one round, kept
@@ -54,7 +54,13 @@ struct IndexQuery {
   Reference image;                 // the pull's reference (cri.image-ref)
   Digest layer;                    // cri.layer-digest
   std::optional<Digest> manifest;  // the manifest being unpacked (cri.manifest-digest)
-  bool restoring = false;          // mounting again a snapshot that was mounted lazily
+  // Mounting again a snapshot that was mounted lazily (after a restart): its container
+  // already runs on the index it was mounted with, `pinned` (its digest; unset for a
+  // snapshot mounted before pins were kept, whose local copy is then taken as it is).
+  // Only that index is believed, from whichever store has it: a tag that moved or
+  // another image's binding of the same layer changes nothing under a running container.
+  bool restoring = false;
+  std::optional<Digest> pinned = std::nullopt;
   // The artifact the puller found bound to `manifest` (clip.bound-artifact label): the
   // reference need not be resolved again.
   std::optional<Digest> bound_artifact = std::nullopt;
@@ -78,8 +84,9 @@ class IndexFinder {
   // The layer's believed index; nullopt when none is. `trail` (optional) receives what
   // each place answered, for the log line that says why a layer is or is not lazy.
   // Errors: a local store that cannot be read.
+  // `digest` (optional) receives the digest of the index's encoded bytes (a snapshot's pin).
   absl::StatusOr<std::optional<std::shared_ptr<const index::v1::LayerIndex>>> FindIndex(
-      const IndexQuery& query, std::string* trail = nullptr);
+      const IndexQuery& query, std::string* trail = nullptr, Digest* digest = nullptr);
   // The layer's believed access profile that fits `index`; nullopt when none does.
   std::optional<index::v1::AccessProfile> FindProfile(const IndexQuery& query,
                                                       const index::v1::LayerIndex& index);

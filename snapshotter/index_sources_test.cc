@@ -10,6 +10,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -254,11 +255,50 @@ TEST_F(IndexFinderTest, FleetTrustsOtherNodesIndexesAndBoundStopsBelievingThem) 
   EXPECT_FALSE(Find(*bound, Query("@" + manifest_.digest.ToString(), lone)).has_value());
   EXPECT_EQ(Refused("local_store", "unproven"), 1u);
   EXPECT_EQ(Refused("remote_cache", "unbound"), 1u);
-  // ... but a snapshot mounted with a bound index comes back on restart.
-  IndexQuery restore = Query("@" + manifest_.digest.ToString(), layer2_);
+}
+
+// A snapshot mounted again after a restart gets the very index it was mounted with (its
+// pin), from the local store or the remote cache under its digest - not what a moved
+// tag or another image's binding of the layer names now, and not a local copy changed
+// on disk. A snapshot mounted before pins were kept takes the local copy as it is.
+TEST_F(IndexFinderTest, RestoredSnapshotGetsTheIndexItWasMountedWith) {
+  auto finder = Finder(IndexTrust::kBound, "a");
+  Digest mounted_with;
+  ASSERT_TRUE(finder->FindIndex(Query(":v1", layer1_), nullptr, &mounted_with)->has_value());
+  EXPECT_EQ(mounted_with, Digest::Of(IndexOf(layer1_)));
+  remote_->Flush();
+  IndexQuery restore = Query(":v1", layer1_);
   restore.restoring = true;
-  ASSERT_THAT(bound->indexes().Put(layer2_, IndexOf(layer2_), kOriginBound), IsOk());
-  EXPECT_TRUE(Find(*bound, restore).has_value()) << trail_;
+  restore.pinned = mounted_with;
+  // The tag moved on (its binding lists another manifest): the pin still holds.
+  Descriptor next = PushImage("next", {"layer two"});
+  Bind("v1", next, Publish(next, {{layer2_, IndexOf(layer2_)}}));
+  auto again = Find(*finder, restore);
+  ASSERT_TRUE(again.has_value()) << trail_;
+  EXPECT_THAT(trail_, HasSubstr("found in the local store"));
+
+  // The local copy replaced by another (believed) index of the layer, e.g. another
+  // image's binding: the pinned one comes from the remote cache.
+  const std::string other = IndexOf(layer1_, true);
+  ASSERT_THAT(finder->indexes().Put(layer1_, other, kOriginBuilt), IsOk());
+  auto pinned = Find(*finder, restore);
+  ASSERT_TRUE(pinned.has_value()) << trail_;
+  EXPECT_EQ(BashMode(**pinned), 0755u);
+  EXPECT_THAT(trail_, HasSubstr("found in the remote cache (the snapshot's own)"));
+
+  // Nowhere to be had (and the moved tag's binding names it no more: a node that did
+  // not remember the old binding): not restored, and nothing else is taken instead.
+  ASSERT_THAT(finder->indexes().Put(layer1_, other, kOriginBuilt), IsOk());
+  std::remove(nginx_->PathFor(mounted_with.Hex()).c_str());
+  auto restarted = Finder(IndexTrust::kBound, "a");
+  EXPECT_FALSE(Find(*restarted, restore).has_value());
+  EXPECT_EQ(Refused("binding", "tag_moved"), 1u);
+
+  // Mounted before pins were kept: the local copy, as it is.
+  restore.pinned.reset();
+  auto legacy = Find(*restarted, restore);
+  ASSERT_TRUE(legacy.has_value()) << trail_;
+  EXPECT_EQ(BashMode(**legacy), 04755u);
 }
 
 // A forged index pushed as a newer referrer of the pinned manifest (through the

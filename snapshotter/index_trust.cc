@@ -28,9 +28,8 @@ const char* IndexTrustName(IndexTrust trust) {
   return "?";
 }
 
-bool TrustsOrigin(IndexTrust trust, absl::string_view origin, bool restoring) {
+bool TrustsOrigin(IndexTrust trust, absl::string_view origin) {
   if (origin == kOriginBuilt || origin == kOriginRecorded) return true;
-  if (origin == kOriginBound && restoring) return true;
   if (trust == IndexTrust::kFleet) return origin == kOriginFleet;
   // "referrers" believes what it believed before bindings: anything stored.
   return trust == IndexTrust::kReferrers;

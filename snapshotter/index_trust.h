@@ -45,10 +45,8 @@ absl::StatusOr<IndexTrust> ParseIndexTrust(absl::string_view text);
 const char* IndexTrustName(IndexTrust trust);
 
 // Whether a node with `trust` believes a stored document of `origin` (LayerDocStore's
-// origin record) without a chain that proves it for the pull at hand. `restoring`: the layer was
-// mounted with it before (a snapshot mounted again after a restart), so what a binding proved then
-// still holds.
-bool TrustsOrigin(IndexTrust trust, absl::string_view origin, bool restoring);
+// origin record) without a chain that proves it for the pull at hand.
+bool TrustsOrigin(IndexTrust trust, absl::string_view origin);
 
 // What the chain from a pull's reference proves: the clip artifact bound to the
 // manifest being unpacked and the index (and profile) blob of each layer it lists.

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "fs/layer_fs.h"
@@ -145,13 +147,22 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   if (auto m = labels.find(kManifestDigestLabel); m != labels.end()) {
     CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
   }
-  // A snapshot mounted lazily before comes back with clip's mark among its labels.
+  // A snapshot mounted lazily before comes back with clip's mark among its labels, and
+  // its pin beside its mountpoint: the digest of the index it was mounted with.
   IndexQuery query{image, layer, manifest, labels.count(kRemoteLabel) > 0};
+  const std::string pin_path = mountpoint + ".index";
+  if (query.restoring) {
+    if (absl::StatusOr<std::string> pin = ReadWholeFile(pin_path); pin.ok()) {
+      absl::StatusOr<Digest> pinned = Digest::Parse(absl::StripAsciiWhitespace(*pin));
+      if (pinned.ok()) query.pinned = *pinned;
+    }
+  }
   if (auto a = labels.find(kBoundArtifactLabel); a != labels.end() && manifest) {
     CLIP_ASSIGN_OR_RETURN(query.bound_artifact, Digest::Parse(a->second));
   }
   std::string trail;
-  CLIP_ASSIGN_OR_RETURN(auto index, finder_.FindIndex(query, &trail));
+  Digest index_digest;
+  CLIP_ASSIGN_OR_RETURN(auto index, finder_.FindIndex(query, &trail, &index_digest));
   if (!index) {
     const bool indexing = options_.index_on_first_use;
     Log(LogLevel::kInfo, "remote",
@@ -165,6 +176,11 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
       std::make_unique<RegistryBlobReader>(registry_, image, layer, (*index)->compressed_size());
   auto spans = std::make_shared<TieredSpanSource>(
       *index, std::make_shared<SpanInflater>(*index, *blob), options_.tiers);
+  // The pin first: a daemon killed right after the mount restores this very index.
+  if (absl::Status pinned = WriteFileAtomically(pin_path, index_digest.ToString() + "\n");
+      !pinned.ok()) {
+    Log(LogLevel::kWarning, "remote", pinned.message());
+  }
   CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id,
                         fuse_.Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
   Log(LogLevel::kInfo, "remote",
