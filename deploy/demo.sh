@@ -4,7 +4,8 @@
 # Installs every package, builds clip, then in a private directory: starts a local
 # docker-registry holding a sample multi-layer image built offline (a static program,
 # configuration, and a 20 MB data layer the program never reads), indexes it and
-# publishes the indexes next to the image (`clipctl index --push`), starts the clip
+# publishes the indexes next to the image, bound to it (`clipctl index --push`: the
+# tag then names an image index listing the image and its clip index), starts the clip
 # daemon and containerd with clip as its proxy_plugins snapshotter, pulls lazily
 # (`clipctl pull`: no layer is downloaded) and runs a container with
 # `ctr run --snapshotter clip`. It prints how many layer bytes the registry served.
@@ -60,6 +61,12 @@ echo "== clipctl pull $image"
 "$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$E2E_PROXY" "$image"
 $E2E_CTR images ls
 $E2E_CTR snapshots --snapshotter clip ls
+# The tag names the bound image index clipctl index --push published: the daemon
+# believes each layer's index because that binding proves it (index_trust = "bound").
+echo "== the daemon's lazy mounts (README \"Trust model\")"
+sed -n 's/.* INFO remote: \(mounted sha256:[0-9a-f]\{12\}\)[0-9a-f]* of .* lazily at .* (\(index in [^,]*\),.*/\1... (\2)/p' "$t/clip.log"
+grep -q "lazily at .*(index in the registry (bound)" "$t/clip.log" ||
+  { echo "demo: no layer was mounted through the image's binding" >&2; exit 1; }
 
 echo "== ctr run --snapshotter clip $image"
 $E2E_CTR run --rm --snapshotter clip "$image" "demo$$" /hello /etc/base /etc/upper /srv/data.bin
