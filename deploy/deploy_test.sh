@@ -29,9 +29,33 @@ grep -q '\[proxy_plugins.clip\]' <<<"$dump" || error "proxy_plugins.clip missing
 grep -q 'root = "/var/lib/containerd-clip-grpc"' "$d/containerd-config.toml" || error "no exports.root"
 grep -q 'snapshotter = "clip"' <<<"$dump" || error "CRI snapshotter not clip"
 grep -q 'disable_snapshot_annotations = false' <<<"$dump" || error "CRI annotations disabled"
-# The daemon's socket in the stanza is the daemon's default address.
-grep -q "$(sed -n 's/^address = \(.*\)/address = \1/p' "$d/config.toml")" "$d/containerd-config.toml" ||
-  error "containerd-config.toml and config.toml disagree on the socket"
+# The version 3 stanza, as containerd 2.1 loads it (Debian sid's, unpacked privately by
+# deploy/setup.sh): the proxy plugin with its exports, the transfer service's unpack
+# platforms, and the CRI images plugin's snapshotter. (2.1's dump quotes keys singly.)
+c2=/opt/clip-deps/containerd-2.1.9/usr/bin/containerd
+if [ ! -x "$c2" ]; then
+  error "containerd 2.1 missing at $c2 (deploy/setup.sh unpacks it)"
+else
+  dump3=$("$c2" --config "$d/containerd-config-v3.toml" config dump 2>&1) || error "containerd 2.1: $dump3"
+  for want in "enable_remote_snapshot_annotations = 'true'" "root = '/var/lib/containerd-clip-grpc'" \
+    "snapshotter = 'clip'"; do
+    grep -qF "$want" <<<"$dump3" || error "containerd 2.1's view of containerd-config-v3.toml lacks: $want"
+  done
+  python3 - "$dump3" <<'PY' || error "containerd 2.1: unpack_config or CRI images settings"
+import sys, tomllib
+c = tomllib.loads(sys.argv[1])
+p = c["plugins"]
+unpack = {(u["platform"], u["snapshotter"]) for u in p["io.containerd.transfer.v1.local"]["unpack_config"]}
+assert ("linux/amd64", "clip") in unpack and ("linux/amd64", "overlayfs") in unpack, unpack
+assert p["io.containerd.cri.v1.images"]["snapshotter"] == "clip"
+assert c["proxy_plugins"]["clip"]["address"] == "/run/containerd-clip-grpc/containerd-clip-grpc.sock"
+PY
+fi
+# The daemon's socket in the stanzas is the daemon's default address.
+for f in containerd-config.toml containerd-config-v3.toml; do
+  grep -q "$(sed -n 's/^address = \(.*\)/address = \1/p' "$d/config.toml")" "$d/$f" ||
+    error "$f and config.toml disagree on the socket"
+done
 
 # The unit, with ExecStart pointing at the built binary.
 sed "s|/usr/local/bin/containerd-clip-grpc|$daemon|" "$d/systemd/containerd-clip-grpc.service" \
