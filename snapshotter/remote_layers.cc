@@ -135,10 +135,14 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
   if (image_it == labels.end() || layer_it == labels.end()) {
     auto ref = labels.find(kSnapshotRefLabel);
     Log(LogLevel::kInfo, "remote",
-        absl::StrCat("layer ", ref == labels.end() ? "?" : ref->second,
-                     " is not lazy: containerd sent no image/layer labels (", kImageRefLabel, ", ",
-                     kLayerDigestLabel,
-                     "; CRI needs disable_snapshot_annotations = false, ctr needs clipctl pull)"));
+        absl::StrCat(
+            "layer ", ref == labels.end() ? "?" : ref->second,
+            " is not lazy: containerd sent no image/layer labels (", kImageRefLabel, ", ",
+            kLayerDigestLabel,
+            "; containerd 1.6/1.7: CRI needs disable_snapshot_annotations = false, ctr needs "
+            "clipctl pull; 2.x: the proxy plugin needs exports."
+            "enable_remote_snapshot_annotations = \"true\" - deploy/"
+            "containerd-config-v3.toml)"));
     return false;
   }
   CLIP_ASSIGN_OR_RETURN(Reference image, Reference::Parse(image_it->second));
