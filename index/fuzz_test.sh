@@ -24,11 +24,13 @@ build tar_parser_fuzzer "$root/index/tar_parser_fuzzer.cc" "$root/index/tar_pars
 build index_format_fuzzer "$root/index/index_format_fuzzer.cc" "$root/index/index_format.cc" \
   "$root/index/gzip_checkpoint.cc" "$root/index/entry_tree.cc" \
   "$root/proto/clip/index/v1/index.pb.cc"
-# The bound image index parser (registry/image_binding.h). RapidJSON 1.1's parser
+# The bound image index and clip artifact parsers (registry/image_binding.h,
+# index_artifact_manifest.h), one target fed the same bytes. RapidJSON 1.1's parser
 # stack adds an offset to a null pointer before its first allocation (fixed upstream
 # after 1.1): that one check is off for this target only.
 build image_binding_fuzzer -fno-sanitize=pointer-overflow "$root/registry/image_binding_fuzzer.cc" \
-  "$root/registry/image_binding.cc" "$root/registry/manifest.cc"
+  "$root/registry/image_binding.cc" "$root/registry/index_artifact_manifest.cc" \
+  "$root/registry/manifest.cc"
 
 # Seeds: real tars made here, with names, link targets and an xattr name that are not
 # UTF-8 (Linux names are bytes); for the decoder, the index clipctl builds of them,
@@ -64,6 +66,8 @@ a=sha256:$(printf a | sha256sum | cut -c1-64)
 m=sha256:$(printf m | sha256sum | cut -c1-64)
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.clip.index.v1","digest":"%s","size":3,"annotations":{"dev.clip.index.manifest":"%s"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":5,"platform":{"architecture":"amd64","os":"linux"}}]}' \
   "$a" "$m" "$m" >"$work/binding-corpus/bound.json"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.clip.index.v1","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.clip.index.v1","digest":"%s","size":9,"annotations":{"dev.clip.layer.digest":"%s"}},{"mediaType":"application/vnd.clip.profile.v1","digest":"%s","size":4,"annotations":{"dev.clip.layer.digest":"%s"}}],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":5}}' \
+  "$a" "$a" "$m" "$a" "$m" "$m" >"$work/binding-corpus/artifact.json"
 "$work/image_binding_fuzzer" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=16384 \
   "$work/binding-corpus" 2>&1 | tail -n 3
 echo "fuzzers ran ${seconds}s each without findings"

@@ -1,17 +1,6 @@
 // IndexArtifact: how clip indexes travel through a registry, next to the image they
-// describe. One OCI artifact per image manifest:
-//
-//   {"schemaVersion":2, "mediaType":"application/vnd.oci.image.manifest.v1+json",
-//    "artifactType":"application/vnd.clip.index.v1",
-//    "config": <the OCI empty descriptor, "{}">,
-//    "layers": [ {"mediaType":"application/vnd.clip.index.v1", "digest":<index blob>,
-//                 "size":N, "annotations":{"dev.clip.layer.digest":<layer digest>}}, ...,
-//                then, optionally, one per layer with an access profile (index/FORMAT.md):
-//                {"mediaType":"application/vnd.clip.profile.v1", ... the same annotation}],
-//    "subject": <the image manifest's descriptor>}
-//
-// Profiles come after every index: a reader that predates them and takes the first
-// entry per layer still finds the index.
+// describe: one OCI artifact per image manifest (its format: index_artifact_manifest.h),
+// pushed with its blobs; since issue 24 also bound to the image (image_binding.h).
 //
 // Discovery is the OCI 1.1 referrers API; for registries without it (docker-registry),
 // Publish also maintains the `sha256-<manifest hex>` tag: an OCI index listing the
@@ -29,41 +18,16 @@
 #include "absl/status/statusor.h"
 #include "common/digest.h"
 #include "registry/clip_media_types.h"
+#include "registry/index_artifact_manifest.h"
 #include "registry/reference.h"
 #include "registry/registry_client.h"
 
 namespace clip {
 
-struct LayerIndexBlob {
-  Digest layer;              // the image layer the index describes
-  std::string encoded;       // the encoded clip index (index/FORMAT.md)
-  std::string profile = {};  // its encoded access profile; empty: none
-};
-
-// The artifact manifest's JSON for `indexes` of the manifest `subject`.
-std::string IndexArtifactManifest(const Descriptor& subject,
-                                  const std::vector<LayerIndexBlob>& indexes);
-
 // Pushes the index blobs, the artifact and the fallback tag; returns the artifact's digest.
 absl::StatusOr<Digest> PublishIndexArtifact(const RegistryClient& client, const Reference& repo,
                                             const Descriptor& subject,
                                             const std::vector<LayerIndexBlob>& indexes);
-
-// A layer's published index blob (and access profile blob).
-struct PublishedIndex {
-  Digest layer;
-  Digest blob;
-  std::optional<Digest> profile = {};  // the layer's access profile blob, if published with it
-};
-
-// A clip index artifact manifest read back: its type, subject and indexes (the first
-// per layer, with the profile published beside it). kDataLoss when it has no layers.
-struct IndexArtifact {
-  std::string artifact_type;
-  std::optional<Digest> subject;
-  std::vector<PublishedIndex> indexes;
-};
-absl::StatusOr<IndexArtifact> ParseIndexArtifact(absl::string_view bytes);
 
 // The indexes of every clip artifact that names `subject` (referrers API, else its tag
 // fallback; the newest artifact wins for a layer listed twice). Fetches manifests only.
