@@ -1,0 +1,208 @@
+// The CRI image proxy between a client (kubelet's role) and a fake containerd image
+// service: every call's bytes go through unchanged both ways (unknown fields and
+// methods included), errors come back as containerd gave them, a PullImage's
+// credentials are kept for the image's registry host (user/password or the `auth`
+// form), and a RemoveImage (by id or name) drops them with the host's last image.
+#include "snapshotter/cri_image_proxy.h"
+
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+
+namespace clip {
+namespace {
+
+using ::clip::testing::IsOk;
+
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+// A length-delimited field.
+std::string Field(int number, const std::string& bytes) {
+  return Varint(static_cast<uint64_t>(number) << 3 | 2) + Varint(bytes.size()) + bytes;
+}
+
+grpc::ByteBuffer Buffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+std::string Bytes(const grpc::ByteBuffer& b) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  EXPECT_TRUE(b.Dump(&slices).ok());
+  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// containerd's image service, faked: records each call, answers PullImage with an
+// image id, fails "/runtime.v1.ImageService/ImageStatus" with NOT_FOUND, echoes the rest.
+class FakeImageService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    class Call final : public grpc::ServerGenericBidiReactor {
+     public:
+      Call(FakeImageService* s, grpc::GenericCallbackServerContext* ctx) : s_(s), ctx_(ctx) {
+        StartRead(&request_);
+      }
+      void OnReadDone(bool ok) override {
+        if (!ok) return Finish(grpc::Status::CANCELLED);
+        const std::string method = ctx_->method(), bytes = Bytes(request_);
+        {
+          absl::MutexLock lock(&s_->mu);
+          s_->calls.emplace_back(method, bytes);
+        }
+        if (method == "/runtime.v1.ImageService/ImageStatus") {
+          return Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "image \"x\" not found"));
+        }
+        response_ = method == "/runtime.v1.ImageService/PullImage" ? Buffer(Field(1, "sha256:1d0e"))
+                                                                   : Buffer(bytes);
+        StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      FakeImageService* s_;
+      grpc::GenericCallbackServerContext* ctx_;
+      grpc::ByteBuffer request_, response_;
+    };
+    return new Call(this, ctx);
+  }
+  absl::Mutex mu;
+  std::vector<std::pair<std::string, std::string>> calls ABSL_GUARDED_BY(mu);
+};
+
+class CriImageProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Short paths (a unix socket's is at most 107 bytes; TEST_TMPDIR is longer).
+    upstream_addr_ = absl::StrCat("unix:///tmp/clip-cri-up-", getpid(), ".sock");
+    proxy_addr_ = absl::StrCat("unix:///tmp/clip-cri-proxy-", getpid(), ".sock");
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(upstream_addr_, grpc::InsecureServerCredentials());
+    builder.RegisterCallbackGenericService(&fake_);
+    upstream_ = builder.BuildAndStart();
+    ASSERT_NE(upstream_, nullptr);
+    auto proxy = CriImageProxy::Start(proxy_addr_, upstream_addr_, pulled_);
+    ASSERT_THAT(proxy, IsOk());
+    proxy_ = *std::move(proxy);
+    stub_ = std::make_unique<grpc::GenericStub>(
+        grpc::CreateChannel(proxy_addr_, grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override {
+    proxy_.reset();
+    if (upstream_) upstream_->Shutdown();
+    for (const std::string& a : {upstream_addr_, proxy_addr_}) unlink(a.substr(7).c_str());
+  }
+  // Calls `method` through the proxy; the answer's bytes in *out.
+  grpc::Status Call(const std::string& method, const std::string& request, std::string* out) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::ByteBuffer req = Buffer(request), resp;
+    absl::Mutex mu;
+    bool done = false;
+    grpc::Status status;
+    stub_->UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+      absl::MutexLock lock(&mu);
+      status = std::move(s);
+      done = true;
+    });
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(&done));
+    if (status.ok()) *out = Bytes(resp);
+    return status;
+  }
+  std::pair<std::string, std::string> LastCall() {
+    absl::MutexLock lock(&fake_.mu);
+    return fake_.calls.back();
+  }
+
+  std::string upstream_addr_, proxy_addr_;
+  FakeImageService fake_;
+  std::unique_ptr<grpc::Server> upstream_;
+  std::shared_ptr<PulledCredentials> pulled_ = std::make_shared<PulledCredentials>();
+  std::unique_ptr<CriImageProxy> proxy_;
+  std::unique_ptr<grpc::GenericStub> stub_;
+};
+
+TEST_F(CriImageProxyTest, ForwardsEveryCallUnchangedAndKeepsPullCredentials) {
+  // PullImage with a user and password, and a field this proxy does not know (99).
+  const std::string spec = Field(1, "reg.example:5000/team/app:v1") + Field(99, "future");
+  const std::string pull = Field(1, spec) + Field(2, Field(1, "alice") + Field(2, "s3cret")) +
+                           Field(3, Field(1, "sandbox config"));
+  std::string answer;
+  ASSERT_TRUE(Call("/runtime.v1.ImageService/PullImage", pull, &answer).ok());
+  EXPECT_EQ(LastCall(), std::make_pair(std::string("/runtime.v1.ImageService/PullImage"), pull));
+  EXPECT_EQ(answer, Field(1, "sha256:1d0e"));
+  auto cred = pulled_->Get("reg.example:5000");
+  ASSERT_TRUE(cred.ok() && cred->has_value());
+  EXPECT_EQ((*cred)->username, "alice");
+  EXPECT_EQ((*cred)->password, "s3cret");
+
+  // Any other method, unknown ones included: bytes both ways.
+  const std::string fs = Field(7, "whatever the next CRI adds");
+  ASSERT_TRUE(Call("/runtime.v1.ImageService/ImageFsInfo", fs, &answer).ok());
+  EXPECT_EQ(answer, fs);
+  // containerd's errors come back as they were.
+  grpc::Status missing = Call("/runtime.v1.ImageService/ImageStatus", Field(1, spec), &answer);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(missing.error_message(), "image \"x\" not found");
+
+  // RemoveImage by the id the pull answered: the host's last image, so its credentials go.
+  ASSERT_TRUE(
+      Call("/runtime.v1.ImageService/RemoveImage", Field(1, Field(1, "sha256:1d0e")), &answer)
+          .ok());
+  EXPECT_EQ(pulled_->hosts(), 0u);
+  EXPECT_FALSE(pulled_->Get("reg.example:5000")->has_value());
+}
+
+TEST_F(CriImageProxyTest, AuthFormAndPullsWithoutCredentials) {
+  const std::string auth = absl::Base64Escape("bob:pa:ss");
+  const std::string pull = Field(1, Field(1, "reg.example/app:v2")) + Field(2, Field(3, auth));
+  std::string answer;
+  ASSERT_TRUE(Call("/runtime.v1.ImageService/PullImage", pull, &answer).ok());
+  auto cred = pulled_->Get("reg.example");
+  ASSERT_TRUE(cred.ok() && cred->has_value());
+  EXPECT_EQ((*cred)->username, "bob");
+  EXPECT_EQ((*cred)->password, "pa:ss");
+  // A public image: nothing kept; removing by name drops bob's with its image.
+  ASSERT_TRUE(
+      Call("/runtime.v1.ImageService/PullImage", Field(1, Field(1, "public.example/x")), &answer)
+          .ok());
+  EXPECT_EQ(pulled_->hosts(), 1u);
+  ASSERT_TRUE(Call("/runtime.v1.ImageService/RemoveImage", Field(1, Field(1, "reg.example/app:v2")),
+                   &answer)
+                  .ok());
+  EXPECT_EQ(pulled_->hosts(), 0u);
+}
+
+TEST(CriMessagesTest, MalformedBytesAreErrors) {
+  EXPECT_FALSE(ParsePullImageRequest(std::string("\x0a\x05", 2) + "ab").ok());  // field > message
+  EXPECT_FALSE(ParseRemoveImageRequest("\x0a").ok());
+  auto empty = ParsePullImageRequest("");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(empty->credential.has_value());
+}
+
+}  // namespace
+}  // namespace clip
