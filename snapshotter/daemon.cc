@@ -180,7 +180,12 @@ absl::Status Daemon::Init() {
 
   // The lazy path: registry client (hosts.toml mirrors or plain-HTTP registries as
   // configured), span caches, one FUSE worker pool for every mounted layer.
-  registry_ = std::make_unique<RegistryClient>(RegistryOptionsFrom(config_));
+  RegistryClient::Options ro = RegistryOptionsFrom(config_);
+  // Credentials that came with kubelet's pulls through the CRI image proxy (memory only)
+  // come first; the node's docker config for every other registry.
+  pulled_credentials_ = std::make_shared<PulledCredentials>(ro.credentials);
+  ro.credentials = pulled_credentials_;
+  registry_ = std::make_unique<RegistryClient>(ro);
   DiskCache::Options disk_options;
   disk_options.root = config_.root + "/cache";
   disk_options.max_bytes = static_cast<uint64_t>(config_.cache_max_bytes);
@@ -266,6 +271,16 @@ absl::Status Daemon::Init() {
   Log(LogLevel::kInfo, "daemon",
       absl::StrCat("serving snapshotter root=", config_.root, " address=", config_.address,
                    listener_taken_over_ ? " (listening socket taken over)" : ""));
+  if (!config_.cri_image_proxy.empty()) {
+    CLIP_ASSIGN_OR_RETURN(cri_image_proxy_,
+                          CriImageProxy::Start(absl::StrCat("unix://", config_.cri_image_proxy),
+                                               absl::StrCat("unix://", config_.cri_image_upstream),
+                                               pulled_credentials_));
+    Log(LogLevel::kInfo, "daemon",
+        absl::StrCat("CRI image service proxy at ", config_.cri_image_proxy, ", forwarding to ",
+                     config_.cri_image_upstream, " (kubelet --image-service-endpoint=unix://",
+                     config_.cri_image_proxy, ")"));
+  }
   return absl::OkStatus();
 }
 
@@ -354,6 +369,7 @@ Daemon::~Daemon() {
   // A daemon that failed to start hands over too: what it took from the holder (mounts
   // of running containers, the listener) stays there for the next one.
   if (fuse_ && !stopped_) Handover();
+  cri_image_proxy_.reset();
   metrics_server_.reset();
   collectors_.clear();
   service_.reset();

@@ -38,7 +38,9 @@
 #include "fs/fuse_server.h"
 #include "fs/systemd_fd_store.h"
 #include "grpcpp/grpcpp.h"
+#include "registry/pulled_credentials.h"
 #include "registry/registry_client.h"
+#include "snapshotter/cri_image_proxy.h"
 #include "snapshotter/daemon_config.h"
 #include "snapshotter/overlay_snapshotter.h"
 #include "snapshotter/remote_layers.h"
@@ -82,6 +84,7 @@ class Daemon {
   int lock_fd_ = -1;
   std::unique_ptr<FdStore> fd_store_;  // clip-fd-holder or systemd's fd store
   pid_t holder_pid_ = 0;               // clip-fd-holder's process, when that is the store
+  std::shared_ptr<PulledCredentials> pulled_credentials_;  // from the CRI image proxy
   std::unique_ptr<RegistryClient> registry_;
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;
@@ -100,7 +103,8 @@ class Daemon {
   std::thread acceptor_;
   std::vector<MetricsRegistry::CollectorHandle> collectors_;
   std::unique_ptr<MetricsServer> metrics_server_;
-  bool started_ = false;  // Init completed
+  std::unique_ptr<CriImageProxy> cri_image_proxy_;  // when cri_image_proxy is set
+  bool started_ = false;                            // Init completed
   bool stopped_ = false;
 };
 

@@ -156,19 +156,21 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       if (!st.ok()) return st;
       continue;
     }
-    std::string* field = k == "root"               ? &c.root
-                         : k == "address"          ? &c.address
-                         : k == "log_level"        ? &c.log_level
-                         : k == "hosts_dir"        ? &c.hosts_dir
-                         : k == "docker_config"    ? &c.docker_config
-                         : k == "metrics_address"  ? &c.metrics_address
-                         : k == "remote_cache"     ? &c.remote_cache
-                         : k == "containerd_root"  ? &c.containerd_root
-                         : k == "fd_holder_socket" ? &c.fd_holder_socket
-                         : k == "fd_store"         ? &c.fd_store
-                         : k == "fd_holder_binary" ? &c.fd_holder_binary
-                         : k == "index_trust"      ? &c.index_trust
-                                                   : nullptr;
+    std::string* field = k == "root"                 ? &c.root
+                         : k == "address"            ? &c.address
+                         : k == "log_level"          ? &c.log_level
+                         : k == "hosts_dir"          ? &c.hosts_dir
+                         : k == "docker_config"      ? &c.docker_config
+                         : k == "metrics_address"    ? &c.metrics_address
+                         : k == "remote_cache"       ? &c.remote_cache
+                         : k == "containerd_root"    ? &c.containerd_root
+                         : k == "fd_holder_socket"   ? &c.fd_holder_socket
+                         : k == "fd_store"           ? &c.fd_store
+                         : k == "fd_holder_binary"   ? &c.fd_holder_binary
+                         : k == "index_trust"        ? &c.index_trust
+                         : k == "cri_image_proxy"    ? &c.cri_image_proxy
+                         : k == "cri_image_upstream" ? &c.cri_image_upstream
+                                                     : nullptr;
     if (field == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": unknown key \"", k, "\""));
     }

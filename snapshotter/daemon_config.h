@@ -18,6 +18,11 @@
 //                          # "bound" those an image's binding proves (and its own);
 //                          # "fleet" also other nodes' from the remote cache;
 //                          # "referrers" also any referrer (README "Trust model")
+//   cri_image_proxy = ""           # e.g. "/run/containerd-clip-grpc/cri-image.sock": a CRI
+//                                  # image service for kubelet (--image-service-endpoint)
+//                                  # that forwards to cri_image_upstream and keeps each
+//                                  # pull's credentials in memory for its lazy reads
+//   cri_image_upstream = "/run/containerd/containerd.sock"
 //   index_on_first_use = false     # index layers found without an index, in the background
 //   index_small_file_interval = 0  # those indexes: a checkpoint per this many bytes of small
 //                                  # files (0: off; at most 2 MiB; clipctl index
@@ -75,6 +80,8 @@ struct DaemonConfig {
   std::string metrics_address;        // empty: no metrics endpoint
   std::string remote_cache;           // empty: no remote cache
   std::string index_trust = "bound";  // "bound", "fleet" or "referrers"
+  std::string cri_image_proxy;        // empty: no CRI image proxy
+  std::string cri_image_upstream = "/run/containerd/containerd.sock";
   bool index_on_first_use = false;
   int64_t index_small_file_interval = 0;
   // containerd's root: clip keeps <containerd_root>/io.containerd.snapshotter.v1.clip

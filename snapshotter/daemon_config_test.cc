@@ -97,6 +97,17 @@ TEST(DaemonConfigTest, IndexTrust) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(DaemonConfigTest, CriImageProxy) {
+  auto d = ParseDaemonConfig("", "t");
+  EXPECT_EQ(d->cri_image_proxy, "");
+  EXPECT_EQ(d->cri_image_upstream, "/run/containerd/containerd.sock");
+  auto c = ParseDaemonConfig(
+      "cri_image_proxy = \"/run/clip/cri.sock\"\ncri_image_upstream = \"/run/k/c.sock\"", "t");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->cri_image_proxy, "/run/clip/cri.sock");
+  EXPECT_EQ(c->cri_image_upstream, "/run/k/c.sock");
+}
+
 TEST(DaemonConfigTest, Takeover) {
   auto d = ParseDaemonConfig("", "t");
   ASSERT_THAT(d, IsOk());
