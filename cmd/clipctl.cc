@@ -6,6 +6,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "cmd/doctor_command.h"
 #include "cmd/image_index_command.h"
 #include "cmd/index_commands.h"
 #include "cmd/lazy_pull.h"
@@ -208,6 +209,31 @@ int main(int argc, char** argv) {
   mount->add_option("mountpoint", mount_options.mountpoint, "Where to mount")->required();
   mount->callback([&] { rc = Report(clip::MountCommand(mount_options)); });
 
-  CLI11_PARSE(app, argc, argv);
+  clip::DoctorOptions doctor_options;
+  CLI::App* doctor = app.add_subcommand(
+      "doctor",
+      "Check this node for lazy pulls and restart survival: containerd's and clip's configs, "
+      "both sockets, the fd store, the kernel's FUSE (exit 1 on an error)");
+  auto* doctor_config_opt =
+      doctor->add_option("--config", doctor_options.clip_config, "The clip daemon's TOML");
+  auto* doctor_containerd_config_opt = doctor->add_option(
+      "--containerd-config", doctor_options.containerd_config, "containerd's config file");
+  doctor->add_option("--containerd-bin", doctor_options.containerd_bin,
+                     "The containerd binary the node runs (config dump, version)");
+  doctor->add_option("--containerd-address", doctor_options.containerd_address,
+                     "containerd's socket (default: [grpc] address of its config)");
+  doctor->callback([&] {
+    doctor_options.clip_config_explicit = doctor_config_opt->count() > 0;
+    doctor_options.containerd_config_explicit = doctor_containerd_config_opt->count() > 0;
+    rc = clip::DoctorCommand(doctor_options, *clip::SystemDoctorProbes(), std::cout);
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // app.exit prints the error (or the help); doctor's usage errors exit with 2.
+    const int code = app.exit(e);
+    return code != 0 && doctor->parsed() ? 2 : code;
+  }
   return rc;
 }
