@@ -6,6 +6,16 @@
 #   e2e_registry; e2e_clip "$daemon"; e2e_containerd
 #   $E2E_CTR images pull --plain-http --snapshotter clip "$E2E_REGISTRY/x:v1"
 #
+# E2E_CONTAINERD picks the containerd every script drives (the suite's matrix):
+#   1.6  the default: Debian 12's, the system's (/usr/bin);
+#   1.7  Debian 13's, 2.1 Debian sid's: unpacked by deploy/setup.sh into /opt/clip-deps,
+#        never installed. Sourcing puts that usr/bin first in PATH, so that containerd
+#        finds its own shim and ctr is the same version.
+# e2e_containerd writes the config the version reads: version 2 for 1.6 and 1.7;
+# version 3 for 2.1, whose transfer service unpacks to clip with the remote-snapshot
+# labels (exports enable_remote_snapshot_annotations, an unpack_config for clip and
+# overlayfs). e2e_containerd_cri adds the CRI plugin (E2E_CRI_PULL: how 2.1 pulls).
+#
 # E2E_EXEC, when set, prefixes the daemons' commands (e.g. `nsenter --net=...` to run
 # them in a network namespace); it must exec, so that $! stays the daemon's PID.
 #
@@ -17,6 +27,14 @@
 # found by name; one still running after the daemons stopped fails the script loudly
 # (and is stopped). Sourcing this file also turns SIGTERM (Bazel's timeout) and SIGINT
 # into an exit, so that the EXIT trap cleans up then too.
+E2E_CONTAINERD=${E2E_CONTAINERD:-1.6}
+case $E2E_CONTAINERD in
+  1.6) E2E_CONTAINERD_BIN=/usr/bin ;;
+  1.7) E2E_CONTAINERD_BIN=/opt/clip-deps/containerd-1.7.24/usr/bin ;;
+  2.1) E2E_CONTAINERD_BIN=/opt/clip-deps/containerd-2.1.9/usr/bin ;;
+  *) echo "e2e: E2E_CONTAINERD=$E2E_CONTAINERD: want 1.6, 1.7 or 2.1" >&2; exit 2 ;;
+esac
+[ "$E2E_CONTAINERD" = 1.6 ] || PATH="$E2E_CONTAINERD_BIN:$PATH"
 E2E_DIR="$(mktemp -d /tmp/cxXXXX)"
 E2E_NS="clip-e2e-$$"
 E2E_PIDS=()
@@ -176,31 +194,141 @@ e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.s
   return $rc
 }
 
-# Lines in E2E_CLIP_EXPORTS, when set, are added to the clip proxy plugin's exports,
-# those in E2E_CONTAINERD_TOML to the end of the config (e.g. containerd 2's settings).
-e2e_containerd() {  # e2e_containerd [N]: containerd N using clip daemon N; sets E2E_CTR
-  local n=${1:-}
-  cat > "$E2E_DIR/containerd$n.toml" <<TOML
-version = 2
+# e2e_containerd_ready: the containerd and ctr in PATH are E2E_CONTAINERD's (or an error).
+e2e_containerd_ready() {
+  local v
+  v=$(containerd --version 2>&1) && [[ "$v" == *" $E2E_CONTAINERD."* ]] &&
+    [[ "$(ctr --version 2>&1)" == *" $E2E_CONTAINERD."* ]] && return 0
+  e2e_error "no containerd $E2E_CONTAINERD in $E2E_CONTAINERD_BIN (${v:-none}): run deploy/setup.sh"
+  return 1
+}
+
+# e2e_containerd_toml [N]: writes containerd N's config for E2E_CONTAINERD (its path on
+# stdout): its root, state, socket and opt directory in $E2E_DIR, the proxy plugin clip
+# (daemon N); the CRI plugin off unless E2E_CRI_TOML (e2e_cri_toml) holds its settings.
+# Lines in E2E_CONTAINERD_TOML, when set, go to the end (e.g. [debug]).
+e2e_containerd_toml() {
+  local n=${1:-} cfg="$E2E_DIR/containerd${1:-}.toml" no_cri='"io.containerd.grpc.v1.cri"'
+  local version=2 v3_plugins="" v3_exports=""
+  [ -z "${E2E_CRI_TOML:-}" ] || no_cri=""
+  if [ "$E2E_CONTAINERD" = 2.1 ]; then
+    # Version 3. NRI is on by default in 2.x, and its socket is global: off. The transfer
+    # service unpacks to clip (and overlayfs, ctr's default) and, for the exports' sake,
+    # hands clip the remote-snapshot labels.
+    version=3
+    v3_plugins='[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/amd64"
+  snapshotter = "clip"
+[[plugins."io.containerd.transfer.v1.local".unpack_config]]
+  platform = "linux/amd64"
+  snapshotter = "overlayfs"'
+    v3_exports='    enable_remote_snapshot_annotations = "true"'
+  fi
+  cat >"$cfg" <<TOML
+version = $version
 root = "$E2E_DIR/c-root$n"
 state = "$E2E_DIR/c-state$n"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
+disabled_plugins = [$no_cri]
 [grpc]
   address = "$E2E_DIR/containerd$n.sock"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$E2E_DIR/opt$n"
+$v3_plugins
 [proxy_plugins.clip]
   type = "snapshot"
   address = "$E2E_DIR/clip$n.sock"
   [proxy_plugins.clip.exports]
     root = "$E2E_DIR/clip$n"
-${E2E_CLIP_EXPORTS:-}
-${E2E_CONTAINERD_TOML:-}
+$v3_exports
 TOML
-  ${E2E_EXEC:-} setsid containerd --config "$E2E_DIR/containerd$n.toml" >"$E2E_DIR/containerd$n.log" 2>&1 &
+  printf '%s\n' "${E2E_CRI_TOML:-}" "${E2E_CONTAINERD_TOML:-}" >>"$cfg"
+  echo "$cfg"
+}
+
+e2e_containerd() {  # e2e_containerd [N]: containerd N using clip daemon N; sets E2E_CTR
+  local n=${1:-} cfg
+  e2e_containerd_ready || return 1
+  cfg=$(e2e_containerd_toml "$n")
+  ${E2E_EXEC:-} setsid containerd --config "$cfg" >"$E2E_DIR/containerd$n.log" 2>&1 &
   E2E_PIDS+=($!)
   E2E_CTR="ctr -a $E2E_DIR/containerd$n.sock -n $E2E_NS"
   e2e_wait "containerd $n" $E2E_CTR version
+}
+
+# e2e_cri_toml SANDBOX_IMAGE HOSTS_DIR: the CRI plugin's settings for E2E_CONTAINERD, as
+# a kubelet node runs it: snapshotter clip, registries from HOSTS_DIR (hosts.toml),
+# runc's state in $E2E_DIR/runc (not the global /run/containerd/runc/k8s.io), no CNI
+# (empty $E2E_DIR/cni/{bin,conf}: host-network pods only), restrict_oom_score_adj
+# (this VM withholds CAP_SYS_RESOURCE: runc cannot lower oom_score_adj). How the CRI
+# plugin pulls:
+#   1.6, 1.7  itself, with snapshot annotations (disable_snapshot_annotations = false);
+#   2.1       E2E_CRI_PULL=transfer (the default, 2.1's own): through the transfer
+#             service, which passes clip the labels because clip exports
+#             enable_remote_snapshot_annotations and is in its unpack_config;
+#             E2E_CRI_PULL=local: disable_snapshot_annotations = false, which makes 2.1
+#             fall back to the local pull (as 1.x pulls).
+e2e_cri_toml() {
+  local d="$E2E_DIR" annotations=""
+  if [ "$E2E_CONTAINERD" != 2.1 ]; then
+    cat <<TOML
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$1"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "clip"
+    disable_snapshot_annotations = false
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "$d/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$d/cni/bin"
+    conf_dir = "$d/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$2"
+TOML
+    return 0
+  fi
+  case ${E2E_CRI_PULL:-transfer} in
+    transfer) ;;
+    local) annotations='disable_snapshot_annotations = false' ;;
+    *) echo "e2e: E2E_CRI_PULL=$E2E_CRI_PULL: want transfer or local" >&2; return 1 ;;
+  esac
+  cat <<TOML
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "clip"
+  $annotations
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$1"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$2"
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        Root = "$d/runc"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["$d/cni/bin"]
+    conf_dir = "$d/cni/conf"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+TOML
+}
+
+# e2e_containerd_cri SANDBOX_IMAGE HOSTS_DIR: containerd (N = "") with its CRI plugin
+# (e2e_cri_toml's settings).
+e2e_containerd_cri() {
+  local E2E_CRI_TOML
+  E2E_CRI_TOML=$(e2e_cri_toml "$@") || { e2e_error "no CRI settings (E2E_CRI_PULL?)"; return 1; }
+  mkdir -p "$E2E_DIR/cni/bin" "$E2E_DIR/cni/conf"
+  e2e_containerd
 }
 
 e2e_layers() {  # e2e_layers LAYOUT: an OCI layout's (make_image.py's) layers, "HEX SIZE" a line

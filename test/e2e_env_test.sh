@@ -116,4 +116,59 @@ for p in $daemon $holder; do
   for _ in $(seq 1 50); do gone "$p" && break; sleep 0.1; done
   gone "$p" || { error "SIGTERM: process $p left running"; kill -KILL "$p"; }
 done
+# E2E_CONTAINERD: each version's binaries first in PATH, and the config it is given is
+# the one it loads (containerd's own `config dump`): the proxy plugin and its exports,
+# on 2.1 the transfer service's unpack_config, and the CRI plugin's pull settings.
+for v in 1.6 1.7 2.1; do
+  for pull in transfer local; do
+    [ "$v" = 2.1 ] || [ "$pull" = transfer ] || continue
+    out=$(E2E_CONTAINERD=$v E2E_CRI_PULL=$pull bash -c '
+      source "$1"
+      trap e2e_cleanup EXIT
+      e2e_containerd_ready || exit 1
+      plain=$(e2e_containerd_toml) && cp "$plain" "$E2E_DIR/plain.toml" || exit 1
+      E2E_CRI_TOML=$(e2e_cri_toml pause:v1 /hosts) && cri=$(e2e_containerd_toml) || exit 1
+      for f in "$E2E_DIR/plain.toml" "$cri"; do
+        containerd --config "$f" config dump >"$f.dump" 2>"$f.err" || { cat "$f.err"; exit 1; }
+      done
+      python3 - "$E2E_DIR" "$E2E_CONTAINERD" "$E2E_CRI_PULL" <<'"'PY'"'
+import sys, tomllib
+d, v, pull = sys.argv[1:]
+def load(name):
+    with open(f"{d}/{name}.toml.dump", "rb") as f:
+        return tomllib.load(f)
+for name in ("plain", "containerd"):
+    c = load(name)
+    p, clip = c["plugins"], c["proxy_plugins"]["clip"]
+    assert clip["address"] == f"{d}/clip.sock", clip
+    # (1.6 ignores exports: its dump has none)
+    assert v == "1.6" or clip["exports"]["root"] == f"{d}/clip", clip
+    cri_off = "io.containerd.grpc.v1.cri" in c.get("disabled_plugins", [])
+    assert cri_off == (name == "plain"), (name, c.get("disabled_plugins"))
+    if v == "2.1":
+        assert c["version"] == 3, c["version"]
+        assert clip["exports"]["enable_remote_snapshot_annotations"] == "true", clip
+        unpack = {(u["platform"], u["snapshotter"])
+                  for u in p["io.containerd.transfer.v1.local"]["unpack_config"]}
+        assert unpack == {("linux/amd64", "clip"), ("linux/amd64", "overlayfs")}, unpack
+        assert p["io.containerd.nri.v1.nri"]["disable"] is True
+if v == "2.1":
+    images = c["plugins"]["io.containerd.cri.v1.images"]
+    assert images["disable_snapshot_annotations"] == (pull == "transfer"), images
+    assert images["pinned_images"]["sandbox"] == "pause:v1", images
+else:
+    cri = c["plugins"]["io.containerd.grpc.v1.cri"]
+    images = cri["containerd"]
+    assert cri["sandbox_image"] == "pause:v1", cri
+    assert images["disable_snapshot_annotations"] is False, images
+assert images["snapshotter"] == "clip", images
+print("ok")
+PY
+    ' _ "$env_sh" 2>&1)
+    [ "$(tail -n 1 <<<"$out")" = ok ] || error "containerd $v (CRI pull $pull): config: $out"
+  done
+done
+out=$(E2E_CONTAINERD=1.5 bash -c 'source "$1"' _ "$env_sh" 2>&1)
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "want 1.6, 1.7 or 2.1" <<<"$out" || error "E2E_CONTAINERD=1.5: exit $rc: $out"
 exit $fail

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end with the real programs: docker-registry (behind a byte-counting proxy),
-# containerd 1.6 + runc with clip as proxy_plugins snapshotter, nginx as the fleet's
-# remote cache, clipctl index --push and clipctl pull.
+# containerd (E2E_CONTAINERD: 1.6 by default, 1.7, 2.1; e2e_env.sh) + runc with clip as
+# proxy_plugins snapshotter, nginx as the fleet's remote cache, clipctl index --push and
+# clipctl pull.
 #   1. a lazily pulled 2-layer image runs, and the registry served a small part of it;
 #      its files (names that are not UTF-8 included) equal containerd's overlayfs unpack;
 #   2. a second image sharing both layers mounts only its own new layer; both run;

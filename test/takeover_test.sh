@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Daemon death and handover under a running container, end to end with the real programs
 # (docker-registry behind the byte-counting proxy, clipctl index --push + clipctl pull,
-# the clip daemon, containerd 1.6 + runc).
+# the clip daemon, containerd + runc; E2E_CONTAINERD: 1.6 by default, 1.7, 2.1).
 #
 # The contract: the daemon hands every FUSE /dev/fuse fd to `clip-fd-holder` (which it
 # starts itself, detached; PID in <root>/fd-holder.sock.pid) at mount time. SIGKILL or

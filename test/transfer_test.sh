@@ -2,9 +2,10 @@
 # End to end through containerd 2.1's transfer service (issue 24): `ctr image pull
 # --snapshotter clip` of containerd 2.1.9 hands the whole pull to containerd, which
 # unpacks to clip with the remote-snapshot labels (clip exports
-# enable_remote_snapshot_annotations; the platforms to unpack for are its unpack_config).
-# containerd 2.1.9 is Debian sid's, unpacked by deploy/setup.sh into CONTAINERD2_DIR,
-# never installed: its usr/bin goes first in PATH (containerd finds its own shim there).
+# enable_remote_snapshot_annotations; the platforms to unpack for are its unpack_config:
+# e2e_env.sh's version 3 config). containerd 2.1.9 is Debian sid's, unpacked by
+# deploy/setup.sh, never installed (E2E_CONTAINERD=2.1, the default here; 1.x has no
+# transfer service that unpacks to a proxy snapshotter).
 # The clip daemon runs with the default index_trust ("bound").
 #   1. an image published with `clipctl index --push` (its tag then names the bound
 #      image index) is pulled lazily: every layer mounted lazily with an index the
@@ -18,7 +19,7 @@ start_ns=$(date +%s%N)
 src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 daemon="$src/snapshotter/containerd-clip-grpc"
 clipctl="$src/cmd/clipctl"
-c2="${CONTAINERD2_DIR:-/opt/clip-deps/containerd-2.1.9}"
+E2E_CONTAINERD=${E2E_CONTAINERD:-2.1}
 source "$src/test/e2e_env.sh"
 trap e2e_cleanup EXIT
 t="$E2E_DIR"
@@ -35,9 +36,7 @@ finish() {
 }
 fatal() { error "$@"; finish; }
 
-[ -x "$c2/usr/bin/containerd" ] || fatal "no containerd 2.1 in $c2: run deploy/setup.sh"
-PATH="$c2/usr/bin:$PATH"
-[[ "$(ctr --version)" == *" 2.1."* ]] || fatal "ctr in $c2 is not 2.1: $(ctr --version)"
+[[ "$E2E_CONTAINERD" == 2.* ]] || fatal "E2E_CONTAINERD=$E2E_CONTAINERD: the transfer service pull needs 2.x"
 
 # Images, two layers each: [static /reader, /etc/sums] and [/srv/data.bin, 4 MB of its
 # own random bytes]; /etc/sums holds the data's SHA-256, which the reader checks.
@@ -72,25 +71,10 @@ grep -q "^bound " "$t/index-unbound.log" && error "clipctl index --no-bind bound
 # The clip daemon: nothing configured but the plain-HTTP registry (index_trust "bound").
 printf 'plain_http = ["%s"]\n' "$reg" >"$t/clip.toml"
 e2e_clip "$daemon" || fatal "clip daemon"
-# containerd 2.1: the transfer service unpacks to clip (and overlayfs, ctr's default)
-# and hands clip the remote-snapshot labels. NRI is off: its socket is global. Debug
-# log: the transfer service's pulls show in it.
-E2E_CLIP_EXPORTS='enable_remote_snapshot_annotations = "true"'
-E2E_CONTAINERD_TOML=$(
-  cat <<'TOML'
-[debug]
-  level = "debug"
-[plugins."io.containerd.nri.v1.nri"]
-  disable = true
-[[plugins."io.containerd.transfer.v1.local".unpack_config]]
-  platform = "linux/amd64"
-  snapshotter = "clip"
-[[plugins."io.containerd.transfer.v1.local".unpack_config]]
-  platform = "linux/amd64"
-  snapshotter = "overlayfs"
-TOML
-)
-e2e_containerd || fatal "containerd 2.1"
+# containerd 2.1 (its transfer service unpacks to clip and overlayfs, and hands clip the
+# remote-snapshot labels), with a debug log: the transfer service's pulls show in it.
+E2E_CONTAINERD_TOML=$'[debug]\n  level = "debug"'
+e2e_containerd || fatal "containerd $E2E_CONTAINERD"
 ctr=$E2E_CTR
 
 # pull NAME: ctr's pull of e2e/NAME:v1 through the transfer service. containerd then
