@@ -14,11 +14,7 @@ start_ns=$(date +%s%N)
 src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 daemon="$src/snapshotter/containerd-clip-grpc"
 clipctl="$src/cmd/clipctl"
-# test/e2e_env.sh is private to //test: read from the source tree this script's runfile
-# links to (the test runs unsandboxed).
-e2e_env="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../test/e2e_env.sh"
-[ -f "$e2e_env" ] || { echo "FAIL: no $e2e_env"; exit 1; }
-source "$e2e_env"
+source "$src/test/e2e_env.sh"
 trap e2e_cleanup EXIT
 t="$E2E_DIR"
 error() { e2e_error "$@"; }
