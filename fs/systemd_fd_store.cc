@@ -15,11 +15,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "fs/fd_passing.h"
+#include "fs/sealed_memfd.h"
 
 namespace clip {
 namespace {
 
 constexpr size_t kMaxFdName = 255;
+constexpr size_t kMaxData = 1 << 20;  // an entry's data (FUSE_INIT: a few hundred bytes)
 
 bool ValidName(const std::string& fdname) {
   if (fdname.empty() || fdname.size() > kMaxFdName) return false;
@@ -90,14 +92,9 @@ absl::Status SystemdFdStore::Put(const std::string& name, const std::string& dat
   if (!ValidName(fname)) {
     return absl::InvalidArgumentError(absl::StrCat("not a valid systemd FDNAME: ", name));
   }
-  int memfd = memfd_create("clip-fd-data", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-  if (memfd < 0) return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
-  bool written = write(memfd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
-                 fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0;
-  if (!written) {
-    close(memfd);
-    return absl::InternalError(absl::StrCat("memfd: ", strerror(errno)));
-  }
+  absl::StatusOr<int> sealed = SealedMemfd("clip-fd-data", data);
+  if (!sealed.ok()) return sealed.status();
+  const int memfd = *sealed;
   absl::MutexLock lock(&mu_);
   // Replace: systemd keeps every fd sent under a name, so remove the old ones first.
   absl::Status st = Notify(absl::StrCat("FDSTOREREMOVE=1\nFDNAME=", fname), -1);
@@ -134,13 +131,10 @@ absl::StatusOr<std::vector<HeldFd>> SystemdFdStore::List() {
   for (auto& [name, fd] : fds) {
     HeldFd h{name, "", fd};
     if (auto d = data.find(name); d != data.end()) {
-      char buf[4096];
-      ssize_t n;
-      off_t off = 0;
-      while ((n = pread(d->second, buf, sizeof(buf), off)) > 0) {
-        h.data.append(buf, static_cast<size_t>(n));
-        off += n;
-      }
+      // Ours are sealed: an entry whose data someone could change gets none (as if it
+      // had no data: its user finds it unusable and starts afresh).
+      absl::StatusOr<std::string> bytes = ReadSealedMemfd(d->second, kMaxData);
+      if (bytes.ok()) h.data = *std::move(bytes);
     }
     names_.insert(name);
     out.push_back(std::move(h));
