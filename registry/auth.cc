@@ -67,4 +67,9 @@ void TokenCache::Erase(const std::string& key) {
   tokens_.erase(key);
 }
 
+void TokenCache::Clear() {
+  absl::MutexLock lock(&mu_);
+  tokens_.clear();
+}
+
 }  // namespace clip

@@ -69,6 +69,7 @@ class TokenCache {
   std::optional<std::string> Get(const std::string& key) const;
   void Put(const std::string& key, std::string token, absl::Time expires);
   void Erase(const std::string& key);
+  void Clear();
 
  private:
   mutable absl::Mutex mu_;

@@ -92,6 +92,9 @@ class RegistryClient {
   // Manifests whose subject is `subject` (referrers API, else the sha256-<hex> tag).
   absl::StatusOr<std::vector<Descriptor>> Referrers(const Reference& repo, const Digest& subject,
                                                     const std::string& artifact_type = "") const;
+  // Forgets every authorization kept from earlier requests (Basic headers hold the
+  // credentials themselves): when credentials are withdrawn (PulledCredentials::Drop).
+  void ForgetAuthorizations() const { tokens_.Clear(); }
 
  private:
   struct Call {
