@@ -142,6 +142,12 @@ class CriImageProxy::Service final : public grpc::CallbackGenericService {
   }
 
  private:
+  struct Pull {
+    uint64_t id;
+    std::string image;
+    std::string host;
+  };
+
   // One call: its request read, forwarded as it is, its answer returned as it is.
   class Call final : public grpc::ServerGenericBidiReactor {
    public:
@@ -153,6 +159,7 @@ class CriImageProxy::Service final : public grpc::CallbackGenericService {
         Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no request message"));
         return;
       }
+      if (ctx_->method() == kPullImage) pull_ = service_->PullStarts(request_);
       upstream_.set_deadline(ctx_->deadline());
       service_->stub_.UnaryCall(&upstream_, ctx_->method(), grpc::StubOptions(), &request_,
                                 &response_, [this](grpc::Status st) { Answer(std::move(st)); });
@@ -161,11 +168,12 @@ class CriImageProxy::Service final : public grpc::CallbackGenericService {
 
    private:
     void Answer(grpc::Status st) {
+      if (pull_) service_->PullEnded(*pull_, st.ok(), response_);
       if (!st.ok()) {
         Finish(st);
         return;
       }
-      service_->Observe(ctx_->method(), request_, response_);
+      if (ctx_->method() == kRemoveImage) service_->Removed(request_);
       StartWriteAndFinish(&response_, grpc::WriteOptions(), st);
     }
 
@@ -174,24 +182,34 @@ class CriImageProxy::Service final : public grpc::CallbackGenericService {
     grpc::ClientContext upstream_;
     grpc::ByteBuffer request_;
     grpc::ByteBuffer response_;
+    std::optional<Pull> pull_;  // a PullImage with credentials
   };
 
-  // What a successful call means for the credentials kept.
-  void Observe(const std::string& method, const grpc::ByteBuffer& request,
-               const grpc::ByteBuffer& response) {
-    if (method == kPullImage) {
-      absl::StatusOr<CriPull> pull = ParsePullImageRequest(Flatten(request));
-      if (!pull.ok() || !pull->credential) return;
-      absl::StatusOr<Reference> ref = Reference::Parse(pull->image);
-      if (!ref.ok()) return;
-      absl::StatusOr<std::string> id = ParsePullImageResponse(Flatten(response));
-      credentials_->Keep(ref->domain(), pull->image, id.ok() ? *id : "", *pull->credential);
+  // A PullImage with credentials: they count from PullStarts on (containerd mounts the
+  // image's layers while it pulls).
+  std::optional<Pull> PullStarts(const grpc::ByteBuffer& request) {
+    absl::StatusOr<CriPull> pull = ParsePullImageRequest(Flatten(request));
+    if (!pull.ok() || !pull->credential) return std::nullopt;
+    absl::StatusOr<Reference> ref = Reference::Parse(pull->image);
+    if (!ref.ok()) return std::nullopt;
+    const std::string host = ref->domain();
+    return Pull{credentials_->Pulling(host, pull->image, *std::move(pull->credential)), pull->image,
+                host};
+  }
+  void PullEnded(const Pull& pull, bool ok, const grpc::ByteBuffer& response) {
+    absl::StatusOr<std::string> id =
+        ok ? ParsePullImageResponse(Flatten(response)) : absl::StatusOr<std::string>("");
+    credentials_->Pulled(pull.id, ok, id.ok() ? *id : "");
+    if (ok) {
       Log(LogLevel::kInfo, "cri",
-          absl::StrCat("keeping the pull credentials of ", pull->image, " for ", ref->domain(),
-                       " in memory"));
-    } else if (method == kRemoveImage) {
-      absl::StatusOr<std::string> image = ParseRemoveImageRequest(Flatten(request));
-      if (image.ok() && !image->empty()) credentials_->Drop(*image);
+          absl::StrCat("keeping the pull credentials of ", pull.image, " for ", pull.host,
+                       " in memory until the image is removed"));
+    }
+  }
+  void Removed(const grpc::ByteBuffer& request) {
+    absl::StatusOr<std::string> image = ParseRemoveImageRequest(Flatten(request));
+    if (image.ok() && !image->empty() && credentials_->Drop(*image)) {
+      Log(LogLevel::kInfo, "cri", absl::StrCat("dropped the pull credentials of ", *image));
     }
   }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/testing/status_matchers.h"
@@ -56,7 +57,10 @@ std::string Bytes(const grpc::ByteBuffer& b) {
 }
 
 // containerd's image service, faked: records each call, answers PullImage with an
-// image id, fails "/runtime.v1.ImageService/ImageStatus" with NOT_FOUND, echoes the rest.
+// image id (or, for an image named "*/private:*" pulled with a password other than
+// "right", containerd's error for a registry's 401), fails
+// "/runtime.v1.ImageService/ImageStatus" with NOT_FOUND, echoes the rest. `during_pull`
+// records the password the snapshotter would use for reg.example while a pull runs.
 class FakeImageService final : public grpc::CallbackGenericService {
  public:
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
@@ -75,6 +79,18 @@ class FakeImageService final : public grpc::CallbackGenericService {
         if (method == "/runtime.v1.ImageService/ImageStatus") {
           return Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "image \"x\" not found"));
         }
+        if (method == "/runtime.v1.ImageService/PullImage") {
+          absl::StatusOr<CriPull> pull = ParsePullImageRequest(bytes);
+          if (s_->snapshotter != nullptr) {
+            auto c = s_->snapshotter->Get("reg.example");
+            absl::MutexLock lock(&s_->mu);
+            s_->during_pull = c.ok() && c->has_value() ? (*c)->password : "";
+          }
+          if (pull.ok() && absl::StrContains(pull->image, "/private:") &&
+              (!pull->credential || pull->credential->password != "right")) {
+            return Finish(grpc::Status(grpc::StatusCode::UNKNOWN, kDenied));
+          }
+        }
         response_ = method == "/runtime.v1.ImageService/PullImage" ? Buffer(Field(1, "sha256:1d0e"))
                                                                    : Buffer(bytes);
         StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
@@ -88,8 +104,14 @@ class FakeImageService final : public grpc::CallbackGenericService {
     };
     return new Call(this, ctx);
   }
+  static constexpr char kDenied[] =
+      "failed to pull and unpack image \"reg.example/team/private:v1\": failed to resolve "
+      "reference \"reg.example/team/private:v1\": unexpected status from HEAD request to "
+      "https://reg.example/v2/team/private/manifests/v1: 401 Unauthorized";
+  const CredentialStore* snapshotter = nullptr;
   absl::Mutex mu;
   std::vector<std::pair<std::string, std::string>> calls ABSL_GUARDED_BY(mu);
+  std::string during_pull ABSL_GUARDED_BY(mu);
 };
 
 class CriImageProxyTest : public ::testing::Test {
@@ -98,6 +120,7 @@ class CriImageProxyTest : public ::testing::Test {
     // Short paths (a unix socket's is at most 107 bytes; TEST_TMPDIR is longer).
     upstream_addr_ = absl::StrCat("unix:///tmp/clip-cri-up-", getpid(), ".sock");
     proxy_addr_ = absl::StrCat("unix:///tmp/clip-cri-proxy-", getpid(), ".sock");
+    fake_.snapshotter = pulled_.get();
     grpc::ServerBuilder builder;
     builder.AddListeningPort(upstream_addr_, grpc::InsecureServerCredentials());
     builder.RegisterCallbackGenericService(&fake_);
@@ -193,6 +216,33 @@ TEST_F(CriImageProxyTest, AuthFormAndPullsWithoutCredentials) {
   ASSERT_TRUE(Call("/runtime.v1.ImageService/RemoveImage", Field(1, Field(1, "reg.example/app:v2")),
                    &answer)
                   .ok());
+  EXPECT_EQ(pulled_->hosts(), 0u);
+}
+
+TEST_F(CriImageProxyTest, CredentialsCountWhileThePullRunsAndGoIfItFails) {
+  auto pull = [](const std::string& password) {
+    return Field(1, Field(1, "reg.example/team/private:v1")) +
+           Field(2, Field(1, "alice") + Field(2, password));
+  };
+  auto during = [&] {
+    absl::MutexLock lock(&fake_.mu);
+    return fake_.during_pull;
+  };
+  std::string answer;
+  ASSERT_TRUE(Call("/runtime.v1.ImageService/PullImage", pull("right"), &answer).ok());
+  EXPECT_EQ(during(), "right");  // containerd mounts the layers while it pulls
+  // Wrong credentials: containerd's own error, unchanged (what kubelet shows without the
+  // proxy); the snapshotter saw them only while the pull ran, and the right ones stay.
+  grpc::Status denied = Call("/runtime.v1.ImageService/PullImage", pull("wrong"), &answer);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::UNKNOWN);
+  EXPECT_EQ(denied.error_message(), FakeImageService::kDenied);
+  EXPECT_EQ(during(), "wrong");
+  EXPECT_EQ((*pulled_->Get("reg.example"))->password, "right");
+  ASSERT_TRUE(Call("/runtime.v1.ImageService/RemoveImage",
+                   Field(1, Field(1, "reg.example/team/private:v1")), &answer)
+                  .ok());
+  // Only wrong ones ever: nothing kept.
+  EXPECT_FALSE(Call("/runtime.v1.ImageService/PullImage", pull("wrong"), &answer).ok());
   EXPECT_EQ(pulled_->hosts(), 0u);
 }
 

@@ -17,6 +17,7 @@
 #include "common/errno_status.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "fs/sealed_memfd.h"
 #include "grpcpp/server_posix.h"
 #include "snapshotter/image_fs_link.h"
 #include "snapshotter/listen_address.h"
@@ -150,6 +151,54 @@ absl::Status Daemon::Listen(std::vector<HeldFd>* held) {
   return absl::OkStatus();
 }
 
+void Daemon::TakeOverCredentials(std::vector<HeldFd>* held) {
+  for (auto it = held->begin(); it != held->end(); ++it) {
+    if (it->name != kHeldCredentialsName) continue;
+    const int fd = it->fd;
+    held->erase(it);
+    absl::StatusOr<std::string> bytes = ReadSealedMemfd(fd, 64 << 20);
+    close(fd);
+    absl::Status restored = bytes.ok() ? pulled_credentials_->Restore(*bytes) : bytes.status();
+    if (config_.cri_image_proxy.empty()) {
+      // No proxy now: no RemoveImage would ever drop them.
+      Log(LogLevel::kInfo, "daemon",
+          "the previous daemon's CRI pull credentials are dropped: cri_image_proxy is off");
+      (void)fd_store_->Drop(kHeldCredentialsName);
+    } else if (!restored.ok()) {
+      Log(LogLevel::kWarning, "daemon",
+          absl::StrCat("the previous daemon's CRI pull credentials are unusable (",
+                       restored.message(),
+                       "): lazy reads of private images fail until they are pulled again"));
+      (void)fd_store_->Drop(kHeldCredentialsName);
+    } else {
+      Log(LogLevel::kInfo, "daemon",
+          absl::StrCat("took over the CRI pull credentials of ", pulled_credentials_->hosts(),
+                       " registry host(s) (in memory)"));
+    }
+    return;
+  }
+}
+
+void Daemon::HandOverCredentials() {
+  if (fd_store_ == nullptr) return;
+  absl::MutexLock lock(&handover_mu_);
+  const std::string bytes = pulled_credentials_->Serialize();
+  absl::Status st;
+  if (bytes == PulledCredentials().Serialize()) {  // none kept
+    st = fd_store_->Drop(kHeldCredentialsName);
+  } else if (absl::StatusOr<int> fd = SealedMemfd("clip-cri-credentials", bytes); !fd.ok()) {
+    st = fd.status();
+  } else {
+    st = fd_store_->Put(kHeldCredentialsName, "", *fd);
+    close(*fd);
+  }
+  if (!st.ok()) {
+    Log(LogLevel::kWarning, "daemon",
+        absl::StrCat("CRI pull credentials not handed to the fd store (", st.message(),
+                     "): a restart of this daemon forgets them"));
+  }
+}
+
 absl::Status Daemon::Init() {
   if (mkdir(config_.root.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, absl::StrCat("cannot create the root ", config_.root));
@@ -186,6 +235,11 @@ absl::Status Daemon::Init() {
   pulled_credentials_ = std::make_shared<PulledCredentials>(ro.credentials);
   ro.credentials = pulled_credentials_;
   registry_ = std::make_unique<RegistryClient>(ro);
+  TakeOverCredentials(&held);
+  pulled_credentials_->set_on_change([this](bool forgot) {
+    if (forgot) registry_->ForgetAuthorizations();  // Basic headers are the credentials
+    HandOverCredentials();
+  });
   DiskCache::Options disk_options;
   disk_options.root = config_.root + "/cache";
   disk_options.max_bytes = static_cast<uint64_t>(config_.cache_max_bytes);

@@ -50,6 +50,10 @@ namespace clip {
 
 // The name the listening gRPC socket has in the fd holder.
 inline constexpr char kHeldListenerName[] = "grpc-listener";
+// The CRI image proxy's pulled credentials in the fd holder: a sealed memfd (memory
+// only) holding PulledCredentials::Serialize(), so a restart keeps running containers'
+// lazy reads of private images authorized.
+inline constexpr char kHeldCredentialsName[] = "cri-credentials";
 
 class Daemon {
  public:
@@ -76,6 +80,10 @@ class Daemon {
   absl::Status TakeLock();
   void ConnectFdStore(std::vector<HeldFd>* held);
   absl::Status Listen(std::vector<HeldFd>* held);
+  // Takes the pulled credentials a previous daemon handed over out of `held`.
+  void TakeOverCredentials(std::vector<HeldFd>* held);
+  // Hands the pulled credentials as they are now to the fd store.
+  void HandOverCredentials();
   void AcceptLoop();
   void StopServing();
   void AddMetrics();
@@ -85,6 +93,7 @@ class Daemon {
   std::unique_ptr<FdStore> fd_store_;  // clip-fd-holder or systemd's fd store
   pid_t holder_pid_ = 0;               // clip-fd-holder's process, when that is the store
   std::shared_ptr<PulledCredentials> pulled_credentials_;  // from the CRI image proxy
+  absl::Mutex handover_mu_;  // one HandOverCredentials at a time (the newest state last)
   std::unique_ptr<RegistryClient> registry_;
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;
