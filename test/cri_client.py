@@ -1,13 +1,17 @@
 #!/usr/bin/python3
 """A small Kubernetes CRI v1 client for //test:cri_test (kubelet's side of the calls).
 
-Usage: cri_client.py --socket SOCK --stubs DIR COMMAND [ARGS]
+Usage: cri_client.py --socket SOCK [--image-socket SOCK] --stubs DIR COMMAND [ARGS]
+  --image-socket: where image calls go (kubelet's --image-service-endpoint); --socket
+  by default.
   DIR holds cri_api_pb2.py and cri_api_pb2_grpc.py, generated from
   testdata/cri_api.proto by `python3 -m grpc_tools.protoc`.
 
 Commands (results on stdout: an ID, or the response as JSON with proto field names):
   version | status | imagefs | images
-  pull REF                        the image ref (ID) the runtime returns
+  pull REF [--auth USER:PASSWORD]  the image ref (ID) the runtime returns; with
+                                  --auth, the credentials go in the request's AuthConfig
+                                  (username, password), as kubelet sends a pull secret's
   rmi REF
   runp --name N --uid U --logdir DIR --cgroup-parent CG --save FILE
                                   a host-network pod (network NODE, pid and ipc POD);
@@ -28,12 +32,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--socket", required=True)
     p.add_argument("--stubs", required=True)
+    p.add_argument("--image-socket")
     p.add_argument("--call-timeout", type=float, default=60)
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("version", "status", "imagefs", "images"):
         sub.add_parser(name)
     for name in ("pull", "rmi", "start", "rm", "stopp", "rmp", "cstatus"):
         sub.add_parser(name).add_argument("id")
+    sub.choices["pull"].add_argument("--auth")
     r = sub.add_parser("runp")
     for a in ("--name", "--uid", "--logdir", "--cgroup-parent", "--save"):
         r.add_argument(a, required=True)
@@ -54,7 +60,8 @@ def main():
 
     channel = grpc.insecure_channel("unix://" + args.socket)
     rt = api_grpc.RuntimeServiceStub(channel)
-    img = api_grpc.ImageServiceStub(channel)
+    img = api_grpc.ImageServiceStub(
+        grpc.insecure_channel("unix://" + args.image_socket) if args.image_socket else channel)
     t = args.call_timeout
 
     def show(msg):
@@ -79,7 +86,12 @@ def main():
     elif cmd == "images":
         show(call(img.ListImages, api.ListImagesRequest()))
     elif cmd == "pull":
-        print(call(img.PullImage, api.PullImageRequest(image=api.ImageSpec(image=args.id))).image_ref)
+        auth = None
+        if args.auth:
+            user, _, password = args.auth.partition(":")
+            auth = api.AuthConfig(username=user, password=password)
+        print(call(img.PullImage, api.PullImageRequest(image=api.ImageSpec(image=args.id),
+                                                       auth=auth)).image_ref)
     elif cmd == "rmi":
         call(img.RemoveImage, api.RemoveImageRequest(image=api.ImageSpec(image=args.id)))
     elif cmd == "runp":

@@ -32,51 +32,8 @@ pods=()  # sandboxes to stop and remove at exit if the test did not get that far
 runc_k8s_existed=0
 [ -e /run/containerd/runc/k8s.io ] && runc_k8s_existed=1
 
-shim_pids() {  # the runc shims our containerd started (they name its socket)
-  local d
-  for d in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$d/cmdline" | grep -q "containerd-shim.* -address $t/containerd.sock" &&
-      echo "${d#/proc/}"
-  done
-}
-
-cgroup_pids() {  # processes in the pod's cgroups (containers: cgroup_parent/<id>)
-  grep -l ":$cgroup_parent/" /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3
-}
-
-cleanup() {
-  local status=$? p c d
-  if [ -S "$t/containerd.sock" ]; then
-    for p in "${pods[@]}"; do
-      cri --call-timeout 10 stopp "$p" >/dev/null 2>&1
-      cri --call-timeout 10 rmp "$p" >/dev/null 2>&1
-    done
-  fi
-  # Containers still in our private runc root (containerd gone or stuck): killed, deleted.
-  # (The shim keeps its runc state in <Root>/<namespace>.)
-  if [ -d "$t/runc/k8s.io" ]; then
-    for c in $(runc --root "$t/runc/k8s.io" list -q 2>/dev/null); do
-      runc --root "$t/runc/k8s.io" delete --force "$c" >/dev/null 2>&1
-    done
-  fi
-  for p in $(shim_pids); do kill -TERM "$p" 2>/dev/null; done
-  for p in $(shim_pids); do
-    for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null
-  done
-  # Last resort: processes still in our pod's cgroups are our containers' (by PID).
-  for p in $(cgroup_pids); do kill -KILL "$p" 2>/dev/null; done
-  for p in $(cgroup_pids); do
-    for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  done
-  # The pod's cgroups (runc removes each container's; the parent is ours): its
-  # processes are gone by now.
-  for d in /sys/fs/cgroup/*/"${cgroup_parent#/}"; do
-    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-  done
-  e2e_cleanup "$status"  # last: it exits non-zero if a holder of ours survived
-}
-trap cleanup EXIT
+source "$src/test/cri_env.sh"
+trap cri_cleanup EXIT
 
 logs() {
   echo "--- clip log"; tail -n 40 "$t/clip.log" 2>/dev/null
@@ -309,7 +266,7 @@ else
 fi
 left=$(grep -c " $t/clip/" /proc/mounts)
 [ "$left" -eq 0 ] || error "$left mounts left under the clip root"
-shims=$(shim_pids)
+shims=$(cri_shim_pids)
 [ -z "$shims" ] || error "shims still running after RemovePodSandbox: $shims"
 holders=""
 for d in /proc/[0-9]*; do

@@ -194,6 +194,45 @@ e2e_clip() {  # e2e_clip DAEMON_BINARY [N]: daemon N (root clipN, socket clipN.s
   return $rc
 }
 
+# e2e_proc_state PID: the state letter of a process (R, S, D, Z...), empty once it is gone.
+e2e_proc_state() { sed -n 's/^.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null; }
+
+# e2e_wait_dead PID SECONDS: a child of ours is dead (then reaped and forgotten), or 1.
+e2e_wait_dead() {
+  local i s
+  for ((i = 0; i < $2 * 100; i++)); do
+    s=$(e2e_proc_state "$1")
+    # Reaped: e2e_cleanup must not signal the PID again (it may be reused).
+    if [ -z "$s" ] || [ "$s" = Z ]; then wait "$1" 2>/dev/null; e2e_forget "$1"; return 0; fi
+    sleep 0.01
+  done
+  return 1
+}
+
+# e2e_clip_serving DAEMON_BINARY: starts the clip daemon (again), sets E2E_CLIP_PID, and
+# is ready once its log says "serving" (a killed daemon's stale socket makes e2e_clip's
+# own wait pass at once). The previous log moves to clip-all.log first: e2e_clip
+# truncates clip.log only once its background child runs, and until then the old
+# "serving" line would be found.
+e2e_clip_serving() {
+  local log="$E2E_DIR/clip.log" i s
+  if [ -f "$log" ]; then
+    { echo "=== daemon ${E2E_CLIP_PID:-}"; cat "$log"; } >>"$E2E_DIR/clip-all.log"
+    rm -f "$log"
+  fi
+  e2e_clip "$1"
+  E2E_CLIP_PID=${E2E_PIDS[-1]}
+  for ((i = 0; i < 600; i++)); do
+    grep -q "serving snapshotter" "$log" 2>/dev/null && { e2e_note_holders; return 0; }
+    s=$(e2e_proc_state "$E2E_CLIP_PID")
+    [ -z "$s" ] || [ "$s" = Z ] && break
+    sleep 0.05
+  done
+  e2e_error "the daemon (pid $E2E_CLIP_PID) did not start serving (30 s)"
+  tail -n 20 "$log"
+  return 1
+}
+
 # e2e_containerd_ready: the containerd and ctr in PATH are E2E_CONTAINERD's (or an error).
 e2e_containerd_ready() {
   local v

@@ -36,22 +36,10 @@ error() { e2e_error "$@"; }
 daemon_pid=""
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# The state letter of a process (R, S, D, Z...), empty once it is gone.
-proc_state() { sed -n 's/^.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null; }
-wait_dead() {  # wait_dead PID SECONDS: a child of ours is dead (then reaped), or 1
-  local i s
-  for ((i = 0; i < $2 * 100; i++)); do
-    s=$(proc_state "$1")
-    # Reaped: e2e_cleanup must not signal the PID again (it may be reused).
-    if [ -z "$s" ] || [ "$s" = Z ]; then wait "$1" 2>/dev/null; e2e_forget "$1"; return 0; fi
-    sleep 0.01
-  done
-  return 1
-}
 wait_gone() {  # wait_gone PID SECONDS: not our child (the holder); gone or a zombie, or 1
   local i s
   for ((i = 0; i < $2 * 100; i++)); do
-    s=$(proc_state "$1")
+    s=$(e2e_proc_state "$1")
     [ -z "$s" ] || [ "$s" = Z ] && return 0
     sleep 0.01
   done
@@ -89,26 +77,12 @@ clip_reachable() {
   return 1
 }
 
-# Starts the daemon (again): ready once its log says "serving" (a killed daemon's stale
-# socket makes e2e_clip's own wait pass at once). The previous log moves to clip-all.log
-# first: e2e_clip truncates clip.log only once its background child runs, and until then
-# the old "serving" line would be found.
+# Starts the daemon (again), ready once it serves.
 start_daemon() {
-  if [ -f "$t/clip.log" ]; then
-    { echo "=== daemon $daemon_pid"; cat "$t/clip.log"; } >>"$t/clip-all.log"
-    rm -f "$t/clip.log"
-  fi
-  e2e_clip "$daemon"
-  daemon_pid=${E2E_PIDS[-1]}
-  local i
-  for ((i = 0; i < 600; i++)); do
-    grep -q "serving snapshotter" "$t/clip.log" 2>/dev/null && { e2e_note_holders; return 0; }
-    [ -z "$(proc_state "$daemon_pid")" ] || [ "$(proc_state "$daemon_pid")" = Z ] && break
-    sleep 0.05
-  done
-  error "the daemon (pid $daemon_pid) did not start serving (30 s)"
-  tail -n 20 "$t/clip.log"
-  return 1
+  local rc=0
+  e2e_clip_serving "$daemon" || rc=1
+  daemon_pid=$E2E_CLIP_PID
+  return $rc
 }
 
 # Stops what this test started beyond e2e_env's list (containers), then e2e_cleanup,
@@ -241,7 +215,7 @@ if [ "$KILLS" -gt 0 ]; then
       ((k % 2 == 1)) && drop_caches && sleep 0.$((RANDOM % 3 + 1))
       t0=$(now_ms)
       # (stderr: bash's "Killed" notice for the reaped job is noise)
-      { kill -"$sig" "$daemon_pid"; wait_dead "$daemon_pid" 15; } 2>/dev/null ||
+      { kill -"$sig" "$daemon_pid"; e2e_wait_dead "$daemon_pid" 15; } 2>/dev/null ||
         { error "daemon $daemon_pid still there 15 s after SIG$sig"; break 2; }
       t1=$(now_ms)
       start_daemon || break 2
@@ -274,7 +248,7 @@ if [ "$st" != STOPPED ]; then
   error "the reader did not stop within 30 s of its stop file (status ${st:-gone})"
   rp=$(task_pid reader1)
   [ -n "$rp" ] && for th in /proc/"$rp"/task/*; do
-    echo "  thread ${th##*/}: state $(proc_state "${th##*/}") wchan $(cat "$th/wchan" 2>/dev/null)"
+    echo "  thread ${th##*/}: state $(e2e_proc_state "${th##*/}") wchan $(cat "$th/wchan" 2>/dev/null)"
   done
 else
   for ((i = 0; i < 50; i++)); do rc=$(exit_status reader1); [ -n "$rc" ] && break; sleep 0.1; done
@@ -321,7 +295,7 @@ if [ "$KILLS" -gt 0 ]; then
     error "no holder to kill"
   fi
   # One kill for both: the daemon must not get the chance to start another holder.
-  { kill -KILL $hp "$daemon_pid"; wait_dead "$daemon_pid" 15; } 2>/dev/null ||
+  { kill -KILL $hp "$daemon_pid"; e2e_wait_dead "$daemon_pid" 15; } 2>/dev/null ||
     error "daemon $daemon_pid still there 15 s after SIGKILL"
   [ -z "$hp" ] || wait_gone "$hp" 5 || error "the holder $hp still there 5 s after SIGKILL"
   if start_daemon; then
