@@ -26,7 +26,12 @@ struct Credential {
   // An OAuth2 refresh token ("identitytoken" in docker's config); used instead of the
   // password in the token flow when set.
   std::string identity_token;
-  bool empty() const { return username.empty() && password.empty() && identity_token.empty(); }
+  // A bearer token for the registry itself, sent as it is when the registry asks for
+  // one (CRI's AuthConfig.registry_token); no token server is asked.
+  std::string registry_token;
+  bool empty() const {
+    return username.empty() && password.empty() && identity_token.empty() && registry_token.empty();
+  }
 };
 
 // Where credentials for a registry host come from (docker config, helpers, static).

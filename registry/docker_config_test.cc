@@ -110,7 +110,7 @@ TEST(ChallengeTest, ParsesBearerAndBasic) {
   EXPECT_THAT(ParseChallenge(R"(Bearer realm="unterminated)"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseChallenge(""), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_EQ(BasicAuthorization({"a", "b", ""}), "Basic YTpi");
+  EXPECT_EQ(BasicAuthorization({"a", "b", "", ""}), "Basic YTpi");
 }
 
 }  // namespace

@@ -110,8 +110,8 @@ std::string PulledCredentials::Serialize() const {
                                                 [](const Image& i) { return i.pull == 0; })));
   for (const Image& i : images_) {
     if (i.pull != 0) continue;  // a pull in flight ends with this process
-    for (const std::string* s :
-         {&i.host, &i.credential.username, &i.credential.password, &i.credential.identity_token}) {
+    for (const std::string* s : {&i.host, &i.credential.username, &i.credential.password,
+                                 &i.credential.identity_token, &i.credential.registry_token}) {
       PutNetstring(&out, *s);
     }
     PutNetstring(&out, absl::StrCat(i.names.size()));
@@ -137,7 +137,8 @@ absl::Status PulledCredentials::Restore(const std::string& serialized) {
     uint32_t names = 0;
     if (!TakeNetstring(&in, &i.host) || !TakeNetstring(&in, &i.credential.username) ||
         !TakeNetstring(&in, &i.credential.password) ||
-        !TakeNetstring(&in, &i.credential.identity_token) || !TakeNetstring(&in, &count) ||
+        !TakeNetstring(&in, &i.credential.identity_token) ||
+        !TakeNetstring(&in, &i.credential.registry_token) || !TakeNetstring(&in, &count) ||
         !absl::SimpleAtoi(count, &names) || names > in.size()) {
       return absl::DataLossError("pulled credentials: truncated or malformed");
     }

@@ -19,8 +19,8 @@
 // A daemon restart keeps them only through Serialize/Restore, handed over in memory (a
 // sealed memfd in the fd store; snapshotter/daemon.cc). Serialized form, version 1:
 // `clip-pulled-credentials 1\n`, the number of images, then per image `host`, `username`,
-// `password`, `identity_token`, then its names, each a netstring (`<decimal length>:<bytes>,`), the
-// names preceded by their count as a netstring; images oldest first.
+// `password`, `identity_token`, `registry_token`, then its names, each a netstring (`<decimal
+// length>:<bytes>,`), the names preceded by their count as a netstring; images oldest first.
 //
 // Thread safety: safe for concurrent use. `on_change` (set once, before use) is called
 // after every change with the lock released, possibly concurrently.

@@ -12,7 +12,7 @@ namespace {
 
 TEST(PulledCredentialsTest, KeptPerHostUntilTheLastImageGoes) {
   auto node = std::make_shared<StaticCredentials>(
-      std::map<std::string, Credential>{{"other.example", {"node", "pw", ""}}});
+      std::map<std::string, Credential>{{"other.example", {"node", "pw", "", ""}}});
   PulledCredentials pulled(node);
   int changes = 0, forgot = 0;
   pulled.set_on_change([&](bool f) {
@@ -20,10 +20,10 @@ TEST(PulledCredentialsTest, KeptPerHostUntilTheLastImageGoes) {
     forgot += f;
   });
   EXPECT_FALSE(pulled.Get("reg.example")->has_value());
-  uint64_t a = pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", "one", ""});
+  uint64_t a = pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", "one", "", ""});
   EXPECT_EQ((*pulled.Get("reg.example"))->password, "one");  // while the pull runs
   pulled.Pulled(a, true, "sha256:aaa");
-  uint64_t b = pulled.Pulling("reg.example", "reg.example/b:v1", {"alice", "two", ""});
+  uint64_t b = pulled.Pulling("reg.example", "reg.example/b:v1", {"alice", "two", "", ""});
   pulled.Pulled(b, true, "sha256:bbb");
   EXPECT_EQ((*pulled.Get("reg.example"))->password, "two");  // the newest pull's
   EXPECT_EQ((*pulled.Get("other.example"))->username, "node");
@@ -41,9 +41,9 @@ TEST(PulledCredentialsTest, KeptPerHostUntilTheLastImageGoes) {
 
 TEST(PulledCredentialsTest, AFailedPullLeavesNothing) {
   PulledCredentials pulled;
-  uint64_t good = pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", "right", ""});
+  uint64_t good = pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", "right", "", ""});
   pulled.Pulled(good, true, "sha256:aaa");
-  uint64_t bad = pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", "wrong", ""});
+  uint64_t bad = pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", "wrong", "", ""});
   EXPECT_EQ((*pulled.Get("reg.example"))->password, "wrong");  // in flight: the newest
   pulled.Pulled(bad, false, "");
   EXPECT_EQ((*pulled.Get("reg.example"))->password, "right");
@@ -53,9 +53,9 @@ TEST(PulledCredentialsTest, AFailedPullLeavesNothing) {
 
 TEST(PulledCredentialsTest, APullAgainReplacesTheImagesCredential) {
   PulledCredentials pulled;
-  pulled.Pulled(pulled.Pulling("reg.example", "reg.example/a:v1", {"u", "old", ""}), true,
+  pulled.Pulled(pulled.Pulling("reg.example", "reg.example/a:v1", {"u", "old", "", ""}), true,
                 "sha256:a");
-  pulled.Pulled(pulled.Pulling("reg.example", "reg.example/a:v1", {"u", "new", ""}), true,
+  pulled.Pulled(pulled.Pulling("reg.example", "reg.example/a:v1", {"u", "new", "", ""}), true,
                 "sha256:a");
   EXPECT_EQ((*pulled.Get("reg.example"))->password, "new");
   EXPECT_TRUE(pulled.Drop("sha256:a"));  // one image, one drop
@@ -66,11 +66,11 @@ TEST(PulledCredentialsTest, SerializedForTheNextDaemon) {
   PulledCredentials pulled;
   // Bytes a netstring must carry: separators, newlines, NUL, non-UTF-8.
   const std::string odd("p:a,s\ns\0\xff", 9);
-  pulled.Pulled(pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", odd, ""}), true,
+  pulled.Pulled(pulled.Pulling("reg.example", "reg.example/a:v1", {"alice", odd, "", ""}), true,
                 "sha256:aaa");
-  pulled.Pulled(pulled.Pulling("b.example:5000", "b.example:5000/b", {"", "", "refresh"}), true,
-                "");
-  pulled.Pulling("c.example", "c.example/c", {"in", "flight", ""});  // not handed over
+  pulled.Pulled(pulled.Pulling("b.example:5000", "b.example:5000/b", {"", "", "refresh", "bearer"}),
+                true, "");
+  pulled.Pulling("c.example", "c.example/c", {"in", "flight", "", ""});  // not handed over
   const std::string s = pulled.Serialize();
 
   PulledCredentials next;
@@ -78,6 +78,7 @@ TEST(PulledCredentialsTest, SerializedForTheNextDaemon) {
   EXPECT_EQ(next.hosts(), 2u);
   EXPECT_EQ((*next.Get("reg.example"))->password, odd);
   EXPECT_EQ((*next.Get("b.example:5000"))->identity_token, "refresh");
+  EXPECT_EQ((*next.Get("b.example:5000"))->registry_token, "bearer");
   EXPECT_FALSE(next.Get("c.example")->has_value());
   EXPECT_TRUE(next.Drop("sha256:aaa"));
   EXPECT_TRUE(next.Drop("b.example:5000/b"));
@@ -92,8 +93,9 @@ TEST(PulledCredentialsTest, SerializedForTheNextDaemon) {
   }
   for (const char* bad :
        {"clip-pulled-credentials 2\n", "clip-pulled-credentials 1\n99999999999:x,",
-        "clip-pulled-credentials 1\n1:a,0:,0:,0:,9:4294967296,",
-        "clip-pulled-credentials 1\n1:a,0:,0:,0:,1:1,5:ab,"}) {
+        "clip-pulled-credentials 1\n1:1,1:a,0:,0:,0:,0:,10:4294967296,",
+        "clip-pulled-credentials 1\n1:1,1:a,0:,0:,0:,0:,1:1,5:ab,",
+        "clip-pulled-credentials 1\n1:0,extra"}) {
     PulledCredentials broken;
     EXPECT_EQ(broken.Restore(bad).code(), absl::StatusCode::kDataLoss) << bad;
   }

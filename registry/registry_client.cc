@@ -185,6 +185,7 @@ absl::StatusOr<std::string> RegistryClient::Authorize(const RegistryEndpoint& ep
   if (c.scheme != "bearer" || c.params["realm"].empty()) {
     return absl::PermissionDeniedError(absl::StrCat(ep.host, ": unsupported auth scheme"));
   }
+  if (cred && !cred->registry_token.empty()) return absl::StrCat("Bearer ", cred->registry_token);
   std::string scope = c.params.count("scope") ? c.params["scope"] : Scope(repo, actions);
   std::string url = c.params["realm"];
   absl::StrAppend(&url, absl::StrContains(url, "?") ? "&" : "?");

@@ -238,7 +238,7 @@ TEST(SecureRegistryTest, TlsAndBasicAuth) {
     }
     return std::make_unique<RegistryClient>(o);
   };
-  Credential good{RegistryServer::kUser, RegistryServer::kPassword, ""};
+  Credential good{RegistryServer::kUser, RegistryServer::kPassword, "", ""};
   auto client = make(true, good);
   Image img = PushImage(*client, ref, 30);
   auto m = client->Resolve(ref, Platform{});
@@ -248,7 +248,7 @@ TEST(SecureRegistryTest, TlsAndBasicAuth) {
   auto anonymous = make(true, std::nullopt);
   EXPECT_EQ(anonymous->Resolve(ref, Platform{}).status().code(),
             absl::StatusCode::kPermissionDenied);
-  auto wrong = make(true, Credential{RegistryServer::kUser, "wrong", ""});
+  auto wrong = make(true, Credential{RegistryServer::kUser, "wrong", "", ""});
   absl::Status denied = wrong->Resolve(ref, Platform{}).status();
   EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(std::string(denied.message()).find("wrong"), std::string::npos);  // No secrets.
@@ -531,11 +531,28 @@ TEST_F(FaultTest, BearerTokenWithCredentials) {
   RegistryClient::Options o = FastRetries();
   o.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{proxy_->host()});
   o.credentials = std::make_shared<StaticCredentials>(
-      std::map<std::string, Credential>{{proxy_->host(), Credential{"alice", "pw1", ""}}});
+      std::map<std::string, Credential>{{proxy_->host(), Credential{"alice", "pw1", "", ""}}});
   RegistryClient client(o);
   auto m = client.FetchManifest(ref_);
   ASSERT_THAT(m, IsOk());
   EXPECT_EQ(m->digest, img_.manifest_digest);
+}
+
+TEST_F(FaultTest, RegistryTokenIsSentAsItIs) {
+  ASSERT_THAT(proxy_->Control("/__bearer", R"({"enabled":true,"user":"alice","password":"pw1",
+                                               "accept":"kubelet-registry-token"})"),
+              IsOk());
+  RegistryClient::Options o = FastRetries();
+  o.hosts = std::make_shared<DefaultHosts>(std::set<std::string>{proxy_->host()});
+  Credential token;
+  token.registry_token = "kubelet-registry-token";
+  o.credentials = std::make_shared<StaticCredentials>(
+      std::map<std::string, Credential>{{proxy_->host(), token}});
+  RegistryClient client(o);
+  auto m = client.FetchManifest(ref_);
+  ASSERT_THAT(m, IsOk());
+  EXPECT_EQ(m->digest, img_.manifest_digest);
+  EXPECT_EQ(Stat("tokens"), 0);  // no token server asked
 }
 
 // A real gzip layer pushed to the registry: its index built through Range reads equals

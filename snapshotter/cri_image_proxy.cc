@@ -105,8 +105,11 @@ absl::StatusOr<CriPull> ParsePullImageRequest(absl::string_view bytes) {
       case 5:
         c.identity_token = v;
         break;
+      case 6:
+        c.registry_token = v;
+        break;
       default:
-        break;  // registry_token: not used by clip's token flow
+        break;
     }
   });
   if (!st.ok()) return st;

@@ -36,7 +36,7 @@ namespace clip {
 struct CriPull {
   std::string image;                     // PullImageRequest.image.image
   std::string server_address;            // PullImageRequest.auth.server_address
-  std::optional<Credential> credential;  // from auth: username/password, auth, identity_token
+  std::optional<Credential> credential;  // from auth: username/password, auth, the tokens
 };
 // kInvalidArgument when the bytes are not a well-formed message.
 absl::StatusOr<CriPull> ParsePullImageRequest(absl::string_view bytes);

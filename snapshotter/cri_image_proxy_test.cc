@@ -246,6 +246,22 @@ TEST_F(CriImageProxyTest, CredentialsCountWhileThePullRunsAndGoIfItFails) {
   EXPECT_EQ(pulled_->hosts(), 0u);
 }
 
+TEST(CriMessagesTest, EveryAuthConfigField) {
+  // username 1, password 2, auth 3 (ignored when a username is set), server_address 4,
+  // identity_token 5, registry_token 6.
+  auto pull = ParsePullImageRequest(
+      Field(1, Field(1, "reg.example/app")) +
+      Field(2, Field(1, "u") + Field(2, "p") + Field(3, absl::Base64Escape("x:y")) +
+                   Field(4, "reg.example") + Field(5, "refresh") + Field(6, "bearer")));
+  ASSERT_THAT(pull, IsOk());
+  ASSERT_TRUE(pull->credential.has_value());
+  EXPECT_EQ(pull->credential->username, "u");
+  EXPECT_EQ(pull->credential->password, "p");
+  EXPECT_EQ(pull->credential->identity_token, "refresh");
+  EXPECT_EQ(pull->credential->registry_token, "bearer");
+  EXPECT_EQ(pull->server_address, "reg.example");
+}
+
 TEST(CriMessagesTest, MalformedBytesAreErrors) {
   EXPECT_FALSE(ParsePullImageRequest(std::string("\x0a\x05", 2) + "ab").ok());  // field > message
   EXPECT_FALSE(ParseRemoveImageRequest("\x0a").ok());

@@ -12,7 +12,8 @@ Control (JSON over HTTP, on the proxy itself):
         host "localhost", which must not receive the Authorization header).
   POST /__bearer {"enabled": true, "user": "u", "password": "p", "expires_in": 60}
         require Bearer tokens issued by GET /token (Basic auth checked when a user
-        is set; anonymous otherwise).
+        is set; anonymous otherwise); "accept": "T" also accepts the token T, issued
+        elsewhere (a registry token a client already holds).
   POST /__revoke  invalidate every issued token (the client must refresh on 401).
   POST /__referrers {"path": "/v2/<repo>/referrers/<digest>", "body": <OCI index>}
         answer GET of that path (query ignored) with 200 and the body: a registry with
@@ -78,6 +79,8 @@ class Handler(BaseHTTPRequestHandler):
             elif self.path == "/__bearer":
                 BEARER.clear()
                 BEARER.update(data)
+                if data.get("accept"):
+                    TOKENS.add(data["accept"])
             elif self.path == "/__revoke":
                 TOKENS.clear()
             elif self.path == "/__referrers":
