@@ -159,10 +159,24 @@ class BadStateTest : public ::testing::Test {
     }
     testing::RunCommand("rm -rf " + dir_).IgnoreError();
   }
-  // The pid of the holder serving `socket` (from its pid file), remembered for TearDown.
+  // The pid of the holder serving `socket` (from its pid file; where a full filesystem
+  // left that empty, from the socket's peer credentials), remembered for TearDown.
   pid_t HolderPid(const std::string& socket) {
     pid_t pid = 0;
     std::ifstream(socket + ".pid") >> pid;
+    if (pid <= 0) {
+      int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      strncpy(addr.sun_path, socket.c_str(), sizeof(addr.sun_path) - 1);
+      ucred peer{};
+      socklen_t len = sizeof(peer);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+          getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0) {
+        pid = peer.pid;
+      }
+      close(fd);
+    }
     if (pid > 0) holders_.push_back(pid);
     return pid;
   }
