@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/errno_status.h"
+#include "common/file_io.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "snapshotter/filters.h"
@@ -29,17 +30,6 @@ namespace {
 absl::Status MakeDir(const std::string& path, mode_t mode) {
   if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, absl::StrCat("mkdir ", path));
-  }
-  return absl::OkStatus();
-}
-
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-
-absl::Status RemoveAll(const std::string& path) {
-  if (nftw(path.c_str(), RemoveEntry, 64, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
-    return ErrnoToStatus(errno, absl::StrCat("remove ", path));
   }
   return absl::OkStatus();
 }
@@ -156,7 +146,7 @@ absl::Status OverlaySnapshotter::TryRemote(const std::string& parent, const Labe
   }
   // 3. Not lazy: undo, and let the ordinary path run.
   (void)store_->Transact([&](MetadataStore::Txn& txn) { return txn.Delete(id); });
-  (void)RemoveAll(SnapshotDir(id));
+  (void)RemoveTree(SnapshotDir(id));
   return absl::OkStatus();
 }
 
@@ -276,7 +266,7 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
   absl::Status made = MakeDir(temp + "/fs", 0755);
   if (made.ok() && kind == SnapshotKind::kActive) made = MakeDir(temp + "/work", 0711);
   if (!made.ok()) {
-    (void)RemoveAll(temp);
+    (void)RemoveTree(temp);
     return made;
   }
   std::vector<MountSpec> mounts;
@@ -302,7 +292,7 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
     CLIP_ASSIGN_OR_RETURN(r.id, txn.Insert(r));
     // An id can come back after a rolled-back insert (a crash before COMMIT); the
     // directory that crash left has no record and is garbage.
-    CLIP_RETURN_IF_ERROR(RemoveAll(SnapshotDir(r.id)));
+    CLIP_RETURN_IF_ERROR(RemoveTree(SnapshotDir(r.id)));
     if (rename(temp.c_str(), SnapshotDir(r.id).c_str()) != 0) {
       return ErrnoToStatus(errno, absl::StrCat("rename to ", SnapshotDir(r.id)));
     }
@@ -315,7 +305,7 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::Create(SnapshotKind k
     return absl::OkStatus();
   });
   if (!s.ok()) {
-    (void)RemoveAll(temp);
+    (void)RemoveTree(temp);
     return s;
   }
   return mounts;
@@ -413,9 +403,9 @@ absl::Status OverlaySnapshotter::Remove(const std::string& key) {
   // removal atomic for readers of the snapshots directory.
   std::string doomed = absl::StrCat(removed, "-rm");
   if (rename(removed.c_str(), doomed.c_str()) != 0) {
-    return errno == ENOENT ? absl::OkStatus() : RemoveAll(removed);
+    return errno == ENOENT ? absl::OkStatus() : RemoveTree(removed);
   }
-  return RemoveAll(doomed);
+  return RemoveTree(doomed);
 }
 
 absl::Status OverlaySnapshotter::Walk(const std::vector<std::string>& filters,
@@ -463,7 +453,7 @@ absl::Status OverlaySnapshotter::Cleanup() {
     stray.push_back(n);
   }
   closedir(d);
-  for (const auto& n : stray) CLIP_RETURN_IF_ERROR(RemoveAll(dir + "/" + n));
+  for (const auto& n : stray) CLIP_RETURN_IF_ERROR(RemoveTree(dir + "/" + n));
   return absl::OkStatus();
 }
 
