@@ -1,7 +1,9 @@
 #include "fs/layer_fs.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -150,7 +152,43 @@ absl::StatusOr<size_t> LayerFs::Read(uint64_t ino, uint64_t offset, absl::Span<c
   if (id < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));
   const Entry& e = index_->entries(static_cast<int>(id));
   if (e.type() != index::v1::REGULAR) return absl::FailedPreconditionError("not a regular file");
+  if (std::shared_ptr<const TreeFd> tree = std::atomic_load(&tree_fd_)) {
+    return ReadTree(tree->fd, static_cast<uint32_t>(id), offset, dst);
+  }
   return reader_.ReadFile(static_cast<uint32_t>(id), offset, dst);
+}
+
+LayerFs::TreeFd::~TreeFd() {
+  if (fd >= 0) close(fd);
+}
+
+absl::Status LayerFs::UseTree(const std::string& tree) {
+  auto t = std::make_shared<TreeFd>();
+  t->fd = open(tree.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (t->fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", tree));
+  std::atomic_store(&tree_fd_, std::shared_ptr<const TreeFd>(std::move(t)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> LayerFs::ReadTree(int tree_fd, uint32_t entry, uint64_t offset,
+                                         absl::Span<char> dst) const {
+  const std::string path = tree_.Path(entry);
+  int fd = openat(tree_fd, path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path, " in the tree of ", label_));
+  size_t done = 0;
+  while (done < dst.size()) {
+    ssize_t n = pread(fd, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoToStatus(err, absl::StrCat("read ", path, " in the tree of ", label_));
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  return done;
 }
 
 absl::StatusOr<std::vector<SpanSlice>> LayerFs::ReadSlices(uint64_t ino, uint64_t offset,
@@ -159,6 +197,16 @@ absl::StatusOr<std::vector<SpanSlice>> LayerFs::ReadSlices(uint64_t ino, uint64_
   if (id < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));
   const Entry& e = index_->entries(static_cast<int>(id));
   if (e.type() != index::v1::REGULAR) return absl::FailedPreconditionError("not a regular file");
+  if (std::shared_ptr<const TreeFd> tree = std::atomic_load(&tree_fd_)) {
+    const uint64_t file_size = e.size();
+    if (offset >= file_size) return std::vector<SpanSlice>{};
+    auto buffer = std::make_shared<std::string>(
+        static_cast<size_t>(std::min<uint64_t>(size, file_size - offset)), '\0');
+    CLIP_ASSIGN_OR_RETURN(size_t n, ReadTree(tree->fd, static_cast<uint32_t>(id), offset,
+                                             absl::MakeSpan(buffer->data(), buffer->size())));
+    buffer->resize(n);
+    return std::vector<SpanSlice>{{buffer, buffer->data(), buffer->size()}};
+  }
   return reader_.FileSlices(static_cast<uint32_t>(id), offset, size);
 }
 

@@ -10,7 +10,8 @@
 // read touches only the spans it covers. Overlay semantics for a lower layer: a
 // whiteout is the character device 0/0 under the plain name, and an opaque directory
 // carries the xattr `trusted.overlay.opaque` = "y" (the marker file itself is hidden).
-// Everything is immutable after construction, so no locks are needed.
+// Everything is immutable after construction but the switch to a tree (UseTree, an
+// atomic pointer), so no locks are needed.
 //
 //   LayerFs fs(index, spans);
 //   CLIP_ASSIGN_OR_RETURN(Attr a, fs.Lookup(kRootInode, "etc"));
@@ -25,6 +26,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -84,6 +86,11 @@ class LayerFs {
   absl::StatusOr<std::string> GetXattr(uint64_t ino, absl::string_view name) const;
   absl::StatusOr<std::vector<std::string>> ListXattr(uint64_t ino) const;
   FsStats Stats() const { return stats_; }
+  // From now on, file data comes from `tree` - this layer written out as a directory tree
+  // (lazy/layer_tree.h) - instead of the spans: a running container's reads keep working
+  // once the spans leave the cache. kNotFound etc. when `tree` cannot be opened.
+  absl::Status UseTree(const std::string& tree);
+  bool uses_tree() const { return std::atomic_load(&tree_fd_) != nullptr; }
   // False when no entry has an extended attribute (nor is opaque): every GetXattr is
   // then kNotFound, and the adapter may tell the kernel to stop asking.
   bool has_xattrs() const { return has_xattrs_; }
@@ -95,6 +102,13 @@ class LayerFs {
   // The entry id an inode's attributes come from (hardlinks resolved); -1 if invalid.
   int64_t EntryOf(uint64_t ino) const;
   Attr MakeAttr(uint32_t entry_id, uint64_t ino) const;
+  // A regular file's bytes from the tree (UseTree), into `dst`.
+  absl::StatusOr<size_t> ReadTree(int tree_fd, uint32_t entry, uint64_t offset,
+                                  absl::Span<char> dst) const;
+  struct TreeFd {
+    int fd = -1;
+    ~TreeFd();
+  };
 
   std::shared_ptr<const index::v1::LayerIndex> index_;
   EntryTree tree_;
@@ -103,6 +117,7 @@ class LayerFs {
   std::vector<uint32_t> nlink_;  // per entry id (targets of hardlinks and directories)
   FsStats stats_;
   std::string label_;
+  std::shared_ptr<const TreeFd> tree_fd_;  // set once by UseTree (atomic_load/store)
 };
 
 }  // namespace clip

@@ -13,8 +13,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/file_blob_reader.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
@@ -172,6 +174,63 @@ TEST_F(LayerTreeTest, AFullDiskIsAClearErrorAndLeavesNothing) {
   EXPECT_FALSE(Exists(small + "/tree"));
   EXPECT_EQ(Unfinished(small), 0);
   (void)testing::RunCommand("umount -l " + small);
+}
+
+// A blob whose every read fails: the spans are gone (dropped from the cache, registry
+// unreachable).
+class GoneBlob final : public BlobReader {
+ public:
+  explicit GoneBlob(uint64_t size) : size_(size) {}
+  absl::StatusOr<size_t> ReadAt(uint64_t, absl::Span<char>) const override {
+    return absl::UnavailableError("the spans are gone");
+  }
+  absl::StatusOr<uint64_t> Size() const override { return size_; }
+
+ private:
+  uint64_t size_;
+};
+
+// A running container's mount switched to the tree reads every file from it, also
+// when the spans are gone, whole and by pieces, through both read paths FUSE uses.
+TEST_F(LayerTreeTest, AMountSwitchedToItsTreeReadsFromTheTree) {
+  Layer l = Open(*layers_ + "/posix.tar.gz");
+  const std::string tree = dir_ + "/tree";
+  ASSERT_THAT(WriteLayerTree(*l.fs, tree), IsOk());
+  auto index = std::make_shared<const index::v1::LayerIndex>(BuildLayerIndex(*l.blob).value());
+  GoneBlob gone(*l.blob->Size());
+  LayerFs fs(index, std::make_shared<SpanInflater>(index, gone));
+  auto file = [&](const std::string& path) {
+    uint64_t ino = kRootInode;
+    for (absl::string_view part : absl::StrSplit(path, '/')) ino = fs.Lookup(ino, part)->ino;
+    return *fs.GetAttr(ino);
+  };
+  std::vector<char> buf(1 << 20);
+  const Attr big = file("usr/bin/random3m");
+  EXPECT_FALSE(fs.Read(big.ino, 0, absl::MakeSpan(buf)).ok());  // spans only: gone
+  EXPECT_FALSE(fs.uses_tree());
+  ASSERT_THAT(fs.UseTree(tree), IsOk());
+  EXPECT_TRUE(fs.uses_tree());
+  for (const char* path :
+       {"usr/bin/random3m", "etc/hello.txt", "usr/bin/hard1", "etc/app/seq.txt"}) {
+    SCOPED_TRACE(path);
+    const Attr a = file(path);
+    std::string want = testing::ReadFileOrEmpty(tree + "/" + path), got;
+    ASSERT_EQ(want.size(), a.size);
+    for (uint64_t off = 0; off < a.size;) {
+      auto n = fs.Read(a.ino, off, absl::MakeSpan(buf.data(), 100000));
+      ASSERT_THAT(n, IsOk());
+      ASSERT_GT(*n, 0u);
+      got.append(buf.data(), *n);
+      off += *n;
+    }
+    EXPECT_TRUE(got == want);
+    auto slices = fs.ReadSlices(a.ino, a.size / 3, 70000);
+    ASSERT_THAT(slices, IsOk());
+    std::string sliced;
+    for (const SpanSlice& sl : *slices) sliced.append(sl.data, sl.size);
+    EXPECT_TRUE(sliced == want.substr(a.size / 3, 70000));
+    EXPECT_TRUE(fs.ReadSlices(a.ino, a.size, 10)->empty());  // at the end
+  }
 }
 
 TEST_F(LayerTreeTest, RemoveUnfinishedTreesOfAMissingDirectory) {
