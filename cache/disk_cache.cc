@@ -203,6 +203,15 @@ void DiskCache::EvictToBudget() {
   }
 }
 
+absl::Status DiskCache::Remove(const Digest& key) {
+  const std::string path = PathFor(key);
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoToStatus(errno, absl::StrCat("remove ", path));
+  }
+  Forget(key);
+  return absl::OkStatus();
+}
+
 bool DiskCache::Contains(const Digest& key) const {
   return access(PathFor(key).c_str(), F_OK) == 0;
 }

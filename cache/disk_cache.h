@@ -58,6 +58,8 @@ class DiskCache final : public SpanStore {
   // True if a file for `key` exists (no read, no verification).
   bool Contains(const Digest& key) const override;
   uint64_t size_bytes() const;
+  // Removes the entry for `key` (missing: fine): spans a layer's tree made redundant.
+  absl::Status Remove(const Digest& key) override;
   // Re-reads the directory: entries written or evicted by other processes.
   absl::Status Rescan();
   std::string PathFor(const Digest& key) const;

@@ -52,6 +52,12 @@ TEST(DiskCacheTest, PutGetAndLayout) {
   EXPECT_TRUE(disk->Contains(key));
   EXPECT_EQ(disk->size_bytes(), span->size() + DiskCache::kTrailerSize);
   EXPECT_EQ(testing::RunCommand("ls " + root + "/tmp | wc -l").value(), "0\n");
+
+  ASSERT_THAT(disk->Remove(key), IsOk());  // a layer's tree made it redundant
+  EXPECT_FALSE(disk->Contains(key));
+  EXPECT_FALSE((*disk->Get(key)).has_value());
+  EXPECT_EQ(disk->size_bytes(), 0u);
+  EXPECT_THAT(disk->Remove(key), IsOk());  // gone already: fine
 }
 
 TEST(DiskCacheTest, CorruptAndTruncatedFilesAreDroppedNeverServed) {

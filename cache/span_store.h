@@ -61,6 +61,12 @@ class SpanStore {
     (void)key;
     return false;
   }
+  // Drops the entry for `key` if this store can (a local copy made redundant, e.g. by
+  // a layer's tree); stores that cannot, or must keep it (a fleet's), do nothing.
+  virtual absl::Status Remove(const Digest& key) {
+    (void)key;
+    return absl::OkStatus();
+  }
   TierCounters& counters() { return counters_; }
 
  private:

@@ -506,6 +506,11 @@ void FuseServer::OfferHeld(std::vector<HeldFd> held) {
   }
 }
 
+bool FuseServer::Offered(const std::string& mountpoint) const {
+  absl::MutexLock lock(&mu_);
+  return offered_.count(mountpoint) > 0;
+}
+
 void FuseServer::DropUnclaimed() {
   std::map<std::string, HeldFd> left;
   {

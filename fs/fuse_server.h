@@ -76,6 +76,9 @@ class FuseServer {
   absl::StatusOr<MountId> Mount(const std::string& mountpoint, std::shared_ptr<const LayerFs> fs);
   // Offered connections no Mount took over: unmounted and dropped from the holder.
   void DropUnclaimed();
+  // True while a live connection for `mountpoint` is offered (a container started on it
+  // before this server may still read through it).
+  bool Offered(const std::string& mountpoint) const;
   // Lazy unmount (MNT_DETACH): returns even while files are open; the session ends
   // when the kernel lets go. The holder lets go of its fd.
   absl::Status Unmount(MountId id);

@@ -289,6 +289,7 @@ absl::Status Daemon::Init() {
     lo.profile_max = absl::Seconds(ap.max_seconds);
   }
   lo.index_on_first_use = config_.index_on_first_use;
+  lo.local_trees = config_.local_trees;
   lo.index_options.small_file_interval = static_cast<uint64_t>(config_.index_small_file_interval);
   if (config_.background_fill.enabled) {
     BackgroundFill::Options fo;

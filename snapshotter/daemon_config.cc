@@ -131,11 +131,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       (workers ? c.fuse_workers : c.memory_cache_bytes) = *v;
       continue;
     }
-    if (k == "index_on_first_use" || k == "takeover") {
+    if (k == "index_on_first_use" || k == "takeover" || k == "local_trees") {
       const toml::value<bool>* v = node.as_boolean();
       if (!v)
         return absl::InvalidArgumentError(absl::StrCat(source, ": ", k, " must be true or false"));
-      (k == "takeover" ? c.takeover : c.index_on_first_use) = v->get();
+      (k == "takeover"      ? c.takeover
+       : k == "local_trees" ? c.local_trees
+                            : c.index_on_first_use) = v->get();
       continue;
     }
     if (k == "access_profiles") {

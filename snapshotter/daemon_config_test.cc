@@ -153,6 +153,10 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_FALSE(d->index_on_first_use);
   EXPECT_TRUE(ParseDaemonConfig("index_on_first_use = true\n", "t")->index_on_first_use);
+  EXPECT_TRUE(d->local_trees);
+  EXPECT_FALSE(ParseDaemonConfig("local_trees = false\n", "t")->local_trees);
+  EXPECT_THAT(ParseDaemonConfig("local_trees = 1\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(d->index_small_file_interval, 0);
   EXPECT_EQ(
       ParseDaemonConfig("index_small_file_interval = 524288\n", "t")->index_small_file_interval,

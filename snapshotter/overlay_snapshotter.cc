@@ -229,7 +229,11 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::MountsFor(MetadataSto
   while (!parent.empty()) {
     CLIP_ASSIGN_OR_RETURN(auto p, txn.Get(parent));
     if (!p) return absl::InternalError(absl::StrCat("parent ", parent, " vanished"));
-    lowers.push_back(SnapshotDir(p->id) + "/fs");
+    std::string lower = SnapshotDir(p->id) + "/fs";
+    if (remote_ != nullptr && p->info.labels.count(kRemoteLabel) > 0) {
+      if (std::optional<std::string> tree = remote_->LocalTree(lower)) lower = *tree;
+    }
+    lowers.push_back(lower);
     parent = p->info.parent;
   }
   std::string dir = SnapshotDir(r.id);

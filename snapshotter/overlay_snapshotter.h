@@ -47,6 +47,12 @@ class RemoteLayerHook {
     (void)mountpoint;
     return std::nullopt;
   }
+  // The layer at `mountpoint` as a plain directory tree on this node, when it is one:
+  // overlayfs reads that instead of the mount (nullopt: the mount).
+  virtual std::optional<std::string> LocalTree(const std::string& mountpoint) const {
+    (void)mountpoint;
+    return std::nullopt;
+  }
 };
 
 class OverlaySnapshotter final : public Snapshotter {

@@ -15,6 +15,7 @@
 #include "index/layer_indexer.h"
 #include "index/span_inflater.h"
 #include "index/span_source.h"
+#include "lazy/layer_tree.h"
 #include "snapshotter/snapshot_labels.h"
 
 namespace clip {
@@ -45,7 +46,9 @@ RemoteLayers::RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Opt
       finder_(IndexFinder::Options{options_.index_trust, &registry_, options_.index_store,
                                    options_.profile_store, options_.remote_index,
                                    options_.metrics}) {
-  if (!options_.profile_store.empty()) keeper_ = std::thread([this] { KeepProfiles(); });
+  if (!options_.profile_store.empty() || options_.local_trees) {
+    keeper_ = std::thread([this] { Keep(); });
+  }
 }
 
 RemoteLayers::~RemoteLayers() {
@@ -58,13 +61,36 @@ RemoteLayers::~RemoteLayers() {
     jobs.swap(index_jobs_);
   }
   for (auto& j : jobs) j.join();
+  std::vector<std::shared_ptr<TreeJob>> trees;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [mnt, layer] : layers_) {
+      if (layer.tree_job == nullptr) continue;
+      layer.tree_job->cancel = true;
+      trees.push_back(layer.tree_job);
+    }
+  }
+  for (auto& t : trees) t->thread.join();  // (a job takes mu_ at its end)
   absl::MutexLock lock(&mu_);
   for (auto& [mnt, layer] : layers_) {
     if (layer.replay != nullptr) layer.replay->Cancel();
     layer.fill.reset();
-    (void)fuse_.Unmount(layer.id);
+    if (layer.id) (void)fuse_.Unmount(*layer.id);
   }
   layers_.clear();
+}
+
+size_t RemoteLayers::local() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<size_t>(std::count_if(layers_.begin(), layers_.end(),
+                                           [](const auto& l) { return !l.second.tree.empty(); }));
+}
+
+std::optional<std::string> RemoteLayers::LocalTree(const std::string& mountpoint) const {
+  absl::MutexLock lock(&mu_);
+  auto it = layers_.find(mountpoint);
+  if (it == layers_.end() || it->second.tree.empty()) return std::nullopt;
+  return it->second.tree;
 }
 
 size_t RemoteLayers::mounted() const {
@@ -96,6 +122,9 @@ class StoppableReader final : public BlobReader {
   const BlobReader& inner_;
   const std::atomic<bool>& stop_;
 };
+
+// A tree that could not be written (a full disk) is tried again this much later.
+constexpr absl::Duration kTreeRetry = absl::Minutes(1);
 
 }  // namespace
 
@@ -185,21 +214,46 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
       !pinned.ok()) {
     Log(LogLevel::kWarning, "remote", pinned.message());
   }
-  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id,
-                        fuse_.Mount(mountpoint, std::make_shared<LayerFs>(*index, spans)));
+  // Made local before (a restart, the same layer pulled again): its tree is the layer.
+  std::string tree;
+  if (options_.local_trees) {
+    const std::string dir = mountpoint.substr(0, mountpoint.rfind('/'));
+    (void)RemoveUnfinishedTrees(dir);  // a write a crash interrupted starts again later
+    struct stat st;
+    if (stat((dir + "/tree").c_str(), &st) == 0 && S_ISDIR(st.st_mode)) tree = dir + "/tree";
+  }
+  if (!tree.empty() && !fuse_.Offered(mountpoint)) {
+    Log(LogLevel::kInfo, "remote",
+        absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(),
+                     " from its local tree ", tree, " (no FUSE: overlayfs reads it)"));
+    absl::MutexLock lock(&mu_);
+    layers_[mountpoint] = Layer{std::nullopt, layer,   *index,  std::move(blob), spans,  nullptr,
+                                tree,         nullptr, nullptr, nullptr,         nullptr};
+    return true;
+  }
+  auto fs = std::make_shared<LayerFs>(*index, spans);
+  if (!tree.empty()) {
+    // A container started before still reads through its FUSE mount: from the tree.
+    if (absl::Status st = fs->UseTree(tree); !st.ok()) {
+      Log(LogLevel::kWarning, "remote", st.message());
+      tree.clear();
+    }
+  }
+  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, fuse_.Mount(mountpoint, fs));
   Log(LogLevel::kInfo, "remote",
       absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(), " lazily at ",
                    mountpoint, " (index ", trail.substr(trail.rfind("found in ") + 6), ", ",
-                   (*index)->entries_size(), " entries, ", SpanCount(**index), " spans)"));
+                   (*index)->entries_size(), " entries, ", SpanCount(**index), " spans",
+                   tree.empty() ? "" : "; reads from its local tree", ")"));
   std::unique_ptr<DelayedFill> fill;
-  if (options_.fill) {
+  if (options_.fill && tree.empty()) {
     fill = std::make_unique<DelayedFill>(spans, *options_.fill, options_.fill_delay);
   }
   std::shared_ptr<SpanAccessLog> recording;
   std::shared_ptr<ProfileReplay::Progress> replay;
   // A mount taken over from a previous daemon serves a container that has started: its
   // reads are neither a start to record nor one to prepare for.
-  if (!options_.profile_store.empty() && !fuse_.IsAdopted(id)) {
+  if (!options_.profile_store.empty() && !fuse_.IsAdopted(id) && tree.empty()) {
     if (std::optional<index::v1::AccessProfile> profile = finder_.FindProfile(query, **index)) {
       if (options_.replay != nullptr) {
         std::vector<uint32_t> order(profile->spans().begin(), profile->spans().end());
@@ -214,8 +268,8 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
     }
   }
   absl::MutexLock lock(&mu_);
-  layers_[mountpoint] =
-      Layer{id, layer, *index, std::move(blob), spans, std::move(fill), recording, replay};
+  layers_[mountpoint] = Layer{id,   layer,   *index,          std::move(blob), spans, fs,
+                              tree, nullptr, std::move(fill), recording,       replay};
   return true;
 }
 
@@ -228,6 +282,10 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
     layer = std::move(it->second);
     layers_.erase(it);
   }
+  if (layer.tree_job != nullptr) {  // its snapshot is going: the tree too
+    layer.tree_job->cancel = true;
+    layer.tree_job->thread.join();
+  }
   if (layer.replay != nullptr) layer.replay->Cancel();
   if (layer.recording != nullptr) {  // unmounted before its readers went quiet
     layer.spans->SetAccessLog(nullptr);
@@ -235,7 +293,12 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
       SaveProfile(layer.digest, *layer.index, *layer.recording);
   }
   layer.fill.reset();  // cancel before the mount goes
-  absl::Status st = fuse_.Unmount(layer.id);
+  if (!layer.id) {
+    Log(LogLevel::kInfo, "remote",
+        absl::StrCat("let go of ", layer.digest.ToString(), " at ", mountpoint, " (its tree)"));
+    return absl::OkStatus();
+  }
+  absl::Status st = fuse_.Unmount(*layer.id);
   Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
       absl::StrCat(st.ok() ? "unmounted " : "unmount failed: ", layer.digest.ToString(), " at ",
                    mountpoint, " (", layer.spans->origin_fetches(), " of ", SpanCount(*layer.index),
@@ -266,10 +329,24 @@ void RemoteLayers::SaveProfile(const Digest& layer, const index::v1::LayerIndex&
                    profile.recorded_millis(), " ms"));
 }
 
-void RemoteLayers::KeepProfiles() {
-  const absl::Duration tick = std::min(
-      absl::Milliseconds(250), std::max(absl::Milliseconds(10), options_.profile_quiet / 4));
+void RemoteLayers::Keep() {
+  absl::Duration tick = options_.tree_check;
+  if (!options_.profile_store.empty()) {
+    tick = std::min(tick, std::min(absl::Milliseconds(250),
+                                   std::max(absl::Milliseconds(10), options_.profile_quiet / 4)));
+  }
+  absl::Time next_check = absl::Now() + options_.tree_check;
   while (!stop_keeper_.WaitForNotificationWithTimeout(tick)) {
+    if (!options_.profile_store.empty()) KeepProfiles();
+    if (options_.local_trees && absl::Now() >= next_check) {
+      CheckLocal();
+      next_check = absl::Now() + options_.tree_check;
+    }
+  }
+}
+
+void RemoteLayers::KeepProfiles() {
+  {
     struct Due {
       Digest digest;
       std::shared_ptr<const index::v1::LayerIndex> index;
@@ -298,17 +375,23 @@ void RemoteLayers::KeepProfiles() {
 std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) const {
   std::shared_ptr<const index::v1::LayerIndex> index;
   Digest digest;
+  std::string tree;
   {
     absl::MutexLock lock(&mu_);
     auto it = layers_.find(mountpoint);
     if (it == layers_.end()) return std::nullopt;
     index = it->second.index;
     digest = it->second.digest;
+    tree = it->second.tree;
   }
   SnapshotUsage usage;
   usage.inodes = index->entries_size();
   if (std::optional<uint64_t> size = finder_.indexes().SizeOf(digest)) {
     usage.size += static_cast<int64_t>(*size);
+  }
+  if (!tree.empty()) {  // the layer's files, as overlayfs's unpack would hold them
+    if (absl::StatusOr<SnapshotUsage> t = DiskUsage(tree); t.ok()) usage.size += t->size;
+    return usage;
   }
   if (options_.tiers.disk != nullptr) {
     for (size_t s = 0; s < SpanCount(*index); ++s) {
@@ -317,6 +400,98 @@ std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) 
     }
   }
   return usage;
+}
+
+void RemoteLayers::CheckLocal() {
+  struct Candidate {
+    std::string mountpoint;
+    std::shared_ptr<const index::v1::LayerIndex> index;
+  };
+  std::vector<Candidate> candidates;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    const absl::Time now = absl::Now();
+    for (auto& [mnt, layer] : layers_) {
+      if (!layer.tree.empty()) continue;
+      if (layer.tree_job != nullptr) {
+        if (!layer.tree_job->failed || now - layer.tree_job->failed_at < kTreeRetry) continue;
+        layer.tree_job->thread.join();  // it has ended
+        layer.tree_job = nullptr;
+      }
+      candidates.push_back({mnt, layer.index});
+    }
+  }
+  if (options_.tiers.disk == nullptr) return;
+  for (const Candidate& c : candidates) {
+    bool all = true;
+    for (size_t s = 0; s < SpanCount(*c.index) && all; ++s) {
+      all = options_.tiers.disk->Contains(GetSpanInfo(*c.index, s).digest);
+    }
+    if (!all) continue;
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(c.mountpoint);
+    if (it == layers_.end() || it->second.tree_job != nullptr || stopping_) continue;
+    Layer& layer = it->second;
+    auto job = std::make_shared<TreeJob>();
+    job->thread = std::thread([this, mnt = c.mountpoint, digest = layer.digest, index = layer.index,
+                               spans = layer.spans,
+                               j = job.get()] { MakeLocal(mnt, digest, index, spans, *j); });
+    layer.tree_job = std::move(job);
+  }
+}
+
+void RemoteLayers::MakeLocal(const std::string& mountpoint, const Digest& digest,
+                             std::shared_ptr<const index::v1::LayerIndex> index,
+                             std::shared_ptr<const TieredSpanSource> spans, TreeJob& job) {
+  const std::string tree = mountpoint.substr(0, mountpoint.rfind('/')) + "/tree";
+  const absl::Time start = absl::Now();
+  LayerFs fs(index, spans);  // its reads: the spans on disk, verified
+  LayerTreeOptions o;
+  o.before_entry = [&job](const std::string&) {
+    return job.cancel ? absl::CancelledError("the layer is unmounted") : absl::OkStatus();
+  };
+  absl::Status written = WriteLayerTree(fs, tree, o);
+  if (written.code() == absl::StatusCode::kAlreadyExists) written = absl::OkStatus();
+  if (!written.ok()) {
+    if (!job.cancel) {
+      Log(LogLevel::kWarning, "remote",
+          absl::StrCat("layer ", digest.ToString(), " stays lazy: its tree could not be written (",
+                       written.message(), "); tried again later"));
+    }
+    job.failed_at = absl::Now();
+    job.failed = true;  // CheckLocal starts another one a minute later
+    return;
+  }
+  bool shared = false;  // another mount of the same layer still reads these spans
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(mountpoint);
+    if (it == layers_.end()) return;
+    Layer& layer = it->second;
+    if (layer.fs != nullptr) {
+      if (absl::Status st = layer.fs->UseTree(tree); !st.ok()) {
+        Log(LogLevel::kWarning, "remote", st.message());
+        return;
+      }
+    }
+    layer.tree = tree;
+    for (const auto& [mnt, other] : layers_) {
+      shared |= mnt != mountpoint && other.digest == digest && other.tree.empty();
+    }
+  }
+  size_t dropped = 0;
+  if (!shared && options_.tiers.disk != nullptr) {
+    for (size_t s = 0; s < SpanCount(*index); ++s) {
+      dropped += options_.tiers.disk->Remove(GetSpanInfo(*index, s).digest).ok();
+    }
+  }
+  Log(LogLevel::kInfo, "remote",
+      absl::StrCat("layer ", digest.ToString(), " is local: written as a tree at ", tree, " in ",
+                   absl::FormatDuration(absl::Now() - start),
+                   "; new containers read it through overlayfs, running ones through FUSE from "
+                   "the tree; ",
+                   dropped, " of ", SpanCount(*index), " spans left the disk cache"));
 }
 
 }  // namespace clip

@@ -25,6 +25,17 @@
 // fetched at once, in parallel runs, by
 // ProfileReplay; Unmount cancels what is left.
 //
+// Local trees (optional, `local_trees`): once every span of a mounted layer is on this
+// node's disk (background fill, or reads), the layer is written out as a plain directory
+// tree beside its mountpoint (`<snapshot>/tree`, lazy/layer_tree.h), from verified
+// spans. From then on overlayfs gets the tree as the lowerdir of new containers
+// (LocalTree), the FUSE mount of running containers reads from the tree (LayerFs::
+// UseTree), and the layer's spans leave the disk cache. A layer mounted again with its
+// tree there (a restart, a new pull) is served by the tree alone, without FUSE, unless a
+// live FUSE connection of a container started earlier is offered for takeover. The tree
+// goes with its snapshot's directory. A full disk while writing leaves the layer lazy
+// (a log line; tried again later).
+//
 // Labels read (as containerd's CRI plugin and `clipctl pull` set them):
 // containerd.io/snapshot/cri.image-ref, cri.layer-digest, cri.manifest-digest.
 //
@@ -49,6 +60,7 @@
 #include "cache/span_store.h"
 #include "cache/tiered_span_source.h"
 #include "fs/fuse_server.h"
+#include "fs/layer_fs.h"
 #include "index/access_profile.h"
 #include "index/layer_indexer.h"
 #include "registry/registry_blob_reader.h"
@@ -79,6 +91,8 @@ class RemoteLayers final : public RemoteLayerHook {
     ProfileReplay::Options replay_options;
     absl::Duration profile_quiet = absl::Seconds(5);  // no new span this long: recorded
     absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer
+    bool local_trees = false;                         // layers made local become trees (above)
+    absl::Duration tree_check = absl::Seconds(1);     // how often layers are checked for it
   };
   // Layers are read from `registry` and served through `fuse`; both must outlive this.
   RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Options options);
@@ -88,7 +102,10 @@ class RemoteLayers final : public RemoteLayerHook {
   absl::Status Unmount(const std::string& mountpoint) override;
   // size = the index file + the layer's spans in the disk cache; inodes = its entries.
   std::optional<SnapshotUsage> Usage(const std::string& mountpoint) const override;
+  std::optional<std::string> LocalTree(const std::string& mountpoint) const override;
   size_t mounted() const;
+  // Mounted layers that are local trees (tests, metrics).
+  size_t local() const;
   // Layers whose background fill has finished (tests, metrics).
   size_t filled() const;
   // Blocks until no index-on-first-use job is running (tests).
@@ -105,8 +122,25 @@ class RemoteLayers final : public RemoteLayerHook {
   // Ends a recording: the profile goes to the local store and the remote cache.
   void SaveProfile(const Digest& layer, const index::v1::LayerIndex& index,
                    const SpanAccessLog& log);
-  // Ends recordings whose readers went quiet (or ran too long); the keeper thread.
+  // Ends recordings whose readers went quiet (or ran too long).
   void KeepProfiles();
+  // Starts a tree job for each mounted layer whose spans are all on disk.
+  void CheckLocal();
+  // The keeper thread: KeepProfiles and CheckLocal, each at its own pace.
+  void Keep();
+
+  // Writing one layer's tree, cancelled by Unmount (and the destructor).
+  struct TreeJob {
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> failed{false};  // ended without a tree (at failed_at)
+    absl::Time failed_at;
+    std::thread thread;
+  };
+  // The tree job's work: the tree written, the layer's mounts switched to it, its spans
+  // dropped from the disk cache.
+  void MakeLocal(const std::string& mountpoint, const Digest& digest,
+                 std::shared_ptr<const index::v1::LayerIndex> index,
+                 std::shared_ptr<const TieredSpanSource> spans, TreeJob& job);
 
   // A fill that starts after a delay unless cancelled first.
   class DelayedFill {
@@ -123,11 +157,14 @@ class RemoteLayers final : public RemoteLayerHook {
     std::thread thread_;
   };
   struct Layer {
-    FuseServer::MountId id;
+    std::optional<FuseServer::MountId> id;  // none: served by its tree alone
     Digest digest;
     std::shared_ptr<const index::v1::LayerIndex> index;
     std::unique_ptr<RegistryBlobReader> blob;
     std::shared_ptr<const TieredSpanSource> spans;
+    std::shared_ptr<LayerFs> fs;  // what its FUSE mount serves (none: null)
+    std::string tree;             // its tree, once written (empty: none yet)
+    std::shared_ptr<TreeJob> tree_job;
     std::unique_ptr<DelayedFill> fill;
     std::shared_ptr<SpanAccessLog> recording;  // while recording its access profile
     std::shared_ptr<ProfileReplay::Progress> replay;
@@ -142,7 +179,7 @@ class RemoteLayers final : public RemoteLayerHook {
   std::vector<std::thread> index_jobs_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
   absl::Notification stop_keeper_;
-  std::thread keeper_;  // KeepProfiles, when profiles are on
+  std::thread keeper_;  // Keep, when profiles or trees are on
 };
 
 }  // namespace clip

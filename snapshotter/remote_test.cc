@@ -501,6 +501,75 @@ TEST_F(ProxiedTest, BackgroundFillMakesTheLayerLocal) {
   ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
 }
 
+// Local trees: once the fill made every span local, the layer is written as a tree
+// beside its mountpoint; overlayfs gets the tree (views and containers), the FUSE mount
+// reads from it, the spans leave the disk cache (the registry failing every request
+// changes nothing), usage counts the tree, a restart serves the layer from the tree
+// without FUSE, and removing the snapshot removes the tree.
+TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
+  const std::string& dir = pub.dir;
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  FuseServer fuse(2);
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
+  opts.fill = BackgroundFill::Options{};
+  opts.fill_delay = absl::Milliseconds(10);
+  opts.local_trees = true;
+  opts.tree_check = absl::Milliseconds(20);
+  auto remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
+  for (int i = 0; i < 600 && (remote->local() == 0 || disk->size_bytes() > 0); ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(remote->local(), 1u);
+  EXPECT_EQ(disk->size_bytes(), 0u);  // the spans left the disk cache
+  ASSERT_THAT(
+      px.proxy->Control("/__fault", R"({"mode":"status500","count":100000,"match":"/blobs/"})"),
+      IsOk());
+
+  auto view = snap->View("v", "sha256:c1", {});
+  ASSERT_THAT(view, IsOk());
+  const std::string tree = (*view)[0].source;
+  ASSERT_EQ(tree.substr(tree.size() - 5), "/tree");
+  const std::string snapdir = tree.substr(0, tree.size() - 5);
+  for (const char* f : {"usr/bin/random3m", "etc/app/seq.txt", "etc/hello.txt"}) {
+    const std::string want = ReadFileOrEmpty(dir + "/layers/tree/" + f);
+    EXPECT_FALSE(want.empty()) << f;
+    EXPECT_TRUE(ReadFileOrEmpty(tree + "/" + f) == want) << f;
+    EXPECT_TRUE(ReadFileOrEmpty(snapdir + "/fs/" + f) == want) << f;  // FUSE, from the tree
+  }
+  auto container = snap->Prepare("c", "sha256:c1", {});
+  ASSERT_THAT(container, IsOk());
+  bool tree_lower = false;
+  for (const std::string& o : (*container)[0].options) {
+    tree_lower |= o == "lowerdir=" + tree;
+  }
+  EXPECT_TRUE(tree_lower) << "the container's overlay does not read the tree";
+  auto usage = snap->Usage("sha256:c1");
+  ASSERT_THAT(usage, IsOk());
+  EXPECT_GT(usage->size, 3 << 20);                     // random3m and the rest, in the tree
+  EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);  // nothing needed the registry
+
+  // Restart: the layer comes back from its tree alone.
+  snap.reset();
+  remote.reset();
+  EXPECT_EQ(fuse.mounts(), 0u);
+  remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
+  snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  EXPECT_EQ(remote->mounted(), 1u);
+  EXPECT_EQ(remote->local(), 1u);
+  EXPECT_EQ(fuse.mounts(), 0u);  // no FUSE
+  EXPECT_EQ(snap->View("v2", "sha256:c1", {}).value()[0].source, tree);
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("v2"), IsOk());
+  ASSERT_THAT(snap->Remove("c"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
+  EXPECT_FALSE(Exists(tree));
+  EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);
+}
+
 // Access profiles. Host 0 mounts the layer without a profile, reads two files, and once
 // its reads go quiet records the spans they needed (local store and remote cache).
 // Host 1 (its own stores, the same remote cache) mounts the layer and fetches exactly
