@@ -435,18 +435,21 @@ void RemoteLayers::CheckLocal() {
     Layer& layer = it->second;
     auto job = std::make_shared<TreeJob>();
     job->thread = std::thread([this, mnt = c.mountpoint, digest = layer.digest, index = layer.index,
-                               spans = layer.spans,
-                               j = job.get()] { MakeLocal(mnt, digest, index, spans, *j); });
+                               blob = layer.blob.get(),
+                               j = job.get()] { MakeLocal(mnt, digest, index, blob, *j); });
     layer.tree_job = std::move(job);
   }
 }
 
 void RemoteLayers::MakeLocal(const std::string& mountpoint, const Digest& digest,
                              std::shared_ptr<const index::v1::LayerIndex> index,
-                             std::shared_ptr<const TieredSpanSource> spans, TreeJob& job) {
+                             const BlobReader* blob, TreeJob& job) {
   const std::string tree = mountpoint.substr(0, mountpoint.rfind('/')) + "/tree";
   const absl::Time start = absl::Now();
-  LayerFs fs(index, spans);  // its reads: the spans on disk, verified
+  // Its own span source over the same tiers: the spans on disk, verified, and outside
+  // the layer's access log (the writer's reads are not a container's).
+  LayerFs fs(index, std::make_shared<TieredSpanSource>(
+                        index, std::make_shared<SpanInflater>(index, *blob), options_.tiers));
   LayerTreeOptions o;
   o.before_entry = [&job](const std::string&) {
     return job.cancel ? absl::CancelledError("the layer is unmounted") : absl::OkStatus();

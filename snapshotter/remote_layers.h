@@ -139,8 +139,8 @@ class RemoteLayers final : public RemoteLayerHook {
   // The tree job's work: the tree written, the layer's mounts switched to it, its spans
   // dropped from the disk cache.
   void MakeLocal(const std::string& mountpoint, const Digest& digest,
-                 std::shared_ptr<const index::v1::LayerIndex> index,
-                 std::shared_ptr<const TieredSpanSource> spans, TreeJob& job);
+                 std::shared_ptr<const index::v1::LayerIndex> index, const BlobReader* blob,
+                 TreeJob& job);  // blob: the layer's, outlives the job
 
   // A fill that starts after a delay unless cancelled first.
   class DelayedFill {
