@@ -451,7 +451,8 @@ void RemoteLayers::MakeLocal(const std::string& mountpoint, const Digest& digest
   LayerFs fs(index, std::make_shared<TieredSpanSource>(
                         index, std::make_shared<SpanInflater>(index, *blob), options_.tiers));
   LayerTreeOptions o;
-  o.before_entry = [&job](const std::string&) {
+  o.before_entry = [this, &job](const std::string& path) {
+    if (options_.before_tree_entry) options_.before_tree_entry(path);
     return job.cancel ? absl::CancelledError("the layer is unmounted") : absl::OkStatus();
   };
   absl::Status written = WriteLayerTree(fs, tree, o);

@@ -44,6 +44,7 @@
 #define CLIP_SNAPSHOTTER_REMOTE_LAYERS_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -93,6 +94,8 @@ class RemoteLayers final : public RemoteLayerHook {
     absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer
     bool local_trees = false;                         // layers made local become trees (above)
     absl::Duration tree_check = absl::Seconds(1);     // how often layers are checked for it
+    // Tests: called with each entry's path before the tree writer writes it.
+    std::function<void(const std::string&)> before_tree_entry;
   };
   // Layers are read from `registry` and served through `fuse`; both must outlive this.
   RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Options options);

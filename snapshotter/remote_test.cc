@@ -570,6 +570,86 @@ TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
   EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);
 }
 
+// A tree write a crash interrupted (its temporary directory left) is cleared and done
+// again by the next daemon; a snapshot removed while its tree is being written stops the
+// write, and nothing of the tree stays.
+TEST_F(ProxiedTest, TreeWritesInterruptedByACrashOrARemoval) {
+  const std::string& dir = pub.dir;
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  FuseServer fuse(2);
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
+  opts.fill = BackgroundFill::Options{};
+  opts.fill_delay = absl::Milliseconds(10);
+  auto remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);  // no trees yet
+  auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
+  for (int i = 0; i < 600 && remote->filled() == 0; ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(remote->filled(), 1u);
+  const std::string snapdir = dir + "/root/snapshots/1";
+  ASSERT_TRUE(Exists(snapdir + "/fs"));
+  // What a daemon killed half way through its tree leaves.
+  ASSERT_THAT(testing::RunCommand("mkdir -p " + snapdir + "/tree.tmp-999-0/usr && echo x > " +
+                                  snapdir + "/tree.tmp-999-0/usr/half"),
+              IsOk());
+  snap.reset();
+  remote.reset();
+
+  // The next daemon: the leftover goes, the tree is written whole.
+  opts.local_trees = true;
+  opts.tree_check = absl::Milliseconds(20);
+  absl::Mutex mu;
+  int entries = 0;
+  bool hold = false, held = false;
+  opts.before_tree_entry = [&](const std::string&) {
+    absl::MutexLock lock(&mu);
+    ++entries;
+    if (!hold || entries != 5) return;
+    held = true;  // the test removes the snapshot now; the write waits until it has begun
+    mu.AwaitWithTimeout(absl::Condition(
+                            +[](bool* h) { return !*h; }, &hold),
+                        absl::Seconds(10));
+  };
+  remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
+  snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  EXPECT_FALSE(Exists(snapdir + "/tree.tmp-999-0"));
+  for (int i = 0; i < 600 && remote->local() == 0; ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(remote->local(), 1u);
+  EXPECT_TRUE(ReadFileOrEmpty(snapdir + "/tree/usr/bin/random3m") ==
+              ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
+  EXPECT_FALSE(Exists(snapdir));
+
+  // The layer again: its tree is held at its 5th entry while its snapshot is removed.
+  {
+    absl::MutexLock lock(&mu);
+    entries = 0;
+    hold = true;
+  }
+  ASSERT_EQ(
+      snap->Prepare("e2", "", LazyLabels(px.image, pub, "sha256:c2", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&held), absl::Seconds(30)));
+  }
+  std::thread release([&] {
+    absl::SleepFor(absl::Milliseconds(300));  // Remove is waiting for the write by then
+    absl::MutexLock lock(&mu);
+    hold = false;
+  });
+  ASSERT_THAT(snap->Remove("sha256:c2"), IsOk());
+  release.join();
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(entries, 5) << "the write went on after its snapshot was removed";
+  }
+  EXPECT_EQ(remote->local(), 0u);
+  EXPECT_EQ(remote->mounted(), 0u);
+  EXPECT_EQ(testing::RunCommand("ls -A " + dir + "/root/snapshots | wc -l").value(), "0\n");
+}
+
 // Access profiles. Host 0 mounts the layer without a profile, reads two files, and once
 // its reads go quiet records the spans they needed (local store and remote cache).
 // Host 1 (its own stores, the same remote cache) mounts the layer and fetches exactly
