@@ -123,9 +123,11 @@ absl::StatusOr<std::unique_ptr<DiskCache>> DiskCache::Open(const Options& option
   return c;
 }
 
-std::string DiskCache::PathFor(const Digest& key) const {
+std::string DiskCache::PathFor(const Digest& key) const { return PathIn(options_.root, key); }
+
+std::string DiskCache::PathIn(const std::string& root, const Digest& key) {
   std::string hex = key.Hex();
-  return absl::StrCat(options_.root, "/", hex.substr(0, 2), "/", hex.substr(2, 2), "/", hex);
+  return absl::StrCat(root, "/", hex.substr(0, 2), "/", hex.substr(2, 2), "/", hex);
 }
 
 absl::Status DiskCache::Rescan() {

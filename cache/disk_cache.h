@@ -63,6 +63,8 @@ class DiskCache final : public SpanStore {
   // Re-reads the directory: entries written or evicted by other processes.
   absl::Status Rescan();
   std::string PathFor(const Digest& key) const;
+  // Where a cache rooted at `root` keeps `key` (for readers that do not open the cache).
+  static std::string PathIn(const std::string& root, const Digest& key);
 
  private:
   explicit DiskCache(Options options)

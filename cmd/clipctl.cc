@@ -2,13 +2,16 @@
 // function; errors reach the user on stderr with a non-zero exit status.
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "cmd/doctor_command.h"
 #include "cmd/image_index_command.h"
 #include "cmd/index_commands.h"
+#include "cmd/layers_command.h"
 #include "cmd/lazy_pull.h"
 #include "cmd/mount_command.h"
 #include "cmd/record_command.h"
@@ -226,6 +229,21 @@ int main(int argc, char** argv) {
     doctor_options.clip_config_explicit = doctor_config_opt->count() > 0;
     doctor_options.containerd_config_explicit = doctor_containerd_config_opt->count() > 0;
     rc = clip::DoctorCommand(doctor_options, *clip::SystemDoctorProbes(), std::cout);
+  });
+
+  std::string layers_root = "/var/lib/containerd-clip-grpc";
+  CLI::App* layers = app.add_subcommand(
+      "layers",
+      "Each lazily mounted layer of a clip root: lazy, filling (n% on disk) or local (a tree), "
+      "its bytes on this node, its FUSE mount, the overlays reading it");
+  layers->add_option("--root", layers_root, "The daemon's root");
+  layers->callback([&] {
+    std::ostringstream mountinfo;  // (procfs files have no size: read as a stream)
+    mountinfo << std::ifstream("/proc/self/mountinfo").rdbuf();
+    absl::StatusOr<std::vector<clip::LayerState>> listed =
+        clip::ListLayers(layers_root, mountinfo.str());
+    if (listed.ok()) std::cout << clip::FormatLayers(*listed);
+    rc = Report(listed.status());
   });
 
   try {

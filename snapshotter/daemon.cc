@@ -351,6 +351,14 @@ void Daemon::AddMetrics() {
                            Type::kGauge, [remote](auto* out) {
                              out->push_back({{}, static_cast<double>(remote->mounted())});
                            }));
+  collectors_.push_back(metrics.AddCollector(
+      "clip_layers", "Mounted layers by state: lazy, filling (background fill), local (a tree)",
+      Type::kGauge, [remote](auto* out) {
+        const RemoteLayers::States st = remote->states();
+        out->push_back({{{"state", "lazy"}}, static_cast<double>(st.lazy)});
+        out->push_back({{{"state", "filling"}}, static_cast<double>(st.filling)});
+        out->push_back({{{"state", "local"}}, static_cast<double>(st.local)});
+      }));
   if (RemoteCache* shared = remote_cache_.get()) {
     collectors_.push_back(metrics.AddCollector(
         "clip_remote_cache_pending_writes", "Span writes to the remote cache queued or in flight",

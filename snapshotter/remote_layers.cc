@@ -105,6 +105,21 @@ size_t RemoteLayers::filled() const {
   return n;
 }
 
+RemoteLayers::States RemoteLayers::states() const {
+  absl::MutexLock lock(&mu_);
+  States st;
+  for (const auto& [mnt, layer] : layers_) {
+    if (!layer.tree.empty()) {
+      ++st.local;
+    } else if (layer.fill != nullptr && !layer.fill->done()) {
+      ++st.filling;
+    } else {
+      ++st.lazy;
+    }
+  }
+  return st;
+}
+
 namespace {
 
 // A blob reader that fails once `stop` is set, so a long index build ends at shutdown.

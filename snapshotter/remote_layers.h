@@ -109,6 +109,11 @@ class RemoteLayers final : public RemoteLayerHook {
   size_t mounted() const;
   // Mounted layers that are local trees (tests, metrics).
   size_t local() const;
+  // Mounted layers by state: local (a tree), filling (background fill running), lazy.
+  struct States {
+    size_t lazy = 0, filling = 0, local = 0;
+  };
+  States states() const;
   // Layers whose background fill has finished (tests, metrics).
   size_t filled() const;
   // Blocks until no index-on-first-use job is running (tests).

@@ -11,6 +11,7 @@
 #      the container notices nothing (failed=0 wrong=0, exit 0);
 #   4. the disk cache holds none of the layers' spans (each layer is on disk once);
 #   5. images rm: the trees go with their snapshots; nothing of clip's stays mounted.
+# Along the way, clip_layers{state} and `clipctl layers` show the three layers as local.
 set -uo pipefail
 src="${TEST_SRCDIR}/${TEST_WORKSPACE}"
 daemon="$src/snapshotter/containerd-clip-grpc"
@@ -78,6 +79,12 @@ grep -q "3 lazy" <<<"$out" || error "not lazy: $out"
 three_local() { [ "$(grep -c "is local: written as a tree at" "$t/clip.log")" -eq 3 ]; }
 e2e_wait "3 local trees" three_local || finish
 grep "is local: written as a tree" "$t/clip.log" | sed 's/^.* layer /layer /; s/ at .* in / in /'
+layers_metric=$(curl -sf --unix-socket "$t/metrics.sock" http://clip/metrics | grep '^clip_layers{')
+echo "$layers_metric"
+grep -q '^clip_layers{state="local"} 3$' <<<"$layers_metric" || error "clip_layers does not count 3 local layers"
+"$clipctl" layers --root "$t/clip" >"$t/layers.txt" || error "clipctl layers"
+sed "s|$t|\$t|g" "$t/layers.txt"
+[ "$(grep -c ' local ' "$t/layers.txt")" -eq 3 ] || error "clipctl layers does not list 3 local layers"
 
 # 2. A container's rootfs reads the trees, and equals overlayfs's unpack.
 $ctr images pull --plain-http "$img" >/dev/null 2>&1 || error "ctr images pull (overlayfs)"
