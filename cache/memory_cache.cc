@@ -41,6 +41,16 @@ uint64_t MemoryCache::size_bytes() const {
   return bytes_;
 }
 
+absl::Status MemoryCache::Remove(const Digest& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = index_.find(key);
+  if (it == index_.end()) return absl::OkStatus();
+  bytes_ -= it->second->second->size();
+  lru_.erase(it->second);
+  index_.erase(it);
+  return absl::OkStatus();
+}
+
 bool MemoryCache::Contains(const Digest& key) const {
   absl::MutexLock lock(&mu_);
   return index_.contains(key);

@@ -28,6 +28,8 @@ class MemoryCache final : public SpanStore {
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
   absl::Status Put(const Digest& key, const SpanBytes& bytes) override;
   bool Contains(const Digest& key) const override;
+  // Drops the entry (a layer's tree made it redundant: its data is the tree's now).
+  absl::Status Remove(const Digest& key) override;
   uint64_t size_bytes() const;
 
  private:

@@ -197,6 +197,7 @@ absl::StatusOr<std::shared_ptr<const std::string>> TieredSpanSource::GetSpanForR
   if (span >= SpanCount(*index_)) {
     return absl::OutOfRangeError(absl::StrCat("span ", span, " of ", SpanCount(*index_)));
   }
+  reads_.fetch_add(1, std::memory_order_relaxed);
   {
     absl::MutexLock lock(&log_mu_);
     if (access_log_ != nullptr) access_log_->Note(span);

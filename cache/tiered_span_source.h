@@ -105,6 +105,8 @@ class TieredSpanSource final : public SpanSource,
   // Foreground GetSpan calls in progress (the background fill yields to them).
   int foreground_waiting() const { return foreground_.load(std::memory_order_relaxed); }
   uint64_t origin_fetches() const { return origin_fetches_.load(std::memory_order_relaxed); }
+  // Spans asked for by readers (any tier; not prefetches): how busy the layer is.
+  uint64_t reads() const { return reads_.load(std::memory_order_relaxed); }
   // Spans fetched ahead of the reader (tests, metrics).
   uint64_t readaheads() const { return readaheads_.load(std::memory_order_relaxed); }
   const index::v1::LayerIndex& index() const { return *index_; }
@@ -132,6 +134,7 @@ class TieredSpanSource final : public SpanSource,
   mutable RateLimitedLog log_{absl::Seconds(10)};
   mutable std::atomic<int> foreground_{0};
   mutable std::atomic<uint64_t> origin_fetches_{0};
+  mutable std::atomic<uint64_t> reads_{0};
   mutable std::atomic<int64_t> last_span_{-2};
   mutable std::atomic<int> readahead_inflight_{0};
   mutable std::atomic<uint64_t> readaheads_{0};

@@ -170,24 +170,37 @@ absl::Status LayerFs::UseTree(const std::string& tree) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const LayerFs::TreeFd>> LayerFs::OpenTreeFile(int tree_fd,
+                                                                             uint32_t entry) const {
+  {
+    absl::MutexLock lock(&open_mu_);
+    if (auto it = open_.find(entry); it != open_.end()) return it->second;
+  }
+  const std::string path = tree_.Path(entry);
+  auto f = std::make_shared<TreeFd>();
+  f->fd = openat(tree_fd, path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (f->fd < 0)
+    return ErrnoToStatus(errno, absl::StrCat("open ", path, " in the tree of ", label_));
+  absl::MutexLock lock(&open_mu_);
+  if (open_.size() >= kMaxOpenTreeFiles) open_.clear();  // closed once their readers are done
+  return open_.emplace(entry, std::move(f)).first->second;
+}
+
 absl::StatusOr<size_t> LayerFs::ReadTree(int tree_fd, uint32_t entry, uint64_t offset,
                                          absl::Span<char> dst) const {
-  const std::string path = tree_.Path(entry);
-  int fd = openat(tree_fd, path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path, " in the tree of ", label_));
+  CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const TreeFd> file, OpenTreeFile(tree_fd, entry));
+  const int fd = file->fd;
   size_t done = 0;
   while (done < dst.size()) {
     ssize_t n = pread(fd, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return ErrnoToStatus(err, absl::StrCat("read ", path, " in the tree of ", label_));
+      return ErrnoToStatus(errno,
+                           absl::StrCat("read ", tree_.Path(entry), " in the tree of ", label_));
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  close(fd);
   return done;
 }
 

@@ -11,7 +11,7 @@
 // whiteout is the character device 0/0 under the plain name, and an opaque directory
 // carries the xattr `trusted.overlay.opaque` = "y" (the marker file itself is hidden).
 // Everything is immutable after construction but the switch to a tree (UseTree, an
-// atomic pointer), so no locks are needed.
+// atomic pointer) and the tree's open files (a small map under a mutex).
 //
 //   LayerFs fs(index, spans);
 //   CLIP_ASSIGN_OR_RETURN(Attr a, fs.Lookup(kRootInode, "etc"));
@@ -28,11 +28,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "clip/index/v1/index.pb.h"
 #include "index/entry_tree.h"
@@ -109,6 +111,8 @@ class LayerFs {
     int fd = -1;
     ~TreeFd();
   };
+  // The tree's file of `entry`, open (kept open: a reader's next read needs it again).
+  absl::StatusOr<std::shared_ptr<const TreeFd>> OpenTreeFile(int tree_fd, uint32_t entry) const;
 
   std::shared_ptr<const index::v1::LayerIndex> index_;
   EntryTree tree_;
@@ -118,6 +122,9 @@ class LayerFs {
   FsStats stats_;
   std::string label_;
   std::shared_ptr<const TreeFd> tree_fd_;  // set once by UseTree (atomic_load/store)
+  static constexpr size_t kMaxOpenTreeFiles = 256;
+  mutable absl::Mutex open_mu_;
+  mutable std::map<uint32_t, std::shared_ptr<const TreeFd>> open_ ABSL_GUARDED_BY(open_mu_);
 };
 
 }  // namespace clip

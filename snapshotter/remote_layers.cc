@@ -427,6 +427,13 @@ void RemoteLayers::CheckLocal() {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     const absl::Time now = absl::Now();
+    uint64_t reads = 0;
+    for (const auto& [mnt, layer] : layers_) reads += layer.spans->reads();
+    if (reads != seen_reads_) {  // containers are reading: no tree now
+      seen_reads_ = reads;
+      last_read_ = now;
+    }
+    if (now - last_read_ < options_.tree_quiet) return;
     for (auto& [mnt, layer] : layers_) {
       if (!layer.tree.empty()) continue;
       if (layer.tree_job != nullptr) {
@@ -500,9 +507,11 @@ void RemoteLayers::MakeLocal(const std::string& mountpoint, const Digest& digest
     }
   }
   size_t dropped = 0;
-  if (!shared && options_.tiers.disk != nullptr) {
+  if (!shared) {  // the data is the tree's now: the caches' copies go (not the fleet's)
     for (size_t s = 0; s < SpanCount(*index); ++s) {
-      dropped += options_.tiers.disk->Remove(GetSpanInfo(*index, s).digest).ok();
+      const Digest span = GetSpanInfo(*index, s).digest;
+      if (options_.tiers.memory != nullptr) (void)options_.tiers.memory->Remove(span);
+      if (options_.tiers.disk != nullptr) dropped += options_.tiers.disk->Remove(span).ok();
     }
   }
   Log(LogLevel::kInfo, "remote",

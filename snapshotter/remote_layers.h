@@ -94,6 +94,9 @@ class RemoteLayers final : public RemoteLayerHook {
     absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer
     bool local_trees = false;                         // layers made local become trees (above)
     absl::Duration tree_check = absl::Seconds(1);     // how often layers are checked for it
+    // Trees are written when the node's lazy layers are quiet: no span read by any of
+    // them for this long (a tree write never competes with a container's reads).
+    absl::Duration tree_quiet = absl::Seconds(5);
     // Tests: called with each entry's path before the tree writer writes it.
     std::function<void(const std::string&)> before_tree_entry;
   };
@@ -186,6 +189,9 @@ class RemoteLayers final : public RemoteLayerHook {
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed
   std::vector<std::thread> index_jobs_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
+  // CheckLocal's view of the layers' span reads (keeper thread only).
+  uint64_t seen_reads_ = 0;
+  absl::Time last_read_ = absl::Now();
   absl::Notification stop_keeper_;
   std::thread keeper_;  // Keep, when profiles or trees are on
 };

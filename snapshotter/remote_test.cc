@@ -515,6 +515,7 @@ TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
   opts.fill_delay = absl::Milliseconds(10);
   opts.local_trees = true;
   opts.tree_check = absl::Milliseconds(20);
+  opts.tree_quiet = absl::ZeroDuration();
   auto remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
   ASSERT_EQ(
@@ -599,6 +600,7 @@ TEST_F(ProxiedTest, TreeWritesInterruptedByACrashOrARemoval) {
   // The next daemon: the leftover goes, the tree is written whole.
   opts.local_trees = true;
   opts.tree_check = absl::Milliseconds(20);
+  opts.tree_quiet = absl::ZeroDuration();
   absl::Mutex mu;
   int entries = 0;
   bool hold = false, held = false;
