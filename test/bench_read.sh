@@ -16,6 +16,14 @@
 #              while the disk cache holds what pass 1 fetched;
 #              pass 2 "disk cache": page cache dropped before each workload;
 #                     "page cache": right after, the same workload again
+#              (with local_trees on, the default, a layer whose spans all came local
+#              during pass 1 is written as a tree, and its FUSE mount reads from that:
+#              each run says how many layers were trees before pass 2)
+#              then the daemon is handed over again, to one with background fill
+#              (no delay, no limit); once every layer is a tree,
+#              pass 3 "new container": a new container of the image (overlayfs over the
+#                     trees, no FUSE), page cache dropped, then the same workload again;
+#                     its FUSE requests are counted (0 expected)
 #
 # Columns compare clip first read and clip disk cache with overlayfs cold, clip page
 # cache with overlayfs warm (overlayfs's data is on the local disk in both cold cases;
@@ -191,6 +199,7 @@ perf_stop() {
   perf_pid=""
 }
 fuse_ops_total() { metric clip_fuse_ops_total; }  # all FUSE requests since the start
+trees_written() { grep -c "is local: written as a tree" "$t/clip.log"; }
 
 # ---- workloads ----
 declare -A res     # res[side,column,workload,run] = seconds
@@ -245,6 +254,7 @@ for r in $(seq 1 "$runs"); do
 
   # clip: fresh daemon (empty caches), lazy pull, read.
   start_clip fresh
+  trees0=$(trees_written)
   drop_caches
   t0=$(now)
   out=$("$clipctl" pull -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg" "$image" 2>&1) ||
@@ -267,6 +277,7 @@ for r in $(seq 1 "$runs"); do
   stop_clip TERM
   start_clip takeover
   grep -q "took over 3 live layer mount" "$t/clip.log" || fail "the new daemon did not take the 3 mounts over"
+  res[clip,trees1,-,$r]=$(( $(trees_written) - trees0 ))
   for w in $ws; do
     drop_caches
     perf_start disk "$w"
@@ -279,6 +290,29 @@ for r in $(seq 1 "$runs"); do
   res[clip,regbytes2,-,$r]=$(metric clip_registry_blob_bytes_total)
   res[clip,diskbytes2,-,$r]=$(metric clip_cache_read_bytes_total 'tier="disk"')
   ops2=$(fuse_ops)
+  # Pass 3: background fill makes every layer a tree; a new container reads the trees
+  # (CLIP_BENCH_PASS3=0 skips it, e.g. to compare passes 1-2 with local_trees = false).
+  if [ "${CLIP_BENCH_PASS3:-1}" = 1 ]; then
+  stop_clip TERM
+  cp "$t/clip.toml" "$t/clip-nofill.toml"
+  printf '[background_fill]\nenabled = true\ndelay_seconds = 0\n' >>"$t/clip.toml"
+  start_clip takeover
+  for _ in $(seq 1 1200); do [ $(( $(trees_written) - trees0 )) -ge 3 ] && break; sleep 0.1; done
+  [ $(( $(trees_written) - trees0 )) -ge 3 ] || fail "the layers did not all become trees in 120 s"
+  mount_rootfs clip "n$r" "$t/rootfs-n"
+  [ "$(grep -o 'lowerdir=[^ ]*' <<<"$($ctr snapshots --snapshotter clip mounts "$t/x" "n$r")" | tr ':' '\n' |
+    grep -c '/tree$')" -eq 3 ] || fail "the new container's lowerdirs are not the 3 trees"
+  n0=$(fuse_ops_total)
+  for w in $ws; do
+    drop_caches
+    workload clip newcold "$w" "$t/rootfs-n" "$r"
+    workload clip newwarm "$w" "$t/rootfs-n" "$r"
+  done
+  res[clip,newops,-,$r]=$(( $(fuse_ops_total) - n0 ))
+  umount "$t/rootfs-n" || fail "umount $t/rootfs-n"
+  $ctr containers rm "n$r" >/dev/null || fail "containers rm n$r"
+  mv "$t/clip-nofill.toml" "$t/clip.toml"
+  fi
   unmount_rootfs "c$r" "$t/rootfs-c"
   stop_clip USR1
   grep -q " $t/clip/" /proc/mounts && fail "clip mounts left after a full stop"
@@ -301,6 +335,10 @@ for r in $(seq 1 "$runs"); do
   echo "  run $r: clip FUSE requests, pull + first-read pass: $ops1"
   echo "  run $r: clip FUSE requests, disk-cache + page-cache passes: $ops2"
   echo "  run $r: clip FUSE requests in the page-cache pass:$page_ops"
+  [ "${CLIP_BENCH_PASS3:-1}" = 1 ] &&
+  echo "  run $r: layers that were trees before pass 2: ${res[clip,trees1,-,$r]}; new container" \
+    "(trees) cold/warm: $(for w in $ws; do printf '%s %s/%s ' "$w" "${res[clip,newcold,$w,$r]}" "${res[clip,newwarm,$w,$r]}"; done)s;" \
+    "its FUSE requests: ${res[clip,newops,-,$r]}"
   echo "  run $r: load average at its end $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine slows FUSE's round trips most)"
 done
 
@@ -336,6 +374,17 @@ printf '| %s small files, 64 B - 16 KiB (%.1f MB) | %s | %s | %s |\n' "$(field f
   "$(echo "$small_bytes / 1000000" | bc -l)" "$(cell first cold small)" "$(cell disk cold small)" "$(cell page warm small)"
 printf '| find + lstat of /usr (%s entries) | %s | %s | %s |\n' "$walk_entries" \
   "$(cell first cold walk)" "$(cell disk cold walk)" "$(cell page warm walk)"
+echo
+echo "A new container on layers made local (trees, overlayfs only) vs overlayfs, medians of $runs run(s):"
+echo
+echo "| workload | new container, page cache dropped (vs overlayfs cold) | new container, page cache (vs overlayfs warm) |"
+echo "|---|---|---|"
+for w in seq small walk; do
+  [ "${CLIP_BENCH_PASS3:-1}" = 1 ] || break
+  printf '| %s | %s | %s |\n' "$w" "$(cell newcold cold "$w")" "$(cell newwarm warm "$w")"
+done
+[ "${CLIP_BENCH_PASS3:-1}" = 1 ] &&
+  echo "FUSE requests of the new containers (per run): $(for r in $(seq 1 "$runs"); do printf '%s ' "${res[clip,newops,-,$r]}"; done)"
 echo
 mb_s() { echo "$1 / $2 / 1000000" | bc -l; }
 printf 'sequential throughput: clip first read %.0f MB/s, clip disk cache %.0f MB/s, clip page cache %.0f MB/s; overlayfs cold %.0f MB/s, warm %.0f MB/s\n' \
