@@ -12,6 +12,7 @@
 // flags, waits for a signal and stops: SIGTERM/SIGINT hand over to the next daemon (every
 // mount and the socket stay alive in clip-fd-holder), SIGUSR1 unmounts every layer and
 // ends the holder (a node drain).
+#include <malloc.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,9 +23,11 @@
 #include <cstddef>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/build_info.h"
 #include "common/logging.h"
 #include "snapshotter/daemon.h"
@@ -107,6 +110,16 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   absl::StatusOr<std::unique_ptr<clip::Daemon>> daemon = clip::Daemon::Start(*config);
+  // Freed span buffers (about 2 MiB each, evicted or dropped for a tree) stay in glibc's
+  // heap, so the daemon's RSS would stay at its peak: every few seconds what is free goes
+  // back to the kernel. (Mapping each buffer on its own instead costs the read path its
+  // page faults: 11 % on bench_read's whole-image read.)
+  std::thread([] {
+    for (;;) {
+      absl::SleepFor(absl::Seconds(5));
+      malloc_trim(0);
+    }
+  }).detach();
   if (!daemon.ok()) {
     Log(LogLevel::kError, "daemon", daemon.status().message());
     return 1;

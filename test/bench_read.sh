@@ -200,6 +200,7 @@ perf_stop() {
 }
 fuse_ops_total() { metric clip_fuse_ops_total; }  # all FUSE requests since the start
 trees_written() { grep -c "is local: written as a tree" "$t/clip.log"; }
+rss_mb() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$clip_pid/status" 2>/dev/null; }
 
 # ---- workloads ----
 declare -A res     # res[side,column,workload,run] = seconds
@@ -271,6 +272,7 @@ for r in $(seq 1 "$runs"); do
   done
   [ -z "${CLIP_BENCH_LOG:-}" ] || cp "$t/clip.log" "$CLIP_BENCH_LOG"
   res[clip,regbytes1,-,$r]=$(( $(metric clip_registry_blob_bytes_total) - b0 ))
+  res[clip,rss1,-,$r]=$(rss_mb)
   ops1=$(fuse_ops)
   page_ops=""
   # Hand over to a new daemon: same mounts, empty memory cache, full disk cache.
@@ -309,6 +311,7 @@ for r in $(seq 1 "$runs"); do
     workload clip newwarm "$w" "$t/rootfs-n" "$r"
   done
   res[clip,newops,-,$r]=$(( $(fuse_ops_total) - n0 ))
+  res[clip,rss3,-,$r]=$(rss_mb)
   umount "$t/rootfs-n" || fail "umount $t/rootfs-n"
   $ctr containers rm "n$r" >/dev/null || fail "containers rm n$r"
   mv "$t/clip-nofill.toml" "$t/clip.toml"
@@ -335,6 +338,8 @@ for r in $(seq 1 "$runs"); do
   echo "  run $r: clip FUSE requests, pull + first-read pass: $ops1"
   echo "  run $r: clip FUSE requests, disk-cache + page-cache passes: $ops2"
   echo "  run $r: clip FUSE requests in the page-cache pass:$page_ops"
+  echo "  run $r: the daemon's RSS at the end of the first-read pass ${res[clip,rss1,-,$r]} MB," \
+    "after pass 3 (every layer a tree) ${res[clip,rss3,-,$r]:--} MB"
   [ "${CLIP_BENCH_PASS3:-1}" = 1 ] &&
   echo "  run $r: layers that were trees before pass 2: ${res[clip,trees1,-,$r]}; new container" \
     "(trees) cold/warm: $(for w in $ws; do printf '%s %s/%s ' "$w" "${res[clip,newcold,$w,$r]}" "${res[clip,newwarm,$w,$r]}"; done)s;" \
