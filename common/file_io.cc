@@ -1,9 +1,7 @@
 #include "common/file_io.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <stdio.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -107,19 +105,6 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& byt
   struct iovec whole = {const_cast<char*>(bytes.data()), bytes.size()};
   CLIP_RETURN_IF_ERROR(file->Write(&whole, 1));
   return file->Commit();
-}
-
-namespace {
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return remove(path) == 0 || errno == ENOENT ? 0 : -1;
-}
-}  // namespace
-
-absl::Status RemoveTree(const std::string& path) {
-  if (nftw(path.c_str(), RemoveEntry, 64, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
-    return ErrnoToStatus(errno, absl::StrCat("remove ", path));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace clip

@@ -10,8 +10,6 @@
 //   CLIP_RETURN_IF_ERROR(file->Write(iov, 2));
 //   CLIP_RETURN_IF_ERROR(file->Commit());  // not committed: the destructor removes it
 //
-// RemoveTree is `rm -rf` for the directories those writers leave unfinished.
-//
 // Thread safety: safe for concurrent use (temporary names are unique per process+call);
 // one AtomicFile is used by one thread at a time.
 #ifndef CLIP_COMMON_FILE_IO_H_
@@ -66,8 +64,6 @@ class AtomicFile {
 // kNotFound when `path` does not exist.
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes);
-// Removes `path` and everything under it, not following symlinks (missing: fine).
-absl::Status RemoveTree(const std::string& path);
 
 }  // namespace clip
 

@@ -16,7 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
-#include "common/file_io.h"
+#include "common/remove_tree.h"
 #include "common/status_macros.h"
 
 namespace clip {

@@ -18,7 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/errno_status.h"
-#include "common/file_io.h"
+#include "common/remove_tree.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "snapshotter/filters.h"

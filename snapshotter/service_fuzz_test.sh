@@ -18,7 +18,7 @@ clang++ "${flags[@]}" -o "$work/service_fuzzer" \
   "$root/snapshotter/service_fuzzer.cc" "$root/snapshotter/service.cc" \
   "$root/snapshotter/overlay_snapshotter.cc" "$root/snapshotter/metadata_store.cc" \
   "$root/snapshotter/filters.cc" "$root/common/errno_status.cc" "$root/common/logging.cc" \
-  "$root/common/metrics.cc" "$gen/services/snapshots/v1/snapshots.pb.cc" \
+  "$root/common/metrics.cc" "$root/common/remove_tree.cc" "$gen/services/snapshots/v1/snapshots.pb.cc" \
   "$gen/services/snapshots/v1/snapshots.grpc.pb.cc" "$gen/types/mount.pb.cc" $libs
 
 # seed <rpc byte> <request message> <text proto>
