@@ -31,7 +31,7 @@ TEST(MemoryCacheTest, LruBoundedInBytes) {
   ASSERT_THAT(mem.Remove(c), IsOk());  // a layer's tree made it redundant
   EXPECT_FALSE(mem.Contains(c));
   EXPECT_EQ(mem.size_bytes(), 200u);
-  ASSERT_THAT(mem.Remove(c), IsOk());  // gone already: fine
+  ASSERT_THAT(mem.Remove(c), IsOk());                // gone already: fine
   ASSERT_THAT(mem.Put(b, Bytes(100, 'b')), IsOk());  // room again, nothing evicted
   EXPECT_TRUE(mem.Contains(a) && mem.Contains(b) && mem.Contains(d));
   EXPECT_EQ(mem.size_bytes(), 300u);

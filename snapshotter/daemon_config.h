@@ -77,8 +77,8 @@ struct DaemonConfig {
   std::vector<std::string> plain_http;
   int64_t cache_max_bytes = int64_t{10} << 30;
   int64_t memory_cache_bytes = int64_t{64} << 20;  // 0: no memory tier
-  int64_t fuse_workers = 4;                         // 1..256
-  int64_t readahead_spans = 6;                      // 0..16
+  int64_t fuse_workers = 4;                        // 1..256
+  int64_t readahead_spans = 6;                     // 0..16
   std::string docker_config;          // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json
   std::string metrics_address;        // empty: no metrics endpoint
   std::string remote_cache;           // empty: no remote cache
