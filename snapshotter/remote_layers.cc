@@ -485,6 +485,7 @@ void RemoteLayers::MakeLocal(const std::string& mountpoint, const Digest& digest
           absl::StrCat("layer ", digest.ToString(), " stays lazy: its tree could not be written (",
                        written.message(), "); tried again later"));
     }
+    if (!job.cancel) ++tree_failures_;
     job.failed_at = absl::Now();
     job.failed = true;  // CheckLocal starts another one a minute later
     return;

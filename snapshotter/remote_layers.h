@@ -112,6 +112,8 @@ class RemoteLayers final : public RemoteLayerHook {
   size_t mounted() const;
   // Mounted layers that are local trees (tests, metrics).
   size_t local() const;
+  // Tree writes that failed (a full disk...): the layer stayed lazy (tests, logs).
+  size_t tree_failures() const { return tree_failures_; }
   // Mounted layers by state: local (a tree), filling (background fill running), lazy.
   struct States {
     size_t lazy = 0, filling = 0, local = 0;
@@ -189,6 +191,7 @@ class RemoteLayers final : public RemoteLayerHook {
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed
   std::vector<std::thread> index_jobs_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
+  std::atomic<size_t> tree_failures_{0};
   // CheckLocal's view of the layers' span reads (keeper thread only).
   uint64_t seen_reads_ = 0;
   absl::Time last_read_ = absl::Now();

@@ -571,6 +571,43 @@ TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
   EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);
 }
 
+// A disk too small for the tree: the write fails with a clear error, nothing of it is
+// left, and the layer stays lazy and correct (its FUSE mount reads the cached spans).
+TEST_F(ProxiedTest, ATreeThatDoesNotFitLeavesTheLayerLazy) {
+  const std::string& dir = pub.dir;
+  const std::string small = dir + "/small";
+  ASSERT_EQ(mkdir(small.c_str(), 0700), 0);
+  ASSERT_THAT(testing::RunCommand("mount -t tmpfs -o size=1m tmpfs " + small), IsOk());
+  struct Unmount {
+    std::string path;
+    ~Unmount() { (void)testing::RunCommand("umount -l " + path); }
+  } unmount{small};
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  FuseServer fuse(2);
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
+  opts.fill = BackgroundFill::Options{};
+  opts.fill_delay = absl::Milliseconds(10);
+  opts.local_trees = true;
+  opts.tree_check = absl::Milliseconds(20);
+  opts.tree_quiet = absl::ZeroDuration();
+  RemoteLayers remote(*px.client, fuse, opts);
+  auto snap = OverlaySnapshotter::Open(small + "/root", &remote).value();
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
+  for (int i = 0; i < 600 && remote.tree_failures() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_EQ(remote.tree_failures(), 1u) << "the tree write did not fail";
+  EXPECT_EQ(remote.local(), 0u);  // the layer stays lazy
+  EXPECT_EQ(
+      testing::RunCommand("ls -A " + small + "/root/snapshots/1 | grep -c tree || true").value(),
+      "0\n");  // no tree, no half of one
+  EXPECT_TRUE(ReadFileOrEmpty(small + "/root/snapshots/1/fs/usr/bin/random3m") ==
+              ReadFileOrEmpty(dir + "/layers/tree/usr/bin/random3m"));
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
+}
+
 // A tree write a crash interrupted (its temporary directory left) is cleared and done
 // again by the next daemon; a snapshot removed while its tree is being written stops the
 // write, and nothing of the tree stays.
