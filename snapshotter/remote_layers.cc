@@ -294,13 +294,13 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
     absl::MutexLock lock(&mu_);
     auto it = layers_.find(mountpoint);
     if (it == layers_.end()) return absl::OkStatus();  // not mounted (e.g. restore failed)
+    // Its snapshot is going, the tree too: a write in progress stops (cancelled before
+    // the layer leaves the map, so no one sees it gone with its write still going on).
+    if (it->second.tree_job != nullptr) it->second.tree_job->cancel = true;
     layer = std::move(it->second);
     layers_.erase(it);
   }
-  if (layer.tree_job != nullptr) {  // its snapshot is going: the tree too
-    layer.tree_job->cancel = true;
-    layer.tree_job->thread.join();
-  }
+  if (layer.tree_job != nullptr) layer.tree_job->thread.join();
   if (layer.replay != nullptr) layer.replay->Cancel();
   if (layer.recording != nullptr) {  // unmounted before its readers went quiet
     layer.spans->SetAccessLog(nullptr);

@@ -265,6 +265,14 @@ class ProxiedTest : public ::testing::Test {
     opts.tiers = tiers;
     return opts;
   }
+  // Background fill at once; with `trees`, layers made local become trees at once too.
+  static void FillFast(RemoteLayers::Options* opts, bool trees) {
+    opts->fill = BackgroundFill::Options{};
+    opts->fill_delay = absl::Milliseconds(10);
+    opts->local_trees = trees;
+    opts->tree_check = absl::Milliseconds(20);
+    opts->tree_quiet = absl::ZeroDuration();
+  }
   Published pub;
   Proxied px;
 };
@@ -511,11 +519,7 @@ TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
   auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
   FuseServer fuse(2);
   RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
-  opts.fill = BackgroundFill::Options{};
-  opts.fill_delay = absl::Milliseconds(10);
-  opts.local_trees = true;
-  opts.tree_check = absl::Milliseconds(20);
-  opts.tree_quiet = absl::ZeroDuration();
+  FillFast(&opts, /*trees=*/true);
   auto remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
   ASSERT_EQ(
@@ -585,11 +589,7 @@ TEST_F(ProxiedTest, ATreeThatDoesNotFitLeavesTheLayerLazy) {
   auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
   FuseServer fuse(2);
   RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
-  opts.fill = BackgroundFill::Options{};
-  opts.fill_delay = absl::Milliseconds(10);
-  opts.local_trees = true;
-  opts.tree_check = absl::Milliseconds(20);
-  opts.tree_quiet = absl::ZeroDuration();
+  FillFast(&opts, /*trees=*/true);
   RemoteLayers remote(*px.client, fuse, opts);
   auto snap = OverlaySnapshotter::Open(small + "/root", &remote).value();
   ASSERT_EQ(
@@ -616,8 +616,7 @@ TEST_F(ProxiedTest, TreeWritesInterruptedByACrashOrARemoval) {
   auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
   FuseServer fuse(2);
   RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
-  opts.fill = BackgroundFill::Options{};
-  opts.fill_delay = absl::Milliseconds(10);
+  FillFast(&opts, /*trees=*/false);
   auto remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);  // no trees yet
   auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
   ASSERT_EQ(
@@ -635,9 +634,7 @@ TEST_F(ProxiedTest, TreeWritesInterruptedByACrashOrARemoval) {
   remote.reset();
 
   // The next daemon: the leftover goes, the tree is written whole.
-  opts.local_trees = true;
-  opts.tree_check = absl::Milliseconds(20);
-  opts.tree_quiet = absl::ZeroDuration();
+  FillFast(&opts, /*trees=*/true);
   absl::Mutex mu;
   int entries = 0;
   bool hold = false, held = false;
@@ -674,7 +671,8 @@ TEST_F(ProxiedTest, TreeWritesInterruptedByACrashOrARemoval) {
     ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&held), absl::Seconds(30)));
   }
   std::thread release([&] {
-    absl::SleepFor(absl::Milliseconds(300));  // Remove is waiting for the write by then
+    // Once the layer has left RemoteLayers its write is cancelled: let it go on then.
+    for (int i = 0; i < 3000 && remote->mounted() > 0; ++i) absl::SleepFor(absl::Milliseconds(10));
     absl::MutexLock lock(&mu);
     hold = false;
   });
