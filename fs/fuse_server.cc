@@ -15,6 +15,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
@@ -26,6 +27,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "fs/passthrough.h"
 
 namespace clip {
 
@@ -45,6 +47,11 @@ struct FuseServer::Mounted {
   std::string init;
   bool capture_init = false;
   bool adopted = false;
+  // Opens are answered (not ENOSYS) and counted here, in passthrough where the tree has
+  // the file; null: zero-message opens (passthrough off, unavailable, or taken over
+  // without the table).
+  std::unique_ptr<PassthroughTable> passthrough;
+  std::atomic<bool> backing_failed{false};  // a backing file was refused: cached opens only
   absl::Mutex mu;
   bool closing ABSL_GUARDED_BY(mu) = false;
   bool ended ABSL_GUARDED_BY(mu) = false;
@@ -62,6 +69,7 @@ enum Op {
   kGetattr,
   kReadlink,
   kOpen,
+  kRelease,
   kRead,
   kOpendir,
   kReaddir,
@@ -72,9 +80,9 @@ enum Op {
   kStatfs,
   kOpCount
 };
-constexpr const char* kOpNames[kOpCount] = {"lookup",     "getattr",  "readlink",  "open",
-                                            "read",       "opendir",  "readdir",   "readdirplus",
-                                            "releasedir", "getxattr", "listxattr", "statfs"};
+constexpr const char* kOpNames[kOpCount] = {
+    "lookup",  "getattr",     "readlink",   "open",     "release",   "read",  "opendir",
+    "readdir", "readdirplus", "releasedir", "getxattr", "listxattr", "statfs"};
 
 struct OpMetrics {
   Counter* ops;
@@ -160,7 +168,15 @@ fuse_entry_param Entry(const Attr& a) {
   return e;
 }
 
-void OpInit(void*, fuse_conn_info* conn) {
+// Replies libfuse 3.14 cannot express, patched in the custom writev of the same thread:
+// set by an op just before its fuse_reply_*, read and cleared by the next write.
+thread_local bool t_enable_passthrough = false;
+thread_local int32_t t_backing_id = 0;
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  if (static_cast<FuseServer::Mounted*>(userdata)->passthrough != nullptr) {
+    t_enable_passthrough = true;
+  }
   // Large reads: the kernel may ask for up to 1 MiB at once where it can.
   conn->max_readahead = 1 << 20;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
@@ -218,19 +234,61 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 // kernel takes as success for this and every later open (FUSE_CAP_NO_OPEN_SUPPORT),
 // keeping pages across opens (FOPEN_KEEP_CACHE is its default then) and sending no
 // OPEN, FLUSH or RELEASE again: a page-cache hit costs no round trip to this daemon.
-// Handles are stateless (fh 0) either way, so a server that takes over understands them.
+// Handles are stateless (fh 0), so a server that takes over understands them.
+//
+// With passthrough (fs/passthrough.h), every open is answered instead, so that a file
+// opened once the layer's tree exists can be opened onto the tree's file: in cached mode
+// (keep_cache, handle kCachedHandle) or in passthrough (kPassthroughHandle), as the
+// table of the inode's open files allows; never FLUSH (noflush). The price is one round
+// trip per open while the layer is lazy.
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   OpScope scope(kOpen);
   if ((fi->flags & O_ACCMODE) != O_RDONLY) {
     fuse_reply_err(req, Err(EROFS));
     return;
   }
-  absl::Status s = M(req)->fs->Open(ino);
+  FuseServer::Mounted* m = M(req);
+  absl::Status s = m->fs->Open(ino);
   if (!s.ok()) {
     fuse_reply_err(req, Err(StatusToErrno(s)));
     return;
   }
-  fuse_reply_err(req, ENOSYS);  // "open needs no server": not an error
+  if (m->passthrough == nullptr) {
+    fuse_reply_err(req, ENOSYS);  // "open needs no server": not an error
+    return;
+  }
+  const bool local = m->fs->uses_tree() && !m->backing_failed.load();
+  PassthroughTable::Opened o = m->passthrough->Open(ino, local, [&]() -> absl::StatusOr<int32_t> {
+    absl::StatusOr<int> fd = m->fs->OpenInTree(ino);
+    if (!fd.ok()) return fd.status();
+    absl::StatusOr<int32_t> id = OpenBacking(m->fd, *fd);
+    close(*fd);
+    if (!id.ok() && !m->backing_failed.exchange(true)) {
+      Log(LogLevel::kWarning, "fs",
+          absl::StrCat(m->mountpoint, ": the kernel refused a passthrough backing file (",
+                       id.status().message(), "): files open through the daemon"));
+    }
+    return id;
+  });
+  fi->fh = o.handle;
+  fi->noflush = 1;
+  fi->keep_cache = o.handle == kCachedHandle;
+  if (o.handle == kPassthroughHandle) {
+    t_backing_id = o.backing_id;
+    static Counter& opens = DefaultMetrics().GetCounter(
+        "clip_fuse_passthrough_opens_total",
+        "files opened in FUSE passthrough (onto a local tree's file; their reads skip the daemon)");
+    opens.Increment();
+  }
+  fuse_reply_open(req, fi);
+}
+
+// Only opens answered with a handle (passthrough on) are released.
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  OpScope scope(kRelease);
+  FuseServer::Mounted* m = M(req);
+  fuse_reply_err(req, 0);
+  if (m->passthrough != nullptr) m->passthrough->Release(ino, fi->fh);  // after the reply
 }
 
 // The reply's iovecs point into the cached spans (held by the slices until writev
@@ -396,6 +454,14 @@ constexpr int32_t kNotifyResend = 7;      // FUSE_NOTIFY_RESEND, protocol 7.40 (
 constexpr uint64_t kReplayUnique = uint64_t{1} << 62;
 // What the holder keeps per mount: this prefix (the layout version), then the INIT.
 constexpr absl::string_view kHeldPrefix = "clip-fuse-init-v1\n";
+// A mount's passthrough table is held as kTableName + mountpoint (no ':', so systemd's
+// store takes it; not a path, so older servers ignore it), data kTableData.
+constexpr absl::string_view kTableName = "passthrough-table";
+constexpr absl::string_view kTableData = "clip-passthrough-v1";
+
+std::string TableName(const std::string& mountpoint) {
+  return absl::StrCat(kTableName, mountpoint);
+}
 
 uint32_t U32At(absl::string_view b, size_t at) {
   uint32_t v;
@@ -415,6 +481,10 @@ ssize_t IoRead(int fd, void* buf, size_t len, void* userdata) {
 }
 
 ssize_t IoWritev(int fd, iovec* iov, int count, void*) {
+  const bool enable_passthrough = std::exchange(t_enable_passthrough, false);
+  const int32_t backing_id = std::exchange(t_backing_id, 0);
+  if (enable_passthrough) EnablePassthroughInReply(iov, count);
+  if (backing_id != 0) SetBackingIdInOpenReply(iov, count, backing_id);
   if (count > 0 && iov[0].iov_len >= 16) {
     uint64_t unique;
     std::memcpy(&unique, static_cast<const char*>(iov[0].iov_base) + 8, sizeof(unique));
@@ -451,6 +521,7 @@ const fuse_lowlevel_ops& Ops() {
     o.getattr = OpGetattr;
     o.readlink = OpReadlink;
     o.open = OpOpen;
+    o.release = OpRelease;
     o.read = OpRead;
     o.opendir = OpOpendir;
     o.readdir = OpReaddir;
@@ -466,7 +537,8 @@ const fuse_lowlevel_ops& Ops() {
 
 }  // namespace
 
-FuseServer::FuseServer(int threads, FdStore* holder) : holder_(holder) {
+FuseServer::FuseServer(int threads, FdStore* holder, bool passthrough)
+    : holder_(holder), passthrough_(passthrough) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) abort();
   for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Worker(); });
@@ -488,17 +560,21 @@ FuseServer::~FuseServer() {
     if (m->se != nullptr && detached_) fuse_session_destroy(m->se);  // closes our copy only
   }
   for (auto& [name, held] : offered_) close(held.fd);
+  for (auto& [name, held] : offered_tables_) close(held.fd);
   close(epoll_fd_);
 }
 
 void FuseServer::OfferHeld(std::vector<HeldFd> held) {
   absl::MutexLock lock(&mu_);
   for (HeldFd& h : held) {
-    if (h.name.empty() || h.name[0] != '/') {
+    std::map<std::string, HeldFd>* to = &offered_;
+    absl::string_view name = h.name;
+    if (absl::ConsumePrefix(&name, kTableName)) to = &offered_tables_;
+    if (name.empty() || name[0] != '/') {
       close(h.fd);
       continue;
     }
-    auto [it, added] = offered_.try_emplace(h.name, h);
+    auto [it, added] = to->try_emplace(std::string(name), h);
     if (!added) {
       close(it->second.fd);
       it->second = h;
@@ -512,10 +588,15 @@ bool FuseServer::Offered(const std::string& mountpoint) const {
 }
 
 void FuseServer::DropUnclaimed() {
-  std::map<std::string, HeldFd> left;
+  std::map<std::string, HeldFd> left, tables;
   {
     absl::MutexLock lock(&mu_);
     left.swap(offered_);
+    tables.swap(offered_tables_);
+  }
+  for (auto& [mountpoint, held] : tables) {
+    close(held.fd);
+    if (holder_ != nullptr) (void)holder_->Drop(TableName(mountpoint));
   }
   for (auto& [mountpoint, held] : left) {
     Log(LogLevel::kWarning, "fs",
@@ -620,9 +701,24 @@ absl::Status FuseServer::MountFresh(Mounted* m) {
     free(buf.mem);
     return fail("no FUSE_INIT from the kernel");
   }
+  if (passthrough_) StartPassthrough(m);  // before the INIT reply, which turns it on
   fuse_session_process_buf(m->se, &buf);
   free(buf.mem);
   SetReadahead(m->mountpoint);
+  if (holder_ != nullptr && m->passthrough != nullptr) {
+    absl::Status held =
+        holder_->Put(TableName(m->mountpoint), std::string(kTableData), m->passthrough->fd());
+    if (!held.ok()) {
+      // A next server without the table could not open an inode open in passthrough
+      // (the kernel wants its id): this mount opens nothing in passthrough.
+      m->backing_failed = true;
+      Log(LogLevel::kWarning, "fs",
+          absl::StrCat(m->mountpoint,
+                       ": passthrough table not handed to the fd holder: no passthrough "
+                       "on this mount: ",
+                       held.message()));
+    }
+  }
   if (holder_ != nullptr) {
     absl::Status held = holder_->Put(m->mountpoint, absl::StrCat(kHeldPrefix, m->init), m->fd);
     if (!held.ok()) {
@@ -636,7 +732,7 @@ absl::Status FuseServer::MountFresh(Mounted* m) {
   return absl::OkStatus();
 }
 
-absl::Status FuseServer::Adopt(Mounted* m, HeldFd held) {
+absl::Status FuseServer::Adopt(Mounted* m, HeldFd held, std::optional<HeldFd>& table) {
   m->fd = held.fd;
   auto fail = [&](absl::string_view what) {
     if (m->se != nullptr) {
@@ -694,8 +790,41 @@ absl::Status FuseServer::Adopt(Mounted* m, HeldFd held) {
                      ": this kernel has no FUSE_NOTIFY_RESEND (Linux < 6.9): requests the "
                      "previous daemon had read but not answered stay blocked"));
   }
+  // The passthrough table of this connection, if the first server had one; without it
+  // (none, or unusable), opens are zero-message: always allowed, whatever is open.
+  if (table) {
+    absl::StatusOr<std::unique_ptr<PassthroughTable>> t =
+        PassthroughTable::Attach(std::exchange(table->fd, -1));
+    if (t.ok() && (*t)->inodes() != m->fs->inodes()) {
+      t = absl::DataLossError(absl::StrCat("held passthrough table has ", (*t)->inodes(),
+                                           " inodes, the layer ", m->fs->inodes()));
+    }
+    if (t.ok()) {
+      m->passthrough = *std::move(t);
+    } else {
+      Log(LogLevel::kWarning, "fs",
+          absl::StrCat(m->mountpoint, ": ", t.status().message(), "; opens without passthrough"));
+      if (holder_ != nullptr) (void)holder_->Drop(TableName(m->mountpoint));
+    }
+  }
   m->adopted = true;
   return absl::OkStatus();
+}
+
+void FuseServer::StartPassthrough(Mounted* m) {
+  if (!InitOffersPassthrough(m->init)) {
+    passthrough_log_.Log(LogLevel::kInfo, "fs",
+                         "this kernel offers no FUSE passthrough (Linux < 6.9, or "
+                         "CONFIG_FUSE_PASSTHROUGH off): local files are read through the daemon");
+    return;
+  }
+  absl::StatusOr<std::unique_ptr<PassthroughTable>> t = PassthroughTable::Create(m->fs->inodes());
+  if (!t.ok()) {
+    Log(LogLevel::kWarning, "fs",
+        absl::StrCat(m->mountpoint, ": no passthrough: ", t.status().message()));
+    return;
+  }
+  m->passthrough = *std::move(t);
 }
 
 absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpoint,
@@ -703,19 +832,27 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
   auto m = std::make_unique<Mounted>();
   m->mountpoint = mountpoint;
   m->fs = std::move(fs);
-  std::optional<HeldFd> held;
+  std::optional<HeldFd> held, table;
   {
     absl::MutexLock lock(&mu_);
     if (auto it = offered_.find(mountpoint); it != offered_.end()) {
       held = it->second;
       offered_.erase(it);
     }
+    if (auto it = offered_tables_.find(mountpoint); it != offered_tables_.end()) {
+      table = it->second;
+      offered_tables_.erase(it);
+    }
   }
   if (held) {
-    absl::Status adopted = Adopt(m.get(), *std::move(held));
+    absl::Status adopted = Adopt(m.get(), *std::move(held), table);
     if (adopted.ok()) return Serve(std::move(m));
     Log(LogLevel::kWarning, "fs", absl::StrCat(adopted.message(), "; mounting again"));
     if (holder_ != nullptr) (void)holder_->Drop(mountpoint);
+  }
+  if (table) {  // a table without (or with a failed) connection: stale
+    if (table->fd >= 0) close(table->fd);
+    if (holder_ != nullptr) (void)holder_->Drop(TableName(mountpoint));
   }
   CLIP_RETURN_IF_ERROR(MountFresh(m.get()));
   return Serve(std::move(m));
@@ -739,7 +876,10 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Serve(std::unique_ptr<Mounted> m
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, raw->fd, &ev) != 0) {
     absl::Status st = ErrnoToStatus(errno, "epoll_ctl");
     umount2(raw->mountpoint.c_str(), MNT_DETACH);
-    if (holder_ != nullptr) (void)holder_->Drop(raw->mountpoint);
+    if (holder_ != nullptr) {
+      (void)holder_->Drop(raw->mountpoint);
+      if (raw->passthrough != nullptr) (void)holder_->Drop(TableName(raw->mountpoint));
+    }
     fuse_session_destroy(raw->se);
     absl::MutexLock lock(&mu_);
     mounts_.erase(id);
@@ -836,7 +976,10 @@ absl::Status FuseServer::Unmount(MountId id) {
   // Lazy unmount, then the last fds go (ours and the holder's), so open files get
   // ENOTCONN, never a hang.
   umount2(m->mountpoint.c_str(), MNT_DETACH);
-  if (holder_ != nullptr) (void)holder_->Drop(m->mountpoint);
+  if (holder_ != nullptr) {
+    (void)holder_->Drop(m->mountpoint);
+    if (m->passthrough != nullptr) (void)holder_->Drop(TableName(m->mountpoint));
+  }
   fuse_session_destroy(m->se);
   // No worker holds it (closing, nothing in flight; workers look mounts up under mu_):
   // the layer's state goes with it.

@@ -46,6 +46,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,7 +64,9 @@ class FuseServer {
   using MountId = uint64_t;
 
   // `holder` (optional, must outlive the server): where mounts' fds go for a takeover.
-  explicit FuseServer(int threads = 4, FdStore* holder = nullptr);
+  // `passthrough`: new mounts negotiate FUSE passthrough where the kernel offers it, and
+  // files of a layer that has a tree (LayerFs::UseTree) open onto the tree's files.
+  explicit FuseServer(int threads = 4, FdStore* holder = nullptr, bool passthrough = false);
   ~FuseServer();  // Unmounts everything still mounted, unless Detach()ed.
   FuseServer(const FuseServer&) = delete;
   FuseServer& operator=(const FuseServer&) = delete;
@@ -105,20 +108,26 @@ class FuseServer {
   void SetReadahead(const std::string& mountpoint);
   void Retire(Mounted* m);
   absl::Status MountFresh(Mounted* m);
-  absl::Status Adopt(Mounted* m, HeldFd held);
+  // Takes `table` (the connection's passthrough table, if held; its fd becomes -1 once
+  // used) only when the connection is taken over.
+  absl::Status Adopt(Mounted* m, HeldFd held, std::optional<HeldFd>& table);
+  void StartPassthrough(Mounted* m);
   absl::StatusOr<MountId> Serve(std::unique_ptr<Mounted> m);
 
   FdStore* const holder_;
+  const bool passthrough_;
   int epoll_fd_ = -1;
   mutable absl::Mutex mu_;
   std::map<MountId, std::unique_ptr<Mounted>> mounts_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, HeldFd> offered_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, HeldFd> offered_tables_ ABSL_GUARDED_BY(mu_);  // by mountpoint
   MountId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   size_t adopted_ ABSL_GUARDED_BY(mu_) = 0;
   bool detached_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> workers_;
   RateLimitedLog readahead_log_{absl::Minutes(10)};
+  RateLimitedLog passthrough_log_{absl::Hours(24)};
 };
 
 }  // namespace clip

@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_blob_reader.h"
+#include "common/metrics.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
@@ -143,6 +145,178 @@ TEST_F(FuseServerTest, MountsAgainWhenTheHeldEntryIsDamaged) {
     ASSERT_THAT(server.Unmount(*id), IsOk());
   }
   close(good.fd);
+}
+
+double OpsOf(const std::string& op) {
+  return DefaultMetrics()
+      .GetCounter("clip_fuse_ops_total", "FUSE operations served", {{"op", op}})
+      .Value();
+}
+
+// Without passthrough, opens are zero-message: the connection's first open reaches the
+// server (answered ENOSYS), every later one is the kernel's alone, and none is released.
+TEST_F(FuseServerTest, OpensWithoutPassthroughAreZeroMessage) {
+  FuseServer server(2, nullptr, /*passthrough=*/false);
+  auto id = server.Mount(mnt_, *fs_);
+  ASSERT_THAT(id, IsOk());
+  const double opens = OpsOf("open"), releases = OpsOf("release");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Read(mnt_ + "/opaque-dir/kept"), "kept\n");
+    EXPECT_FALSE(Read(mnt_ + "/etc/hello.txt").empty());
+  }
+  ASSERT_THAT(server.Unmount(*id), IsOk());
+  EXPECT_EQ(OpsOf("open") - opens, 1);
+  EXPECT_EQ(OpsOf("release") - releases, 0);
+}
+
+// FUSE passthrough (fs/passthrough.h) on this kernel: once the layer has a tree, a file
+// not open in cached mode opens onto the tree's file and its reads never reach the
+// server; a file open before stays cached until its last close; the table survives a
+// takeover, so the next server opens an inode already open in passthrough with the same
+// backing id (a different one would be EIO for the caller).
+class FusePassthroughTest : public FuseServerTest {
+ protected:
+  void SetUp() override {
+    FuseServerTest::SetUp();
+    tree_ = mnt_ + "-tree";
+    ASSERT_THAT(testing::RunCommand(absl::StrCat("mkdir -p ", tree_, " && tar -xzf ", *dir_,
+                                                 "/posix.tar.gz -C ", tree_)),
+                IsOk());
+    auto index = std::make_shared<const index::v1::LayerIndex>(BuildLayerIndex(*blob_).value());
+    fs_ = std::make_shared<LayerFs>(index, std::make_shared<SpanInflater>(index, *blob_));
+    expected = testing::ReadFileOrEmpty(tree_ + "/usr/bin/random700k");
+    ASSERT_FALSE(expected.empty());
+  }
+  static double Reads() { return OpsOf("read"); }
+  // Reads `file` through a new open: its bytes, or what failed.
+  std::string ReadNew(const std::string& file) {
+    int fd = open((mnt_ + "/" + file).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return absl::StrCat("open: ", strerror(errno));
+    std::string out;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+    if (n < 0) out = absl::StrCat("read: ", strerror(errno));
+    close(fd);
+    return out;
+  }
+
+  // A first server (passthrough, layer with its tree) mounts, random700k is opened (in
+  // passthrough), and the server is detached as if killed: the store keeps the
+  // connection and its table. The open fd, or -1.
+  int OpenInPassthroughAndDetach(MemoryFdStore& store) {
+    if (!fs_->UseTree(tree_).ok()) return -1;
+    FuseServer first(2, &store, /*passthrough=*/true);
+    if (!first.Mount(mnt_, fs_).ok()) return -1;
+    int fd = open((mnt_ + "/usr/bin/random700k").c_str(), O_RDONLY | O_CLOEXEC);
+    first.Detach();
+    return fd;
+  }
+  static std::string ReadAll(int fd, size_t size) {
+    std::string out(size, '\0');
+    ssize_t n = pread(fd, out.data(), out.size(), 0);
+    out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+    return out;
+  }
+
+  std::string tree_;
+  std::shared_ptr<LayerFs> fs_;
+  std::string expected;  // random700k's bytes
+};
+
+TEST_F(FusePassthroughTest, LocalFilesOpenOntoTheTreeAndCachedOpensStayCached) {
+  MemoryFdStore store;
+  FuseServer server(2, &store, /*passthrough=*/true);
+  auto id = server.Mount(mnt_, fs_);
+  ASSERT_THAT(id, IsOk());
+  // Before the tree: cached opens, reads through the server.
+  double reads = Reads();
+  int held = open((mnt_ + "/etc/hello.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  char c;
+  ASSERT_EQ(pread(held, &c, 1, 0), 1);
+  EXPECT_GT(Reads(), reads);
+
+  ASSERT_THAT(fs_->UseTree(tree_), IsOk());
+  reads = Reads();
+  EXPECT_EQ(ReadNew("usr/bin/random700k"), expected);
+  EXPECT_EQ(ReadNew("usr/bin/random700k"), expected);
+  EXPECT_EQ(Reads(), reads) << "a file of the tree was read through the server";
+  // The file open in cached mode: a second open stays cached (the kernel would refuse a
+  // passthrough open: EIO), and reads right.
+  EXPECT_EQ(ReadNew("etc/hello.txt"), testing::ReadFileOrEmpty(tree_ + "/etc/hello.txt"));
+  close(held);
+  // Its last close came back as a RELEASE: the next open is in passthrough. The release
+  // is asynchronous; the table shows it once served.
+  ASSERT_EQ(system(("sync " + mnt_).c_str()), 0);
+  ASSERT_EQ(system("echo 3 > /proc/sys/vm/drop_caches"), 0);
+  bool passthrough = false;
+  for (int i = 0; i < 200 && !passthrough; ++i) {
+    reads = Reads();
+    EXPECT_EQ(ReadNew("etc/hello.txt"), testing::ReadFileOrEmpty(tree_ + "/etc/hello.txt"));
+    passthrough = Reads() == reads;
+    if (!passthrough) {
+      ASSERT_EQ(system("echo 3 > /proc/sys/vm/drop_caches"), 0);
+      usleep(10000);
+    }
+  }
+  EXPECT_TRUE(passthrough);
+  ASSERT_THAT(server.Unmount(*id), IsOk());
+}
+
+TEST_F(FusePassthroughTest, ATakeoverKeepsPassthroughOpensValid) {
+  MemoryFdStore store;
+  const int held = OpenInPassthroughAndDetach(store);
+  ASSERT_GE(held, 0);
+  auto listed = store.List();
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 2u);  // the connection and its passthrough table
+  FuseServer second(2, &store, /*passthrough=*/true);
+  second.OfferHeld(*std::move(listed));
+  auto id = second.Mount(mnt_, fs_);
+  ASSERT_THAT(id, IsOk());
+  EXPECT_TRUE(second.IsAdopted(*id));
+  const double reads = Reads();
+  EXPECT_EQ(ReadNew("usr/bin/random700k"), expected);  // inode open in passthrough: same backing id
+  EXPECT_EQ(ReadAll(held, expected.size()), expected);
+  EXPECT_EQ(Reads(), reads);
+  close(held);
+  ASSERT_THAT(second.Unmount(*id), IsOk());
+  auto left = store.List();
+  ASSERT_THAT(left, IsOk());
+  EXPECT_TRUE(left->empty()) << "the unmount left " << left->size() << " held entries";
+}
+
+TEST_F(FusePassthroughTest, ATakeoverWithoutTheTableOpensWithoutPassthrough) {
+  MemoryFdStore store;
+  const int held = OpenInPassthroughAndDetach(store);
+  ASSERT_GE(held, 0);
+  auto listed = store.List();
+  ASSERT_THAT(listed, IsOk());
+  std::vector<HeldFd> without_table;
+  for (HeldFd& h : *listed) {
+    if (h.name == mnt_) {
+      without_table.push_back(h);
+    } else {
+      close(h.fd);
+    }
+  }
+  ASSERT_EQ(without_table.size(), 1u);
+  FuseServer second(2, &store, /*passthrough=*/true);
+  second.OfferHeld(std::move(without_table));
+  auto id = second.Mount(mnt_, fs_);
+  ASSERT_THAT(id, IsOk());
+  EXPECT_TRUE(second.IsAdopted(*id));
+  // Files not open in passthrough open (zero-message) and read right; the held file too.
+  EXPECT_EQ(ReadNew("etc/hello.txt"), testing::ReadFileOrEmpty(tree_ + "/etc/hello.txt"));
+  EXPECT_EQ(ReadAll(held, expected.size()), expected);
+  // The kernel refuses a non-passthrough open of an inode open in passthrough: without
+  // the table, its id is unknown (why the table is held beside the connection, and a
+  // mount whose table the store did not take never opens in passthrough).
+  EXPECT_EQ(ReadNew("usr/bin/random700k"), "open: Input/output error");
+  close(held);
+  EXPECT_EQ(ReadNew("usr/bin/random700k"), expected);
+  ASSERT_THAT(second.Unmount(*id), IsOk());
 }
 
 }  // namespace

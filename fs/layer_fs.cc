@@ -186,6 +186,20 @@ absl::StatusOr<std::shared_ptr<const LayerFs::TreeFd>> LayerFs::OpenTreeFile(int
   return open_.emplace(entry, std::move(f)).first->second;
 }
 
+absl::StatusOr<int> LayerFs::OpenInTree(uint64_t ino) const {
+  int64_t id = EntryOf(ino);
+  if (id < 0) return absl::NotFoundError(absl::StrCat("no inode ", ino));
+  if (index_->entries(static_cast<int>(id)).type() != index::v1::REGULAR) {
+    return absl::FailedPreconditionError("not a regular file");
+  }
+  std::shared_ptr<const TreeFd> tree = std::atomic_load(&tree_fd_);
+  if (tree == nullptr) return absl::FailedPreconditionError(absl::StrCat(label_, " has no tree"));
+  const std::string path = tree_.Path(static_cast<uint32_t>(id));
+  int fd = openat(tree->fd, path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path, " in the tree of ", label_));
+  return fd;
+}
+
 absl::StatusOr<size_t> LayerFs::ReadTree(int tree_fd, uint32_t entry, uint64_t offset,
                                          absl::Span<char> dst) const {
   CLIP_ASSIGN_OR_RETURN(std::shared_ptr<const TreeFd> file, OpenTreeFile(tree_fd, entry));

@@ -93,6 +93,11 @@ class LayerFs {
   // once the spans leave the cache. kNotFound etc. when `tree` cannot be opened.
   absl::Status UseTree(const std::string& tree);
   bool uses_tree() const { return std::atomic_load(&tree_fd_) != nullptr; }
+  // A new read-only fd of regular file `ino`'s file in the tree (the caller closes it):
+  // FUSE passthrough's backing file. kFailedPrecondition before UseTree.
+  absl::StatusOr<int> OpenInTree(uint64_t ino) const;
+  // Inode numbers are 1..inodes().
+  uint64_t inodes() const { return static_cast<uint64_t>(index_->entries_size()); }
   // False when no entry has an extended attribute (nor is opaque): every GetXattr is
   // then kNotFound, and the adapter may tell the kernel to stop asking.
   bool has_xattrs() const { return has_xattrs_; }

@@ -258,7 +258,8 @@ absl::Status Daemon::Init() {
   // reader's next spans coming on two cores (2 threads: first read 214-266 MB/s, disk
   // cache 645-903 MB/s; 4: 287-305 and 863-1180 MB/s in bench_read).
   readahead_ = std::make_unique<ThreadPool>(4, 32);
-  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), fd_store_.get());
+  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), fd_store_.get(),
+                                       config_.local_trees && config_.passthrough);
   CLIP_RETURN_IF_ERROR(Listen(&held));
   const size_t held_mounts = held.size();
   fuse_->OfferHeld(std::move(held));

@@ -131,12 +131,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       (workers ? c.fuse_workers : c.memory_cache_bytes) = *v;
       continue;
     }
-    if (k == "index_on_first_use" || k == "takeover" || k == "local_trees") {
+    if (k == "index_on_first_use" || k == "takeover" || k == "local_trees" || k == "passthrough") {
       const toml::value<bool>* v = node.as_boolean();
       if (!v)
         return absl::InvalidArgumentError(absl::StrCat(source, ": ", k, " must be true or false"));
       (k == "takeover"      ? c.takeover
        : k == "local_trees" ? c.local_trees
+       : k == "passthrough" ? c.passthrough
                             : c.index_on_first_use) = v->get();
       continue;
     }

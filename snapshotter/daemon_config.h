@@ -26,6 +26,9 @@
 //   local_trees = true             # a layer whose spans are all on disk becomes a plain
 //                                  # directory tree overlayfs reads (no FUSE), its spans go
 //                                  # (false: it stays a FUSE mount of cached spans)
+//   passthrough = true             # with local_trees, on Linux 6.9+: a running container's
+//                                  # files in a tree open in FUSE passthrough (the kernel
+//                                  # reads the tree's file; README "Local trees")
 //   index_on_first_use = false     # index layers found without an index, in the background
 //   index_small_file_interval = 0  # those indexes: a checkpoint per this many bytes of small
 //                                  # files (0: off; at most 2 MiB; clipctl index
@@ -87,6 +90,7 @@ struct DaemonConfig {
   std::string cri_image_upstream = "/run/containerd/containerd.sock";
   bool index_on_first_use = false;
   bool local_trees = true;
+  bool passthrough = true;
   int64_t index_small_file_interval = 0;
   // containerd's root: clip keeps <containerd_root>/io.containerd.snapshotter.v1.clip
   // (what containerd 1.6's CRI reports as the image filesystem) pointing at `root`.

@@ -155,6 +155,8 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
   EXPECT_TRUE(ParseDaemonConfig("index_on_first_use = true\n", "t")->index_on_first_use);
   EXPECT_TRUE(d->local_trees);
   EXPECT_FALSE(ParseDaemonConfig("local_trees = false\n", "t")->local_trees);
+  EXPECT_TRUE(d->passthrough);
+  EXPECT_FALSE(ParseDaemonConfig("passthrough = false\n", "t")->passthrough);
   EXPECT_THAT(ParseDaemonConfig("local_trees = 1\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(d->index_small_file_interval, 0);

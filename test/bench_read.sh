@@ -24,6 +24,11 @@
 #              pass 3 "new container": a new container of the image (overlayfs over the
 #                     trees, no FUSE), page cache dropped, then the same workload again;
 #                     its FUSE requests are counted (0 expected)
+#              pass 4 "running container": the first container's rootfs again (its FUSE
+#                     mounts, taken over twice, now reading the trees): files opened
+#                     now open in FUSE passthrough where the kernel has it (Linux 6.9+),
+#                     page cache dropped, then the same workload again; the daemon's
+#                     READ requests and passthrough opens are counted
 #
 # Columns compare clip first read and clip disk cache with overlayfs cold, clip page
 # cache with overlayfs warm (overlayfs's data is on the local disk in both cold cases;
@@ -314,6 +319,16 @@ for r in $(seq 1 "$runs"); do
   res[clip,rss3,-,$r]=$(rss_mb)
   umount "$t/rootfs-n" || fail "umount $t/rootfs-n"
   $ctr containers rm "n$r" >/dev/null || fail "containers rm n$r"
+  # Pass 4: the running container (FUSE mounts over the trees; passthrough opens).
+  n0=$(metric clip_fuse_ops_total 'op="read"')
+  p0=$(metric clip_fuse_passthrough_opens_total)
+  for w in $ws; do
+    drop_caches
+    workload clip runcold "$w" "$t/rootfs-c" "$r"
+    workload clip runwarm "$w" "$t/rootfs-c" "$r"
+  done
+  res[clip,runreads,-,$r]=$(( $(metric clip_fuse_ops_total 'op="read"') - n0 ))
+  res[clip,runpt,-,$r]=$(( $(metric clip_fuse_passthrough_opens_total) - p0 ))
   mv "$t/clip-nofill.toml" "$t/clip.toml"
   fi
   unmount_rootfs "c$r" "$t/rootfs-c"
@@ -344,6 +359,10 @@ for r in $(seq 1 "$runs"); do
   echo "  run $r: layers that were trees before pass 2: ${res[clip,trees1,-,$r]}; new container" \
     "(trees) cold/warm: $(for w in $ws; do printf '%s %s/%s ' "$w" "${res[clip,newcold,$w,$r]}" "${res[clip,newwarm,$w,$r]}"; done)s;" \
     "its FUSE requests: ${res[clip,newops,-,$r]}"
+  [ "${CLIP_BENCH_PASS3:-1}" = 1 ] &&
+  echo "  run $r: running container (FUSE over the trees) cold/warm:" \
+    "$(for w in $ws; do printf '%s %s/%s ' "$w" "${res[clip,runcold,$w,$r]}" "${res[clip,runwarm,$w,$r]}"; done)s;" \
+    "READ requests ${res[clip,runreads,-,$r]}, passthrough opens ${res[clip,runpt,-,$r]}"
   echo "  run $r: load average at its end $(cut -d' ' -f1-3 /proc/loadavg) (a busy machine slows FUSE's round trips most)"
 done
 
@@ -391,6 +410,17 @@ done
 [ "${CLIP_BENCH_PASS3:-1}" = 1 ] &&
   echo "FUSE requests of the new containers (per run): $(for r in $(seq 1 "$runs"); do printf '%s ' "${res[clip,newops,-,$r]}"; done)"
 echo
+if [ "${CLIP_BENCH_PASS3:-1}" = 1 ]; then
+  echo "The running container once its layers are trees (its FUSE mounts; FUSE passthrough where the kernel has it) vs overlayfs, medians of $runs run(s):"
+  echo
+  echo "| workload | running container, page cache dropped (vs overlayfs cold) | running container, page cache (vs overlayfs warm) |"
+  echo "|---|---|---|"
+  for w in seq small walk; do
+    printf '| %s | %s | %s |\n' "$w" "$(cell runcold cold "$w")" "$(cell runwarm warm "$w")"
+  done
+  echo "READ requests / passthrough opens of the running container (per run): $(for r in $(seq 1 "$runs"); do printf '%s/%s ' "${res[clip,runreads,-,$r]}" "${res[clip,runpt,-,$r]}"; done)"
+  echo
+fi
 mb_s() { echo "$1 / $2 / 1000000" | bc -l; }
 printf 'sequential throughput: clip first read %.0f MB/s, clip disk cache %.0f MB/s, clip page cache %.0f MB/s; overlayfs cold %.0f MB/s, warm %.0f MB/s\n' \
   "$(mb_s "$seq_bytes" "$(med clip first seq)")" "$(mb_s "$seq_bytes" "$(med clip disk seq)")" \
