@@ -16,6 +16,7 @@
 #include "cmd/mount_command.h"
 #include "cmd/record_command.h"
 #include "common/build_info.h"
+#include "common/mountinfo.h"
 #include "snapshotter/daemon_config.h"
 #include "snapshotter/registry_setup.h"
 
@@ -238,10 +239,8 @@ int main(int argc, char** argv) {
       "its bytes on this node, its FUSE mount, the overlays reading it");
   layers->add_option("--root", layers_root, "The daemon's root");
   layers->callback([&] {
-    std::ostringstream mountinfo;  // (procfs files have no size: read as a stream)
-    mountinfo << std::ifstream("/proc/self/mountinfo").rdbuf();
     absl::StatusOr<std::vector<clip::LayerState>> listed =
-        clip::ListLayers(layers_root, mountinfo.str());
+        clip::ListLayers(layers_root, clip::ReadMountinfo());
     if (listed.ok()) std::cout << clip::FormatLayers(*listed);
     rc = Report(listed.status());
   });

@@ -12,6 +12,7 @@
 #include "cache/disk_cache.h"
 #include "cache/layer_doc_store.h"
 #include "common/digest.h"
+#include "common/mountinfo.h"
 #include "common/status_macros.h"
 #include "index/index_format.h"
 #include "index/span_source.h"
@@ -23,44 +24,16 @@ namespace clip {
 
 namespace {
 
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string Unescape(absl::string_view s) {
-  auto octal = [](char c) { return c >= '0' && c <= '7'; };
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) && octal(s[i + 3])) {
-      out.push_back(
-          static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 struct Mounts {
   std::set<std::string> fuse;                    // mountpoints of clip's FUSE mounts
   std::vector<std::vector<std::string>> lowers;  // each overlay's lowerdirs
 };
 
-Mounts ParseMountinfo(absl::string_view mountinfo) {
+Mounts Summarize(absl::string_view mountinfo) {
   Mounts m;
-  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
-    // id parent major:minor root mountpoint options [optional...] - fstype source super
-    const size_t dash = line.find(" - ");
-    if (dash == absl::string_view::npos) continue;
-    std::vector<absl::string_view> head = absl::StrSplit(line.substr(0, dash), ' ');
-    std::vector<absl::string_view> tail = absl::StrSplit(line.substr(dash + 3), ' ');
-    if (head.size() < 5 || tail.size() < 3) continue;
-    if (tail[0] == "fuse.clip") m.fuse.insert(Unescape(head[4]));
-    if (tail[0] != "overlay") continue;
-    for (absl::string_view opt : absl::StrSplit(tail[2], ',')) {
-      if (!absl::ConsumePrefix(&opt, "lowerdir=")) continue;
-      std::vector<std::string> dirs;
-      for (absl::string_view d : absl::StrSplit(opt, ':')) dirs.push_back(Unescape(d));
-      m.lowers.push_back(std::move(dirs));
-    }
+  for (MountEntry& e : ParseMountinfo(mountinfo)) {
+    if (e.fstype == "fuse.clip") m.fuse.insert(e.mountpoint);
+    if (e.fstype == "overlay") m.lowers.push_back(std::move(e.lowerdirs));
   }
   return m;
 }
@@ -85,7 +58,7 @@ absl::StatusOr<std::vector<LayerState>> ListLayers(const std::string& root,
         remote, txn.Select("id IN (SELECT snapshot_id FROM labels WHERE key = ?)", {kRemoteLabel}));
     return absl::OkStatus();
   }));
-  const Mounts mounts = ParseMountinfo(mountinfo);
+  const Mounts mounts = Summarize(mountinfo);
   const LayerDocStore indexes(root + "/indexes");
   std::vector<LayerState> out;
   for (const SnapshotRecord& r : remote) {

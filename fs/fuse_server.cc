@@ -26,6 +26,7 @@
 #include "common/errno_status.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/mountinfo.h"
 #include "common/status_macros.h"
 #include "fs/passthrough.h"
 
@@ -54,6 +55,7 @@ struct FuseServer::Mounted {
   std::atomic<bool> backing_failed{false};  // a backing file was refused: cached opens only
   absl::Mutex mu;
   bool closing ABSL_GUARDED_BY(mu) = false;
+  bool detached ABSL_GUARDED_BY(mu) = false;  // DetachFrom: served until the kernel lets go
   bool ended ABSL_GUARDED_BY(mu) = false;
   int inflight ABSL_GUARDED_BY(mu) = 0;
   RateLimitedLog log{absl::Seconds(10)};
@@ -537,8 +539,7 @@ const fuse_lowlevel_ops& Ops() {
 
 }  // namespace
 
-FuseServer::FuseServer(int threads, FdStore* holder, bool passthrough)
-    : holder_(holder), passthrough_(passthrough) {
+FuseServer::FuseServer(int threads, FdStore* holder) : holder_(holder) {
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) abort();
   for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { Worker(); });
@@ -613,21 +614,9 @@ namespace {
 // The device ("major:minor") of the newest mount at `mountpoint`, from
 // /proc/self/mountinfo (no stat: that would ask this very mount, not served yet).
 std::string MountDevice(const std::string& mountpoint) {
-  std::string escaped;
-  for (char c : mountpoint) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
-      absl::StrAppend(&escaped, "\\", absl::Dec(c / 64), absl::Dec(c / 8 % 8), absl::Dec(c % 8));
-    } else {
-      escaped.push_back(c);
-    }
-  }
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, device;
-  while (std::getline(in, line)) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    if (f.size() > 4 && f[4] == escaped) device = std::string(f[2]);
-  }
-  return device;
+  const std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
+  const MountEntry* top = TopMountAt(mounts, mountpoint);
+  return top == nullptr ? std::string() : top->device;
 }
 
 }  // namespace
@@ -652,7 +641,7 @@ void FuseServer::SetReadahead(const std::string& mountpoint) {
   }
 }
 
-absl::Status FuseServer::MountFresh(Mounted* m) {
+absl::Status FuseServer::MountFresh(Mounted* m, bool passthrough) {
   const char* argv[] = {"clip", "-o",
                         "ro,allow_other,default_permissions,fsname=clip,subtype=clip,noatime"};
   fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
@@ -701,7 +690,7 @@ absl::Status FuseServer::MountFresh(Mounted* m) {
     free(buf.mem);
     return fail("no FUSE_INIT from the kernel");
   }
-  if (passthrough_) StartPassthrough(m);  // before the INIT reply, which turns it on
+  if (passthrough) StartPassthrough(m);  // before the INIT reply, which turns it on
   fuse_session_process_buf(m->se, &buf);
   free(buf.mem);
   SetReadahead(m->mountpoint);
@@ -828,7 +817,8 @@ void FuseServer::StartPassthrough(Mounted* m) {
 }
 
 absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpoint,
-                                                      std::shared_ptr<const LayerFs> fs) {
+                                                      std::shared_ptr<const LayerFs> fs,
+                                                      bool passthrough) {
   auto m = std::make_unique<Mounted>();
   m->mountpoint = mountpoint;
   m->fs = std::move(fs);
@@ -854,7 +844,7 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
     if (table->fd >= 0) close(table->fd);
     if (holder_ != nullptr) (void)holder_->Drop(TableName(mountpoint));
   }
-  CLIP_RETURN_IF_ERROR(MountFresh(m.get()));
+  CLIP_RETURN_IF_ERROR(MountFresh(m.get(), passthrough));
   return Serve(std::move(m));
 }
 
@@ -876,10 +866,7 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Serve(std::unique_ptr<Mounted> m
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, raw->fd, &ev) != 0) {
     absl::Status st = ErrnoToStatus(errno, "epoll_ctl");
     umount2(raw->mountpoint.c_str(), MNT_DETACH);
-    if (holder_ != nullptr) {
-      (void)holder_->Drop(raw->mountpoint);
-      if (raw->passthrough != nullptr) (void)holder_->Drop(TableName(raw->mountpoint));
-    }
+    DropHeld(raw);
     fuse_session_destroy(raw->se);
     absl::MutexLock lock(&mu_);
     mounts_.erase(id);
@@ -913,8 +900,56 @@ void FuseServer::Detach() {
 
 void FuseServer::Retire(Mounted* m) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, m->fd, nullptr);
-  absl::MutexLock lock(&m->mu);
-  m->ended = true;
+  bool detached;
+  {
+    absl::MutexLock lock(&m->mu);
+    m->ended = true;
+    detached = m->detached;
+  }
+  if (detached) {  // the last user of a detached mount is gone: nothing to take over
+    Log(LogLevel::kInfo, "fs",
+        absl::StrCat(m->mountpoint, ": the last user of the detached FUSE mount is gone"));
+    DropHeld(m);
+  }
+}
+
+void FuseServer::DropHeld(Mounted* m) {
+  if (holder_ == nullptr) return;
+  (void)holder_->Drop(m->mountpoint);
+  if (m->passthrough != nullptr) (void)holder_->Drop(TableName(m->mountpoint));
+}
+
+absl::Status FuseServer::DetachFrom(MountId id, const std::string& replacement) {
+  Mounted* m;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = mounts_.find(id);
+    if (it == mounts_.end()) return absl::NotFoundError(absl::StrCat("no mount ", id));
+    m = it->second.get();
+    absl::MutexLock mounted(&m->mu);
+    if (m->closing || m->ended || m->detached) return absl::OkStatus();
+    m->detached = true;
+  }
+  std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
+  const MountEntry* top = TopMountAt(mounts, m->mountpoint);
+  if (top != nullptr && top->fstype == "fuse.clip" &&
+      umount2(m->mountpoint.c_str(), MNT_DETACH) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("detach the FUSE mount at ", m->mountpoint));
+  }
+  mounts = ParseMountinfo(ReadMountinfo());
+  if (TopMountAt(mounts, m->mountpoint) == nullptr &&
+      mount(replacement.c_str(), m->mountpoint.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("bind ", replacement, " at ", m->mountpoint));
+  }
+  return absl::OkStatus();
+}
+
+bool FuseServer::Ended(MountId id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = mounts_.find(id);
+  if (it == mounts_.end()) return true;
+  absl::MutexLock mounted(&it->second->mu);
+  return it->second->ended;
 }
 
 void FuseServer::Worker() {
@@ -975,11 +1010,8 @@ absl::Status FuseServer::Unmount(MountId id) {
   }
   // Lazy unmount, then the last fds go (ours and the holder's), so open files get
   // ENOTCONN, never a hang.
-  umount2(m->mountpoint.c_str(), MNT_DETACH);
-  if (holder_ != nullptr) {
-    (void)holder_->Drop(m->mountpoint);
-    if (m->passthrough != nullptr) (void)holder_->Drop(TableName(m->mountpoint));
-  }
+  umount2(m->mountpoint.c_str(), MNT_DETACH);  // (or the replacement of DetachFrom)
+  DropHeld(m);
   fuse_session_destroy(m->se);
   // No worker holds it (closing, nothing in flight; workers look mounts up under mu_):
   // the layer's state goes with it.

@@ -64,9 +64,7 @@ class FuseServer {
   using MountId = uint64_t;
 
   // `holder` (optional, must outlive the server): where mounts' fds go for a takeover.
-  // `passthrough`: new mounts negotiate FUSE passthrough where the kernel offers it, and
-  // files of a layer that has a tree (LayerFs::UseTree) open onto the tree's files.
-  explicit FuseServer(int threads = 4, FdStore* holder = nullptr, bool passthrough = false);
+  explicit FuseServer(int threads = 4, FdStore* holder = nullptr);
   ~FuseServer();  // Unmounts everything still mounted, unless Detach()ed.
   FuseServer(const FuseServer&) = delete;
   FuseServer& operator=(const FuseServer&) = delete;
@@ -76,7 +74,12 @@ class FuseServer {
   void OfferHeld(std::vector<HeldFd> held);
   // Takes over the offered connection of `mountpoint` if there is one, else mounts
   // (detaching a stale mount left there first) and hands the fd to the holder.
-  absl::StatusOr<MountId> Mount(const std::string& mountpoint, std::shared_ptr<const LayerFs> fs);
+  // `passthrough` (a new mount): negotiate FUSE passthrough where the kernel offers it,
+  // so that files of the layer open onto its tree's files once it has one
+  // (LayerFs::UseTree); the price is a round trip per open (zero-message opens without).
+  // A connection taken over keeps what its first server negotiated.
+  absl::StatusOr<MountId> Mount(const std::string& mountpoint, std::shared_ptr<const LayerFs> fs,
+                                bool passthrough = false);
   // Offered connections no Mount took over: unmounted and dropped from the holder.
   void DropUnclaimed();
   // True while a live connection for `mountpoint` is offered (a container started on it
@@ -85,6 +88,15 @@ class FuseServer {
   // Lazy unmount (MNT_DETACH): returns even while files are open; the session ends
   // when the kernel lets go. The holder lets go of its fd.
   absl::Status Unmount(MountId id);
+  // The mount leaves its mountpoint (MNT_DETACH), `replacement` (a directory: the
+  // layer's tree) is bound there in its place, and the connection is still served for
+  // whoever holds the mount (a running container's overlayfs does): once the kernel
+  // lets go of it (the last such container stopped), the session ends and the holder
+  // lets go of its fd. For a connection taken over already detached, only the second
+  // half. Unmount of the id stays valid (and unmounts the replacement).
+  absl::Status DetachFrom(MountId id, const std::string& replacement);
+  // True once mount `id` has ended (the kernel let go, or it was unmounted).
+  bool Ended(MountId id) const;
   // Handover: finishes the requests being served, stops reading, unmounts nothing
   // (the holder keeps every connection for the next server). Unmount is a no-op after.
   void Detach();
@@ -107,7 +119,8 @@ class FuseServer {
   void Worker();
   void SetReadahead(const std::string& mountpoint);
   void Retire(Mounted* m);
-  absl::Status MountFresh(Mounted* m);
+  void DropHeld(Mounted* m);  // the holder lets go of the mount's fd and table
+  absl::Status MountFresh(Mounted* m, bool passthrough);
   // Takes `table` (the connection's passthrough table, if held; its fd becomes -1 once
   // used) only when the connection is taken over.
   absl::Status Adopt(Mounted* m, HeldFd held, std::optional<HeldFd>& table);
@@ -115,7 +128,6 @@ class FuseServer {
   absl::StatusOr<MountId> Serve(std::unique_ptr<Mounted> m);
 
   FdStore* const holder_;
-  const bool passthrough_;
   int epoll_fd_ = -1;
   mutable absl::Mutex mu_;
   std::map<MountId, std::unique_ptr<Mounted>> mounts_ ABSL_GUARDED_BY(mu_);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -156,8 +157,8 @@ double OpsOf(const std::string& op) {
 // Without passthrough, opens are zero-message: the connection's first open reaches the
 // server (answered ENOSYS), every later one is the kernel's alone, and none is released.
 TEST_F(FuseServerTest, OpensWithoutPassthroughAreZeroMessage) {
-  FuseServer server(2, nullptr, /*passthrough=*/false);
-  auto id = server.Mount(mnt_, *fs_);
+  FuseServer server(2);
+  auto id = server.Mount(mnt_, *fs_, /*passthrough=*/false);
   ASSERT_THAT(id, IsOk());
   const double opens = OpsOf("open"), releases = OpsOf("release");
   for (int i = 0; i < 3; ++i) {
@@ -167,6 +168,36 @@ TEST_F(FuseServerTest, OpensWithoutPassthroughAreZeroMessage) {
   ASSERT_THAT(server.Unmount(*id), IsOk());
   EXPECT_EQ(OpsOf("open") - opens, 1);
   EXPECT_EQ(OpsOf("release") - releases, 0);
+}
+
+// DetachFrom: the mountpoint shows the replacement at once, a file held open keeps
+// reading through the connection, and when it is closed (the kernel lets go) the
+// session ends and the holder's entry goes; Unmount then takes the replacement away.
+TEST_F(FuseServerTest, ADetachedMountIsServedUntilTheKernelLetsGo) {
+  MemoryFdStore store;
+  FuseServer server(2, &store);
+  auto id = server.Mount(mnt_, *fs_);
+  ASSERT_THAT(id, IsOk());
+  const std::string replacement = mnt_ + "-replacement";
+  ASSERT_EQ(mkdir(replacement.c_str(), 0755), 0);
+  std::ofstream(replacement + "/marker") << "tree\n";
+  int held = open((mnt_ + "/etc/hello.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  ASSERT_THAT(server.DetachFrom(*id, replacement), IsOk());
+  ASSERT_THAT(server.DetachFrom(*id, replacement), IsOk());  // once is enough
+  EXPECT_EQ(Read(mnt_ + "/marker"), "tree\n");
+  EXPECT_FALSE(server.Ended(*id));
+  char buf[64];
+  ssize_t n = pread(held, buf, sizeof(buf), 0);
+  EXPECT_GT(n, 0) << strerror(errno);
+  EXPECT_EQ(store.List()->size(), 1u);
+  close(held);
+  EXPECT_TRUE(server.WaitUnmounted(*id, absl::Seconds(30)));
+  auto left = store.List();
+  ASSERT_THAT(left, IsOk());
+  EXPECT_TRUE(left->empty());
+  ASSERT_THAT(server.Unmount(*id), IsOk());
+  EXPECT_EQ(Read(mnt_ + "/marker"), "");
 }
 
 // FUSE passthrough (fs/passthrough.h) on this kernel: once the layer has a tree, a file
@@ -206,8 +237,8 @@ class FusePassthroughTest : public FuseServerTest {
   // connection and its table. The open fd, or -1.
   int OpenInPassthroughAndDetach(MemoryFdStore& store) {
     if (!fs_->UseTree(tree_).ok()) return -1;
-    FuseServer first(2, &store, /*passthrough=*/true);
-    if (!first.Mount(mnt_, fs_).ok()) return -1;
+    FuseServer first(2, &store);
+    if (!first.Mount(mnt_, fs_, /*passthrough=*/true).ok()) return -1;
     int fd = open((mnt_ + "/usr/bin/random700k").c_str(), O_RDONLY | O_CLOEXEC);
     first.Detach();
     return fd;
@@ -226,8 +257,8 @@ class FusePassthroughTest : public FuseServerTest {
 
 TEST_F(FusePassthroughTest, LocalFilesOpenOntoTheTreeAndCachedOpensStayCached) {
   MemoryFdStore store;
-  FuseServer server(2, &store, /*passthrough=*/true);
-  auto id = server.Mount(mnt_, fs_);
+  FuseServer server(2, &store);
+  auto id = server.Mount(mnt_, fs_, /*passthrough=*/true);
   ASSERT_THAT(id, IsOk());
   // Before the tree: cached opens, reads through the server.
   double reads = Reads();
@@ -271,7 +302,7 @@ TEST_F(FusePassthroughTest, ATakeoverKeepsPassthroughOpensValid) {
   auto listed = store.List();
   ASSERT_THAT(listed, IsOk());
   ASSERT_EQ(listed->size(), 2u);  // the connection and its passthrough table
-  FuseServer second(2, &store, /*passthrough=*/true);
+  FuseServer second(2, &store);
   second.OfferHeld(*std::move(listed));
   auto id = second.Mount(mnt_, fs_);
   ASSERT_THAT(id, IsOk());
@@ -302,7 +333,7 @@ TEST_F(FusePassthroughTest, ATakeoverWithoutTheTableOpensWithoutPassthrough) {
     }
   }
   ASSERT_EQ(without_table.size(), 1u);
-  FuseServer second(2, &store, /*passthrough=*/true);
+  FuseServer second(2, &store);
   second.OfferHeld(std::move(without_table));
   auto id = second.Mount(mnt_, fs_);
   ASSERT_THAT(id, IsOk());

@@ -258,8 +258,7 @@ absl::Status Daemon::Init() {
   // reader's next spans coming on two cores (2 threads: first read 214-266 MB/s, disk
   // cache 645-903 MB/s; 4: 287-305 and 863-1180 MB/s in bench_read).
   readahead_ = std::make_unique<ThreadPool>(4, 32);
-  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), fd_store_.get(),
-                                       config_.local_trees && config_.passthrough);
+  fuse_ = std::make_unique<FuseServer>(static_cast<int>(config_.fuse_workers), fd_store_.get());
   CLIP_RETURN_IF_ERROR(Listen(&held));
   const size_t held_mounts = held.size();
   fuse_->OfferHeld(std::move(held));
@@ -291,6 +290,8 @@ absl::Status Daemon::Init() {
   }
   lo.index_on_first_use = config_.index_on_first_use;
   lo.local_trees = config_.local_trees;
+  lo.passthrough = config_.local_trees && config_.passthrough;
+  lo.passthrough_min_file_bytes = static_cast<uint64_t>(config_.passthrough_min_file_bytes);
   lo.index_options.small_file_interval = static_cast<uint64_t>(config_.index_small_file_interval);
   if (config_.background_fill.enabled) {
     BackgroundFill::Options fo;

@@ -120,6 +120,15 @@ absl::StatusOr<DaemonConfig> ParseDaemonConfig(const std::string& text, const st
       c.readahead_spans = *v;
       continue;
     }
+    if (k == "passthrough_min_file_bytes") {
+      auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;
+      if (!v || *v < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": ", k, " must be a non-negative integer (bytes)"));
+      }
+      c.passthrough_min_file_bytes = *v;
+      continue;
+    }
     if (k == "memory_cache_bytes" || k == "fuse_workers") {
       const bool workers = k == "fuse_workers";
       auto v = node.is_integer() ? node.value<int64_t>() : std::nullopt;

@@ -28,7 +28,9 @@
 //                                  # (false: it stays a FUSE mount of cached spans)
 //   passthrough = true             # with local_trees, on Linux 6.9+: a running container's
 //                                  # files in a tree open in FUSE passthrough (the kernel
-//                                  # reads the tree's file; README "Local trees")
+//                                  # reads the tree's file; README "Local trees") ...
+//   passthrough_min_file_bytes = 262144  # ... in layers whose regular files average this
+//                                  # much (every open costs a round trip on such a mount)
 //   index_on_first_use = false     # index layers found without an index, in the background
 //   index_small_file_interval = 0  # those indexes: a checkpoint per this many bytes of small
 //                                  # files (0: off; at most 2 MiB; clipctl index
@@ -91,6 +93,7 @@ struct DaemonConfig {
   bool index_on_first_use = false;
   bool local_trees = true;
   bool passthrough = true;
+  int64_t passthrough_min_file_bytes = 256 << 10;
   int64_t index_small_file_interval = 0;
   // containerd's root: clip keeps <containerd_root>/io.containerd.snapshotter.v1.clip
   // (what containerd 1.6's CRI reports as the image filesystem) pointing at `root`.

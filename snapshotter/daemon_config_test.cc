@@ -157,6 +157,11 @@ TEST(DaemonConfigTest, OperationsAndBackgroundFill) {
   EXPECT_FALSE(ParseDaemonConfig("local_trees = false\n", "t")->local_trees);
   EXPECT_TRUE(d->passthrough);
   EXPECT_FALSE(ParseDaemonConfig("passthrough = false\n", "t")->passthrough);
+  EXPECT_EQ(d->passthrough_min_file_bytes, 256 << 10);
+  EXPECT_EQ(ParseDaemonConfig("passthrough_min_file_bytes = 0\n", "t")->passthrough_min_file_bytes,
+            0);
+  EXPECT_THAT(ParseDaemonConfig("passthrough_min_file_bytes = -1\n", "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseDaemonConfig("local_trees = 1\n", "t"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(d->index_small_file_interval, 0);

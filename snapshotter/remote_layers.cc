@@ -1,5 +1,6 @@
 #include "snapshotter/remote_layers.h"
 
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -138,6 +139,17 @@ class StoppableReader final : public BlobReader {
   const std::atomic<bool>& stop_;
 };
 
+// The mean size of the layer's regular files (0 without any).
+uint64_t AverageFileSize(const index::v1::LayerIndex& index) {
+  uint64_t files = 0, bytes = 0;
+  for (const auto& e : index.entries()) {
+    if (e.type() != index::v1::REGULAR) continue;
+    ++files;
+    bytes += e.size();
+  }
+  return files == 0 ? 0 : bytes / files;
+}
+
 // A tree that could not be written (a full disk) is tried again this much later.
 constexpr absl::Duration kTreeRetry = absl::Minutes(1);
 
@@ -254,7 +266,9 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
       tree.clear();
     }
   }
-  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, fuse_.Mount(mountpoint, fs));
+  const bool passthrough =
+      options_.passthrough && AverageFileSize(**index) >= options_.passthrough_min_file_bytes;
+  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, fuse_.Mount(mountpoint, fs, passthrough));
   Log(LogLevel::kInfo, "remote",
       absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(), " lazily at ",
                    mountpoint, " (index ", trail.substr(trail.rfind("found in ") + 6), ", ",
@@ -283,8 +297,9 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
     }
   }
   absl::MutexLock lock(&mu_);
-  layers_[mountpoint] = Layer{id,   layer,   *index,          std::move(blob), spans, fs,
-                              tree, nullptr, std::move(fill), recording,       replay};
+  Layer& l = layers_[mountpoint] = Layer{id,   layer,   *index,          std::move(blob), spans, fs,
+                                         tree, nullptr, std::move(fill), recording,       replay};
+  if (!tree.empty()) l.local_since = absl::Now();
   return true;
 }
 
@@ -309,6 +324,7 @@ absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
   }
   layer.fill.reset();  // cancel before the mount goes
   if (!layer.id) {
+    umount2(mountpoint.c_str(), MNT_DETACH);  // the tree bound there by an earlier daemon
     Log(LogLevel::kInfo, "remote",
         absl::StrCat("let go of ", layer.digest.ToString(), " at ", mountpoint, " (its tree)"));
     return absl::OkStatus();
@@ -423,6 +439,29 @@ void RemoteLayers::CheckLocal() {
     std::shared_ptr<const index::v1::LayerIndex> index;
   };
   std::vector<Candidate> candidates;
+  struct Detach {
+    FuseServer::MountId id;
+    std::string tree;
+  };
+  std::vector<Detach> detach;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    const absl::Time now = absl::Now();
+    // Local layers' FUSE mounts leave their mountpoints a little after the tree exists
+    // (new containers got the tree since): only running containers still hold them.
+    for (auto& [mnt, layer] : layers_) {
+      if (layer.tree.empty() || !layer.id || layer.detached) continue;
+      if (now - layer.local_since < options_.tree_quiet) continue;
+      layer.detached = true;
+      detach.push_back({*layer.id, layer.tree});
+    }
+  }
+  for (const Detach& d : detach) {
+    if (absl::Status st = fuse_.DetachFrom(d.id, d.tree); !st.ok()) {
+      Log(LogLevel::kWarning, "remote", st.message());
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
@@ -503,6 +542,7 @@ void RemoteLayers::MakeLocal(const std::string& mountpoint, const Digest& digest
       }
     }
     layer.tree = tree;
+    layer.local_since = absl::Now();
     for (const auto& [mnt, other] : layers_) {
       shared |= mnt != mountpoint && other.digest == digest && other.tree.empty();
     }

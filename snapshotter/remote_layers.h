@@ -34,7 +34,11 @@
 // tree there (a restart, a new pull) is served by the tree alone, without FUSE, unless a
 // live FUSE connection of a container started earlier is offered for takeover. The tree
 // goes with its snapshot's directory. A full disk while writing leaves the layer lazy
-// (a log line; tried again later).
+// (a log line; tried again later). `tree_quiet` after the tree exists, the layer's FUSE
+// mount leaves its mountpoint (the tree is bound there instead, so a path handed out
+// before still leads to the layer) and is served only for the running containers whose
+// overlayfs holds it: when the last of them stops, the kernel lets go, and the
+// connection and the holder's fd end.
 //
 // Labels read (as containerd's CRI plugin and `clipctl pull` set them):
 // containerd.io/snapshot/cri.image-ref, cri.layer-digest, cri.manifest-digest.
@@ -93,7 +97,13 @@ class RemoteLayers final : public RemoteLayerHook {
     absl::Duration profile_quiet = absl::Seconds(5);  // no new span this long: recorded
     absl::Duration profile_max = absl::Seconds(60);   // recording never runs longer
     bool local_trees = false;                         // layers made local become trees (above)
-    absl::Duration tree_check = absl::Seconds(1);     // how often layers are checked for it
+    // FUSE passthrough for the files of local layers (fs/passthrough.h), on the mounts of
+    // layers whose regular files average at least `passthrough_min_file_bytes`: there an
+    // open costs a round trip (to be able to open onto the tree later), which layers of
+    // many small files would pay more for than passthrough saves on their reads.
+    bool passthrough = false;
+    uint64_t passthrough_min_file_bytes = 256 << 10;
+    absl::Duration tree_check = absl::Seconds(1);  // how often layers are checked for it
     // Trees are written when the node's lazy layers are quiet: no span read by any of
     // them for this long (a tree write never competes with a container's reads).
     absl::Duration tree_quiet = absl::Seconds(5);
@@ -181,6 +191,8 @@ class RemoteLayers final : public RemoteLayerHook {
     std::unique_ptr<DelayedFill> fill;
     std::shared_ptr<SpanAccessLog> recording;  // while recording its access profile
     std::shared_ptr<ProfileReplay::Progress> replay;
+    absl::Time local_since = absl::InfinitePast();  // when its tree was written or found
+    bool detached = false;  // its FUSE mount left the mountpoint (FuseServer::DetachFrom)
   };
   const RegistryClient& registry_;
   FuseServer& fuse_;

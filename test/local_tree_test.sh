@@ -4,6 +4,8 @@
 #   1. a 3-layer image (a static reader that checks every byte it reads against SHA-256
 #      sums stored in the image, small and large files) is pulled lazily; background fill
 #      (no delay) makes every span local, and the daemon writes each layer as a tree;
+#      no container holds the FUSE mounts: they leave (the trees are bound at their
+#      mountpoints), their connections end, the fd holder lets go of them;
 #   2. a container's rootfs through clip has the three trees as its lowerdirs (no FUSE
 #      mount in it) and equals containerd's own overlayfs unpack of the image, file by file;
 #   3. a new container reads every file and random blocks; the daemon serves 0 FUSE
@@ -82,6 +84,17 @@ grep "is local: written as a tree" "$t/clip.log" | sed 's/^.* layer /layer /; s/
 layers_metric=$(curl -sf --unix-socket "$t/metrics.sock" http://clip/metrics | grep '^clip_layers{')
 echo "$layers_metric"
 grep -q '^clip_layers{state="local"} 3$' <<<"$layers_metric" || error "clip_layers does not count 3 local layers"
+fuse_mounts() { awk -v d="$t/" 'index($2, d) == 1 && $3 ~ /^fuse/' /proc/mounts | wc -l; }
+holder_fuse_fds() {  # /dev/fuse fds of the holder named by the clip root's pid file
+  local p
+  p=$(tr -dc 0-9 2>/dev/null <"$t/clip/fd-holder.sock.pid")
+  [ -n "$p" ] && find "/proc/$p/fd" -lname /dev/fuse 2>/dev/null | wc -l
+}
+no_fuse_left() { [ "$(fuse_mounts)" -eq 0 ] && [ "$(holder_fuse_fds)" = 0 ]; }
+e2e_wait "the unused FUSE mounts of the local layers to end" no_fuse_left || finish
+binds=$(awk -v d="$t/clip/snapshots/" 'index($2, d) == 1 && $2 ~ /\/fs$/' /proc/mounts | wc -l)
+echo "FUSE mounts: $(fuse_mounts), the holder's /dev/fuse fds: $(holder_fuse_fds), trees bound at the mountpoints: $binds"
+[ "$binds" -eq 3 ] || error "$binds trees bound at the layers' mountpoints, not 3"
 "$clipctl" layers --root "$t/clip" >"$t/layers.txt" || error "clipctl layers"
 sed "s|$t|\$t|g" "$t/layers.txt"
 [ "$(grep -c ' local ' "$t/layers.txt")" -eq 3 ] || error "clipctl layers does not list 3 local layers"

@@ -172,7 +172,7 @@ reg="$E2E_PROXY"
 img="$reg/e2e/reader:v1"
 "$clipctl" index --plain-http "$reg" --push "$img" >"$t/index.log" 2>&1 ||
   { error "clipctl index"; cat "$t/index.log"; }
-printf 'plain_http = ["%s"]\nmetrics_address = "unix:%s"\n' "$reg" "$t/metrics.sock" >"$t/clip.toml"
+printf 'plain_http = ["%s"]\nmetrics_address = "unix:%s"\npassthrough_min_file_bytes = 0\n' "$reg" "$t/metrics.sock" >"$t/clip.toml"
 start_daemon || finish
 e2e_containerd
 ctr="$E2E_CTR"
@@ -281,6 +281,12 @@ else
   max=$(sed -n 's/^reads=.* max_read_ms=\([0-9.]*\) max_call_ms=\([0-9.]*\).*/\2 ms for one call, \1 ms for one whole file or block/p' "$t/reader1.log")
   echo "longest single read during takeovers: ${max:-?}"
   timeout 20 $ctr containers rm reader1 >/dev/null 2>&1 || error "containers rm reader1"
+  # The layers are trees: their FUSE mounts left the mountpoints and lived on for the
+  # reader alone; it is gone, so the kernel let go and the holder with it.
+  hp=$(holder_pid)
+  holder_let_go() { [ "$(holder_fuse_fds "$hp")" -eq 0 ]; }
+  [ -z "$hp" ] || e2e_wait "the holder letting go of the FUSE connections" holder_let_go ||
+    error "the holder still holds $(holder_fuse_fds "$hp") /dev/fuse fds after the last container"
 fi
 
 # 5. A new container reads everything; removal leaves nothing behind.
