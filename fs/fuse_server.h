@@ -15,20 +15,17 @@
 // 1 MiB READs in flight.
 //
 // Takeover. With an FdStore (clip-fd-holder, or systemd's fd store), every mount's
-// /dev/fuse fd goes to it the
-// moment it is mounted, with the kernel's FUSE_INIT request (read and answered in Mount,
-// its raw bytes kept). A later server (a new daemon) is offered what the holder holds
-// (OfferHeld); Mount of an offered mountpoint then takes that live connection over
-// instead of mounting: a session with custom I/O on the held fd, fed the saved INIT
-// under a unique the kernel never uses (its reply is dropped, so libfuse negotiates
-// exactly what the first server did, without a new INIT), then FUSE_NOTIFY_RESEND so the
-// kernel queues again every request the dead server had read but not answered. Both
-// servers use the same custom I/O, so they negotiate identically. Inode numbers, file
-// and directory handles (stateless, 0) and readdir offsets mean the same in every
-// server, so the kernel's cached inodes, dentries and open files stay valid. Detach
-// (SIGTERM) stops serving and unmounts nothing; the holder keeps the connections.
+// /dev/fuse fd goes to it the moment it is mounted, with the kernel's FUSE_INIT (and the
+// passthrough table of a passthrough mount). A later server (a new daemon) is offered
+// what the store holds (OfferHeld); Mount of an offered mountpoint then takes that live
+// connection over instead of mounting (fs/fuse_handover.h says how). Detach (SIGTERM)
+// stops serving and unmounts nothing; the holder keeps the connections.
 // REQUIRES for a takeover: no other process serves the connection any more (the daemon
 // holds its root's lock, released only when the previous daemon is gone).
+//
+// Files, by concept: fuse_server.cc (the worker pool and a mount's life), fuse_handover
+// (taking held connections over), fuse_ops (the libfuse callbacks and custom I/O),
+// fuse_mount.h (the per-mount state they share), passthrough.h (FUSE passthrough).
 //
 //   FuseServer server(/*threads=*/4, holder);
 //   server.OfferHeld(std::move(held));  // a new daemon: what the holder holds
@@ -58,6 +55,8 @@
 #include "fs/layer_fs.h"
 
 namespace clip {
+
+struct FuseMount;
 
 class FuseServer {
  public:
@@ -110,7 +109,7 @@ class FuseServer {
   size_t mounts() const;
   int threads() const { return static_cast<int>(workers_.size()); }
 
-  struct Mounted;  // per-mount state, used by the callbacks
+  using Mounted = FuseMount;  // per-mount state (fs/fuse_mount.h)
 
   // The readahead window given to every new mount (two ~2 MiB spans).
   static constexpr int kReadaheadKb = 4096;

@@ -10,20 +10,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
+#include "fs/fuse_protocol.h"
 
 namespace clip {
 namespace {
 
-// Protocol 7.40 facts (see the header).
-constexpr size_t kInHeaderSize = 40;            // fuse_in_header
-constexpr uint32_t kInitExt = 1u << 30;         // FUSE_INIT_EXT: flags2 is valid
-constexpr uint32_t kPassthrough2 = 1u << 5;     // FUSE_PASSTHROUGH (bit 37) in flags2
-constexpr size_t kInitFlagsAt = 12;             // fuse_init_in / fuse_init_out: flags
-constexpr size_t kInitInFlags2At = 16;          // fuse_init_in: flags2
-constexpr size_t kInitOutFlags2At = 32;         // fuse_init_out: flags2
-constexpr size_t kInitOutStackDepthAt = 36;     // fuse_init_out: max_stack_depth
-constexpr size_t kOpenOutSize = 16;             // fuse_open_out: fh, open_flags, backing_id
-constexpr uint32_t kOpenPassthrough = 1u << 7;  // FOPEN_PASSTHROUGH
+using fuse_protocol::kInHeaderSize;
+using fuse_protocol::kInitExt;
+using fuse_protocol::kInitFlagsAt;
+using fuse_protocol::kInitInFlags2At;
+using fuse_protocol::kInitOutFlags2At;
+using fuse_protocol::kInitOutStackDepthAt;
+using fuse_protocol::kOpenOutSize;
+using fuse_protocol::kOpenPassthrough;
+using fuse_protocol::kPassthrough;
+
 // FUSE_DEV_IOC_BACKING_OPEN: _IOW(229, 1, struct fuse_backing_map {s32 fd; u32 flags;
 // u64 padding}).
 struct BackingMap {
@@ -35,38 +36,29 @@ constexpr unsigned long kBackingOpen = _IOW(229, 1, BackingMap);
 constexpr char kMagic[8] = {'c', 'l', 'i', 'p', 'p', 't', '0', '1'};
 constexpr size_t kHeaderWords = 2;
 
-uint32_t U32(const void* base, size_t at) {
-  uint32_t v;
-  std::memcpy(&v, static_cast<const char*>(base) + at, sizeof(v));
-  return v;
-}
-
-void SetU32(void* base, size_t at, uint32_t v) {
-  std::memcpy(static_cast<char*>(base) + at, &v, sizeof(v));
-}
-
 }  // namespace
 
 bool InitOffersPassthrough(absl::string_view init) {
   if (init.size() < kInHeaderSize + kInitInFlags2At + 4) return false;
-  return (U32(init.data(), kInHeaderSize + kInitFlagsAt) & kInitExt) &&
-         (U32(init.data(), kInHeaderSize + kInitInFlags2At) & kPassthrough2);
+  return (fuse_protocol::U32At(init.data(), kInHeaderSize + kInitFlagsAt) & kInitExt) &&
+         (fuse_protocol::U32At(init.data(), kInHeaderSize + kInitInFlags2At) & kPassthrough);
 }
 
 bool EnablePassthroughInReply(iovec* iov, int count) {
   if (count < 2 || iov[1].iov_len < kInitOutStackDepthAt + 4) return false;
   void* out = iov[1].iov_base;
-  SetU32(out, kInitFlagsAt, U32(out, kInitFlagsAt) | kInitExt);
-  SetU32(out, kInitOutFlags2At, U32(out, kInitOutFlags2At) | kPassthrough2);
-  SetU32(out, kInitOutStackDepthAt, 1);
+  fuse_protocol::SetU32At(out, kInitFlagsAt, fuse_protocol::U32At(out, kInitFlagsAt) | kInitExt);
+  fuse_protocol::SetU32At(out, kInitOutFlags2At,
+                          fuse_protocol::U32At(out, kInitOutFlags2At) | kPassthrough);
+  fuse_protocol::SetU32At(out, kInitOutStackDepthAt, 1);
   return true;
 }
 
 bool SetBackingIdInOpenReply(iovec* iov, int count, int32_t backing_id) {
   if (count != 2 || iov[1].iov_len != kOpenOutSize) return false;
   void* out = iov[1].iov_base;
-  SetU32(out, 8, U32(out, 8) | kOpenPassthrough);
-  SetU32(out, 12, static_cast<uint32_t>(backing_id));
+  fuse_protocol::SetU32At(out, 8, fuse_protocol::U32At(out, 8) | kOpenPassthrough);
+  fuse_protocol::SetU32At(out, 12, static_cast<uint32_t>(backing_id));
   return true;
 }
 
