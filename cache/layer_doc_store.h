@@ -7,7 +7,7 @@
 // Each document may carry a record of where it came from, beside it in `<hex>.origin`:
 // one line `sha256:<the document's own digest> <origin>` (origins are the caller's
 // words: "built", "bound", "fleet", ...). A document whose bytes no longer hash to its
-// record was changed on disk, and callers refuse it (snapshotter/index_sources.h says
+// record was changed on disk, and callers refuse it (lazy/index_finder.h says
 // which origins a node trusts). Put writes the document, then its record; a crash in
 // between leaves a mismatch, which reads as changed (refused, fetched again).
 //
@@ -32,7 +32,7 @@
 
 namespace clip {
 
-// The origins clip records (snapshotter/index_trust.h says which a node believes).
+// The origins clip records (lazy/index_trust.h says which a node believes).
 inline constexpr char kOriginBuilt[] = "built";        // indexed here from a verified blob
 inline constexpr char kOriginRecorded[] = "recorded";  // access profile recorded here
 inline constexpr char kOriginBound[] = "bound";        // proven by an image's binding

@@ -22,6 +22,7 @@
 #include "index/index_format.h"
 #include "index/span_inflater.h"
 #include "index/span_source.h"
+#include "lazy/lazy_layer.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
 
@@ -93,9 +94,9 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   CacheTiers tiers{&memory, disk.get(), nullptr, &executor};
   tiers.readahead = &readahead;
   tiers.readahead_spans = 6;
-  auto spans = std::make_shared<TieredSpanSource>(
-      index, std::make_shared<SpanInflater>(index, *origin.blob), tiers);
-  auto fs = std::make_shared<LayerFs>(index, spans);
+  CLIP_ASSIGN_OR_RETURN(Digest digest, Digest::Parse(index->layer_digest()));
+  LazyLayer::Options lo;
+  lo.tiers = tiers;
 
   std::unique_ptr<FdStore> holder;
   int lock = -1;
@@ -133,7 +134,10 @@ absl::Status MountCommand(const MountCommandOptions& options) {
     CLIP_ASSIGN_OR_RETURN(std::vector<HeldFd> held, holder->List());
     server.OfferHeld(std::move(held));
   }
-  CLIP_ASSIGN_OR_RETURN(FuseServer::MountId id, server.Mount(mountpoint, fs));
+  // The same lazy layer the daemon serves, without a tree (its spans only).
+  LazyLayer layer(digest, index, std::move(origin.blob), /*dir=*/"", lo);
+  CLIP_RETURN_IF_ERROR(layer.Serve(server, mountpoint).status());
+  const FuseServer::MountId id = *layer.mount_id();
   server.DropUnclaimed();
   std::cerr << "clipctl: " << (server.adopted() ? "took over " : "mounted ") << index->diff_id()
             << " at " << mountpoint << "\n";
@@ -147,7 +151,7 @@ absl::Status MountCommand(const MountCommandOptions& options) {
     }
     if (sig == SIGINT || sig == SIGTERM) {
       std::cerr << "clipctl: unmounting " << mountpoint << "\n";
-      CLIP_RETURN_IF_ERROR(server.Unmount(id));
+      CLIP_RETURN_IF_ERROR(layer.Close());
       break;
     }
     if (server.WaitUnmounted(id, absl::ZeroDuration())) {

@@ -19,7 +19,7 @@ for bad in 'fuse_workers = 0' 'memory_cache_bytes = -5'; do
   out=$("$daemon" --config "$t/bad.toml" --check-config 2>&1) && error "--check-config took: $bad"
   grep -q "${bad%% *}" <<<"$out" || error "unclear --check-config error for $bad: $out"
 done
-grep -q '^memory_cache_bytes = 67108864' "$d/config.toml" || error "config.toml lacks memory_cache_bytes"
+grep -q '^memory_cache_bytes = 33554432' "$d/config.toml" || error "config.toml lacks memory_cache_bytes"
 grep -q '^fuse_workers = 4' "$d/config.toml" || error "config.toml lacks fuse_workers"
 
 # containerd parses the stanza and keeps the proxy plugin and the CRI settings.

@@ -8,7 +8,7 @@
 //   hosts_dir = "/etc/containerd/certs.d"   # containerd hosts.toml directory (mirrors, CAs)
 //   plain_http = ["127.0.0.1:5000"]          # registries reached over plain HTTP
 //   cache_max_bytes = 10737418240            # disk span cache budget
-//   memory_cache_bytes = 67108864            # in-memory span cache (decoded spans)
+//   memory_cache_bytes = 33554432            # in-memory span cache (decoded spans)
 //   fuse_workers = 4                         # threads serving FUSE requests, all layers
 //   readahead_spans = 6                      # spans fetched ahead of an in-order reader (0: off)
 //   docker_config = "/root/.docker/config.json"  # registry credentials (auths, helpers)
@@ -81,7 +81,7 @@ struct DaemonConfig {
   std::string hosts_dir;
   std::vector<std::string> plain_http;
   int64_t cache_max_bytes = int64_t{10} << 30;
-  int64_t memory_cache_bytes = int64_t{64} << 20;  // 0: no memory tier
+  int64_t memory_cache_bytes = int64_t{32} << 20;  // 0: no memory tier
   int64_t fuse_workers = 4;                        // 1..256
   int64_t readahead_spans = 6;                     // 0..16
   std::string docker_config;          // empty: $DOCKER_CONFIG/config.json or ~/.docker/config.json

@@ -44,7 +44,7 @@ TEST(DaemonConfigTest, RegistryAndCacheSettings) {
 TEST(DaemonConfigTest, MemoryCacheAndFuseWorkers) {
   auto d = ParseDaemonConfig("", "t");
   ASSERT_THAT(d, IsOk());
-  EXPECT_EQ(d->memory_cache_bytes, int64_t{64} << 20);
+  EXPECT_EQ(d->memory_cache_bytes, int64_t{32} << 20);
   EXPECT_EQ(d->fuse_workers, 4);
   EXPECT_EQ(d->readahead_spans, 6);
   EXPECT_TRUE(d->access_profiles.enabled);

@@ -1,6 +1,6 @@
 // RemoteLayers: the lazy path of the snapshotter (RemoteLayerHook). For a layer that
 // containerd asks for, it finds the layer's clip index that this node believes
-// (IndexFinder, index_sources.h: the local store, the pull's binding through the remote
+// (IndexFinder, index_finder.h: the local store, the pull's binding through the remote
 // cache or the registry, and what index_trust adds) and mounts the layer through FUSE,
 // its bytes read lazily from the registry through the cache tiers. A layer without a
 // believed index takes the ordinary pull.
@@ -68,9 +68,10 @@
 #include "fs/layer_fs.h"
 #include "index/access_profile.h"
 #include "index/layer_indexer.h"
+#include "lazy/index_finder.h"
+#include "lazy/lazy_layer.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
-#include "snapshotter/index_sources.h"
 #include "snapshotter/overlay_snapshotter.h"
 
 namespace clip {
@@ -123,7 +124,7 @@ class RemoteLayers final : public RemoteLayerHook {
   // Mounted layers that are local trees (tests, metrics).
   size_t local() const;
   // Tree writes that failed (a full disk...): the layer stayed lazy (tests, logs).
-  size_t tree_failures() const { return tree_failures_; }
+  size_t tree_failures() const;
   // Mounted layers by state: local (a tree), filling (background fill running), lazy.
   struct States {
     size_t lazy = 0, filling = 0, local = 0;
@@ -147,63 +148,25 @@ class RemoteLayers final : public RemoteLayerHook {
                    const SpanAccessLog& log);
   // Ends recordings whose readers went quiet (or ran too long).
   void KeepProfiles();
-  // Starts a tree job for each mounted layer whose spans are all on disk.
+  // Starts a tree job for each mounted layer whose spans are all on disk, and detaches
+  // local layers' FUSE mounts.
   void CheckLocal();
   // The keeper thread: KeepProfiles and CheckLocal, each at its own pace.
   void Keep();
+  // True if another layer object of `digest` than `self` still reads its spans.
+  bool SpansShared(const Digest& digest, const LazyLayer* self) const;
+  std::shared_ptr<LazyLayer> Find(const std::string& mountpoint) const;
 
-  // Writing one layer's tree, cancelled by Unmount (and the destructor).
-  struct TreeJob {
-    std::atomic<bool> cancel{false};
-    std::atomic<bool> failed{false};  // ended without a tree (at failed_at)
-    absl::Time failed_at;
-    std::thread thread;
-  };
-  // The tree job's work: the tree written, the layer's mounts switched to it, its spans
-  // dropped from the disk cache.
-  void MakeLocal(const std::string& mountpoint, const Digest& digest,
-                 std::shared_ptr<const index::v1::LayerIndex> index, const BlobReader* blob,
-                 TreeJob& job);  // blob: the layer's, outlives the job
-
-  // A fill that starts after a delay unless cancelled first.
-  class DelayedFill {
-   public:
-    DelayedFill(std::shared_ptr<const TieredSpanSource> spans, BackgroundFill::Options options,
-                absl::Duration delay);
-    ~DelayedFill();  // cancels and joins
-    bool done() const;
-
-   private:
-    absl::Notification cancel_;
-    BackgroundFill fill_;
-    std::atomic<bool> done_{false};
-    std::thread thread_;
-  };
-  struct Layer {
-    std::optional<FuseServer::MountId> id;  // none: served by its tree alone
-    Digest digest;
-    std::shared_ptr<const index::v1::LayerIndex> index;
-    std::unique_ptr<RegistryBlobReader> blob;
-    std::shared_ptr<const TieredSpanSource> spans;
-    std::shared_ptr<LayerFs> fs;  // what its FUSE mount serves (none: null)
-    std::string tree;             // its tree, once written (empty: none yet)
-    std::shared_ptr<TreeJob> tree_job;
-    std::unique_ptr<DelayedFill> fill;
-    std::shared_ptr<SpanAccessLog> recording;  // while recording its access profile
-    std::shared_ptr<ProfileReplay::Progress> replay;
-    absl::Time local_since = absl::InfinitePast();  // when its tree was written or found
-    bool detached = false;  // its FUSE mount left the mountpoint (FuseServer::DetachFrom)
-  };
   const RegistryClient& registry_;
   FuseServer& fuse_;
   const Options options_;
   IndexFinder finder_;  // the index and profile stores, and what this node believes
   mutable absl::Mutex mu_;
-  std::map<std::string, Layer> layers_ ABSL_GUARDED_BY(mu_);
+  // By mountpoint (shared: the keeper works on layers outside mu_).
+  std::map<std::string, std::shared_ptr<LazyLayer>> layers_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> indexing_ ABSL_GUARDED_BY(mu_);  // layer digests being indexed
   std::vector<std::thread> index_jobs_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stopping_{false};
-  std::atomic<size_t> tree_failures_{0};
   // CheckLocal's view of the layers' span reads (keeper thread only).
   uint64_t seen_reads_ = 0;
   absl::Time last_read_ = absl::Now();

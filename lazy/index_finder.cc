@@ -1,4 +1,4 @@
-#include "snapshotter/index_sources.h"
+#include "lazy/index_finder.h"
 
 #include <utility>
 

@@ -6,7 +6,7 @@
 // binding that names another image's artifact, a tag that moved, or a local store file
 // changed on disk. Each refusal is counted by source and reason and noted in the trail.
 // Each index_trust mode, restores, and access profiles the same way.
-#include "snapshotter/index_sources.h"
+#include "lazy/index_finder.h"
 
 #include <sys/stat.h>
 

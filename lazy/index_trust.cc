@@ -1,4 +1,4 @@
-#include "snapshotter/index_trust.h"
+#include "lazy/index_trust.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"

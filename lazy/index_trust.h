@@ -22,8 +22,8 @@
 // cannot reach a binding (pin the bound index's digest instead).
 //
 // Thread safety: plain functions and value types.
-#ifndef CLIP_SNAPSHOTTER_INDEX_TRUST_H_
-#define CLIP_SNAPSHOTTER_INDEX_TRUST_H_
+#ifndef CLIP_LAZY_INDEX_TRUST_H_
+#define CLIP_LAZY_INDEX_TRUST_H_
 
 #include <map>
 #include <optional>
@@ -78,4 +78,4 @@ absl::StatusOr<Binding> CheckBoundArtifact(const RegistryClient& registry, const
 
 }  // namespace clip
 
-#endif  // CLIP_SNAPSHOTTER_INDEX_TRUST_H_
+#endif  // CLIP_LAZY_INDEX_TRUST_H_

@@ -1,5 +1,5 @@
 // IndexFinder: where the daemon finds a layer's clip index and access profile, and
-// what it believes of them (snapshotter/index_trust.h says what a node trusts and why).
+// what it believes of them (lazy/index_trust.h says what a node trusts and why).
 //
 //   local store    <root>/indexes, <root>/profiles (LayerDocStore with origin records):
 //                  a document that no longer hashes to its record is refused; one is
@@ -25,8 +25,8 @@
 //   CLIP_ASSIGN_OR_RETURN(auto index, finder.FindIndex(query, &trail));
 //
 // Thread safety: safe for concurrent use; FindIndex may run for several layers at once.
-#ifndef CLIP_SNAPSHOTTER_INDEX_SOURCES_H_
-#define CLIP_SNAPSHOTTER_INDEX_SOURCES_H_
+#ifndef CLIP_LAZY_INDEX_FINDER_H_
+#define CLIP_LAZY_INDEX_FINDER_H_
 
 #include <map>
 #include <memory>
@@ -44,9 +44,9 @@
 #include "common/digest.h"
 #include "common/metrics.h"
 #include "index/access_profile.h"
+#include "lazy/index_trust.h"
 #include "registry/reference.h"
 #include "registry/registry_client.h"
-#include "snapshotter/index_trust.h"
 
 namespace clip {
 
@@ -140,4 +140,4 @@ class IndexFinder {
 
 }  // namespace clip
 
-#endif  // CLIP_SNAPSHOTTER_INDEX_SOURCES_H_
+#endif  // CLIP_LAZY_INDEX_FINDER_H_
