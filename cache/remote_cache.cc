@@ -6,21 +6,7 @@
 namespace clip {
 
 RemoteCache::RemoteCache(Options options)
-    : SpanStore("remote", options.metrics), options_(std::move(options)), http_(options_.http) {
-  for (int i = 0; i < std::max(1, options_.writers); ++i) {
-    writers_.emplace_back([this] { WriterLoop(); });
-  }
-}
-
-RemoteCache::~RemoteCache() {
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-    queue_.clear();
-    queued_bytes_ = 0;
-  }
-  for (auto& t : writers_) t.join();
-}
+    : SpanStore("remote", options.metrics), options_(std::move(options)), http_(options_.http) {}
 
 std::string RemoteCache::Url(const Digest& key) const {
   std::string base = options_.endpoint;
@@ -134,59 +120,13 @@ absl::Status RemoteCache::PutDoc(const std::string& bytes) {
 }
 
 absl::Status RemoteCache::Put(const Digest& key, const SpanBytes& bytes) {
-  absl::MutexLock lock(&mu_);
-  if (stop_ || queued_bytes_ + bytes->size() > options_.max_queued_bytes) {
-    counters_.dropped_writes.Increment();
-    return absl::OkStatus();  // Shed: a cache write is an optimisation.
-  }
-  queued_bytes_ += bytes->size();
-  queue_.emplace_back(key, bytes);
-  return absl::OkStatus();
-}
-
-size_t RemoteCache::PendingWrites() {
-  absl::MutexLock lock(&mu_);
-  return queue_.size() + static_cast<size_t>(busy_);
-}
-
-void RemoteCache::Flush() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](RemoteCache* c)
-           ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->queue_.empty() && c->busy_ == 0; },
-      this));
-}
-
-void RemoteCache::WriterLoop() {
-  for (;;) {
-    std::pair<Digest, SpanBytes> item;
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](RemoteCache* c)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->stop_ || !c->queue_.empty(); },
-          this));
-      if (stop_) return;
-      item = std::move(queue_.front());
-      queue_.pop_front();
-      queued_bytes_ -= item.second->size();
-      ++busy_;
-    }
-    Write(item.first, item.second);
-    absl::MutexLock lock(&mu_);
-    --busy_;
-  }
-}
-
-bool RemoteCache::Write(const Digest& key, const SpanBytes& bytes) {
-  // Content-addressed: if it is there, it is right (and verified on read anyway).
   HttpRequest head;
   head.method = "HEAD";
   head.url = Url(key);
   head.headers = options_.headers;
   head.tls = options_.tls;
   absl::StatusOr<HttpResponse> exists = http_.Do(head);
-  if (exists.ok() && exists->status == 200) return true;
+  if (exists.ok() && exists->status == 200) return absl::OkStatus();
   HttpRequest put;
   put.method = "PUT";
   put.url = head.url;
@@ -197,13 +137,12 @@ bool RemoteCache::Write(const Digest& key, const SpanBytes& bytes) {
   absl::StatusOr<HttpResponse> resp = http_.Do(put);
   if (!resp.ok() || (resp->status != 200 && resp->status != 201 && resp->status != 204)) {
     counters_.errors.Increment();
-    log_.Log(LogLevel::kWarning, "cache.remote",
-             absl::StrCat("PUT failed: ", resp.ok() ? absl::StrCat("HTTP ", resp->status)
-                                                    : std::string(resp.status().message())));
-    return false;
+    return absl::UnavailableError(absl::StrCat(
+        "remote cache PUT ", RedactUrl(put.url), ": ",
+        resp.ok() ? absl::StrCat("HTTP ", resp->status) : std::string(resp.status().message())));
   }
   counters_.bytes_written.Increment(static_cast<double>(bytes->size()));
-  return true;
+  return absl::OkStatus();
 }
 
 }  // namespace clip

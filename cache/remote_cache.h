@@ -5,13 +5,12 @@
 // node's local store: a poisoned cache can withhold them, never forge them. For fleets
 // that trust each other's nodes (index_trust = "fleet"), `<endpoint>/index/<layer hex>`
 // and `.../profile/<layer hex>` hold a pointer to a node-built one: the line
-// `sha256:<hex>` (GetLayerDoc/PutLayerDoc). Reads are synchronous and every hit is verified;
-// writes are asynchronous through a bounded queue drained by background writers, so
-// a slow or dead remote never slows a read: when the queue is full, writes are shed
-// (counted in dropped_writes). Failures are logged at most once per 10 s.
+// `sha256:<hex>` (GetLayerDoc/PutLayerDoc). Every call is synchronous and every hit is
+// verified; span writes reach it through the node's one write-back queue
+// (cache/write_back.h), so a slow or dead remote never slows a read.
 //
 //   RemoteCache remote({.endpoint = "http://cache.internal:8080"});
-//   remote.Put(digest, bytes);  // queued
+//   write_back.Submit(&remote, digest, bytes);
 //
 // Thread safety: safe for concurrent use.
 #ifndef CLIP_CACHE_REMOTE_CACHE_H_
@@ -36,17 +35,16 @@ class RemoteCache final : public SpanStore {
     std::string endpoint;  // e.g. "http://127.0.0.1:8080/prefix"
     std::vector<std::pair<std::string, std::string>> headers;  // e.g. Authorization
     TlsOptions tls;
-    uint64_t max_queued_bytes = 256 << 20;
-    int writers = 2;
     MetricsRegistry* metrics = nullptr;  // counters (null: the cache's own; span_store.h)
     HttpOptions http = {absl::Seconds(5), absl::Seconds(10), absl::Minutes(2), "clip/0.1"};
   };
 
   explicit RemoteCache(Options options);
-  ~RemoteCache() override;  // Drains nothing: queued writes are dropped on shutdown.
 
   const char* name() const override { return "remote"; }
   absl::StatusOr<std::optional<SpanBytes>> Get(const Digest& key) override;
+  // HEAD, then PUT unless it is there (content-addressed: what is there is right, and
+  // verified on read anyway).
   absl::Status Put(const Digest& key, const SpanBytes& bytes) override;
 
   // A document under its own digest (`cas/<hex>`): nullopt on 404; kDataLoss when the
@@ -64,26 +62,13 @@ class RemoteCache final : public SpanStore {
   // Stores one (synchronous: they are small and fetched rarely).
   absl::Status PutLayerDoc(LayerDoc kind, const Digest& layer, const std::string& encoded);
 
-  // Waits until every queued write is done (tests, orderly shutdown).
-  void Flush();
-  // Writes queued or in flight (the clip_remote_cache_pending_writes gauge).
-  size_t PendingWrites();
-
  private:
   std::string Url(const Digest& key) const;
   std::string LayerDocUrl(LayerDoc kind, const Digest& layer) const;
-  void WriterLoop();
-  bool Write(const Digest& key, const SpanBytes& bytes);
 
   const Options options_;
   HttpClient http_;
   RateLimitedLog log_{absl::Seconds(10)};
-  absl::Mutex mu_;
-  std::deque<std::pair<Digest, SpanBytes>> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  int busy_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> writers_;
 };
 
 }  // namespace clip

@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
-#include "cache/tiered_span_source.h"
 #include "common/file_blob_reader.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -23,6 +22,7 @@
 #include "index/span_inflater.h"
 #include "index/span_source.h"
 #include "lazy/lazy_layer.h"
+#include "lazy/tiered_span_source.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/registry_client.h"
 
@@ -89,9 +89,9 @@ absl::Status MountCommand(const MountCommandOptions& options) {
   if (!options.cache_dir.empty()) {
     CLIP_ASSIGN_OR_RETURN(disk, DiskCache::Open({options.cache_dir, uint64_t{10} << 30}));
   }
-  ThreadPool executor;
+  WriteBack write_back({});
   ThreadPool readahead(4, 32);
-  CacheTiers tiers{&memory, disk.get(), nullptr, &executor};
+  CacheTiers tiers{&memory, disk.get(), nullptr, &write_back};
   tiers.readahead = &readahead;
   tiers.readahead_spans = 6;
   CLIP_ASSIGN_OR_RETURN(Digest digest, Digest::Parse(index->layer_digest()));
@@ -159,7 +159,7 @@ absl::Status MountCommand(const MountCommandOptions& options) {
       break;
     }
   }
-  executor.Drain();
+  write_back.Flush();
   return absl::OkStatus();
 }
 

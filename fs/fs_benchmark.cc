@@ -27,7 +27,6 @@
 #include "absl/strings/str_cat.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
-#include "cache/tiered_span_source.h"
 #include "common/file_blob_reader.h"
 #include "common/testing/subprocess.h"
 #include "fs/fuse_server.h"
@@ -35,6 +34,7 @@
 #include "index/layer_indexer.h"
 #include "index/span_inflater.h"
 #include "index/span_source.h"
+#include "lazy/tiered_span_source.h"
 #include "registry/registry_blob_reader.h"
 #include "registry/testing/registry_server.h"
 
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     Layer big = Load(dir + "/big.tar.gz");
     clip::MemoryCache mem(64 << 20);
     auto disk = clip::DiskCache::Open({dir + "/cache", uint64_t{4} << 30}).value();
-    clip::ThreadPool exec;
+    clip::WriteBack exec({});
     clip::ThreadPool readahead(4, 32);
     const char* ra = getenv("CLIP_READAHEAD");  // spans ahead; 0 = off
     clip::CacheTiers tiers{&mem, disk.get(), nullptr, &exec};
@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
     Drop(local);
     double local_cold = ReadFile(local);
     double first = ReadFile(remote);  // inflates every span from the local blob
-    exec.Drain();
+    exec.Flush();
     std::vector<double> hit, disk_local;
     for (int r = 0; r < 3; ++r) {
       // Page cache of the mounted file and of the cache files dropped: disk-cache hits.

@@ -214,7 +214,6 @@ TEST_F(IndexFinderTest, ForgedRemoteCacheIndexIsNeverBelieved) {
   EXPECT_EQ(Refused("remote_cache", "digest_mismatch"), 1u);
   EXPECT_THAT(trail_, HasSubstr("refused the index from remote_cache (digest_mismatch)"));
   // The node repaired the entry with the genuine bytes.
-  remote_->Flush();
   EXPECT_THAT(remote_->GetDoc(Digest::Of(genuine)), IsOk());
 
   // Behind the fleet pointer, for an image without a binding (its platform manifest by
@@ -266,7 +265,6 @@ TEST_F(IndexFinderTest, RestoredSnapshotGetsTheIndexItWasMountedWith) {
   Digest mounted_with;
   ASSERT_TRUE(finder->FindIndex(Query(":v1", layer1_), nullptr, &mounted_with)->has_value());
   EXPECT_EQ(mounted_with, Digest::Of(IndexOf(layer1_)));
-  remote_->Flush();
   IndexQuery restore = Query(":v1", layer1_);
   restore.restoring = true;
   restore.pinned = mounted_with;

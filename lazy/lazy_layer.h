@@ -42,15 +42,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "cache/background_fill.h"
-#include "cache/profile_replay.h"
-#include "cache/tiered_span_source.h"
 #include "clip/index/v1/index.pb.h"
 #include "common/blob_reader.h"
 #include "common/digest.h"
 #include "fs/fuse_server.h"
 #include "fs/layer_fs.h"
 #include "index/access_profile.h"
+#include "lazy/background_fill.h"
+#include "lazy/profile_replay.h"
+#include "lazy/tiered_span_source.h"
 
 namespace clip {
 

@@ -253,7 +253,7 @@ absl::Status Daemon::Init() {
     co.metrics = &DefaultMetrics();
     remote_cache_ = std::make_unique<RemoteCache>(co);
   }
-  executor_ = std::make_unique<ThreadPool>();
+  write_back_ = std::make_unique<WriteBack>(WriteBack::Options{});
   // Readahead jobs mostly wait (registry, disk): four threads keep a sequential
   // reader's next spans coming on two cores (2 threads: first read 214-266 MB/s, disk
   // cache 645-903 MB/s; 4: 287-305 and 863-1180 MB/s in bench_read).
@@ -264,7 +264,7 @@ absl::Status Daemon::Init() {
   fuse_->OfferHeld(std::move(held));
   RemoteLayers::Options lo;
   lo.index_store = config_.root + "/indexes";
-  lo.tiers = CacheTiers{memory_.get(), disk_.get(), remote_cache_.get(), executor_.get()};
+  lo.tiers = CacheTiers{memory_.get(), disk_.get(), remote_cache_.get(), write_back_.get()};
   lo.tiers.readahead = readahead_.get();
   lo.tiers.readahead_spans = static_cast<int>(config_.readahead_spans);
   lo.remote_index = remote_cache_.get();
@@ -361,13 +361,12 @@ void Daemon::AddMetrics() {
         out->push_back({{{"state", "filling"}}, static_cast<double>(st.filling)});
         out->push_back({{{"state", "local"}}, static_cast<double>(st.local)});
       }));
-  if (RemoteCache* shared = remote_cache_.get()) {
-    collectors_.push_back(metrics.AddCollector(
-        "clip_remote_cache_pending_writes", "Span writes to the remote cache queued or in flight",
-        Type::kGauge, [shared](auto* out) {
-          out->push_back({{}, static_cast<double>(shared->PendingWrites())});
-        }));
-  }
+  collectors_.push_back(
+      metrics.AddCollector("clip_cache_pending_writes",
+                           "Span writes to the disk cache and the remote cache queued or in flight",
+                           Type::kGauge, [write_back = write_back_.get()](auto* out) {
+                             out->push_back({{}, static_cast<double>(write_back->Pending())});
+                           }));
   if (!config_.metrics_address.empty()) {
     auto started = MetricsServer::Start(config_.metrics_address, &metrics);
     if (!started.ok()) {

@@ -31,13 +31,14 @@
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
 #include "cache/remote_cache.h"
-#include "cache/tiered_span_source.h"
+#include "cache/write_back.h"
 #include "common/metrics.h"
 #include "common/metrics_server.h"
 #include "fs/fd_holder.h"
 #include "fs/fuse_server.h"
 #include "fs/systemd_fd_store.h"
 #include "grpcpp/grpcpp.h"
+#include "lazy/tiered_span_source.h"
 #include "registry/pulled_credentials.h"
 #include "registry/registry_client.h"
 #include "snapshotter/cri_image_proxy.h"
@@ -98,7 +99,8 @@ class Daemon {
   std::unique_ptr<DiskCache> disk_;
   std::unique_ptr<MemoryCache> memory_;
   std::unique_ptr<RemoteCache> remote_cache_;
-  std::unique_ptr<ThreadPool> executor_;
+  // After the stores it writes to: goes first, finishing its writes in flight.
+  std::unique_ptr<WriteBack> write_back_;
   std::unique_ptr<ThreadPool> readahead_;
   std::unique_ptr<ThreadPool> replay_;  // access profile replays (runs in flight)
   std::unique_ptr<FuseServer> fuse_;

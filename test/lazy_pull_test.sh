@@ -183,11 +183,11 @@ out=$("$clipctl" record -a "$t/containerd.sock" -n "$E2E_NS" --plain-http "$reg"
   "$reg/e2e/c:v1" 2>&1) && error "clipctl record of an image without indexes succeeded"
 grep -q "no lazily mounted layer" <<<"$out" || error "clipctl record without indexes: unclear: $out"
 [ -z "$($ctr1 images ls -q)" ] || error "a failed clipctl record left the image it pulled"
-# The remote cache's span writes are asynchronous: wait until host 1 has none pending.
+# The caches' span writes are asynchronous: wait until host 1 has none pending.
 pending() { curl -sf --unix-socket "$t/metrics.sock" http://clip/metrics |
-  awk '/^clip_remote_cache_pending_writes /{print $2}'; }
+  awk '/^clip_cache_pending_writes /{print $2}'; }
 for _ in $(seq 1 100); do [ "$(pending)" = "0" ] && break; sleep 0.1; done
-[ "$(pending)" = "0" ] || error "host 1 still has remote cache writes pending: $(pending)"
+[ "$(pending)" = "0" ] || error "host 1 still has cache writes pending: $(pending)"
 printf 'plain_http = ["%s"]\nremote_cache = "%s"\n[access_profiles]\nquiet_seconds = 1\n' \
   "$reg" "$E2E_NGINX" > "$t/clip2.toml"
 e2e_clip "$daemon" 2

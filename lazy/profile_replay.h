@@ -11,8 +11,8 @@
 //   ProfileReplay::Start(spans, profile_spans, &replay_executor, {.max_run = 4});
 //
 // Thread safety: Start and the counters are safe for concurrent use.
-#ifndef CLIP_CACHE_PROFILE_REPLAY_H_
-#define CLIP_CACHE_PROFILE_REPLAY_H_
+#ifndef CLIP_LAZY_PROFILE_REPLAY_H_
+#define CLIP_LAZY_PROFILE_REPLAY_H_
 
 #include <atomic>
 #include <cstdint>
@@ -20,7 +20,7 @@
 #include <utility>
 #include <vector>
 
-#include "cache/tiered_span_source.h"
+#include "lazy/tiered_span_source.h"
 
 namespace clip {
 
@@ -52,4 +52,4 @@ class ProfileReplay {
 
 }  // namespace clip
 
-#endif  // CLIP_CACHE_PROFILE_REPLAY_H_
+#endif  // CLIP_LAZY_PROFILE_REPLAY_H_

@@ -12,8 +12,8 @@
 //   fill.Cancel();  // or Wait()
 //
 // Thread safety: Start/Cancel/Wait/progress are safe to call from any thread.
-#ifndef CLIP_CACHE_BACKGROUND_FILL_H_
-#define CLIP_CACHE_BACKGROUND_FILL_H_
+#ifndef CLIP_LAZY_BACKGROUND_FILL_H_
+#define CLIP_LAZY_BACKGROUND_FILL_H_
 
 #include <atomic>
 #include <memory>
@@ -22,8 +22,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "cache/tiered_span_source.h"
 #include "common/cancellation.h"
+#include "lazy/tiered_span_source.h"
 
 namespace clip {
 
@@ -69,4 +69,4 @@ class BackgroundFill {
 
 }  // namespace clip
 
-#endif  // CLIP_CACHE_BACKGROUND_FILL_H_
+#endif  // CLIP_LAZY_BACKGROUND_FILL_H_

@@ -1,4 +1,4 @@
-#include "cache/background_fill.h"
+#include "lazy/background_fill.h"
 
 #include "absl/time/clock.h"
 

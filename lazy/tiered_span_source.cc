@@ -1,4 +1,4 @@
-#include "cache/tiered_span_source.h"
+#include "lazy/tiered_span_source.h"
 
 #include <algorithm>
 
@@ -41,17 +41,14 @@ std::optional<SpanBytes> TieredSpanSource::TryTier(SpanStore* tier, const Digest
 
 void TieredSpanSource::Fill(SpanStore* tier, const Digest& key, const SpanBytes& bytes) const {
   if (tier == nullptr) return;
-  auto job = [this, tier, key, bytes] {
-    absl::Status s = tier->Put(key, bytes);
-    if (!s.ok()) {
-      log_.Log(LogLevel::kWarning, "cache",
-               absl::StrCat(tier->name(), " tier write failed: ", s.message()));
-    }
-  };
-  if (tiers_.executor == nullptr || tier == tiers_.memory) {
-    job();
-  } else if (!tiers_.executor->Submit(job)) {
-    tier->counters().dropped_writes.Increment();
+  if (tiers_.write_back != nullptr && tier != tiers_.memory) {
+    tiers_.write_back->Submit(tier, key, bytes);  // shed (and counted) when full
+    return;
+  }
+  absl::Status s = tier->Put(key, bytes);
+  if (!s.ok()) {
+    log_.Log(LogLevel::kWarning, "cache",
+             absl::StrCat(tier->name(), " tier write failed: ", s.message()));
   }
 }
 

@@ -3,7 +3,7 @@
 // index's SpanInflater over the registry).
 //
 // A remote hit back-fills the disk; an origin fetch fills disk and remote (disk and
-// remote writes run on a small background executor so the reader does not wait for
+// remote writes go through the node's write-back queue so the reader does not wait for
 // them). Concurrent misses of one span fetch it once (single flight): later callers
 // wait for the first one's result. A miss is not an error; a failing tier is logged
 // (rate-limited), counted and skipped, so a broken disk or remote only costs speed.
@@ -15,8 +15,8 @@
 //
 // Thread safety: safe for concurrent use. Lock order: flights_mu_ is a leaf; it is
 // never held across a tier call.
-#ifndef CLIP_CACHE_TIERED_SPAN_SOURCE_H_
-#define CLIP_CACHE_TIERED_SPAN_SOURCE_H_
+#ifndef CLIP_LAZY_TIERED_SPAN_SOURCE_H_
+#define CLIP_LAZY_TIERED_SPAN_SOURCE_H_
 
 #include <atomic>
 #include <deque>
@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "cache/span_store.h"
+#include "cache/write_back.h"
 #include "clip/index/v1/index.pb.h"
 #include "common/logging.h"
 #include "common/thread_pool.h"
@@ -59,7 +60,7 @@ struct CacheTiers {
   SpanStore* memory = nullptr;  // each optional; must outlive the source
   SpanStore* disk = nullptr;
   SpanStore* remote = nullptr;
-  ThreadPool* executor = nullptr;  // null: fills run inline
+  WriteBack* write_back = nullptr;  // disk and remote writes (null: inline)
   // Readahead: when a layer's spans are read in order, the next `readahead_spans` are
   // fetched, inflated and verified into memory on this executor (the other core) while
   // the reader consumes the current one. Null or 0: none.
@@ -152,4 +153,4 @@ class TieredSpanSource final : public SpanSource,
 
 }  // namespace clip
 
-#endif  // CLIP_CACHE_TIERED_SPAN_SOURCE_H_
+#endif  // CLIP_LAZY_TIERED_SPAN_SOURCE_H_

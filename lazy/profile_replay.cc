@@ -1,4 +1,4 @@
-#include "cache/profile_replay.h"
+#include "lazy/profile_replay.h"
 
 #include "absl/container/flat_hash_set.h"
 

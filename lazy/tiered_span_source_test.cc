@@ -1,6 +1,6 @@
 // The tiered read path with fakes for every tier and the origin, plus real nginx as
 // the remote tier shared by two "nodes" with separate disk caches.
-#include "cache/tiered_span_source.h"
+#include "lazy/tiered_span_source.h"
 
 #include <atomic>
 #include <random>
@@ -8,15 +8,15 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "cache/background_fill.h"
 #include "cache/disk_cache.h"
 #include "cache/memory_cache.h"
-#include "cache/profile_replay.h"
 #include "cache/remote_cache.h"
 #include "cache/testing/nginx_server.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
 #include "gtest/gtest.h"
+#include "lazy/background_fill.h"
+#include "lazy/profile_replay.h"
 
 namespace clip {
 namespace {
@@ -298,7 +298,7 @@ TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
   auto origin = std::make_shared<FakeOrigin>(layer);
   MemoryCache mem(8 << 20);
   auto disk = DiskCache::Open({testing::MakeTempDir("w"), 1 << 30}).value();
-  ThreadPool fills;
+  WriteBack fills({});
   auto spans = std::make_shared<TieredSpanSource>(layer.index, origin,
                                                   CacheTiers{&mem, disk.get(), nullptr, &fills});
   ASSERT_THAT(spans->GetSpan(3), IsOk());  // in memory (and on disk) already
@@ -310,7 +310,7 @@ TEST(TieredSpanSourceTest, WarmFetchesAdjacentRunsOnceAndReadersWait) {
   EXPECT_EQ(origin->runs.load(), 2);
   EXPECT_EQ(origin->calls.load(), 3);
   for (size_t i = 2; i < 6; ++i) EXPECT_TRUE(mem.Contains(Digest::Of(layer.spans[i]))) << i;
-  fills.Drain();
+  fills.Flush();
   EXPECT_TRUE(disk->Contains(Digest::Of(layer.spans[5])));
 
   origin->delay = absl::Milliseconds(200);
@@ -440,13 +440,12 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   FakeLayer layer = MakeLayer(6, 200000, 4);
   auto origin = std::make_shared<FakeOrigin>(layer);
   RemoteCache remote(RemoteAt((*nginx)->endpoint()));
-  ThreadPool executor;
+  WriteBack executor({});
   auto disk1 = DiskCache::Open({testing::MakeTempDir("n1"), 1 << 30}).value();
   TieredSpanSource node1(layer.index, origin, {nullptr, disk1.get(), &remote, &executor});
   for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node1.GetSpan(i), IsOk());
-  executor.Drain();
-  remote.Flush();
-  EXPECT_EQ(remote.PendingWrites(), 0u);
+  executor.Flush();
+  EXPECT_EQ(executor.Pending(), 0u);
   EXPECT_EQ(origin->calls.load(), 6);
   EXPECT_EQ(remote.counters().bytes_written.Value(), 6u * 200000);
 
@@ -457,7 +456,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
     ASSERT_THAT(s, IsOk());
     EXPECT_EQ(**s, layer.spans[i]);
   }
-  executor.Drain();
+  executor.Flush();
   EXPECT_EQ(origin->calls.load(), 6);  // Nothing new from the origin.
   EXPECT_EQ(remote.counters().hits.Value(), 6u);
   EXPECT_TRUE(disk2->Contains(Digest::Of(layer.spans[5])));  // Back-filled.
@@ -472,7 +471,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   EXPECT_EQ(**s0, layer.spans[0]);
   EXPECT_EQ(remote.counters().corrupt.Value(), 1u);
   EXPECT_EQ(origin->calls.load(), 7);
-  executor.Drain();
+  executor.Flush();
 
   // Dead remote: reads still work; writes are shed without blocking.
   RemoteCache dead(RemoteAt("http://127.0.0.1:" + std::to_string(testing::PickFreePort().value())));
@@ -482,7 +481,7 @@ TEST(TieredSpanSourceTest, RemoteNginxSharedByTwoNodes) {
   for (size_t i = 0; i < 6; ++i) ASSERT_THAT(node4.GetSpan(i), IsOk());
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_GE(dead.counters().errors.Value(), 6u);
-  executor.Drain();
+  executor.Flush();
 }
 
 TEST(BackgroundFillTest, FillsEverySpanWithinTheBandwidthLimit) {
