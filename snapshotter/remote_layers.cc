@@ -1,162 +1,11 @@
 #include "snapshotter/remote_layers.h"
 
-#include <sys/mount.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "fs/layer_fs.h"
-#include "index/index_format.h"
-#include "index/layer_indexer.h"
-#include "index/span_inflater.h"
-#include "index/span_source.h"
-#include "lazy/layer_tree.h"
 #include "snapshotter/snapshot_labels.h"
 
 namespace clip {
-
-RemoteLayers::RemoteLayers(const RegistryClient& registry, FuseServer& fuse, Options options)
-    : registry_(registry),
-      fuse_(fuse),
-      options_(std::move(options)),
-      finder_(IndexFinder::Options{options_.index_trust, &registry_, options_.index_store,
-                                   options_.profile_store, options_.remote_index,
-                                   options_.metrics}) {
-  if (!options_.profile_store.empty() || options_.local_trees) {
-    keeper_ = std::thread([this] { Keep(); });
-  }
-}
-
-RemoteLayers::~RemoteLayers() {
-  stop_keeper_.Notify();
-  if (keeper_.joinable()) keeper_.join();
-  stopping_ = true;  // index jobs stop at their next read
-  std::vector<std::thread> jobs;
-  std::map<std::string, std::shared_ptr<LazyLayer>> layers;
-  {
-    absl::MutexLock lock(&mu_);
-    jobs.swap(index_jobs_);
-    layers.swap(layers_);
-  }
-  for (auto& j : jobs) j.join();
-  for (auto& [mnt, layer] : layers) (void)layer->Close();  // (a tree job takes mu_ at its end)
-}
-
-std::shared_ptr<LazyLayer> RemoteLayers::Find(const std::string& mountpoint) const {
-  absl::MutexLock lock(&mu_);
-  auto it = layers_.find(mountpoint);
-  return it == layers_.end() ? nullptr : it->second;
-}
-
-bool RemoteLayers::SpansShared(const Digest& digest, const LazyLayer* self) const {
-  absl::MutexLock lock(&mu_);
-  for (const auto& [mnt, other] : layers_) {
-    if (other.get() != self && other->digest() == digest && other->tree().empty()) return true;
-  }
-  return false;
-}
-
-size_t RemoteLayers::tree_failures() const {
-  absl::MutexLock lock(&mu_);
-  size_t n = 0;
-  for (const auto& [mnt, layer] : layers_) n += layer->tree_failures();
-  return n;
-}
-
-size_t RemoteLayers::local() const {
-  absl::MutexLock lock(&mu_);
-  return static_cast<size_t>(std::count_if(
-      layers_.begin(), layers_.end(), [](const auto& l) { return !l.second->tree().empty(); }));
-}
-
-std::optional<std::string> RemoteLayers::LocalTree(const std::string& mountpoint) const {
-  std::shared_ptr<LazyLayer> layer = Find(mountpoint);
-  if (layer == nullptr || layer->tree().empty()) return std::nullopt;
-  return layer->tree();
-}
-
-size_t RemoteLayers::mounted() const {
-  absl::MutexLock lock(&mu_);
-  return layers_.size();
-}
-
-size_t RemoteLayers::filled() const {
-  absl::MutexLock lock(&mu_);
-  size_t n = 0;
-  for (const auto& [mnt, layer] : layers_) n += layer->filled();
-  return n;
-}
-
-RemoteLayers::States RemoteLayers::states() const {
-  absl::MutexLock lock(&mu_);
-  States st;
-  for (const auto& [mnt, layer] : layers_) {
-    if (!layer->tree().empty()) {
-      ++st.local;
-    } else if (layer->filling()) {
-      ++st.filling;
-    } else {
-      ++st.lazy;
-    }
-  }
-  return st;
-}
-
-namespace {
-
-// A blob reader that fails once `stop` is set, so a long index build ends at shutdown.
-class StoppableReader final : public BlobReader {
- public:
-  StoppableReader(const BlobReader& inner, const std::atomic<bool>& stop)
-      : inner_(inner), stop_(stop) {}
-  absl::StatusOr<size_t> ReadAt(uint64_t offset, absl::Span<char> dst) const override {
-    if (stop_) return absl::CancelledError("shutting down");
-    return inner_.ReadAt(offset, dst);
-  }
-  absl::StatusOr<uint64_t> Size() const override { return inner_.Size(); }
-
- private:
-  const BlobReader& inner_;
-  const std::atomic<bool>& stop_;
-};
-
-}  // namespace
-
-void RemoteLayers::IndexInBackground(const Reference& image, const Digest& layer) {
-  absl::MutexLock lock(&mu_);
-  if (stopping_ || !indexing_.insert(layer.ToString()).second) return;
-  index_jobs_.emplace_back([this, image, layer] {
-    absl::Status st = [&]() -> absl::Status {
-      CLIP_ASSIGN_OR_RETURN(auto blob, RegistryBlobReader::Open(registry_, image, layer));
-      StoppableReader reader(*blob, stopping_);
-      CLIP_ASSIGN_OR_RETURN(index::v1::LayerIndex index,
-                            BuildLayerIndex(reader, options_.index_options));
-      if (index.layer_digest() != layer.ToString()) {
-        return absl::DataLossError(absl::StrCat("indexed as ", index.layer_digest()));
-      }
-      CLIP_ASSIGN_OR_RETURN(std::string encoded, EncodeCheckedIndex(index));
-      finder_.KeepBuilt(layer, encoded);
-      return absl::OkStatus();
-    }();
-    Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
-        st.ok() ? absl::StrCat("indexed ", layer.ToString(), " on first use")
-                : absl::StrCat("indexing ", layer.ToString(), " on first use: ", st.message()));
-    absl::MutexLock done(&mu_);
-    indexing_.erase(layer.ToString());
-  });
-}
-
-void RemoteLayers::WaitIndexing() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](std::set<std::string>* s) { return s->empty(); }, &indexing_));
-}
 
 absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string& mountpoint) {
   auto image_it = labels.find(kImageRefLabel);
@@ -174,221 +23,30 @@ absl::StatusOr<bool> RemoteLayers::Mount(const Labels& labels, const std::string
             "containerd-config-v3.toml)"));
     return false;
   }
-  CLIP_ASSIGN_OR_RETURN(Reference image, Reference::Parse(image_it->second));
-  CLIP_ASSIGN_OR_RETURN(Digest layer, Digest::Parse(layer_it->second));
-  std::optional<Digest> manifest;
+  LayerRef ref;
+  CLIP_ASSIGN_OR_RETURN(ref.image, Reference::Parse(image_it->second));
+  CLIP_ASSIGN_OR_RETURN(ref.layer, Digest::Parse(layer_it->second));
   if (auto m = labels.find(kManifestDigestLabel); m != labels.end()) {
-    CLIP_ASSIGN_OR_RETURN(manifest, Digest::Parse(m->second));
+    CLIP_ASSIGN_OR_RETURN(ref.manifest, Digest::Parse(m->second));
   }
-  // A snapshot mounted lazily before comes back with clip's mark among its labels, and
-  // its pin beside its mountpoint: the digest of the index it was mounted with.
-  IndexQuery query{image, layer, manifest, labels.count(kRemoteLabel) > 0};
-  const std::string pin_path = mountpoint + ".index";
-  if (query.restoring) {
-    if (absl::StatusOr<std::string> pin = ReadWholeFile(pin_path); pin.ok()) {
-      absl::StatusOr<Digest> pinned = Digest::Parse(absl::StripAsciiWhitespace(*pin));
-      if (pinned.ok()) query.pinned = *pinned;
-    }
+  // A snapshot mounted lazily before comes back with clip's mark among its labels.
+  ref.restoring = labels.count(kRemoteLabel) > 0;
+  if (auto a = labels.find(kBoundArtifactLabel); a != labels.end() && ref.manifest) {
+    CLIP_ASSIGN_OR_RETURN(ref.bound_artifact, Digest::Parse(a->second));
   }
-  if (auto a = labels.find(kBoundArtifactLabel); a != labels.end() && manifest) {
-    CLIP_ASSIGN_OR_RETURN(query.bound_artifact, Digest::Parse(a->second));
-  }
-  std::string trail;
-  Digest index_digest;
-  CLIP_ASSIGN_OR_RETURN(auto index, finder_.FindIndex(query, &trail, &index_digest));
-  if (!index) {
-    const bool indexing = options_.index_on_first_use;
-    Log(LogLevel::kInfo, "remote",
-        absl::StrCat("layer ", layer.ToString(), " of ", image.ToString(),
-                     " is not lazy: no index (", trail, "); pulled normally",
-                     indexing ? ", and indexed in the background for next time" : ""));
-    if (indexing) IndexInBackground(image, layer);
-    return false;
-  }
-  auto blob =
-      std::make_unique<RegistryBlobReader>(registry_, image, layer, (*index)->compressed_size());
-  // The pin first: a daemon killed right after the mount restores this very index.
-  if (absl::Status pinned = WriteFileAtomically(pin_path, index_digest.ToString() + "\n");
-      !pinned.ok()) {
-    Log(LogLevel::kWarning, "remote", pinned.message());
-  }
-  LazyLayer::Options lo;
-  lo.tiers = options_.tiers;
-  lo.passthrough = options_.passthrough;
-  lo.passthrough_min_file_bytes = options_.passthrough_min_file_bytes;
-  lo.before_tree_entry = options_.before_tree_entry;
-  const std::string dir =
-      options_.local_trees ? mountpoint.substr(0, mountpoint.rfind('/')) : std::string();
-  auto lazy = std::make_shared<LazyLayer>(layer, *index, std::move(blob), dir, std::move(lo));
-  CLIP_ASSIGN_OR_RETURN(bool fuse, lazy->Serve(fuse_, mountpoint));
-  const std::string tree = lazy->tree();
-  if (!fuse) {
-    Log(LogLevel::kInfo, "remote",
-        absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(),
-                     " from its local tree ", tree, " (no FUSE: overlayfs reads it)"));
-  } else {
-    Log(LogLevel::kInfo, "remote",
-        absl::StrCat("mounted ", layer.ToString(), " of ", image.ToString(), " lazily at ",
-                     mountpoint, " (index ", trail.substr(trail.rfind("found in ") + 6), ", ",
-                     (*index)->entries_size(), " entries, ", SpanCount(**index), " spans",
-                     lazy->passthrough() ? ", passthrough once local" : "",
-                     tree.empty() ? "" : "; reads from its local tree", ")"));
-    if (options_.fill && tree.empty()) lazy->StartFill(*options_.fill, options_.fill_delay);
-    // A mount taken over from a previous daemon serves a container that has started: its
-    // reads are neither a start to record nor one to prepare for.
-    if (!options_.profile_store.empty() && !lazy->adopted() && tree.empty()) {
-      if (std::optional<index::v1::AccessProfile> profile = finder_.FindProfile(query, **index)) {
-        if (options_.replay != nullptr) {
-          std::vector<uint32_t> order(profile->spans().begin(), profile->spans().end());
-          lazy->StartReplay(order, options_.replay, options_.replay_options);
-          Log(LogLevel::kInfo, "remote",
-              absl::StrCat("replaying the access profile of ", layer.ToString(), ": ", order.size(),
-                           " spans in ", lazy->replay()->runs_queued.load(), " runs"));
-        }
-      } else {
-        lazy->StartRecording();
-      }
-    }
-  }
-  absl::MutexLock lock(&mu_);
-  layers_[mountpoint] = std::move(lazy);
-  return true;
-}
-
-absl::Status RemoteLayers::Unmount(const std::string& mountpoint) {
-  std::shared_ptr<LazyLayer> layer;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = layers_.find(mountpoint);
-    if (it == layers_.end()) return absl::OkStatus();  // not mounted (e.g. restore failed)
-    layer = std::move(it->second);
-    layers_.erase(it);
-  }
-  // Unmounted before its readers went quiet: what they read is still a profile.
-  if (std::shared_ptr<SpanAccessLog> rec = layer->EndRecording();
-      rec != nullptr && !rec->spans().empty()) {
-    SaveProfile(layer->digest(), *layer->index(), *rec);
-  }
-  const bool fuse = layer->fuse_mounted();
-  absl::Status st = layer->Close();  // its tree write stops, its fill too, then the mount
-  if (!fuse) {
-    Log(LogLevel::kInfo, "remote",
-        absl::StrCat("let go of ", layer->digest().ToString(), " at ", mountpoint, " (its tree)"));
-    return absl::OkStatus();
-  }
-  Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "remote",
-      absl::StrCat(st.ok() ? "unmounted " : "unmount failed: ", layer->digest().ToString(), " at ",
-                   mountpoint, " (", layer->spans().origin_fetches(), " of ",
-                   SpanCount(*layer->index()), " spans fetched from the registry while mounted)",
-                   st.ok() ? "" : ": ", st.message()));
-  return st;
-}
-
-std::shared_ptr<const ProfileReplay::Progress> RemoteLayers::Replay(
-    const std::string& mountpoint) const {
-  std::shared_ptr<LazyLayer> layer = Find(mountpoint);
-  return layer == nullptr ? nullptr : layer->replay();
-}
-
-void RemoteLayers::SaveProfile(const Digest& layer, const index::v1::LayerIndex& index,
-                               const SpanAccessLog& log) {
-  index::v1::AccessProfile profile = MakeProfile(index, log.spans());
-  profile.set_recorded_unix_seconds(static_cast<uint64_t>(absl::ToUnixSeconds(absl::Now())));
-  profile.set_recorded_millis(
-      static_cast<uint32_t>(absl::ToInt64Milliseconds(log.last_new() - log.started())));
-  finder_.KeepRecorded(layer, EncodeProfile(profile));
-  uint64_t bytes = 0;
-  for (uint32_t s : profile.spans()) bytes += GetSpanInfo(index, s).size;
-  Log(LogLevel::kInfo, "remote",
-      absl::StrCat("recorded the access profile of ", layer.ToString(), ": ", profile.spans_size(),
-                   " of ", SpanCount(index), " spans (", bytes, " bytes) read in the first ",
-                   profile.recorded_millis(), " ms"));
-}
-
-void RemoteLayers::Keep() {
-  absl::Duration tick = options_.tree_check;
-  if (!options_.profile_store.empty()) {
-    tick = std::min(tick, std::min(absl::Milliseconds(250),
-                                   std::max(absl::Milliseconds(10), options_.profile_quiet / 4)));
-  }
-  absl::Time next_check = absl::Now() + options_.tree_check;
-  while (!stop_keeper_.WaitForNotificationWithTimeout(tick)) {
-    if (!options_.profile_store.empty()) KeepProfiles();
-    if (options_.local_trees && absl::Now() >= next_check) {
-      CheckLocal();
-      next_check = absl::Now() + options_.tree_check;
-    }
-  }
-}
-
-void RemoteLayers::KeepProfiles() {
-  std::vector<std::shared_ptr<LazyLayer>> layers;
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [mnt, layer] : layers_) layers.push_back(layer);
-  }
-  const absl::Time now = absl::Now();
-  for (const std::shared_ptr<LazyLayer>& layer : layers) {
-    std::shared_ptr<const SpanAccessLog> log = layer->recording();
-    if (log == nullptr) continue;
-    const bool quiet = !log->spans().empty() && now - log->last_new() >= options_.profile_quiet;
-    if (!quiet && now - log->started() < options_.profile_max) continue;
-    std::shared_ptr<SpanAccessLog> ended = layer->EndRecording();
-    if (ended != nullptr && !ended->spans().empty()) {
-      SaveProfile(layer->digest(), *layer->index(), *ended);
-    }
-  }
+  return LazyLayers::Mount(ref, mountpoint);
 }
 
 std::optional<SnapshotUsage> RemoteLayers::Usage(const std::string& mountpoint) const {
-  std::shared_ptr<LazyLayer> layer = Find(mountpoint);
-  if (layer == nullptr) return std::nullopt;
-  const index::v1::LayerIndex& index = *layer->index();
+  std::optional<LayerUsage> layer = LazyLayers::Usage(mountpoint);
+  if (!layer) return std::nullopt;
   SnapshotUsage usage;
-  usage.inodes = index.entries_size();
-  if (std::optional<uint64_t> size = finder_.indexes().SizeOf(layer->digest())) {
-    usage.size += static_cast<int64_t>(*size);
-  }
-  if (const std::string tree = layer->tree(); !tree.empty()) {
-    // the layer's files, as overlayfs's unpack would hold them
-    if (absl::StatusOr<SnapshotUsage> t = DiskUsage(tree); t.ok()) usage.size += t->size;
-    return usage;
-  }
-  if (options_.tiers.disk != nullptr) {
-    for (size_t s = 0; s < SpanCount(index); ++s) {
-      SpanInfo span = GetSpanInfo(index, s);
-      if (options_.tiers.disk->Contains(span.digest)) usage.size += static_cast<int64_t>(span.size);
-    }
+  usage.inodes = layer->inodes;
+  usage.size = layer->index_bytes + layer->span_bytes;
+  if (!layer->tree.empty()) {  // the layer's files, as overlayfs's unpack would hold them
+    if (absl::StatusOr<SnapshotUsage> t = DiskUsage(layer->tree); t.ok()) usage.size += t->size;
   }
   return usage;
-}
-
-void RemoteLayers::CheckLocal() {
-  std::vector<std::shared_ptr<LazyLayer>> layers;
-  uint64_t reads = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    for (const auto& [mnt, layer] : layers_) {
-      layers.push_back(layer);
-      reads += layer->spans().reads();
-    }
-  }
-  const absl::Time now = absl::Now();
-  // Local layers' FUSE mounts leave their mountpoints a little after the tree exists
-  // (new containers got the tree since): only running containers still hold them.
-  for (const auto& layer : layers) layer->DetachIfDue(now, options_.tree_quiet);
-  if (reads != seen_reads_) {  // containers are reading: no tree now
-    seen_reads_ = reads;
-    last_read_ = now;
-  }
-  if (now - last_read_ < options_.tree_quiet) return;
-  for (const auto& layer : layers) {
-    if (stopping_) return;
-    if (!layer->MayBecomeLocal(now) || !layer->AllSpansOnDisk()) continue;
-    LazyLayer* self = layer.get();
-    layer->StartTree([this, self] { return SpansShared(self->digest(), self); });
-  }
 }
 
 }  // namespace clip
