@@ -266,14 +266,15 @@ void FuseServer::Retire(Mounted* m) {
   bool detached;
   {
     absl::MutexLock lock(&m->mu);
-    m->ended = true;
     detached = m->detached;
   }
   if (detached) {  // the last user of a detached mount is gone: nothing to take over
     Log(LogLevel::kInfo, "fs",
         absl::StrCat(m->mountpoint, ": the last user of the detached FUSE mount is gone"));
-    DropHeld(m);
+    DropHeld(m);  // before it counts as ended, so a waiter sees the holder let go
   }
+  absl::MutexLock lock(&m->mu);
+  m->ended = true;
 }
 
 void FuseServer::DropHeld(Mounted* m) {

@@ -59,6 +59,7 @@ class MemoryFdStore final : public FdStore {
 class FuseServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    if (dir_ != nullptr) return;  // a derived suite: the fixtures are there already
     dir_ = new std::string(testing::MakeTempDir("fuse"));
     std::string script = absl::StrCat(getenv("TEST_SRCDIR"), "/", getenv("TEST_WORKSPACE"),
                                       "/index/testdata/make_layers.sh");
