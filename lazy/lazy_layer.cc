@@ -46,8 +46,13 @@ LazyLayer::LazyLayer(Digest digest, std::shared_ptr<const index::v1::LayerIndex>
       blob_(std::move(blob)),
       dir_(std::move(dir)),
       options_(std::move(options)),
-      spans_(std::make_shared<TieredSpanSource>(
-          index_, std::make_shared<SpanInflater>(index_, *blob_), options_.tiers)) {}
+      spans_(std::make_shared<TieredSpanSource>(index_, Inflater(), options_.tiers)) {}
+
+std::shared_ptr<const SpanSource> LazyLayer::Inflater() const {
+  std::shared_ptr<const BlobReader> blob = blob_;
+  return std::shared_ptr<const SpanSource>(new SpanInflater(index_, *blob),
+                                           [blob](const SpanSource* s) { delete s; });
+}
 
 LazyLayer::~LazyLayer() { (void)Close(); }
 
@@ -170,8 +175,7 @@ void LazyLayer::MakeLocal(TreeJob& job, const std::function<bool()>& shared) {
   const absl::Time start = absl::Now();
   // Its own span source over the same tiers: the spans on disk, verified, and outside
   // the layer's access log (the writer's reads are not a container's).
-  LayerFs fs(index_, std::make_shared<TieredSpanSource>(
-                         index_, std::make_shared<SpanInflater>(index_, *blob_), options_.tiers));
+  LayerFs fs(index_, std::make_shared<TieredSpanSource>(index_, Inflater(), options_.tiers));
   LayerTreeOptions o;
   o.before_entry = [this, &job](const std::string& path) {
     if (options_.before_tree_entry) options_.before_tree_entry(path);

@@ -143,10 +143,14 @@ class LazyLayer {
     std::thread thread;
   };
   void MakeLocal(TreeJob& job, const std::function<bool()>& shared);
+  // A span inflater over the blob that keeps the blob alive as long as it lives.
+  std::shared_ptr<const SpanSource> Inflater() const;
 
   const Digest digest_;
   const std::shared_ptr<const index::v1::LayerIndex> index_;
-  const std::unique_ptr<BlobReader> blob_;
+  // Shared with the span sources' inflaters (Inflater): a readahead that holds a source
+  // past the layer's end still reads a live blob.
+  const std::shared_ptr<const BlobReader> blob_;
   const std::string dir_;
   const Options options_;
   const std::shared_ptr<TieredSpanSource> spans_;
