@@ -71,35 +71,43 @@ class Writer {
     return rel.empty() ? tmp_ : absl::StrCat(tmp_, "/", rel);
   }
 
+  // A directory's entries are all made before any subdirectory is filled, so they get
+  // neighbouring inodes (a walk or an ls -l of the directory reads few inode-table
+  // blocks); a depth-first order would put every subtree's inodes between them.
   absl::Status WriteChildren(uint64_t ino, int dir_fd, const std::string& rel) {
     CLIP_ASSIGN_OR_RETURN(std::vector<DirEntry> entries, fs_.ReadDir(ino));
+    std::vector<const DirEntry*> subdirs;
     for (const DirEntry& e : entries) {
       const std::string child = rel.empty() ? e.name : absl::StrCat(rel, "/", e.name);
       CLIP_RETURN_IF_ERROR(Before(child));
+      if (S_ISDIR(e.attr.mode)) {
+        if (mkdirat(dir_fd, e.name.c_str(), 0700) != 0) return Failed(errno, "mkdir", Full(child));
+        subdirs.push_back(&e);
+        continue;
+      }
       CLIP_RETURN_IF_ERROR(WriteEntry(e, dir_fd, child));
+    }
+    for (const DirEntry* e : subdirs) {
+      const std::string child = rel.empty() ? e->name : absl::StrCat(rel, "/", e->name);
+      Fd fd(openat(dir_fd, e->name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (fd.get() < 0) return Failed(errno, "open", Full(child));
+      CLIP_RETURN_IF_ERROR(WriteChildren(e->attr.ino, fd.get(), child));
+      CLIP_RETURN_IF_ERROR(Finish(fd.get(), child, e->attr));  // after its entries: its mtime
     }
     return absl::OkStatus();
   }
 
+  // Everything but a directory (WriteChildren makes those).
   absl::Status WriteEntry(const DirEntry& e, int dir_fd, const std::string& rel) {
     const Attr& a = e.attr;
     const char* name = e.name.c_str();
-    if (!S_ISDIR(a.mode)) {
-      // Every name of a file after its first is a hardlink to the first.
-      auto [it, first] = first_path_.emplace(a.ino, rel);
-      if (!first) {
-        if (linkat(root_fd_, it->second.c_str(), dir_fd, name, 0) != 0) {
-          return Failed(errno, "link", Full(rel));
-        }
-        return absl::OkStatus();
+    // Every name of a file after its first is a hardlink to the first.
+    auto [it, first] = first_path_.emplace(a.ino, rel);
+    if (!first) {
+      if (linkat(root_fd_, it->second.c_str(), dir_fd, name, 0) != 0) {
+        return Failed(errno, "link", Full(rel));
       }
-    }
-    if (S_ISDIR(a.mode)) {
-      if (mkdirat(dir_fd, name, 0700) != 0) return Failed(errno, "mkdir", Full(rel));
-      Fd fd(openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (fd.get() < 0) return Failed(errno, "open", Full(rel));
-      CLIP_RETURN_IF_ERROR(WriteChildren(a.ino, fd.get(), rel));
-      return Finish(fd.get(), rel, a);  // after its entries: its mtime stays
+      return absl::OkStatus();
     }
     if (S_ISREG(a.mode)) {
       Fd fd(openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
