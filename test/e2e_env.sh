@@ -51,6 +51,18 @@ E2E_MADE_RUN=0
 
 e2e_error() { echo "FAIL: $*"; E2E_FAIL=1; }
 
+# e2e_fuse_copies_elsewhere DIR: how many FUSE mounts under DIR other mount namespaces
+# still hold (a namespace made while they were mounted got copies - bazel's sandbox, a
+# private-propagation unshare - and keeps their connections alive after we unmount).
+e2e_fuse_copies_elsewhere() {
+  local self p
+  self=$(readlink /proc/self/ns/mnt)
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$self" ] && continue
+    awk -v d="$1/" '$5 ~ "^"d && / - fuse\.clip / {print $3}' "$p/mountinfo" 2>/dev/null
+  done | sort -u | wc -l
+}
+
 e2e_wait() {  # e2e_wait DESCRIPTION COMMAND...
   local what=$1; shift
   for _ in $(seq 1 300); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done

@@ -283,10 +283,14 @@ else
   timeout 20 $ctr containers rm reader1 >/dev/null 2>&1 || error "containers rm reader1"
   # The layers are trees: their FUSE mounts left the mountpoints and lived on for the
   # reader alone; it is gone, so the kernel let go and the holder with it.
+  # (Connections another mount namespace still holds a copy of stay, by design.)
   hp=$(holder_pid)
-  holder_let_go() { [ "$(holder_fuse_fds "$hp")" -eq 0 ]; }
+  holder_let_go() { [ "$(holder_fuse_fds "$hp")" -le "$(e2e_fuse_copies_elsewhere "$t")" ]; }
   [ -z "$hp" ] || e2e_wait "the holder letting go of the FUSE connections" holder_let_go ||
     error "the holder still holds $(holder_fuse_fds "$hp") /dev/fuse fds after the last container"
+  elsewhere=$(e2e_fuse_copies_elsewhere "$t")
+  [ "$elsewhere" -eq 0 ] ||
+    echo "NOTE: $elsewhere FUSE mount(s) still held by another mount namespace's copy (their connections stay)"
 fi
 
 # 5. A new container reads everything; removal leaves nothing behind.
