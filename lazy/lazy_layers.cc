@@ -11,12 +11,9 @@
 #include "common/file_io.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "fs/layer_fs.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
-#include "index/span_inflater.h"
 #include "index/span_source.h"
-#include "lazy/layer_tree.h"
 
 namespace clip {
 
