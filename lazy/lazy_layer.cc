@@ -153,6 +153,11 @@ bool LazyLayer::MayBecomeLocal(absl::Time now) {
   return true;
 }
 
+bool LazyLayer::WritingTree() const {
+  absl::MutexLock lock(&mu_);
+  return !closed_ && tree_job_ != nullptr && tree_.empty() && !tree_job_->failed;
+}
+
 bool LazyLayer::AllSpansOnDisk() const {
   if (options_.tiers.disk == nullptr) return false;
   for (size_t s = 0; s < SpanCount(*index_); ++s) {

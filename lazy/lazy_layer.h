@@ -92,6 +92,8 @@ class LazyLayer {
   // Completion. True if a tree job may start now: no tree, none running, and the last
   // failure (if any) older than tree_retry.
   bool MayBecomeLocal(absl::Time now);
+  // A tree job is running (started, neither written nor failed yet).
+  bool WritingTree() const;
   // Every span is in the disk tier (stats each: call when reads are quiet).
   bool AllSpansOnDisk() const;
   // Writes the tree in a job of its own; on success the mount reads from it and the

@@ -337,6 +337,7 @@ std::optional<LayerUsage> LazyLayers::Usage(const std::string& mountpoint) const
 }
 
 void LazyLayers::CheckLocal() {
+  ++tree_checks_;
   std::vector<std::shared_ptr<LazyLayer>> layers;
   uint64_t reads = 0;
   {
@@ -356,11 +357,19 @@ void LazyLayers::CheckLocal() {
     last_read_ = now;
   }
   if (now - last_read_ < options_.tree_quiet) return;
+  // One tree at a time, as containerd unpacks one layer at a time: trees written side by
+  // side interleave their inodes and blocks on the disk (files in several extents, a
+  // directory's inodes and small files far apart), and a new container's cold reads of
+  // each tree pay for it.
+  for (const auto& layer : layers) {
+    if (layer->WritingTree()) return;
+  }
   for (const auto& layer : layers) {
     if (stopping_) return;
     if (!layer->MayBecomeLocal(now) || !layer->AllSpansOnDisk()) continue;
     LazyLayer* self = layer.get();
     layer->StartTree([this, self] { return SpansShared(self->digest(), self); });
+    return;
   }
 }
 

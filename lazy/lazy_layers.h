@@ -144,6 +144,8 @@ class LazyLayers {
   size_t local() const;
   // Tree writes that failed (a full disk...): the layer stayed lazy (tests, logs).
   size_t tree_failures() const;
+  // The keeper's looks for layers to make trees of, so far (tests wait on it).
+  size_t tree_checks() const { return tree_checks_; }
   // Mounted layers by state: local (a tree), filling (background fill running), lazy.
   struct States {
     size_t lazy = 0, filling = 0, local = 0;
@@ -189,6 +191,7 @@ class LazyLayers {
   // CheckLocal's view of the layers' span reads (keeper thread only).
   uint64_t seen_reads_ = 0;
   absl::Time last_read_ = absl::Now();
+  std::atomic<size_t> tree_checks_{0};  // CheckLocal's calls
   absl::Notification stop_keeper_;
   std::thread keeper_;  // Keep, when profiles or trees are on
 };

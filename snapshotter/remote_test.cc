@@ -574,6 +574,69 @@ TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
   EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);
 }
 
+// Two layers complete at the same moment are written as trees one after the other, as
+// an unpack writes them: trees written side by side interleave their inodes and blocks
+// on the disk. The first writer is held at its first entry while the keeper looks five
+// more times; a second writer would have begun by then.
+TEST_F(ProxiedTest, TreesAreWrittenOneAtATime) {
+  const std::string& dir = pub.dir;
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  FuseServer fuse(2);
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
+  FillFast(&opts, /*trees=*/false);
+  auto remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  for (const std::string ref : {"sha256:c1", "sha256:c2"}) {
+    ASSERT_EQ(
+        snap->Prepare("e" + ref, "", LazyLabels(px.image, pub, ref, pub.layer)).status().code(),
+        absl::StatusCode::kAlreadyExists);
+  }
+  for (int i = 0; i < 600 && remote->filled() < 2; ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_EQ(remote->filled(), 2u);
+  snap.reset();
+  remote.reset();
+
+  // The next daemon finds both layers' spans on disk.
+  FillFast(&opts, /*trees=*/true);
+  absl::Mutex mu;
+  std::vector<std::thread::id> writers;  // a new one each time another thread writes
+  bool hold = true, held = false;
+  opts.before_tree_entry = [&](const std::string&) {
+    absl::MutexLock lock(&mu);
+    if (writers.empty() || writers.back() != std::this_thread::get_id()) {
+      writers.push_back(std::this_thread::get_id());
+    }
+    if (writers.size() != 1) return;
+    held = true;
+    mu.Await(absl::Condition(
+        +[](bool* h) { return !*h; }, &hold));
+  };
+  remote = std::make_unique<RemoteLayers>(*px.client, fuse, opts);
+  snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&held), absl::Seconds(30)));
+  }
+  const size_t checks = remote->tree_checks();
+  for (int i = 0; i < 600 && remote->tree_checks() < checks + 5; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GE(remote->tree_checks(), checks + 5);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(writers.size(), 1u) << "a second tree began while the first was being written";
+    hold = false;
+  }
+  for (int i = 0; i < 600 && remote->local() < 2; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(remote->local(), 2u);
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(writers.size(), 2u) << "the two writes interleaved";
+  }
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c2"), IsOk());
+}
+
 // A disk too small for the tree: the write fails with a clear error, nothing of it is
 // left, and the layer stays lazy and correct (its FUSE mount reads the cached spans).
 TEST_F(ProxiedTest, ATreeThatDoesNotFitLeavesTheLayerLazy) {
