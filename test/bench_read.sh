@@ -428,10 +428,12 @@ med() {  # med SIDE COLUMN WORKLOAD
   for r in $(seq 1 "$runs"); do v+=("${res[$1,$2,$3,$r]}"); done
   median "${v[@]}"
 }
-cell() {  # cell CLIP_COLUMN OV_COLUMN WORKLOAD [SIDE=clip]
-  local c o
+cell() {  # cell CLIP_COLUMN OV_COLUMN WORKLOAD [SIDE=clip]: the ratio of the medians,
+  # [the median of the runs' own ratios] (each run's pair was measured side by side)
+  local c o v=() r
   c=$(med "${4:-clip}" "$1" "$3"); o=$(med ov "$2" "$3")
-  printf '**%.2f** (%.3f s / %.3f s)' "$(echo "$c / $o" | bc -l)" "$c" "$o"
+  for r in $(seq 1 "$runs"); do v+=("$(echo "${res[${4:-clip},$1,$3,$r]} / ${res[ov,$2,$3,$r]}" | bc -l)"); done
+  printf '**%.2f** [%.2f] (%.3f s / %.3f s)' "$(echo "$c / $o" | bc -l)" "$(median "${v[@]}")" "$c" "$o"
 }
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 seq_bytes=$(field bytes "${amount[clip,seq]}")
@@ -443,7 +445,7 @@ for w in seq small layer1 walk; do
     echo "note: $w read ${amount[clip,$w]} through clip but ${amount[ov,$w]} through overlayfs"
 done
 echo
-echo "Read through clip vs containerd's overlayfs, medians of $runs run(s); ratio = clip time / overlayfs time (1 = parity)"
+echo "Read through clip vs containerd's overlayfs, medians of $runs run(s); ratio = clip time / overlayfs time (1 = parity): of the medians, [of the runs]"
 echo "(clip s / overlayfs s): first read and disk cache vs overlayfs with the page cache dropped, page cache vs overlayfs warm."
 echo
 echo "| workload | first read (data from a loopback registry) | spans in disk cache, page cache dropped | second read (page cache) |"
