@@ -457,35 +457,27 @@ printf '| %s small files, 64 B - 16 KiB (%.1f MB) | %s | %s | %s |\n' "$(field f
 printf '| find + lstat of /usr (%s entries) | %s | %s | %s |\n' "$walk_entries" \
   "$(cell first cold walk)" "$(cell disk cold walk)" "$(cell page warm walk)"
 echo
-echo "A new container on layers made local (trees, overlayfs only) vs overlayfs measured beside it (same minute), medians of $runs run(s):"
-echo
-echo "| workload | new container, page cache dropped (vs overlayfs cold) | new container, page cache (vs overlayfs warm) |"
-echo "|---|---|---|"
-for w in seq small walk; do
-  [ "${CLIP_BENCH_PASS3:-1}" = 1 ] || break
-  printf '| %s | %s | %s |\n' "$w" "$(cell newcold cold2 "$w")" "$(cell newwarm warm2 "$w")"
-done
-[ "${CLIP_BENCH_PASS3:-1}" = 1 ] &&
+pass3_table() {  # pass3_table TITLE WHAT COLD_COLUMN WARM_COLUMN [SIDE=clip]: columns of
+  # passes 3 and 4 against the overlayfs copy measured beside them
+  local w
+  echo "$1, medians of $runs run(s):"
+  echo
+  echo "| workload | $2, page cache dropped (vs overlayfs cold) | $2, page cache (vs overlayfs warm) |"
+  echo "|---|---|---|"
+  for w in seq small walk; do
+    printf '| %s | %s | %s |\n' "$w" "$(cell "$3" cold2 "$w" "${5:-clip}")" "$(cell "$4" warm2 "$w" "${5:-clip}")"
+  done
+}
+if [ "${CLIP_BENCH_PASS3:-1}" = 1 ]; then
+  pass3_table "A new container on layers made local (trees, overlayfs only) vs overlayfs measured beside it (same minute)" \
+    "new container" newcold newwarm
   echo "FUSE requests of the new containers (per run): $(for r in $(seq 1 "$runs"); do printf '%s ' "${res[clip,newops,-,$r]}"; done)"
-echo
-if [ "${CLIP_BENCH_PASS3:-1}" = 1 ]; then
-  echo "Two overlayfs copies of the image, pulled at the same moment and read the same way (the second vs the first: how far identical copies differ on this machine), medians of $runs run(s):"
   echo
-  echo "| workload | second copy, page cache dropped | second copy, page cache |"
-  echo "|---|---|---|"
-  for w in seq small walk; do
-    printf '| %s | %s | %s |\n' "$w" "$(cell cold2 cold2 "$w" ov2)" "$(cell warm2 warm2 "$w" ov2)"
-  done
+  pass3_table "Two overlayfs copies of the image, pulled at the same moment and read the same way (the second vs the first: how far identical copies differ on this machine)" \
+    "second copy" cold2 warm2 ov2
   echo
-fi
-if [ "${CLIP_BENCH_PASS3:-1}" = 1 ]; then
-  echo "The running container once its layers are trees (its FUSE mounts; FUSE passthrough where the kernel has it) vs overlayfs measured beside pass 3, medians of $runs run(s):"
-  echo
-  echo "| workload | running container, page cache dropped (vs overlayfs cold) | running container, page cache (vs overlayfs warm) |"
-  echo "|---|---|---|"
-  for w in seq small walk; do
-    printf '| %s | %s | %s |\n' "$w" "$(cell runcold cold2 "$w")" "$(cell runwarm warm2 "$w")"
-  done
+  pass3_table "The running container once its layers are trees (its FUSE mounts; FUSE passthrough where the kernel has it) vs overlayfs measured beside pass 3" \
+    "running container" runcold runwarm
   echo "READ requests / passthrough opens of the running container (per run): $(for r in $(seq 1 "$runs"); do printf '%s/%s ' "${res[clip,runreads,-,$r]}" "${res[clip,runpt,-,$r]}"; done)"
   echo
 fi
