@@ -199,7 +199,17 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
   }
   if (held) {
     absl::Status adopted = Adopt(m.get(), *std::move(held), table);
-    if (adopted.ok()) return Serve(std::move(m));
+    if (adopted.ok()) {
+      // An earlier server detached it (DetachFrom): it is no longer at the mountpoint and
+      // lives for the containers that hold it; their going ends it.
+      std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
+      const MountEntry* top = TopMountAt(mounts, mountpoint);
+      if (top == nullptr || top->fstype != "fuse.clip") {
+        absl::MutexLock lock(&m->mu);
+        m->detached = true;
+      }
+      return Serve(std::move(m));
+    }
     Log(LogLevel::kWarning, "fs", absl::StrCat(adopted.message(), "; mounting again"));
     if (holder_ != nullptr) (void)holder_->Drop(mountpoint);
   }
@@ -268,11 +278,17 @@ void FuseServer::Retire(Mounted* m) {
     absl::MutexLock lock(&m->mu);
     detached = m->detached;
   }
-  if (detached) {  // the last user of a detached mount is gone: nothing to take over
+  // The kernel let go of the connection: nothing is left to take over.
+  if (detached) {
     Log(LogLevel::kInfo, "fs",
         absl::StrCat(m->mountpoint, ": the last user of the detached FUSE mount is gone"));
-    DropHeld(m);  // before it counts as ended, so a waiter sees the holder let go
+  } else {
+    Log(LogLevel::kWarning, "fs",
+        absl::StrCat(m->mountpoint,
+                     ": the FUSE connection ended without clip unmounting it (unmounted from "
+                     "outside, or aborted): files open on it see ENOTCONN"));
   }
+  DropHeld(m);  // before it counts as ended, so a waiter sees the holder let go
   absl::MutexLock lock(&m->mu);
   m->ended = true;
 }
@@ -291,7 +307,9 @@ absl::Status FuseServer::DetachFrom(MountId id, const std::string& replacement) 
     if (it == mounts_.end()) return absl::NotFoundError(absl::StrCat("no mount ", id));
     m = it->second.get();
     absl::MutexLock mounted(&m->mu);
-    if (m->closing || m->ended || m->detached) return absl::OkStatus();
+    if (m->closing) return absl::OkStatus();
+    // (Again for one taken over detached, or ended: an earlier server may have died
+    // between the lazy unmount and the bind.)
     m->detached = true;
   }
   std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
@@ -308,12 +326,20 @@ absl::Status FuseServer::DetachFrom(MountId id, const std::string& replacement) 
   return absl::OkStatus();
 }
 
-bool FuseServer::Ended(MountId id) const {
+bool FuseServer::MountState(MountId id, bool Mounted::*flag, bool if_freed) const {
   absl::MutexLock lock(&mu_);
   auto it = mounts_.find(id);
-  if (it == mounts_.end()) return true;
+  if (it == mounts_.end()) return if_freed;
   absl::MutexLock mounted(&it->second->mu);
-  return it->second->ended;
+  return it->second.get()->*flag;
+}
+
+bool FuseServer::Detached(MountId id) const {
+  return MountState(id, &Mounted::detached, /*if_freed=*/false);
+}
+
+bool FuseServer::Ended(MountId id) const {
+  return MountState(id, &Mounted::ended, /*if_freed=*/true);
 }
 
 void FuseServer::Worker() {

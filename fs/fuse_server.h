@@ -91,9 +91,13 @@ class FuseServer {
   // layer's tree) is bound there in its place, and the connection is still served for
   // whoever holds the mount (a running container's overlayfs does): once the kernel
   // lets go of it (the last such container stopped), the session ends and the holder
-  // lets go of its fd. For a connection taken over already detached, only the second
-  // half. Unmount of the id stays valid (and unmounts the replacement).
+  // lets go of its fd. For a connection taken over already detached (or ended), only
+  // the second half: the replacement is bound if nothing is there. Unmount of the id
+  // stays valid (and unmounts the replacement).
   absl::Status DetachFrom(MountId id, const std::string& replacement);
+  // True once mount `id` left its mountpoint: DetachFrom, or taken over from a server
+  // that had detached it.
+  bool Detached(MountId id) const;
   // True once mount `id` has ended (the kernel let go, or it was unmounted).
   bool Ended(MountId id) const;
   // Handover: finishes the requests being served, stops reading, unmounts nothing
@@ -119,6 +123,8 @@ class FuseServer {
   void SetReadahead(const std::string& mountpoint);
   void Retire(Mounted* m);
   void DropHeld(Mounted* m);  // the holder lets go of the mount's fd and table
+  // One of a mount's flags guarded by its mu; `if_freed` for a mount Unmount freed.
+  bool MountState(MountId id, bool Mounted::*flag, bool if_freed) const;
   absl::Status MountFresh(Mounted* m, bool passthrough);
   // Takes `table` (the connection's passthrough table, if held; its fd becomes -1 once
   // used) only when the connection is taken over.

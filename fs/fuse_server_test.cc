@@ -11,13 +11,13 @@
 
 #include <cstring>
 #include <fstream>
-#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_blob_reader.h"
 #include "common/metrics.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
+#include "fs/testing/memory_fd_store.h"
 #include "gtest/gtest.h"
 #include "index/layer_indexer.h"
 #include "index/span_inflater.h"
@@ -26,35 +26,7 @@ namespace clip {
 namespace {
 
 using ::clip::testing::IsOk;
-
-// An FdStore in memory: what Put was given, by name (fds owned here).
-class MemoryFdStore final : public FdStore {
- public:
-  ~MemoryFdStore() override {
-    for (auto& [name, h] : held_) close(h.fd);
-  }
-  absl::Status Put(const std::string& name, const std::string& data, int fd) override {
-    (void)Drop(name);
-    held_[name] = HeldFd{name, data, dup(fd)};
-    return absl::OkStatus();
-  }
-  absl::Status Drop(const std::string& name) override {
-    if (auto it = held_.find(name); it != held_.end()) {
-      close(it->second.fd);
-      held_.erase(it);
-    }
-    return absl::OkStatus();
-  }
-  absl::StatusOr<std::vector<HeldFd>> List() override {
-    std::vector<HeldFd> out;
-    for (const auto& [name, h] : held_) out.push_back(HeldFd{name, h.data, dup(h.fd)});
-    return out;
-  }
-  absl::Status Quit() override { return absl::OkStatus(); }
-
- private:
-  std::map<std::string, HeldFd> held_;
-};
+using ::clip::testing::MemoryFdStore;
 
 class FuseServerTest : public ::testing::Test {
  protected:
@@ -79,6 +51,24 @@ class FuseServerTest : public ::testing::Test {
   void TearDown() override { umount2(mnt_.c_str(), MNT_DETACH); }
 
   static std::string Read(const std::string& path) { return testing::ReadFileOrEmpty(path); }
+  // `server` takes over what `store` holds for mnt_, a connection an earlier server
+  // detached: it must count as taken over and detached.
+  absl::StatusOr<FuseServer::MountId> TakeOverDetached(FuseServer& server, FdStore& store) {
+    server.OfferHeld(*store.List());
+    auto id = server.Mount(mnt_, *fs_);
+    if (id.ok()) {
+      EXPECT_TRUE(server.IsAdopted(*id));
+      EXPECT_TRUE(server.Detached(*id));
+    }
+    return id;
+  }
+  // What DetachFrom binds in the mount's place: a directory with "marker" ("tree\n").
+  std::string MakeReplacement() {
+    const std::string replacement = mnt_ + "-replacement";
+    EXPECT_EQ(mkdir(replacement.c_str(), 0755), 0);
+    std::ofstream(replacement + "/marker") << "tree\n";
+    return replacement;
+  }
 
   // A first server mounts and hands the connection to `store`; it is detached (as a
   // daemon that was killed) and the entry is returned as a new server would list it.
@@ -111,6 +101,7 @@ TEST_F(FuseServerTest, TakesOverAFaithfulEntry) {
   auto id = second.Mount(mnt_, *fs_);
   ASSERT_THAT(id, IsOk());
   EXPECT_TRUE(second.IsAdopted(*id));
+  EXPECT_FALSE(second.Detached(*id));
   EXPECT_EQ(Read(mnt_ + "/opaque-dir/kept"), "kept\n");
   ASSERT_THAT(second.Unmount(*id), IsOk());
 }
@@ -179,9 +170,7 @@ TEST_F(FuseServerTest, ADetachedMountIsServedUntilTheKernelLetsGo) {
   FuseServer server(2, &store);
   auto id = server.Mount(mnt_, *fs_);
   ASSERT_THAT(id, IsOk());
-  const std::string replacement = mnt_ + "-replacement";
-  ASSERT_EQ(mkdir(replacement.c_str(), 0755), 0);
-  std::ofstream(replacement + "/marker") << "tree\n";
+  const std::string replacement = MakeReplacement();
   int held = open((mnt_ + "/etc/hello.txt").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0);
   ASSERT_THAT(server.DetachFrom(*id, replacement), IsOk());
@@ -191,13 +180,65 @@ TEST_F(FuseServerTest, ADetachedMountIsServedUntilTheKernelLetsGo) {
   char buf[64];
   ssize_t n = pread(held, buf, sizeof(buf), 0);
   EXPECT_GT(n, 0) << strerror(errno);
-  EXPECT_EQ(store.List()->size(), 1u);
+  EXPECT_EQ(store.size(), 1u);
   close(held);
   EXPECT_TRUE(server.WaitUnmounted(*id, absl::Seconds(30)));
-  auto left = store.List();
-  ASSERT_THAT(left, IsOk());
-  EXPECT_TRUE(left->empty());
+  EXPECT_EQ(store.size(), 0u);
   ASSERT_THAT(server.Unmount(*id), IsOk());
+  EXPECT_EQ(Read(mnt_ + "/marker"), "");
+}
+
+// A connection taken over after an earlier server detached it: when the kernel lets go
+// (its last file closed), the holder lets go too, even if the new server has not been
+// asked to DetachFrom yet (it had not, when a container stopped right after a restart,
+// and the holder kept the dead connection until the image was removed).
+TEST_F(FuseServerTest, ATakenOverDetachedMountLetsGoWithTheKernel) {
+  MemoryFdStore store;
+  const std::string replacement = MakeReplacement();
+  int held;
+  {
+    FuseServer first(2, &store);
+    auto id = first.Mount(mnt_, *fs_);
+    ASSERT_THAT(id, IsOk());
+    held = open((mnt_ + "/etc/hello.txt").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(held, 0);
+    ASSERT_THAT(first.DetachFrom(*id, replacement), IsOk());
+    first.Detach();  // killed
+  }
+  FuseServer second(2, &store);
+  auto id = TakeOverDetached(second, store);
+  ASSERT_THAT(id, IsOk());
+  EXPECT_EQ(Read(mnt_ + "/marker"), "tree\n");
+  char buf[64];
+  EXPECT_GT(pread(held, buf, sizeof(buf), 0), 0) << strerror(errno);
+  close(held);
+  EXPECT_TRUE(second.WaitUnmounted(*id, absl::Seconds(30)));
+  EXPECT_EQ(store.size(), 0u);
+  ASSERT_THAT(second.DetachFrom(*id, replacement), IsOk());  // late: changes nothing
+  EXPECT_EQ(Read(mnt_ + "/marker"), "tree\n");
+  ASSERT_THAT(second.Unmount(*id), IsOk());
+  EXPECT_EQ(Read(mnt_ + "/marker"), "");
+}
+
+// An earlier server detached the connection but died before binding the tree there:
+// the server that takes it over binds it, even once the kernel has let go.
+TEST_F(FuseServerTest, ADetachInterruptedBeforeTheBindIsFinishedByTheNextServer) {
+  MemoryFdStore store;
+  const std::string replacement = MakeReplacement();
+  {
+    FuseServer first(2, &store);
+    ASSERT_THAT(first.Mount(mnt_, *fs_), IsOk());
+    first.Detach();  // killed between the lazy unmount and the bind:
+    ASSERT_EQ(umount2(mnt_.c_str(), MNT_DETACH), 0);
+  }
+  FuseServer second(2, &store);
+  auto id = TakeOverDetached(second, store);
+  ASSERT_THAT(id, IsOk());
+  EXPECT_TRUE(second.WaitUnmounted(*id, absl::Seconds(30)));  // nobody held it
+  ASSERT_THAT(second.DetachFrom(*id, replacement), IsOk());
+  EXPECT_EQ(Read(mnt_ + "/marker"), "tree\n");
+  EXPECT_EQ(store.size(), 0u);
+  ASSERT_THAT(second.Unmount(*id), IsOk());
   EXPECT_EQ(Read(mnt_ + "/marker"), "");
 }
 

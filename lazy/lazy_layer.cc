@@ -87,8 +87,17 @@ absl::StatusOr<bool> LazyLayer::Serve(FuseServer& fuse, const std::string& mount
   id_ = id;
   fs_ = std::move(fs);
   adopted_ = fuse.IsAdopted(id);
+  // Taken over detached: an earlier daemon bound the tree there, or died before it did.
+  const bool detached = !tree.empty() && fuse.Detached(id);
+  if (detached) {
+    absl::MutexLock lock(&mount_mu_);
+    if (absl::Status st = fuse.DetachFrom(id, tree); !st.ok()) {
+      Log(LogLevel::kWarning, "lazy", st.message());
+    }
+  }
   absl::MutexLock lock(&mu_);
   tree_ = tree;
+  detached_ = detached;
   if (!tree.empty()) local_since_ = absl::Now();
   return true;
 }

@@ -32,8 +32,10 @@
 #include "cache/remote_cache.h"
 #include "cache/testing/nginx_server.h"
 #include "common/file_blob_reader.h"
+#include "common/mountinfo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
+#include "fs/testing/memory_fd_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/access_profile.h"
@@ -69,6 +71,24 @@ bool Exists(const std::string& path) {
 
 bool Mounted(const std::string& path) {
   return ReadFileOrEmpty("/proc/mounts").find(" " + path + " ") != std::string::npos;
+}
+
+// Polls `done` every 10 ms until it is true or `timeout` passes; returns its last value.
+// Tests wait for events this way, never for a fixed time.
+bool WaitFor(absl::Duration timeout, const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+// True while the top mount at `path` is a clip FUSE mount (not a tree bound there).
+bool FuseOnTop(const std::string& path) {
+  std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
+  const MountEntry* top = TopMountAt(mounts, path);
+  return top != nullptr && top->fstype == "fuse.clip";
 }
 
 // Mounts an overlay MountSpec at `target`; returns false on failure.
@@ -574,6 +594,66 @@ TEST_F(ProxiedTest, ALayerMadeLocalBecomesATree) {
   EXPECT_EQ(px.proxy->Stat("faults").value_or(0), 0);
 }
 
+// A daemon killed while a local layer's FUSE mount was detached for a running container
+// (here: after the lazy unmount, before the tree was bound in its place). The next one
+// takes the connection over, binds the tree at once (new containers see the layer, not
+// an empty directory), serves the container from the tree, and when that container
+// lets go the holder lets go too - without waiting for its own detach (an hour here).
+TEST_F(ProxiedTest, ALocalLayerTakenOverDetachedIsBoundAndLetGo) {
+  const std::string& dir = pub.dir;
+  testing::MemoryFdStore store;
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  auto fuse = std::make_unique<FuseServer>(2, &store);
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
+  FillFast(&opts, /*trees=*/true);
+  auto remote = std::make_unique<RemoteLayers>(*px.client, *fuse, opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  ASSERT_EQ(
+      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
+      absl::StatusCode::kAlreadyExists);
+  auto view = snap->View("v", "sha256:c1", {});
+  ASSERT_THAT(view, IsOk());
+  const std::string mountpoint = (*view)[0].source;  // the FUSE mount, still lazy
+  ASSERT_EQ(mountpoint.substr(mountpoint.size() - 3), "/fs");
+  const std::string tree = mountpoint.substr(0, mountpoint.size() - 3) + "/tree";
+  const std::string want = ReadFileOrEmpty(dir + "/layers/tree/etc/hello.txt");
+  ASSERT_FALSE(want.empty());
+  int held = open((mountpoint + "/etc/hello.txt").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(held, 0) << strerror(errno);  // the running container
+  ASSERT_TRUE(WaitFor(absl::Seconds(30), [&] { return !FuseOnTop(mountpoint); }))
+      << "the local layer's mount was not detached";
+  ASSERT_EQ(ReadFileOrEmpty(mountpoint + "/etc/hello.txt"), want);  // the tree, bound
+
+  // Killed between the lazy unmount and the bind.
+  fuse->Detach();
+  snap.reset();
+  remote.reset();
+  fuse.reset();
+  ASSERT_EQ(umount2(mountpoint.c_str(), MNT_DETACH), 0);
+  ASSERT_EQ(store.size(), 1u);
+
+  fuse = std::make_unique<FuseServer>(2, &store);
+  fuse->OfferHeld(store.List().value());
+  opts.tree_quiet = absl::Hours(1);
+  remote = std::make_unique<RemoteLayers>(*px.client, *fuse, opts);
+  snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  EXPECT_EQ(fuse->adopted(), 1u);
+  EXPECT_EQ(remote->local(), 1u);
+  EXPECT_FALSE(FuseOnTop(mountpoint));
+  EXPECT_EQ(ReadFileOrEmpty(mountpoint + "/etc/hello.txt"), want);  // bound again at once
+  char buf[64];
+  ssize_t n = pread(held, buf, sizeof(buf), 0);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), want) << strerror(errno);
+  EXPECT_EQ(store.size(), 1u);
+  close(held);  // the container stops
+  EXPECT_TRUE(WaitFor(absl::Seconds(30), [&] { return store.size() == 0; }))
+      << "the holder still holds the connection the kernel let go of";
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
+  EXPECT_FALSE(Mounted(mountpoint));
+  EXPECT_FALSE(Exists(tree));
+}
+
 // Two layers complete at the same moment are written as trees one after the other, as
 // an unpack writes them: trees written side by side interleave their inodes and blocks
 // on the disk. The first writer is held at its first entry while the keeper looks five
@@ -881,17 +961,6 @@ TEST_F(ProxiedTest, PublishedProfileIsReplayedByANewHost) {
   EXPECT_EQ(ReadFileOrEmpty((*view)[0].source + "/etc/hello.txt"), "hello\n");
   ASSERT_THAT(snap->Remove("v"), IsOk());
   ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
-}
-
-// Polls `done` every 10 ms until it is true or `timeout` passes; returns its last value.
-// Tests wait for events this way, never for a fixed time.
-bool WaitFor(absl::Duration timeout, const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return true;
 }
 
 // True while `pid` is a running clip-fd-holder (not a zombie, not a PID reused since).
