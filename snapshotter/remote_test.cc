@@ -84,11 +84,12 @@ bool WaitFor(absl::Duration timeout, const std::function<bool()>& done) {
   return true;
 }
 
-// True while the top mount at `path` is a clip FUSE mount (not a tree bound there).
-bool FuseOnTop(const std::string& path) {
+// True once a tree is bound at `path`: its top mount is there and no clip FUSE mount
+// (a detach unmounts, then binds: nothing is there in between).
+bool TreeOnTop(const std::string& path) {
   std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
   const MountEntry* top = TopMountAt(mounts, path);
-  return top != nullptr && top->fstype == "fuse.clip";
+  return top != nullptr && top->fstype != "fuse.clip";
 }
 
 // Mounts an overlay MountSpec at `target`; returns false on failure.
@@ -620,7 +621,7 @@ TEST_F(ProxiedTest, ALocalLayerTakenOverDetachedIsBoundAndLetGo) {
   ASSERT_FALSE(want.empty());
   int held = open((mountpoint + "/etc/hello.txt").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(held, 0) << strerror(errno);  // the running container
-  ASSERT_TRUE(WaitFor(absl::Seconds(30), [&] { return !FuseOnTop(mountpoint); }))
+  ASSERT_TRUE(WaitFor(absl::Seconds(30), [&] { return TreeOnTop(mountpoint); }))
       << "the local layer's mount was not detached";
   ASSERT_EQ(ReadFileOrEmpty(mountpoint + "/etc/hello.txt"), want);  // the tree, bound
 
@@ -639,7 +640,7 @@ TEST_F(ProxiedTest, ALocalLayerTakenOverDetachedIsBoundAndLetGo) {
   snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
   EXPECT_EQ(fuse->adopted(), 1u);
   EXPECT_EQ(remote->local(), 1u);
-  EXPECT_FALSE(FuseOnTop(mountpoint));
+  EXPECT_TRUE(TreeOnTop(mountpoint));
   EXPECT_EQ(ReadFileOrEmpty(mountpoint + "/etc/hello.txt"), want);  // bound again at once
   char buf[64];
   ssize_t n = pread(held, buf, sizeof(buf), 0);
