@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -49,6 +50,7 @@ std::vector<MountEntry> ParseMountinfo(absl::string_view mountinfo) {
     std::vector<absl::string_view> tail = absl::StrSplit(line.substr(dash + 3), ' ');
     if (head.size() < 5 || tail.size() < 3) continue;
     MountEntry e{std::string(head[2]), Unescape(head[4]), std::string(tail[0]), {}};
+    if (!absl::SimpleAtoi(head[0], &e.id) || !absl::SimpleAtoi(head[1], &e.parent)) continue;
     if (e.fstype == "overlay") {
       for (absl::string_view opt : absl::StrSplit(tail[2], ',')) {
         if (absl::ConsumePrefix(&opt, "lowerdir=")) {
@@ -73,7 +75,12 @@ std::string ReadMountinfo() {
 const MountEntry* TopMountAt(const std::vector<MountEntry>& mounts, const std::string& mountpoint) {
   const MountEntry* top = nullptr;
   for (const MountEntry& e : mounts) {
-    if (e.mountpoint == mountpoint) top = &e;
+    if (e.mountpoint != mountpoint) continue;
+    bool covered = false;
+    for (const MountEntry& above : mounts) {
+      covered |= &above != &e && above.parent == e.id && above.mountpoint == mountpoint;
+    }
+    if (!covered) top = &e;
   }
   return top;
 }

@@ -22,6 +22,8 @@ struct MountEntry {
   // An overlay's lower directories, top first: from `lowerdir=a:b` (the mount syscall)
   // or `lowerdir+=a,lowerdir+=b` (the new mount API); unescaped.
   std::vector<std::string> lowerdirs;
+  int id = 0;      // the mount's id
+  int parent = 0;  // the id of the mount it is mounted on (stacked: the one below)
 };
 
 // Every mount of `mountinfo` (the format of proc(5)), in its order (older mounts first);
@@ -29,7 +31,9 @@ struct MountEntry {
 std::vector<MountEntry> ParseMountinfo(absl::string_view mountinfo);
 // /proc/self/mountinfo (empty if it cannot be read).
 std::string ReadMountinfo();
-// The newest mount at `mountpoint` (the one a path lookup sees), or null.
+// The mount a path lookup at `mountpoint` sees, or null: the one no other mount there is
+// stacked on. (Usually the newest; a mount moved beneath another, MOVE_MOUNT_BENEATH,
+// is newer than the one above it.)
 const MountEntry* TopMountAt(const std::vector<MountEntry>& mounts, const std::string& mountpoint);
 // `path` as mountinfo escapes it (space, tab, newline and backslash as \ooo).
 std::string EscapeMountPath(absl::string_view path);

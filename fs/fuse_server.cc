@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -21,6 +22,7 @@
 #include "fs/fuse_handover.h"
 #include "fs/fuse_mount.h"
 #include "fs/fuse_ops.h"
+#include "fs/mount_stack.h"
 #include "fs/passthrough.h"
 
 namespace clip {
@@ -53,7 +55,7 @@ FuseServer::~FuseServer() {
 
 namespace {
 
-// The device ("major:minor") of the newest mount at `mountpoint`, from
+// The device ("major:minor") of the top mount at `mountpoint`, from
 // /proc/self/mountinfo (no stat: that would ask this very mount, not served yet).
 std::string MountDevice(const std::string& mountpoint) {
   const std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
@@ -314,9 +316,25 @@ absl::Status FuseServer::DetachFrom(MountId id, const std::string& replacement) 
   }
   std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
   const MountEntry* top = TopMountAt(mounts, m->mountpoint);
-  if (top != nullptr && top->fstype == "fuse.clip" &&
-      umount2(m->mountpoint.c_str(), MNT_DETACH) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("detach the FUSE mount at ", m->mountpoint));
+  if (top != nullptr && top->fstype == "fuse.clip") {
+    // The replacement goes beneath the FUSE mount first, then the FUSE mount leaves: a
+    // path looked up meanwhile (a container starting) finds one or the other, never an
+    // empty directory. (Beneath already: an earlier server died in between.)
+    const bool beneath_already = std::any_of(
+        mounts.begin(), mounts.end(),
+        [&](const MountEntry& e) { return e.id == top->parent && e.mountpoint == m->mountpoint; });
+    absl::Status beneath = absl::OkStatus();
+    if (!beneath_already) beneath = BindBeneath(replacement, m->mountpoint);
+    if (!beneath.ok()) {
+      beneath_log_.Log(LogLevel::kInfo, "fs",
+                       absl::StrCat(beneath.message(),
+                                    ": the FUSE mount leaves first, then the tree is bound (a "
+                                    "moment with neither)"));
+    }
+    if (umount2(m->mountpoint.c_str(), MNT_DETACH) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("detach the FUSE mount at ", m->mountpoint));
+    }
+    if (beneath.ok()) return absl::OkStatus();
   }
   mounts = ParseMountinfo(ReadMountinfo());
   if (TopMountAt(mounts, m->mountpoint) == nullptr &&
@@ -400,7 +418,9 @@ absl::Status FuseServer::Unmount(MountId id) {
   }
   // Lazy unmount, then the last fds go (ours and the holder's), so open files get
   // ENOTCONN, never a hang.
-  umount2(m->mountpoint.c_str(), MNT_DETACH);  // (or the replacement of DetachFrom)
+  // (Or the replacement of DetachFrom; both when a server died with the replacement
+  // beneath the FUSE mount: everything at the mountpoint is this mount's.)
+  UnmountStack(m->mountpoint);
   DropHeld(m);
   fuse_session_destroy(m->se);
   // No worker holds it (closing, nothing in flight; workers look mounts up under mu_):

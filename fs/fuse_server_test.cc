@@ -9,14 +9,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_blob_reader.h"
 #include "common/metrics.h"
+#include "common/mountinfo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
+#include "fs/mount_stack.h"
 #include "fs/testing/memory_fd_store.h"
 #include "gtest/gtest.h"
 #include "index/layer_indexer.h"
@@ -61,6 +65,12 @@ class FuseServerTest : public ::testing::Test {
       EXPECT_TRUE(server.Detached(*id));
     }
     return id;
+  }
+  // How many mounts are stacked at `path` (this namespace's mount table).
+  static int MountsAt(const std::string& path) {
+    int n = 0;
+    for (const MountEntry& e : ParseMountinfo(ReadMountinfo())) n += e.mountpoint == path;
+    return n;
   }
   // What DetachFrom binds in the mount's place: a directory with "marker" ("tree\n").
   std::string MakeReplacement() {
@@ -186,6 +196,75 @@ TEST_F(FuseServerTest, ADetachedMountIsServedUntilTheKernelLetsGo) {
   EXPECT_EQ(store.size(), 0u);
   ASSERT_THAT(server.Unmount(*id), IsOk());
   EXPECT_EQ(Read(mnt_ + "/marker"), "");
+}
+
+// While DetachFrom replaces the mount, every lookup at the mountpoint finds the layer or
+// the replacement: the replacement goes beneath the FUSE mount before it leaves (an
+// unmount then a bind left a moment with an empty directory, long enough for a
+// container to start on it).
+TEST_F(FuseServerTest, DetachFromNeverShowsAnEmptyMountpoint) {
+  FuseServer server(2);
+  auto id = server.Mount(mnt_, *fs_);
+  ASSERT_THAT(id, IsOk());
+  const std::string replacement = MakeReplacement();
+  std::atomic<bool> done{false};
+  std::atomic<int> lookups{0}, empty{0};
+  std::thread probe([&] {
+    struct stat st;
+    while (!done) {
+      if (stat((mnt_ + "/etc/hello.txt").c_str(), &st) != 0 &&
+          stat((mnt_ + "/marker").c_str(), &st) != 0) {
+        ++empty;
+      }
+      ++lookups;
+    }
+  });
+  while (lookups < 100) std::this_thread::yield();
+  absl::Status detached = server.DetachFrom(*id, replacement);
+  const int during = lookups;
+  while (lookups < during + 100) std::this_thread::yield();
+  done = true;
+  probe.join();
+  ASSERT_THAT(detached, IsOk());
+  EXPECT_EQ(empty, 0) << "of " << lookups << " lookups";
+  EXPECT_EQ(Read(mnt_ + "/marker"), "tree\n");
+  EXPECT_EQ(MountsAt(mnt_), 1);  // the replacement alone
+  ASSERT_THAT(server.Unmount(*id), IsOk());
+  EXPECT_EQ(MountsAt(mnt_), 0);
+}
+
+// A server killed with the replacement beneath the FUSE mount, not yet unmounted: the
+// next one finishes the detach without binding a second replacement; or, if the
+// snapshot goes first, Unmount takes both away. Nothing is left at the mountpoint.
+TEST_F(FuseServerTest, ADetachKilledWithTheReplacementBeneathIsFinished) {
+  const std::string replacement = MakeReplacement();
+  for (bool detach : {true, false}) {
+    SCOPED_TRACE(detach ? "detached by the next server" : "unmounted by the next server");
+    MemoryFdStore store;
+    {
+      FuseServer first(2, &store);
+      ASSERT_THAT(first.Mount(mnt_, *fs_), IsOk());
+      ASSERT_THAT(BindBeneath(replacement, mnt_), IsOk());
+      first.Detach();  // killed
+    }
+    FuseServer second(2, &store);
+    second.OfferHeld(*store.List());
+    auto id = second.Mount(mnt_, *fs_);
+    ASSERT_THAT(id, IsOk());
+    EXPECT_TRUE(second.IsAdopted(*id));
+    EXPECT_FALSE(second.Detached(*id));
+    EXPECT_EQ(Read(mnt_ + "/opaque-dir/kept"), "kept\n");  // the FUSE mount is on top
+    if (detach) {
+      ASSERT_THAT(second.DetachFrom(*id, replacement), IsOk());
+      EXPECT_EQ(Read(mnt_ + "/marker"), "tree\n");
+      EXPECT_EQ(MountsAt(mnt_), 1);
+      EXPECT_TRUE(second.WaitUnmounted(*id, absl::Seconds(30)));  // nobody held it
+      EXPECT_EQ(store.size(), 0u);
+    }
+    ASSERT_THAT(second.Unmount(*id), IsOk());
+    EXPECT_EQ(MountsAt(mnt_), 0);
+    EXPECT_EQ(store.size(), 0u);
+  }
 }
 
 // A connection taken over after an earlier server detached it: when the kernel lets go

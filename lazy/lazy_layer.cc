@@ -1,11 +1,11 @@
 #include "lazy/lazy_layer.h"
 
-#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "fs/mount_stack.h"
 #include "index/span_inflater.h"
 #include "index/span_source.h"
 #include "lazy/layer_tree.h"
@@ -275,7 +275,7 @@ absl::Status LazyLayer::Close() {
   fill.reset();  // cancel before the mount goes
   if (!id_) {
     // The tree an earlier daemon bound at the mountpoint (FuseServer::DetachFrom).
-    if (!mountpoint_.empty()) umount2(mountpoint_.c_str(), MNT_DETACH);
+    if (!mountpoint_.empty()) UnmountStack(mountpoint_);
     return absl::OkStatus();
   }
   absl::MutexLock lock(&mount_mu_);
