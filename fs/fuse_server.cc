@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -319,25 +318,10 @@ absl::Status FuseServer::DetachFrom(MountId id, const std::string& replacement) 
   if (top != nullptr && top->fstype == "fuse.clip") {
     // The replacement goes beneath the FUSE mount first, then the FUSE mount leaves: a
     // path looked up meanwhile (a container starting) finds one or the other, never an
-    // empty directory. (Beneath already: an earlier server died in between.)
-    const bool beneath_already = std::any_of(
-        mounts.begin(), mounts.end(),
-        [&](const MountEntry& e) { return e.id == top->parent && e.mountpoint == m->mountpoint; });
-    absl::Status beneath = absl::OkStatus();
-    if (!beneath_already) beneath = BindBeneath(replacement, m->mountpoint);
-    if (!beneath.ok()) {
-      beneath_log_.Log(LogLevel::kInfo, "fs",
-                       absl::StrCat(beneath.message(),
-                                    ": the FUSE mount leaves first, then the tree is bound (a "
-                                    "moment with neither)"));
-    }
-    if (umount2(m->mountpoint.c_str(), MNT_DETACH) != 0) {
-      return ErrnoToStatus(errno, absl::StrCat("detach the FUSE mount at ", m->mountpoint));
-    }
-    if (beneath.ok()) return absl::OkStatus();
+    // empty directory.
+    return ReplaceTopMount(replacement, m->mountpoint);
   }
-  mounts = ParseMountinfo(ReadMountinfo());
-  if (TopMountAt(mounts, m->mountpoint) == nullptr &&
+  if (top == nullptr &&
       mount(replacement.c_str(), m->mountpoint.c_str(), nullptr, MS_BIND, nullptr) != 0) {
     return ErrnoToStatus(errno, absl::StrCat("bind ", replacement, " at ", m->mountpoint));
   }

@@ -145,7 +145,6 @@ class FuseServer {
   std::vector<std::thread> workers_;
   RateLimitedLog readahead_log_{absl::Minutes(10)};
   RateLimitedLog passthrough_log_{absl::Hours(24)};
-  RateLimitedLog beneath_log_{absl::Hours(24)};
 };
 
 }  // namespace clip

@@ -5,8 +5,13 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "common/errno_status.h"
+#include "common/logging.h"
+#include "common/mountinfo.h"
 
 namespace clip {
 namespace {
@@ -31,6 +36,29 @@ absl::Status BindBeneath(const std::string& dir, const std::string& mountpoint) 
     return st;
   }
   close(fd);
+  return absl::OkStatus();
+}
+
+absl::Status ReplaceTopMount(const std::string& dir, const std::string& mountpoint) {
+  const std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
+  const MountEntry* top = TopMountAt(mounts, mountpoint);
+  if (top == nullptr) return absl::NotFoundError(absl::StrCat("no mount at ", mountpoint));
+  const bool beneath_already = std::any_of(mounts.begin(), mounts.end(), [&](const MountEntry& e) {
+    return e.id == top->parent && e.mountpoint == mountpoint;
+  });
+  absl::Status beneath = beneath_already ? absl::OkStatus() : BindBeneath(dir, mountpoint);
+  if (!beneath.ok()) {
+    static RateLimitedLog log(absl::Hours(24));
+    log.Log(LogLevel::kInfo, "fs",
+            absl::StrCat(beneath.message(), ": the mount there leaves first, then ", dir,
+                         " is bound (a moment with neither)"));
+  }
+  if (umount2(mountpoint.c_str(), MNT_DETACH) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("unmount ", top->fstype, " at ", mountpoint));
+  }
+  if (!beneath.ok() && mount(dir.c_str(), mountpoint.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("bind ", dir, " at ", mountpoint));
+  }
   return absl::OkStatus();
 }
 

@@ -8,8 +8,9 @@
 //   CLIP_RETURN_IF_ERROR(BindBeneath(tree, mountpoint));
 //   umount2(mountpoint.c_str(), MNT_DETACH);  // the tree shows through
 //
-// UnmountStack lazily unmounts every mount stacked at a mountpoint (for a mountpoint
-// whose mounts are all its owner's: a snapshot's FUSE mount and its tree).
+// ReplaceTopMount does both: the top mount leaves, a directory shows in its place.
+// UnmountStack lazily unmounts every mount stacked at a mountpoint. Both are for a
+// mountpoint whose mounts are all its owner's (a snapshot's FUSE mount and its tree).
 //
 // Thread safety: free functions; the mount table is the kernel's.
 #ifndef CLIP_FS_MOUNT_STACK_H_
@@ -24,6 +25,13 @@ namespace clip {
 // An error (EINVAL before Linux 6.5, or where the kernel refuses: no mount at
 // `mountpoint`, a locked mount) leaves the mount table as it was.
 absl::Status BindBeneath(const std::string& dir, const std::string& mountpoint);
+
+// The top mount at `mountpoint` leaves (MNT_DETACH) and `dir` shows there instead:
+// bound beneath it first where the kernel can, or kept if a mount is beneath it already
+// (an earlier attempt died between the two steps); else bound right after the unmount
+// (a moment with neither; logged once a day). An error if nothing is mounted there or
+// the unmount fails.
+absl::Status ReplaceTopMount(const std::string& dir, const std::string& mountpoint);
 
 // How many mounts left (MNT_DETACH: files open on them stay readable).
 int UnmountStack(const std::string& mountpoint);

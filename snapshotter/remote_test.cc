@@ -35,12 +35,15 @@
 #include "common/mountinfo.h"
 #include "common/testing/status_matchers.h"
 #include "common/testing/subprocess.h"
+#include "fs/layer_fs.h"
+#include "fs/mount_stack.h"
 #include "fs/testing/memory_fd_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/access_profile.h"
 #include "index/index_format.h"
 #include "index/layer_indexer.h"
+#include "index/span_inflater.h"
 #include "registry/image_binding.h"
 #include "registry/index_artifact.h"
 #include "registry/testing/registry_server.h"
@@ -272,6 +275,14 @@ void StartProxy(const Published& pub, Proxied* p) {
   p->image = Reference::Parse(p->proxy->host() + "/clip/app:v1").value();
 }
 
+Labels LazyLabels(const Reference& image, const Published& pub, const std::string& ref,
+                  const std::string& blob) {
+  return Labels{{kSnapshotRefLabel, ref},
+                {kImageRefLabel, image.ToString()},
+                {kLayerDigestLabel, Digest::Of(blob).ToString()},
+                {kManifestDigestLabel, pub.manifest_digest.ToString()}};
+}
+
 // A published image behind the byte-counting fault proxy.
 class ProxiedTest : public ::testing::Test {
  protected:
@@ -294,17 +305,18 @@ class ProxiedTest : public ::testing::Test {
     opts->tree_check = absl::Milliseconds(20);
     opts->tree_quiet = absl::ZeroDuration();
   }
+  // The image's layer pulled lazily ("sha256:c1") and a view "v" of it: the view's
+  // source (the layer's mountpoint), or "" on failure.
+  std::string LazyView(OverlaySnapshotter& snap) const {
+    auto prepared = snap.Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer));
+    EXPECT_EQ(prepared.status().code(), absl::StatusCode::kAlreadyExists);
+    auto view = snap.View("v", "sha256:c1", {});
+    EXPECT_THAT(view, IsOk());
+    return view.ok() && !view->empty() ? (*view)[0].source : "";
+  }
   Published pub;
   Proxied px;
 };
-
-Labels LazyLabels(const Reference& image, const Published& pub, const std::string& ref,
-                  const std::string& blob) {
-  return Labels{{kSnapshotRefLabel, ref},
-                {kImageRefLabel, image.ToString()},
-                {kLayerDigestLabel, Digest::Of(blob).ToString()},
-                {kManifestDigestLabel, pub.manifest_digest.ToString()}};
-}
 
 // An image whose first layer has a clip index and whose second has none: the first is
 // mounted lazily (only what is read is fetched - the registry's byte counts prove it),
@@ -609,12 +621,8 @@ TEST_F(ProxiedTest, ALocalLayerTakenOverDetachedIsBoundAndLetGo) {
   FillFast(&opts, /*trees=*/true);
   auto remote = std::make_unique<RemoteLayers>(*px.client, *fuse, opts);
   auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
-  ASSERT_EQ(
-      snap->Prepare("e", "", LazyLabels(px.image, pub, "sha256:c1", pub.layer)).status().code(),
-      absl::StatusCode::kAlreadyExists);
-  auto view = snap->View("v", "sha256:c1", {});
-  ASSERT_THAT(view, IsOk());
-  const std::string mountpoint = (*view)[0].source;  // the FUSE mount, still lazy
+  const std::string mountpoint = LazyView(*snap);  // the FUSE mount, still lazy
+  ASSERT_FALSE(mountpoint.empty());
   ASSERT_EQ(mountpoint.substr(mountpoint.size() - 3), "/fs");
   const std::string tree = mountpoint.substr(0, mountpoint.size() - 3) + "/tree";
   const std::string want = ReadFileOrEmpty(dir + "/layers/tree/etc/hello.txt");
@@ -653,6 +661,54 @@ TEST_F(ProxiedTest, ALocalLayerTakenOverDetachedIsBoundAndLetGo) {
   ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
   EXPECT_FALSE(Mounted(mountpoint));
   EXPECT_FALSE(Exists(tree));
+}
+
+// The daemon and its holder both died while a local layer's FUSE mount was still at its
+// mountpoint (not yet detached): the connection is dead, a path handed out before sees
+// ENOTCONN. The next daemon serves the layer from its tree and puts the tree in the dead
+// mount's place. (The dead mount is made here: a server mounts the layer over the
+// empty mountpoint and dies with no holder.)
+TEST_F(ProxiedTest, ADeadFuseMountOfALocalLayerIsReplacedByItsTree) {
+  const std::string& dir = pub.dir;
+  auto disk = DiskCache::Open({dir + "/cache", 1 << 30}).value();
+  auto fuse = std::make_unique<FuseServer>(2);
+  RemoteLayers::Options opts = LayerOptions(dir, {nullptr, disk.get(), nullptr, nullptr});
+  FillFast(&opts, /*trees=*/true);
+  auto remote = std::make_unique<RemoteLayers>(*px.client, *fuse, opts);
+  auto snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  const std::string mountpoint = LazyView(*snap);
+  ASSERT_FALSE(mountpoint.empty());
+  ASSERT_TRUE(WaitFor(absl::Seconds(30), [&] { return TreeOnTop(mountpoint); }));
+  fuse->Detach();  // killed
+  snap.reset();
+  remote.reset();
+  fuse.reset();
+  ASSERT_EQ(UnmountStack(mountpoint), 1);  // the tree bound there: as before the detach
+  {
+    auto file = std::shared_ptr<FileBlobReader>(
+        FileBlobReader::Open(dir + "/layers/posix.tar.gz").value().release());
+    auto index = std::make_shared<const index::v1::LayerIndex>(BuildLayerIndex(*file).value());
+    FuseServer dying(1);
+    ASSERT_THAT(dying.Mount(mountpoint, std::make_shared<LayerFs>(
+                                            index, std::make_shared<SpanInflater>(index, *file))),
+                IsOk());
+    dying.Detach();  // killed; no holder: the connection dies with its fds
+  }
+  struct stat st;
+  ASSERT_NE(stat((mountpoint + "/etc/hello.txt").c_str(), &st), 0);
+  EXPECT_EQ(errno, ENOTCONN);
+
+  fuse = std::make_unique<FuseServer>(2);
+  remote = std::make_unique<RemoteLayers>(*px.client, *fuse, opts);
+  snap = OverlaySnapshotter::Open(dir + "/root", remote.get()).value();
+  EXPECT_EQ(remote->local(), 1u);
+  EXPECT_EQ(fuse->mounts(), 0u);  // the tree alone
+  EXPECT_TRUE(TreeOnTop(mountpoint));
+  EXPECT_EQ(ReadFileOrEmpty(mountpoint + "/etc/hello.txt"),
+            ReadFileOrEmpty(dir + "/layers/tree/etc/hello.txt"));
+  ASSERT_THAT(snap->Remove("v"), IsOk());
+  ASSERT_THAT(snap->Remove("sha256:c1"), IsOk());
+  EXPECT_FALSE(Mounted(mountpoint));
 }
 
 // Two layers complete at the same moment are written as trees one after the other, as
