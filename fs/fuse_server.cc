@@ -105,7 +105,7 @@ absl::Status FuseServer::MountFresh(Mounted* m, bool passthrough) {
   const std::string options =
       absl::StrCat("fd=", m->fd, ",rootmode=40000,user_id=", getuid(), ",group_id=", getgid(),
                    ",allow_other,default_permissions");
-  if (mount("clip", m->mountpoint.c_str(), "fuse.clip",
+  if (mount("clip", m->mountpoint.c_str(), kClipFuseType,
             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOATIME, options.c_str()) != 0) {
     absl::Status st = ErrnoToStatus(errno, absl::StrCat("cannot mount FUSE at ", m->mountpoint));
     close(m->fd);
@@ -203,9 +203,7 @@ absl::StatusOr<FuseServer::MountId> FuseServer::Mount(const std::string& mountpo
     if (adopted.ok()) {
       // An earlier server detached it (DetachFrom): it is no longer at the mountpoint and
       // lives for the containers that hold it; their going ends it.
-      std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
-      const MountEntry* top = TopMountAt(mounts, mountpoint);
-      if (top == nullptr || top->fstype != "fuse.clip") {
+      if (!ClipFuseOnTop(mountpoint)) {
         absl::MutexLock lock(&m->mu);
         m->detached = true;
       }
@@ -315,7 +313,7 @@ absl::Status FuseServer::DetachFrom(MountId id, const std::string& replacement) 
   }
   std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
   const MountEntry* top = TopMountAt(mounts, m->mountpoint);
-  if (top != nullptr && top->fstype == "fuse.clip") {
+  if (top != nullptr && top->fstype == kClipFuseType) {
     // The replacement goes beneath the FUSE mount first, then the FUSE mount leaves: a
     // path looked up meanwhile (a container starting) finds one or the other, never an
     // empty directory.

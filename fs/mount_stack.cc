@@ -25,6 +25,12 @@ constexpr unsigned kMoveMountBeneath = 0x00000200;
 
 }  // namespace
 
+bool ClipFuseOnTop(const std::string& mountpoint) {
+  const std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
+  const MountEntry* top = TopMountAt(mounts, mountpoint);
+  return top != nullptr && top->fstype == kClipFuseType;
+}
+
 absl::Status BindBeneath(const std::string& dir, const std::string& mountpoint) {
   // A detached copy of `dir` (a bind mount attached nowhere yet), then attached.
   int fd = open_tree(AT_FDCWD, dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);

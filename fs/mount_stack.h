@@ -22,6 +22,12 @@
 
 namespace clip {
 
+// The filesystem type of clip's FUSE mounts, as mount(2) is given it and mountinfo shows it.
+inline constexpr char kClipFuseType[] = "fuse.clip";
+
+// True when the mount a lookup at `mountpoint` sees is one of clip's FUSE mounts.
+bool ClipFuseOnTop(const std::string& mountpoint);
+
 // An error (EINVAL before Linux 6.5, or where the kernel refuses: no mount at
 // `mountpoint`, a locked mount) leaves the mount table as it was.
 absl::Status BindBeneath(const std::string& dir, const std::string& mountpoint);

@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
-#include "common/mountinfo.h"
 #include "common/status_macros.h"
 #include "fs/mount_stack.h"
 #include "index/span_inflater.h"
@@ -71,9 +70,7 @@ absl::StatusOr<bool> LazyLayer::Serve(FuseServer& fuse, const std::string& mount
   if (!tree.empty() && !fuse.Offered(mountpoint)) {
     // A clip FUSE mount left there is dead (no holder kept its connection): a path
     // handed out before would see ENOTCONN. The tree takes its place.
-    std::vector<MountEntry> mounts = ParseMountinfo(ReadMountinfo());
-    const MountEntry* top = TopMountAt(mounts, mountpoint);
-    if (top != nullptr && top->fstype == "fuse.clip") {
+    if (ClipFuseOnTop(mountpoint)) {
       absl::Status st = ReplaceTopMount(tree, mountpoint);
       Log(st.ok() ? LogLevel::kInfo : LogLevel::kWarning, "lazy",
           absl::StrCat("the dead FUSE mount of ", digest_.ToString(), " at ", mountpoint,
